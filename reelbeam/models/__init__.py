@@ -1,0 +1,1 @@
+"""Torch modules, checkpoint loading and Beam ModelHandlers. No Beam IO and no paths here."""

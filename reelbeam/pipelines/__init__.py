@@ -1,0 +1,1 @@
+"""Graph assembly: one composite PTransform per pipeline, options and the CLI entry point."""

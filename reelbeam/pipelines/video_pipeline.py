@@ -1,0 +1,112 @@
+"""ProcessVideos: the main composite, from input specs to table PCollections.
+
+    ListVideos -> Reshuffle -> [SkipExisting] -> DecodeVideo (one pass; consumers: frame index,
+    TransNetV2 windows or LGSS deltas) -> RunInference(TransNetV2) -> AssembleVideos
+    -> videos, frames, shots, failures (+ json)
+
+Step labels are stable: they are Dataflow step names, and a job update needs them unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import posixpath
+
+import apache_beam as beam
+import fsspec
+import pyarrow.dataset as ds
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from reelbeam.models.transnetv2 import TransNetV2ModelHandler
+from reelbeam.pipelines.options import RunConfig
+from reelbeam.schemas.records import Failure, VideoRef
+from reelbeam.transforms.assemble import AssembleVideos
+from reelbeam.transforms.decode import DecodeVideo
+from reelbeam.transforms.listing import ListVideos
+from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
+
+LOG = logging.getLogger(__name__)
+
+
+def existing_ok_video_ids(output: str) -> frozenset[str]:
+    """video_ids with status ok in an earlier run's OUTPUT/videos table (empty if none)."""
+    fs, path = fsspec.core.url_to_fs(posixpath.join(output, "videos"))
+    files = [p for p in fs.glob(posixpath.join(path, "*.parquet"))] if fs.exists(path) else []
+    if not files:
+        return frozenset()
+    table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=["video_id", "status"])
+    ids = table.column("video_id").to_pylist()
+    status = table.column("status").to_pylist()
+    return frozenset(i for i, s in zip(ids, status) if s == "ok")
+
+
+def _scored_window(element):
+    (video_id, window_idx), result = element
+    return video_id, ("transnetv2_probs", (window_idx, result.inference))
+
+
+def _failed_batch_to_errors(element):
+    batch, exc = element
+    for (video_id, _window_idx), _ in batch:
+        yield video_id, ("error", ("transition_model", "inference_error", f"{type(exc).__name__}: {exc}"))
+
+
+class ProcessVideos(beam.PTransform):
+    """PBegin -> dict of PCollections: 'videos', 'failures', 'shots' (row dicts), 'frames'
+    (pyarrow Tables), 'json' ((video_id, document))."""
+
+    def __init__(self, config: RunConfig, skip_ids: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self._config = config
+        self._skip_ids = skip_ids
+
+    def expand(self, pbegin):
+        cfg = self._config
+        listed = pbegin | "ListVideos" >> ListVideos(list(cfg.inputs))
+        videos = listed["videos"]
+        if self._skip_ids:
+            skip = self._skip_ids
+            videos = videos | "SkipExisting" >> beam.Filter(lambda ref: ref.video_id not in skip)
+
+        consumers = []
+        if cfg.shots.detector == "transnetv2":
+            consumers.append(functools.partial(TransNetV2WindowConsumer, cfg.shots.transnetv2_scaler))
+        elif cfg.shots.detector == "lgss":
+            consumers.append(LGSSConsumer)
+        decoded = videos | "DecodeVideo" >> DecodeVideo(consumers, cfg.decode, tags=("windows",))
+
+        per_video = [decoded.per_video]
+        failures = [listed["failures"], decoded.failures]
+        if cfg.shots.detector == "transnetv2":
+            handler = KeyedModelHandler(
+                TransNetV2ModelHandler(
+                    weights=cfg.transnetv2_weights,
+                    device=cfg.device,
+                    precision=cfg.transnetv2_precision,
+                    max_batch_size=cfg.inference_batch_size,
+                    model_copies=cfg.model_copies,
+                )
+            )
+            scored, dlq = decoded.windows | "ScoreTransitions" >> RunInference(
+                handler
+            ).with_exception_handling()
+            per_video.append(scored | "KeyScoresByVideo" >> beam.Map(_scored_window))
+            per_video.append(
+                dlq.failed_inferences | "FailedWindowsToErrors" >> beam.FlatMap(_failed_batch_to_errors)
+            )
+
+        assembled = (
+            per_video | "FlattenPerVideo" >> beam.Flatten() | "AssembleVideos" >> AssembleVideos(cfg.shots)
+        )
+        failures.append(assembled.failures)
+        return {
+            "videos": assembled.videos,
+            "frames": assembled.frames,
+            "shots": assembled.shots,
+            "json": assembled.json,
+            "failures": failures | "FlattenFailures" >> beam.Flatten(),
+        }
+
+
+__all__ = ["ProcessVideos", "existing_ok_video_ids", "Failure", "VideoRef"]

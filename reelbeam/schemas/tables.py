@@ -1,0 +1,299 @@
+"""One pyarrow schema per output table: the contract between stages and with users.
+
+Every table is written with its schema from here (never with types inferred from the data), under
+`OUTPUT/<table>/part-*.parquet`. The Parquet key-value metadata carries `reelbeam.table` and
+`reelbeam.schema_version`; each field carries a `doc` entry with its meaning and unit.
+
+Conventions:
+- times are seconds as float64, taken from the stream's PTS (so variable frame rate is right), and
+  always sit beside a 0-based frame index (`*_frame`, `frame_idx`) counted in decode order of
+  presentation;
+- frame ranges are inclusive on both ends (`end_frame` is the last frame of the span);
+- ids are deterministic strings (see `reelbeam.transforms.listing.make_video_id`), so re-runs
+  write identical rows.
+
+Bump SCHEMA_VERSION when a field changes meaning or type; adding a nullable field is compatible.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+# Embedding widths of the published models, fixed in the schema so that readers get
+# FixedSizeList columns they can turn into 2-D arrays without a copy.
+SHOT_EMBEDDING_DIM = 2048  # ResNet-50 avgpool (BaSSL shot encoder)
+
+
+def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+
+
+def _schema(table: str, fields: list[pa.Field], doc: str) -> pa.Schema:
+    return pa.schema(
+        fields,
+        metadata={
+            "reelbeam.table": table,
+            "reelbeam.schema_version": SCHEMA_VERSION,
+            "doc": doc,
+        },
+    )
+
+
+_VIDEO_ID = _f("video_id", pa.string(), "deterministic id: sha1 of URI and size in bytes, 16 hex chars", False)
+
+VIDEOS = _schema(
+    "videos",
+    [
+        _VIDEO_ID,
+        _f("uri", pa.string(), "input location as listed (local path or fsspec URL)", False),
+        _f("size_bytes", pa.int64(), "file size in bytes"),
+        _f("container", pa.string(), "demuxer name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'"),
+        _f("codec", pa.string(), "video codec name, e.g. 'h264'"),
+        _f("profile", pa.string(), "codec profile, e.g. 'High'"),
+        _f("pix_fmt", pa.string(), "decoded pixel format, e.g. 'yuv420p'"),
+        _f("bit_depth", pa.int16(), "bits per luma sample"),
+        _f("width", pa.int32(), "coded picture width in pixels, before rotation"),
+        _f("height", pa.int32(), "coded picture height in pixels, before rotation"),
+        _f("rotation", pa.int16(), "display rotation in degrees counter-clockwise (0, 90, 180, 270) from the display matrix"),
+        _f("sample_aspect_ratio", pa.string(), "pixel aspect ratio as 'num:den'"),
+        _f("display_aspect_ratio", pa.string(), "display aspect ratio as 'num:den'"),
+        _f("avg_fps", pa.float64(), "average frame rate: decoded frames / PTS duration, frames per second"),
+        _f("nominal_fps", pa.float64(), "container's nominal (r_frame_rate) frame rate, frames per second"),
+        _f("frame_count", pa.int64(), "frames actually decoded"),
+        _f("declared_frame_count", pa.int64(), "frame count the container declares (0 when unknown)"),
+        _f("duration_s", pa.float64(), "seconds from the first frame's PTS to the end of the last frame"),
+        _f("start_time_s", pa.float64(), "PTS of the first decoded frame, seconds"),
+        _f("bitrate", pa.int64(), "container bit rate, bits per second"),
+        _f("has_audio", pa.bool_(), "the container has at least one audio stream"),
+        _f("motion_vectors", pa.string(), "'available', 'unavailable' (codec exports none) or 'off'"),
+        _f("shot_detector", pa.string(), "detector that produced this video's shots ('none' when off)"),
+        _f("num_shots", pa.int32(), "rows in `shots` for this video"),
+        _f("status", pa.string(), "'ok'; failed videos are in `failures` instead", False),
+        _f("warnings", pa.list_(pa.string()), "non-fatal problems seen while processing"),
+        _f("decode_seconds", pa.float64(), "wall time from opening the file to the end of its decode pass, seconds (includes stages the runner fuses into that pass)"),
+        _f("reelbeam_version", pa.string(), "package version that wrote the row"),
+    ],
+    "one row per successfully processed input video",
+)
+
+FAILURES = _schema(
+    "failures",
+    [
+        _f("video_id", pa.string(), "deterministic id (as in `videos`); derived from the URI alone when the size is unknown", False),
+        _f("uri", pa.string(), "input location as listed", False),
+        _f("stage", pa.string(), "stage that failed: list, decode, transition_model, assemble, ...", False),
+        _f("error_type", pa.string(), "stable error class, e.g. 'no_video_stream', 'invalid_data', 'empty_file'", False),
+        _f("message", pa.string(), "human readable reason"),
+        _f("time", pa.timestamp("us", tz="UTC"), "when the failure was recorded"),
+        _f("reelbeam_version", pa.string(), "package version that wrote the row"),
+    ],
+    "one row per input video that could not be processed; with `videos`, every input is accounted for",
+)
+
+FRAMES = _schema(
+    "frames",
+    [
+        _VIDEO_ID,
+        _f("frame_idx", pa.int32(), "0-based index in presentation order", False),
+        _f("pts", pa.int64(), "presentation timestamp in stream time_base units"),
+        _f("pts_time", pa.float64(), "presentation time, seconds"),
+        _f("is_keyframe", pa.bool_(), "the decoder flagged the frame as a keyframe"),
+        _f("pict_type", pa.string(), "picture type: 'I', 'P', 'B', ..."),
+        _f("transition_prob", pa.float32(), "TransNetV2 single-frame shot-transition probability (null if not run)"),
+        _f("content_delta", pa.float32(), "LGSS HSV content delta to the previous frame (null if not run)"),
+        _f("mv_count", pa.int32(), "motion vectors exported for this frame (null: unavailable)"),
+        _f("mv_mean_mag", pa.float32(), "mean motion-vector magnitude, pixels (null: unavailable)"),
+        _f("mv_max_mag", pa.float32(), "max motion-vector magnitude, pixels (null: unavailable)"),
+        _f("mv_moving_fraction", pa.float32(), "fraction of the frame's area covered by blocks that move"),
+        _f("mv_mean_dx", pa.float32(), "mean horizontal motion (dst - src), pixels; +x is right"),
+        _f("mv_mean_dy", pa.float32(), "mean vertical motion (dst - src), pixels; +y is down"),
+        _f("mv_direction_hist", pa.list_(pa.int32(), 8), "moving blocks per 45-degree sector, sector 0 centred on +x, counter-clockwise on screen"),
+    ],
+    "one row per decoded frame",
+)
+
+SHOTS = _schema(
+    "shots",
+    [
+        _VIDEO_ID,
+        _f("shot_idx", pa.int32(), "0-based shot index in the video", False),
+        _f("shot_id", pa.string(), "deterministic id from video_id and frame span", False),
+        _f("start_frame", pa.int32(), "first frame, inclusive"),
+        _f("end_frame", pa.int32(), "last frame, inclusive"),
+        _f("start_time", pa.float64(), "PTS of the first frame, seconds"),
+        _f("end_time", pa.float64(), "end of the last frame (its PTS plus its duration), seconds"),
+        _f("num_frames", pa.int32(), "end_frame - start_frame + 1"),
+        _f("detector", pa.string(), "'transnetv2', 'lgss' or 'none'"),
+        _f("max_transition_prob", pa.float32(), "TransNetV2: highest transition probability in the transition that ends the shot"),
+        _f("motion_score", pa.float32(), "mean of the shot's per-frame mean motion-vector magnitudes, pixels (null: unavailable)"),
+    ],
+    "shots partition each video: no gap, no overlap, first starts at frame 0, last ends at the last frame",
+)
+
+KEYFRAMES = _schema(
+    "keyframes",
+    [
+        _VIDEO_ID,
+        _f("kind", pa.string(), "'iframe' (codec keyframe) or 'shot' (shot keyframe)", False),
+        _f("frame_idx", pa.int32(), "0-based frame index", False),
+        _f("pts_time", pa.float64(), "presentation time, seconds"),
+        _f("shot_id", pa.string(), "shot the keyframe belongs to (kind 'shot'), else null"),
+        _f("shot_idx", pa.int32(), "shot index (kind 'shot'), else null"),
+        _f("keyframe_idx", pa.int8(), "0 first, 1 middle, 2 last frame of the shot (kind 'shot'), else null"),
+        _f("width", pa.int32(), "JPEG width in pixels"),
+        _f("height", pa.int32(), "JPEG height in pixels"),
+        _f("jpeg", pa.binary(), "JPEG-encoded RGB image"),
+    ],
+    "keyframes as JPEG bytes; a reshard point for the shot encoder",
+)
+
+MOTION = _schema(
+    "motion",
+    [
+        _VIDEO_ID,
+        _f("frame_idx", pa.int32(), "0-based frame index", False),
+        _f("pts_time", pa.float64(), "presentation time, seconds"),
+        _f("pict_type", pa.string(), "picture type of the frame"),
+        _f("src_width", pa.int32(), "decoded frame width, pixels"),
+        _f("src_height", pa.int32(), "decoded frame height, pixels"),
+        _f("grid_height", pa.int32(), "map rows"),
+        _f("grid_width", pa.int32(), "map columns"),
+        _f("dtype", pa.string(), "'int8' (value x 127) or 'float16' (value); values are clamp(dst - src, -10, 10) / 10"),
+        _f("data", pa.binary(), "C-order array of shape [2, grid_height, grid_width], channel 0 = x, 1 = y"),
+    ],
+    "CMD-style 2-channel motion-vector maps for sampled frames",
+)
+
+SHOT_EMBEDDINGS = _schema(
+    "shot_embeddings",
+    [
+        _VIDEO_ID,
+        _f("shot_id", pa.string(), "shot id as in `shots`", False),
+        _f("shot_idx", pa.int32(), "shot index as in `shots`"),
+        _f("model", pa.string(), "encoder name and checkpoint"),
+        _f("embedding", pa.list_(pa.float32(), SHOT_EMBEDDING_DIM), "mean of the 3 keyframes' ResNet-50 avgpool features"),
+    ],
+    "one 2048-d embedding per shot",
+)
+
+BOUNDARIES = _schema(
+    "boundaries",
+    [
+        _VIDEO_ID,
+        _f("shot_idx", pa.int32(), "shot index", False),
+        _f("shot_id", pa.string(), "shot id"),
+        _f("p_boundary", pa.float32(), "probability that a scene ends after this shot"),
+        _f("model", pa.string(), "scorer name and checkpoint"),
+    ],
+    "scene-boundary probability per shot",
+)
+
+SCENES = _schema(
+    "scenes",
+    [
+        _VIDEO_ID,
+        _f("scene_idx", pa.int32(), "0-based scene index", False),
+        _f("scene_id", pa.string(), "deterministic id from video_id and frame span", False),
+        _f("first_shot_idx", pa.int32(), "first shot, inclusive"),
+        _f("last_shot_idx", pa.int32(), "last shot, inclusive"),
+        _f("start_frame", pa.int32(), "first frame, inclusive"),
+        _f("end_frame", pa.int32(), "last frame, inclusive"),
+        _f("start_time", pa.float64(), "seconds"),
+        _f("end_time", pa.float64(), "seconds"),
+        _f("num_shots", pa.int32(), "shots in the scene"),
+        _f("p_boundary_end", pa.float32(), "boundary probability (or similarity score) at the scene's last shot"),
+        _f("method", pa.string(), "'bassl' or the training-free method name"),
+    ],
+    "scenes as runs of consecutive shots",
+)
+
+FRAME_EMBEDDINGS = _schema(
+    "frame_embeddings",
+    [
+        _VIDEO_ID,
+        _f("frame_idx", pa.int32(), "0-based frame index", False),
+        _f("pts_time", pa.float64(), "seconds"),
+        _f("model", pa.string(), "CLIP model id"),
+        _f("embedding", pa.list_(pa.float32()), "CLIP image embedding (model width, e.g. 512)"),
+    ],
+    "CLIP image embeddings of sampled frames",
+)
+
+FRAME_SCORES = _schema(
+    "frame_scores",
+    [
+        _VIDEO_ID,
+        _f("frame_idx", pa.int32(), "0-based frame index", False),
+        _f("pts_time", pa.float64(), "seconds"),
+        _f("query_id", pa.string(), "sha1 of the query text, 16 hex chars"),
+        _f("query", pa.string(), "the language query"),
+        _f("score", pa.float32(), "CLIP-It frame importance score in [0, 1]"),
+        _f("model", pa.string(), "scorer name and checkpoint"),
+    ],
+    "language-guided frame scores",
+)
+
+SUMMARIES = _schema(
+    "summaries",
+    [
+        _VIDEO_ID,
+        _f("query_id", pa.string(), "sha1 of the query text, 16 hex chars"),
+        _f("query", pa.string(), "the language query"),
+        _f("segment_idx", pa.int32(), "0-based segment index"),
+        _f("start_frame", pa.int32(), "inclusive"),
+        _f("end_frame", pa.int32(), "inclusive"),
+        _f("start_time", pa.float64(), "seconds"),
+        _f("end_time", pa.float64(), "seconds"),
+        _f("score", pa.float32(), "mean frame score of the segment"),
+        _f("selected", pa.bool_(), "the knapsack kept this segment in the summary"),
+    ],
+    "KTS segments and the knapsack's choice per query",
+)
+
+VIDEO_EMBEDDINGS = _schema(
+    "video_embeddings",
+    [
+        _VIDEO_ID,
+        _f("model", pa.string(), "embedding model and checkpoint"),
+        _f("num_clips", pa.int32(), "clips averaged"),
+        _f("embedding", pa.list_(pa.float32()), "mean of the clip features (CMD R(2+1)D-26: 2048-d, not normalised)"),
+    ],
+    "clip-level video embeddings",
+)
+
+TABLES: dict[str, pa.Schema] = {
+    s.metadata[b"reelbeam.table"].decode(): s
+    for s in (
+        VIDEOS,
+        FAILURES,
+        FRAMES,
+        SHOTS,
+        KEYFRAMES,
+        MOTION,
+        SHOT_EMBEDDINGS,
+        BOUNDARIES,
+        SCENES,
+        FRAME_EMBEDDINGS,
+        FRAME_SCORES,
+        SUMMARIES,
+        VIDEO_EMBEDDINGS,
+    )
+}
+
+
+def schema_for(table: str) -> pa.Schema:
+    """The schema of `table`; raises KeyError naming the known tables."""
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; known tables: {sorted(TABLES)}") from None
+
+
+def field_docs(table: str) -> list[tuple[str, str, str]]:
+    """(name, arrow type, doc) per field, for documentation."""
+    return [
+        (f.name, str(f.type), (f.metadata or {}).get(b"doc", b"").decode())
+        for f in schema_for(table)
+    ]

@@ -1,0 +1,1 @@
+"""One module per pipeline stage: DoFns and PTransforms, with pure helper functions beside them."""

@@ -1,0 +1,320 @@
+"""AssembleVideos: per-video join of decode outputs and model scores into table rows.
+
+Input: (video_id, (kind, payload)) records from the decode pass and from the models, flattened
+and grouped per video. Kinds:
+- 'meta': the `videos` row fields (only present when the whole video decoded);
+- 'frames': frame-index chunks; 'lgss': LGSS deltas; 'motion_stats': motion-vector chunks;
+- 'transnetv2_windows': how many windows were sent; 'transnetv2_probs': (window_idx, probs[50]);
+- 'error': (stage, error_type, message) from a model stage's dead-letter output.
+
+A video becomes a `videos` row (status ok) only when every piece is present; otherwise it
+becomes a `failures` row, so count(inputs) = count(ok) + count(failed) holds across stages. A
+group without 'meta' belongs to a video whose decode already wrote its failure: it is dropped
+and counted (`orphan_groups`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any, Iterable, Optional
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from reelbeam.models.transnetv2 import stitch_window_predictions
+from reelbeam.schemas import tables
+from reelbeam.schemas.records import Failure, VideoRef
+from reelbeam.transforms.shots import (
+    ShotConfig,
+    enforce_min_length,
+    lgss_cuts,
+    shots_from_starts,
+    transition_peak,
+    transnetv2_shot_starts,
+)
+
+MOTION_COLUMNS = (
+    "mv_count",
+    "mv_mean_mag",
+    "mv_max_mag",
+    "mv_moving_fraction",
+    "mv_mean_dx",
+    "mv_mean_dy",
+)
+
+
+def make_span_id(video_id: str, start_frame: int, end_frame: int) -> str:
+    """Deterministic id of a frame span of a video (shots, scenes)."""
+    return hashlib.sha1(f"{video_id}:{start_frame}-{end_frame}".encode()).hexdigest()[:16]
+
+
+def timecode(seconds: float) -> str:
+    """HH:MM:SS.mmm, as ModelScope's shot and scene metadata."""
+    ms = int(round(max(seconds, 0.0) * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+class IncompleteVideo(Exception):
+    def __init__(self, stage: str, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.error_type = error_type
+
+
+@dataclasses.dataclass
+class _Parts:
+    meta: Optional[dict] = None
+    frames: list = dataclasses.field(default_factory=list)
+    lgss: Optional[dict] = None
+    motion: list = dataclasses.field(default_factory=list)
+    windows_expected: Optional[int] = None
+    window_probs: dict = dataclasses.field(default_factory=dict)
+    errors: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def collect(cls, records: Iterable[tuple[str, Any]]) -> "_Parts":
+        parts = cls()
+        for kind, payload in records:
+            if kind == "meta":
+                parts.meta = payload
+            elif kind == "frames":
+                parts.frames.append(payload)
+            elif kind == "lgss":
+                parts.lgss = payload
+            elif kind == "motion_stats":
+                parts.motion.append(payload)
+            elif kind == "transnetv2_windows":
+                parts.windows_expected = payload
+            elif kind == "transnetv2_probs":
+                idx, probs = payload
+                parts.window_probs[idx] = probs
+            elif kind == "error":
+                parts.errors.append(payload)
+            else:
+                raise ValueError(f"unknown per-video record kind {kind!r}")
+        return parts
+
+
+def _concat_chunks(chunks: list[dict]) -> dict[str, Any]:
+    chunks = sorted(chunks, key=lambda c: int(c["frame_idx"][0]) if len(c["frame_idx"]) else -1)
+    out: dict[str, Any] = {}
+    for key in chunks[0]:
+        vals = [c[key] for c in chunks]
+        if isinstance(vals[0], np.ndarray):
+            out[key] = np.concatenate(vals)
+        else:
+            out[key] = [x for v in vals for x in v]
+    return out
+
+
+def assemble_video(
+    video_id: str, records: Iterable[tuple[str, Any]], shot_config: ShotConfig
+) -> Optional[dict[str, Any]]:
+    """Pure per-video assembly. Returns None for an orphan group (no 'meta').
+
+    Returns {'videos': row, 'frames': pa.Table, 'shots': [rows], 'json': dict}; raises
+    IncompleteVideo when a piece is missing or a model stage failed.
+    """
+    parts = _Parts.collect(records)
+    if parts.meta is None:
+        return None
+    meta = dict(parts.meta)
+    if parts.errors:
+        stage, error_type, message = parts.errors[0]
+        raise IncompleteVideo(stage, error_type, message)
+    frames = _concat_chunks(parts.frames)
+    n = len(frames["frame_idx"])
+    if n != meta["frame_count"] or not np.array_equal(frames["frame_idx"], np.arange(n)):
+        raise IncompleteVideo(
+            "assemble", "incomplete", f"frame index holds {n} frames, decode counted {meta['frame_count']}"
+        )
+
+    probs = None
+    if shot_config.detector == "transnetv2":
+        expected = parts.windows_expected
+        got = len(parts.window_probs)
+        if expected is None or got != expected:
+            raise IncompleteVideo(
+                "transition_model", "incomplete", f"{got} of {expected} TransNetV2 windows scored"
+            )
+        probs = stitch_window_predictions([parts.window_probs[i] for i in range(expected)], n)
+
+    deltas = None
+    if shot_config.detector == "lgss":
+        if parts.lgss is None or len(parts.lgss["hsv"]) != n:
+            raise IncompleteVideo("shot_detection", "incomplete", "LGSS deltas missing")
+        deltas = parts.lgss
+
+    # Shots.
+    min_len = shot_config.effective_min_shot_frames
+    if shot_config.detector == "transnetv2":
+        starts = transnetv2_shot_starts(probs, shot_config.transnetv2_threshold)
+        if min_len > 1:
+            starts = enforce_min_length(starts, n, min_len)
+    elif shot_config.detector == "lgss":
+        starts = lgss_cuts(
+            deltas["hsv"],
+            deltas["luv"],
+            shot_config.lgss_threshold,
+            shot_config.lgss_gap,
+            shot_config.lgss_luv_threshold,
+            shot_config.lgss_hsv_weight,
+            min_len,
+        )
+    else:
+        starts = []
+    spans = shots_from_starts(starts, n)
+
+    pts_time = frames["pts_time"]
+    durations = frames["duration"]
+    fps = meta.get("nominal_fps") or meta.get("avg_fps") or 25.0
+
+    def end_time(end: int) -> float:
+        if end + 1 < n:
+            return float(pts_time[end + 1])
+        d = durations[end]
+        return float(pts_time[end] + (d if np.isfinite(d) and d > 0 else 1.0 / fps))
+
+    motion = _motion_columns(parts.motion, n)
+    mean_mag = motion.get("mv_mean_mag") if motion else None
+
+    shots = []
+    for idx, (s, e) in enumerate(spans):
+        motion_score = None
+        if mean_mag is not None:
+            seg = mean_mag[s : e + 1]
+            seg = seg[~np.isnan(seg)]
+            motion_score = float(seg.mean()) if len(seg) else None
+        shots.append(
+            {
+                "video_id": video_id,
+                "shot_idx": idx,
+                "shot_id": make_span_id(video_id, s, e),
+                "start_frame": s,
+                "end_frame": e,
+                "start_time": float(pts_time[s]),
+                "end_time": end_time(e),
+                "num_frames": e - s + 1,
+                "detector": shot_config.detector,
+                "max_transition_prob": (
+                    transition_peak(probs, (s, e), shot_config.transnetv2_threshold)
+                    if probs is not None
+                    else None
+                ),
+                "motion_score": motion_score,
+            }
+        )
+
+    columns: dict[str, Any] = {
+        "video_id": pa.array([video_id] * n, pa.string()),
+        "frame_idx": pa.array(frames["frame_idx"], pa.int32()),
+        "pts": pa.array(frames["pts"], pa.int64()),
+        "pts_time": pa.array(pts_time, pa.float64()),
+        "is_keyframe": pa.array(frames["is_keyframe"], pa.bool_()),
+        "pict_type": pa.array(frames["pict_type"], pa.string()),
+        "transition_prob": pa.array(probs, pa.float32()) if probs is not None else pa.nulls(n, pa.float32()),
+        "content_delta": (
+            pa.array(deltas["hsv"], pa.float32()) if deltas is not None else pa.nulls(n, pa.float32())
+        ),
+    }
+    schema = tables.FRAMES
+    for name in (*MOTION_COLUMNS, "mv_direction_hist"):
+        type_ = schema.field(name).type
+        if motion and name in motion:
+            values = motion[name]
+            if name == "mv_direction_hist":
+                columns[name] = pa.FixedSizeListArray.from_arrays(
+                    pa.array(values.reshape(-1), pa.int32()), 8, mask=pa.array(motion["_missing"])
+                )
+            else:
+                columns[name] = pa.array(values, type_, mask=motion["_missing"])
+        else:
+            columns[name] = pa.nulls(n, type_)
+    frames_table = pa.Table.from_pydict(columns, schema=schema)
+
+    meta["shot_detector"] = shot_config.detector
+    meta["num_shots"] = len(shots)
+    meta.setdefault("motion_vectors", "off")
+    shot_meta = [
+        {
+            "frame": [sh["start_frame"], sh["end_frame"]],
+            "timestamps": [timecode(sh["start_time"]), timecode(sh["end_time"])],
+        }
+        for sh in shots
+    ]
+    document = {
+        "video_id": video_id,
+        "uri": meta["uri"],
+        "shot_num": len(shots),
+        "shot_meta_list": shot_meta,
+    }
+    return {"videos": meta, "frames": frames_table, "shots": shots, "json": document}
+
+
+def _motion_columns(chunks: list[dict], n: int) -> dict[str, np.ndarray]:
+    if not chunks:
+        return {}
+    cols = _concat_chunks(chunks)
+    order = np.argsort(cols["frame_idx"])
+    out = {k: np.asarray(v)[order] for k, v in cols.items() if k != "frame_idx"}
+    if len(order) != n:
+        return {}
+    out["_missing"] = np.isnan(out["mv_mean_mag"]) if "mv_mean_mag" in out else np.zeros(n, bool)
+    return out
+
+
+class _AssembleVideoFn(beam.DoFn):
+    def __init__(self, shot_config: ShotConfig) -> None:
+        self._config = shot_config
+        self._orphans = beam.metrics.Metrics.counter("reelbeam", "orphan_groups")
+        self._ok = beam.metrics.Metrics.counter("reelbeam", "videos_ok")
+        self._shots = beam.metrics.Metrics.counter("reelbeam", "shots_detected")
+        self._failed = beam.metrics.Metrics.counter("reelbeam", "assemble_failures")
+
+    def process(self, element):
+        video_id, records = element
+        records = list(records)
+        meta = next((p for k, p in records if k == "meta"), None)
+        try:
+            result = assemble_video(video_id, records, self._config)
+        except IncompleteVideo as e:
+            self._failed.inc()
+            ref = VideoRef(video_id, meta["uri"], meta.get("size_bytes"))
+            yield beam.pvalue.TaggedOutput(
+                "failures", Failure.of(ref, e.stage, e.error_type, str(e)).to_row()
+            )
+            return
+        if result is None:
+            self._orphans.inc()
+            return
+        self._ok.inc()
+        self._shots.inc(len(result["shots"]))
+        yield beam.pvalue.TaggedOutput("videos", result["videos"])
+        yield beam.pvalue.TaggedOutput("frames", result["frames"])
+        for row in result["shots"]:
+            yield beam.pvalue.TaggedOutput("shots", row)
+        yield beam.pvalue.TaggedOutput("json", (video_id, result["json"]))
+
+
+class AssembleVideos(beam.PTransform):
+    """PCollection[(video_id, (kind, payload))] -> tagged 'videos', 'frames', 'shots', 'json',
+    'failures'."""
+
+    def __init__(self, shot_config: ShotConfig) -> None:
+        super().__init__()
+        self._config = shot_config
+
+    def expand(self, records):
+        return (
+            records
+            | "GroupPerVideo" >> beam.GroupByKey()
+            | "AssembleVideo"
+            >> beam.ParDo(_AssembleVideoFn(self._config)).with_outputs(
+                "videos", "frames", "shots", "json", "failures"
+            )
+        )

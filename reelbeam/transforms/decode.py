@@ -1,0 +1,459 @@
+"""DecodeVideo: one streaming PyAV pass per video, feeding pluggable per-frame consumers.
+
+The decode pass is the one place where pixels exist. Every stage that needs frames (the frame
+index, TransNetV2's 48x27 frames, the LGSS content detector, motion vectors, I-frame keyframes)
+plugs in as a `FrameConsumer`; they share one decode and one set of cached pixel conversions
+(`FrameView`), and nothing holds the whole video: consumers keep bounded state and emit as they go.
+
+Outputs (tags of `DecodeVideo`'s result):
+- `per_video`: (video_id, (kind, payload)) records grouped per video downstream: the stream
+  metadata (kind 'meta', emitted only after the whole video decoded), frame-index chunks, detector
+  chunks;
+- `windows`: ((video_id, window_idx), uint8 [100, 27, 48, 3]) TransNetV2 inputs;
+- other consumer tags (e.g. `motion`, `keyframes`): table rows;
+- `failures`: failures rows. A failed video emits no 'meta', so downstream assembly drops anything
+  it had already emitted (see `reelbeam.transforms.assemble`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from fractions import Fraction
+from typing import Any, Iterable, Iterator, Optional, Protocol, Sequence
+
+import apache_beam as beam
+import av
+import av.error
+import fsspec
+import numpy as np
+from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
+
+from reelbeam import __version__
+from reelbeam.schemas.records import Failure, VideoRef
+
+LOG = logging.getLogger(__name__)
+
+# Containers that hold a still image rather than a video (ffmpeg's image demuxers).
+_IMAGE_CONTAINER_SUFFIX = "_pipe"
+_IMAGE_CONTAINERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})
+
+
+# Picture type names by value ('NONE' is what the decoder reports when it does not know).
+_PICT_TYPES = {int(t): t.name for t in PictureType}
+
+
+class VideoError(Exception):
+    """A problem with one input video: becomes a `failures` row with `error_type`."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    """Knobs of the decode pass.
+
+    timeout_s: wall-clock budget per video; past it the video becomes a `timeout` failure
+      instead of holding a worker (default one hour of decode, generous on purpose).
+    max_frame_pixels: frames larger than this (width x height) are refused as `frame_too_large`
+      before decoding, so one 16K file cannot exhaust a worker's memory. Default 8K UHD.
+    max_corrupt_packets: packets that fail to decode are skipped with a warning (as ffmpeg
+      does); past this many the video fails as `invalid_data`.
+    threads: decoder threads (0 = one per core).
+    """
+
+    timeout_s: float = 3600.0
+    max_frame_pixels: int = 7680 * 4320
+    max_corrupt_packets: int = 100
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_frame_pixels <= 0:
+            raise ValueError(f"max_frame_pixels must be > 0, got {self.max_frame_pixels}")
+
+
+@dataclasses.dataclass
+class StreamInfo:
+    """What a consumer knows about the stream before the first frame."""
+
+    video_id: str
+    width: int
+    height: int
+    time_base: Fraction
+    nominal_fps: float
+    codec: str
+    motion_vectors_requested: bool = False
+
+
+class FrameView:
+    """One decoded frame plus cached conversions shared by all consumers.
+
+    `rgb_small(48, 27)` uses a persistent swscale context: building one per frame costs more than
+    decoding a 480p frame.
+    """
+
+    __slots__ = ("frame", "index", "pts", "time", "_reformatter", "_cache")
+
+    def __init__(self, reformatter: VideoReformatter) -> None:
+        self._reformatter = reformatter
+        self._cache: dict = {}
+        self.frame = None
+        self.index = -1
+        self.pts: Optional[int] = None
+        self.time = 0.0
+
+    def reset(self, frame: av.VideoFrame, index: int, pts: Optional[int], t: float) -> None:
+        self.frame, self.index, self.pts, self.time = frame, index, pts, t
+        self._cache.clear()
+
+    def rgb(self, width: int, height: int, interpolation: str = "AREA") -> np.ndarray:
+        key = ("rgb24", width, height, interpolation)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._reformatter.reformat(
+                self.frame, width, height, "rgb24", interpolation=interpolation
+            ).to_ndarray()
+            self._cache[key] = out
+        return out
+
+    def bgr_full(self) -> np.ndarray:
+        out = self._cache.get("bgr24")
+        if out is None:
+            out = self.frame.to_ndarray(format="bgr24")
+            self._cache["bgr24"] = out
+        return out
+
+
+class FrameConsumer(Protocol):
+    """A per-frame stage inside the decode pass.
+
+    `start` is called once per video before the first frame, `consume` once per frame, `finish`
+    once after the last. Each returns an iterable of (tag, value) outputs, which DecodeVideo
+    forwards. A consumer must keep bounded state (never all frames).
+    """
+
+    def start(self, info: StreamInfo) -> Iterable[tuple[str, Any]]: ...
+
+    def consume(self, view: FrameView) -> Iterable[tuple[str, Any]]: ...
+
+    def finish(self) -> Iterable[tuple[str, Any]]: ...
+
+
+class FrameIndexConsumer:
+    """Per-frame index columns (pts, keyframe flag, picture type), in chunks of `chunk` frames."""
+
+    def __init__(self, chunk: int = 8192) -> None:
+        self._chunk = chunk
+
+    def start(self, info: StreamInfo):
+        self._vid = info.video_id
+        self._tb = info.time_base
+        self._reset()
+        return ()
+
+    def _reset(self) -> None:
+        self._idx: list[int] = []
+        self._pts: list[Optional[int]] = []
+        self._time: list[float] = []
+        self._key: list[bool] = []
+        self._pict: list[str] = []
+        self._dur: list[float] = []
+
+    def consume(self, view: FrameView):
+        f = view.frame
+        self._idx.append(view.index)
+        self._pts.append(view.pts)
+        self._time.append(view.time)
+        self._key.append(bool(f.key_frame))
+        self._pict.append(_PICT_TYPES.get(int(f.pict_type)) if f.pict_type is not None else None)
+        self._dur.append(float(f.duration * self._tb) if f.duration else float("nan"))
+        if len(self._idx) >= self._chunk:
+            yield self._emit()
+
+    def _emit(self):
+        chunk = {
+            "frame_idx": np.asarray(self._idx, np.int32),
+            "pts": self._pts,
+            "pts_time": np.asarray(self._time, np.float64),
+            "is_keyframe": np.asarray(self._key, bool),
+            "pict_type": self._pict,
+            "duration": np.asarray(self._dur, np.float64),
+        }
+        self._reset()
+        return "per_video", (self._vid, ("frames", chunk))
+
+    def finish(self):
+        if self._idx:
+            yield self._emit()
+
+
+def _ratio_str(r: Optional[Fraction]) -> Optional[str]:
+    if r is None or r == 0:
+        return None
+    return f"{r.numerator}:{r.denominator}"
+
+
+def _open_container(ref: VideoRef) -> tuple[av.container.InputContainer, Any]:
+    """Open a local path directly (fastest) and any other URL through fsspec."""
+    uri = ref.uri
+    if "://" not in uri or uri.startswith("file://"):
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        return av.open(path, mode="r", metadata_errors="ignore"), None
+    handle = fsspec.open(uri, "rb").open()
+    try:
+        return av.open(handle, mode="r", metadata_errors="ignore"), handle
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _bit_depth(pix_fmt: Optional[str]) -> Optional[int]:
+    if not pix_fmt:
+        return None
+    try:
+        return int(av.VideoFormat(pix_fmt).components[0].bits)
+    except (ValueError, IndexError, av.error.FFmpegError):
+        return None
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, VideoError):
+        return exc.error_type
+    if isinstance(exc, (FileNotFoundError, av.error.FileNotFoundError)):
+        return "not_found"
+    if isinstance(exc, PermissionError):
+        return "permission_denied"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "invalid_data"
+    if isinstance(exc, (av.error.EOFError,)):
+        return "truncated"
+    if isinstance(exc, av.error.FFmpegError):
+        return "ffmpeg_error"
+    if isinstance(exc, MemoryError):
+        return "out_of_memory"
+    if isinstance(exc, OSError):
+        return "io_error"
+    return "internal_error"
+
+
+def decode_video(
+    ref: VideoRef,
+    consumers: Sequence[FrameConsumer],
+    config: DecodeConfig = DecodeConfig(),
+    motion_vectors: bool = False,
+) -> Iterator[tuple[str, Any]]:
+    """Decode `ref` once, feeding every frame to `consumers`; yield their (tag, value) outputs.
+
+    The last output is ('per_video', (video_id, ('meta', row))) with the `videos` row fields that
+    the stream gives. Raises VideoError (or an av/OS error) for a video that cannot be processed;
+    outputs yielded before the error belong to a failed video and are dropped at assembly.
+    """
+    t0 = time.monotonic()
+    if ref.size_bytes == 0:
+        raise VideoError("empty_file", "the file is empty (0 bytes)")
+    container, handle = _open_container(ref)
+    try:
+        fmt = container.format.name if container.format else None
+        if fmt in _IMAGE_CONTAINERS or (fmt or "").endswith(_IMAGE_CONTAINER_SUFFIX):
+            raise VideoError("not_a_video", f"the file is a still image ({fmt}), not a video")
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams})
+            raise VideoError(
+                "no_video_stream",
+                f"no video stream (streams: {', '.join(kinds) if kinds else 'none'})",
+            )
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        width, height = int(cc.width or 0), int(cc.height or 0)
+        if width * height > config.max_frame_pixels:
+            raise VideoError(
+                "frame_too_large",
+                f"{width}x{height} frames exceed --max-frame-pixels={config.max_frame_pixels}",
+            )
+        if motion_vectors:
+            # Must be set before the codec opens (first decode); codecs without MVs ignore it.
+            cc.options = {**dict(cc.options or {}), "flags2": "+export_mvs"}
+        stream.thread_type = "AUTO"
+        cc.thread_count = config.threads
+        tb = stream.time_base or Fraction(1, 90000)
+        nominal = stream.base_rate or stream.guessed_rate or stream.average_rate
+        info = StreamInfo(
+            video_id=ref.video_id,
+            width=width,
+            height=height,
+            time_base=tb,
+            nominal_fps=float(nominal) if nominal else 0.0,
+            codec=cc.name,
+            motion_vectors_requested=motion_vectors,
+        )
+        for c in consumers:
+            yield from c.start(info)
+
+        view = FrameView(VideoReformatter())
+        warnings: list[str] = []
+        index = 0
+        first_time = None
+        last_time = 0.0
+        last_duration = 0.0
+        last_pts = None
+        rotation = None
+        pix_fmt = None
+        corrupt = 0
+        pts_missing = 0
+        non_monotonic = 0
+        fps_guess = float(nominal) if nominal else 25.0
+
+        def frames() -> Iterator[av.VideoFrame]:
+            nonlocal corrupt
+            for packet in container.demux(stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as e:
+                    corrupt += 1
+                    if corrupt > config.max_corrupt_packets:
+                        raise VideoError(
+                            "invalid_data", f"more than {config.max_corrupt_packets} corrupt packets; last: {e}"
+                        ) from e
+                    continue
+                yield from decoded
+
+        for frame in frames():
+            if time.monotonic() - t0 > config.timeout_s:
+                raise VideoError(
+                    "timeout",
+                    f"decoding took longer than --video-timeout-s={config.timeout_s:g} s "
+                    f"({index} frames decoded)",
+                )
+            pts = frame.pts
+            if pts is None:
+                pts_missing += 1
+                t = (last_time + (1.0 / fps_guess)) if index else 0.0
+            else:
+                t = float(pts * tb)
+                if last_pts is not None and pts <= last_pts:
+                    non_monotonic += 1
+                last_pts = pts
+            if first_time is None:
+                first_time = t
+                rotation = int(round(frame.rotation or 0)) % 360 if hasattr(frame, "rotation") else 0
+                pix_fmt = frame.format.name
+            view.reset(frame, index, pts, t)
+            for c in consumers:
+                yield from c.consume(view)
+            last_time = t
+            last_duration = float(frame.duration * tb) if frame.duration else 0.0
+            index += 1
+
+        if index == 0:
+            raise VideoError("no_frames", "the video stream holds no decodable frame")
+        for c in consumers:
+            yield from c.finish()
+
+        if not last_duration:
+            last_duration = 1.0 / fps_guess
+        duration = (last_time - first_time) + last_duration
+        declared = int(stream.frames or 0)
+        if corrupt:
+            warnings.append(f"{corrupt} corrupt packets skipped")
+        if pts_missing:
+            warnings.append(f"{pts_missing} frames without PTS; times estimated from {fps_guess:g} fps")
+        if non_monotonic:
+            warnings.append(f"{non_monotonic} frames with non-increasing PTS")
+        if declared and declared != index:
+            warnings.append(f"container declares {declared} frames, {index} decoded")
+        meta = {
+            "video_id": ref.video_id,
+            "uri": ref.uri,
+            "size_bytes": ref.size_bytes,
+            "container": fmt,
+            "codec": cc.name,
+            "profile": cc.profile,
+            "pix_fmt": pix_fmt or cc.pix_fmt,
+            "bit_depth": _bit_depth(pix_fmt or cc.pix_fmt),
+            "width": width,
+            "height": height,
+            "rotation": rotation,
+            "sample_aspect_ratio": _ratio_str(cc.sample_aspect_ratio),
+            "display_aspect_ratio": _ratio_str(cc.display_aspect_ratio),
+            "avg_fps": (index / duration) if duration > 0 else None,
+            "nominal_fps": info.nominal_fps or None,
+            "frame_count": index,
+            "declared_frame_count": declared,
+            "duration_s": duration,
+            "start_time_s": first_time,
+            "bitrate": int(container.bit_rate or cc.bit_rate or 0) or None,
+            "has_audio": bool(container.streams.audio),
+            "status": "ok",
+            "warnings": warnings,
+            "decode_seconds": time.monotonic() - t0,
+            "reelbeam_version": __version__,
+        }
+        yield "per_video", (ref.video_id, ("meta", meta))
+    finally:
+        container.close()
+        if handle is not None:
+            handle.close()
+
+
+class _DecodeVideoFn(beam.DoFn):
+    """VideoRef -> consumer outputs; any error of one video becomes its `failures` row."""
+
+    def __init__(self, consumer_factories: Sequence, config: DecodeConfig, motion_vectors: bool) -> None:
+        self._factories = list(consumer_factories)
+        self._config = config
+        self._motion_vectors = motion_vectors
+        self._decoded = beam.metrics.Metrics.counter("reelbeam", "videos_decoded")
+        self._frames = beam.metrics.Metrics.counter("reelbeam", "frames_decoded")
+        self._failed = beam.metrics.Metrics.counter("reelbeam", "decode_failures")
+
+    def process(self, ref: VideoRef):
+        consumers = [f() for f in self._factories]
+        try:
+            for tag, value in decode_video(ref, consumers, self._config, self._motion_vectors):
+                if tag == "per_video" and value[1][0] == "meta":
+                    self._frames.inc(value[1][1]["frame_count"])
+                    self._decoded.inc()
+                yield beam.pvalue.TaggedOutput(tag, value)
+        except Exception as e:  # noqa: BLE001 - every per-video error becomes a failures row
+            error_type = _classify(e)
+            self._failed.inc()
+            LOG.warning("decode failed for %s: %s: %s", ref.uri, error_type, e)
+            message = str(e) or type(e).__name__
+            if error_type == "internal_error":
+                message = f"{type(e).__name__}: {message}"
+            yield beam.pvalue.TaggedOutput(
+                "failures", Failure.of(ref, "decode", error_type, message).to_row()
+            )
+
+
+class DecodeVideo(beam.PTransform):
+    """PCollection[VideoRef] -> tagged outputs (see the module docstring).
+
+    consumer_factories: zero-argument callables building a fresh FrameConsumer per video
+      (picklable: classes or functools.partial); the frame index consumer is always first.
+    tags: the output tags the consumers use besides `per_video` and `failures`.
+    """
+
+    def __init__(
+        self,
+        consumer_factories: Sequence = (),
+        config: DecodeConfig = DecodeConfig(),
+        tags: Sequence[str] = (),
+        motion_vectors: bool = False,
+    ) -> None:
+        super().__init__()
+        self._factories = [FrameIndexConsumer, *consumer_factories]
+        self._config = config
+        self._tags = list(tags)
+        self._motion_vectors = motion_vectors
+
+    def expand(self, videos):
+        return videos | "DecodeFrames" >> beam.ParDo(
+            _DecodeVideoFn(self._factories, self._config, self._motion_vectors)
+        ).with_outputs("per_video", "failures", *self._tags)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run reelbeam on the bundled sample with Beam's DirectRunner, offline.
+# Usage: ./run_local.sh [reelbeam run options...]   (defaults: the sample in, ./output out)
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/ensure_venv.sh
+ensure_venv
+
+if [ $# -eq 0 ]; then
+  set -- --input samples/sintel_trailer_30s.mp4 --output output
+fi
+exec .venv/bin/reelbeam run \
+  --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \
+  "$@"
