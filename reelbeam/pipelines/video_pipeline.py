@@ -12,15 +12,15 @@ from __future__ import annotations
 import functools
 import logging
 import posixpath
+from typing import Optional
 
 import apache_beam as beam
 import fsspec
 import pyarrow.dataset as ds
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 from reelbeam.pipelines.options import RunConfig
-from reelbeam.schemas.records import Failure, VideoRef
 from reelbeam.transforms.assemble import AssembleVideos
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
@@ -56,10 +56,20 @@ class ProcessVideos(beam.PTransform):
     """PBegin -> dict of PCollections: 'videos', 'failures', 'shots' (row dicts), 'frames'
     (pyarrow Tables), 'json' ((video_id, document))."""
 
-    def __init__(self, config: RunConfig, skip_ids: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        skip_ids: frozenset[str] = frozenset(),
+        transition_handler: Optional[ModelHandler] = None,
+    ) -> None:
+        """skip_ids: video_ids not to process (--skip-existing).
+        transition_handler: a ModelHandler replacing TransNetV2 (windows -> [50] probabilities),
+          for tests and for users plugging in their own transition model.
+        """
         super().__init__()
         self._config = config
         self._skip_ids = skip_ids
+        self._transition_handler = transition_handler
 
     def expand(self, pbegin):
         cfg = self._config
@@ -80,7 +90,8 @@ class ProcessVideos(beam.PTransform):
         failures = [listed["failures"], decoded.failures]
         if cfg.shots.detector == "transnetv2":
             handler = KeyedModelHandler(
-                TransNetV2ModelHandler(
+                self._transition_handler
+                or TransNetV2ModelHandler(
                     weights=cfg.transnetv2_weights,
                     device=cfg.device,
                     precision=cfg.transnetv2_precision,
@@ -108,5 +119,3 @@ class ProcessVideos(beam.PTransform):
             "failures": failures | "FlattenFailures" >> beam.Flatten(),
         }
 
-
-__all__ = ["ProcessVideos", "existing_ok_video_ids", "Failure", "VideoRef"]

@@ -26,6 +26,11 @@ SCHEMA_VERSION = "1"
 SHOT_EMBEDDING_DIM = 2048  # ResNet-50 avgpool (BaSSL shot encoder)
 
 
+def _list(value_type: pa.DataType, size: int = -1) -> pa.DataType:
+    # Parquet names list items "element"; naming them so here makes schemas round-trip exactly.
+    return pa.list_(pa.field("element", value_type), size)
+
+
 def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
 
@@ -71,7 +76,7 @@ VIDEOS = _schema(
         _f("shot_detector", pa.string(), "detector that produced this video's shots ('none' when off)"),
         _f("num_shots", pa.int32(), "rows in `shots` for this video"),
         _f("status", pa.string(), "'ok'; failed videos are in `failures` instead", False),
-        _f("warnings", pa.list_(pa.string()), "non-fatal problems seen while processing"),
+        _f("warnings", _list(pa.string()), "non-fatal problems seen while processing"),
         _f("decode_seconds", pa.float64(), "wall time from opening the file to the end of its decode pass, seconds (includes stages the runner fuses into that pass)"),
         _f("reelbeam_version", pa.string(), "package version that wrote the row"),
     ],
@@ -109,7 +114,7 @@ FRAMES = _schema(
         _f("mv_moving_fraction", pa.float32(), "fraction of the frame's area covered by blocks that move"),
         _f("mv_mean_dx", pa.float32(), "mean horizontal motion (dst - src), pixels; +x is right"),
         _f("mv_mean_dy", pa.float32(), "mean vertical motion (dst - src), pixels; +y is down"),
-        _f("mv_direction_hist", pa.list_(pa.int32(), 8), "moving blocks per 45-degree sector, sector 0 centred on +x, counter-clockwise on screen"),
+        _f("mv_direction_hist", _list(pa.int32(), 8), "moving blocks per 45-degree sector, sector 0 centred on +x, counter-clockwise on screen"),
     ],
     "one row per decoded frame",
 )
@@ -173,7 +178,7 @@ SHOT_EMBEDDINGS = _schema(
         _f("shot_id", pa.string(), "shot id as in `shots`", False),
         _f("shot_idx", pa.int32(), "shot index as in `shots`"),
         _f("model", pa.string(), "encoder name and checkpoint"),
-        _f("embedding", pa.list_(pa.float32(), SHOT_EMBEDDING_DIM), "mean of the 3 keyframes' ResNet-50 avgpool features"),
+        _f("embedding", _list(pa.float32(), SHOT_EMBEDDING_DIM), "mean of the 3 keyframes' ResNet-50 avgpool features"),
     ],
     "one 2048-d embedding per shot",
 )
@@ -216,7 +221,7 @@ FRAME_EMBEDDINGS = _schema(
         _f("frame_idx", pa.int32(), "0-based frame index", False),
         _f("pts_time", pa.float64(), "seconds"),
         _f("model", pa.string(), "CLIP model id"),
-        _f("embedding", pa.list_(pa.float32()), "CLIP image embedding (model width, e.g. 512)"),
+        _f("embedding", _list(pa.float32()), "CLIP image embedding (model width, e.g. 512)"),
     ],
     "CLIP image embeddings of sampled frames",
 )
@@ -258,7 +263,7 @@ VIDEO_EMBEDDINGS = _schema(
         _VIDEO_ID,
         _f("model", pa.string(), "embedding model and checkpoint"),
         _f("num_clips", pa.int32(), "clips averaged"),
-        _f("embedding", pa.list_(pa.float32()), "mean of the clip features (CMD R(2+1)D-26: 2048-d, not normalised)"),
+        _f("embedding", _list(pa.float32()), "mean of the clip features (CMD R(2+1)D-26: 2048-d, not normalised)"),
     ],
     "clip-level video embeddings",
 )

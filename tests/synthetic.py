@@ -1,0 +1,146 @@
+"""Tiny synthetic videos made with PyAV, with shots and cuts at known frames.
+
+Each shot is a textured scene (a smooth colour field plus a few moving rectangles) with its own
+palette and seed, so content detectors and TransNetV2 both see hard cuts where one shot ends and
+the next begins. Shared by the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import fractions
+import os
+from typing import Iterable, Optional, Sequence
+
+import av
+import numpy as np
+
+
+def scene_frame(seed: int, t: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 [H, W, 3]: frame t of scene `seed` (slow motion inside the scene)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, 3)
+    accent = rng.integers(0, 256, 3)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    field = 0.5 + 0.5 * np.sin(xx / (width / rng.uniform(1.5, 4)) + yy / (height / rng.uniform(1, 3)) + phase + 0.05 * t)
+    img = (base[None, None, :] * field[..., None] + accent[None, None, :] * (1 - field[..., None])).astype(np.float32)
+    for k in range(3):
+        w, h = int(width * rng.uniform(0.1, 0.3)), int(height * rng.uniform(0.1, 0.3))
+        x0 = int((rng.uniform(0, width - w) + t * rng.uniform(-2, 2)) % max(width - w, 1))
+        y0 = int((rng.uniform(0, height - h) + t * rng.uniform(-1, 1)) % max(height - h, 1))
+        img[y0 : y0 + h, x0 : x0 + w] = rng.integers(0, 256, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def shot_frames(shot_lengths: Sequence[int], width: int, height: int, seed: int = 0) -> Iterable[np.ndarray]:
+    for s, n in enumerate(shot_lengths):
+        for t in range(n):
+            yield scene_frame(seed * 1000 + s, t, width, height)
+
+
+def cut_frames(shot_lengths: Sequence[int]) -> list[int]:
+    """The frames at which shots 1..k start."""
+    return list(np.cumsum(shot_lengths)[:-1].astype(int))
+
+
+def write_video(
+    path: str,
+    frames: Iterable[np.ndarray],
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts: Optional[Sequence[int]] = None,
+    time_base: Optional[fractions.Fraction] = None,
+    rotation: Optional[int] = None,
+    gop: Optional[int] = None,
+    options: Optional[dict] = None,
+) -> str:
+    """Encode RGB frames to `path`. `pts` (in `time_base` units) makes variable frame rate."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if time_base is not None:
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        opts = {"preset": "ultrafast"} if codec == "libx264" else {}
+        opts.update(options or {})
+        stream.options = opts
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, img in enumerate(_chain(first, frames)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if pts is not None:
+                frame.pts = int(pts[i])
+                frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def make_shot_video(
+    path: str,
+    shot_lengths: Sequence[int],
+    width: int = 160,
+    height: int = 90,
+    fps: int = 25,
+    seed: int = 1,
+    **kwargs,
+) -> str:
+    return write_video(path, shot_frames(shot_lengths, width, height, seed), fps=fps, **kwargs)
+
+
+def write_audio_only(path: str, seconds: float = 0.5) -> str:
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = int(16000 * seconds)
+        data = (np.sin(np.arange(samples) / 10.0) * 0.2).astype(np.float32)[None, :]
+        for start in range(0, samples, 1024):
+            frame = av.AudioFrame.from_ndarray(data[:, start : start + 1024], format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_png(path: str, width: int = 64, height: int = 48) -> str:
+    av.VideoFrame.from_ndarray(scene_frame(1, 0, width, height), format="rgb24").to_image().save(path, format="PNG")
+    return path
+
+
+def bad_inputs(folder: str, good_video: str) -> dict[str, str]:
+    """Broken files with video extensions: name -> expected error_type in `failures`."""
+    os.makedirs(folder, exist_ok=True)
+    expected = {}
+
+    def put(name: str, data: bytes, error_type: str) -> None:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+        expected[name] = error_type
+
+    put("zero_bytes.mp4", b"", "empty_file")
+    put("random_bytes.mp4", np.random.default_rng(7).integers(0, 256, 50_000, dtype=np.uint8).tobytes(), "invalid_data")
+    put("notes.mkv", b"this is a text file, not a video\n" * 20, "invalid_data")
+    data = open(good_video, "rb").read()
+    # moov at the end (no faststart): cutting the tail loses the index.
+    put("truncated.mp4", data[: len(data) // 2], "invalid_data")
+    write_audio_only(os.path.join(folder, "audio_only.mp4"))
+    expected["audio_only.mp4"] = "no_video_stream"
+    png = write_png(os.path.join(folder, "still.png"))
+    os.replace(png, os.path.join(folder, "still_image.mp4"))
+    expected["still_image.mp4"] = "not_a_video"
+    return expected

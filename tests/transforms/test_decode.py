@@ -1,0 +1,113 @@
+import fractions
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+import synthetic
+from reelbeam.schemas.records import VideoRef
+from reelbeam.transforms.decode import DecodeConfig, DecodeVideo, FrameIndexConsumer, VideoError, decode_video
+from reelbeam.transforms.listing import make_video_id
+
+
+def ref_of(path):
+    size = os.path.getsize(path)
+    return VideoRef(make_video_id(path, size), path, size)
+
+
+def run_decode(path, config=DecodeConfig()):
+    outs = list(decode_video(ref_of(path), [FrameIndexConsumer()], config))
+    meta = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "meta"]
+    chunks = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "frames"]
+    return meta[0], chunks
+
+
+@pytest.mark.parametrize(
+    "frames, size, fps, codec, pix_fmt",
+    [
+        (1, (64, 48), 25, "libx264", "yuv420p"),
+        (2, (64, 48), 25, "libx264", "yuv420p"),
+        (37, (161, 91), 30, "libx264", "yuv444p"),  # odd size (4:2:0 needs even sizes)
+        (25, (96, 64), 24, "mpeg4", "yuv420p"),
+        (20, (96, 64), 25, "libx264", "yuv420p10le"),  # 10-bit
+    ],
+)
+def test_decodes_every_frame_with_stream_metadata(video_dir, frames, size, fps, codec, pix_fmt):
+    path = str(video_dir / f"f{frames}_{size[0]}x{size[1]}_{codec}_{pix_fmt}.mp4")
+    synthetic.write_video(path, synthetic.shot_frames([frames], *size), fps=fps, codec=codec, pix_fmt=pix_fmt)
+    meta, chunks = run_decode(path)
+    assert meta["frame_count"] == frames
+    assert (meta["width"], meta["height"]) == size
+    assert meta["codec"] == {"libx264": "h264", "mpeg4": "mpeg4"}[codec]
+    assert meta["pix_fmt"] == pix_fmt
+    assert meta["bit_depth"] == (10 if "10" in pix_fmt else 8)
+    assert meta["nominal_fps"] == pytest.approx(fps)
+    assert meta["duration_s"] == pytest.approx(frames / fps, abs=1e-6)
+    assert meta["status"] == "ok" and meta["has_audio"] is False
+    idx = np.concatenate([c["frame_idx"] for c in chunks])
+    assert list(idx) == list(range(frames))
+    times = np.concatenate([c["pts_time"] for c in chunks])
+    np.testing.assert_allclose(times, np.arange(frames) / fps, atol=1e-6)
+    assert chunks[0]["is_keyframe"][0] and chunks[0]["pict_type"][0] == "I"
+
+
+def test_variable_frame_rate_times_come_from_pts(video_dir):
+    # 1 ms time base; gaps of 40, 40, 100, 40, 250 ms.
+    pts = [0, 40, 80, 180, 220, 470]
+    path = str(video_dir / "vfr.mkv")
+    synthetic.write_video(
+        path, synthetic.shot_frames([len(pts)], 64, 48), fps=25, pts=pts, time_base=fractions.Fraction(1, 1000)
+    )
+    meta, chunks = run_decode(path)
+    times = np.concatenate([c["pts_time"] for c in chunks])
+    np.testing.assert_allclose(times, np.array(pts) / 1000.0, atol=1e-6)
+    assert meta["frame_count"] == len(pts)
+    assert meta["duration_s"] > 0.47
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_is_read_from_the_display_matrix(video_dir, rotation):
+    path = str(video_dir / f"rot{rotation}.mp4")
+    synthetic.write_video(path, synthetic.shot_frames([5], 64, 48), rotation=rotation)
+    meta, _ = run_decode(path)
+    assert meta["rotation"] == rotation
+    assert (meta["width"], meta["height"]) == (64, 48)
+
+
+def test_frame_index_chunks_bound_memory(shot_video):
+    outs = list(decode_video(ref_of(shot_video), [FrameIndexConsumer(chunk=64)]))
+    chunks = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "frames"]
+    assert [len(c["frame_idx"]) for c in chunks] == [64, 64, 22]
+
+
+def test_frames_larger_than_the_limit_are_refused_before_decoding(shot_video):
+    with pytest.raises(VideoError) as e:
+        run_decode(shot_video, DecodeConfig(max_frame_pixels=100 * 50))
+    assert e.value.error_type == "frame_too_large"
+
+
+def test_timeout_becomes_a_timeout_error(shot_video):
+    with pytest.raises(VideoError) as e:
+        run_decode(shot_video, DecodeConfig(timeout_s=1e-9))
+    assert e.value.error_type == "timeout"
+
+
+def test_bad_inputs_become_failures_and_good_videos_survive(tmp_path, shot_video, short_video):
+    expected = synthetic.bad_inputs(str(tmp_path), shot_video)
+    refs = [ref_of(str(tmp_path / name)) for name in expected] + [ref_of(shot_video), ref_of(short_video)]
+    with TestPipeline() as p:
+        out = p | beam.Create(refs) | DecodeVideo()
+        metas = out.per_video | beam.Filter(lambda kv: kv[1][0] == "meta")
+        assert_that(
+            metas | beam.Map(lambda kv: (os.path.basename(kv[1][1]["uri"]), kv[1][1]["frame_count"])),
+            equal_to([("shots.mp4", 150), ("short.mp4", 30)]),
+            label="ok",
+        )
+        assert_that(
+            out.failures | beam.Map(lambda f: (os.path.basename(f["uri"]), f["stage"], f["error_type"])),
+            equal_to([(name, "decode", error) for name, error in expected.items()]),
+            label="failures",
+        )

@@ -1,0 +1,113 @@
+import os
+
+import apache_beam as beam
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from reelbeam.transforms.listing import ListVideos, check_input_spec, expand_input_spec, make_video_id
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    """a.mp4, sub/b.MKV, sub/deeper/c.webm, notes.txt (not a video), with sizes 1, 2, 3."""
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "a.mp4").write_bytes(b"1")
+    (tmp_path / "sub" / "b.MKV").write_bytes(b"22")
+    (tmp_path / "sub" / "deeper" / "c.webm").write_bytes(b"333")
+    (tmp_path / "readme.md").write_text("not a video")
+    return tmp_path
+
+
+def _uris(spec):
+    return sorted(u for u, _s, _e in expand_input_spec(spec))
+
+
+def test_video_id_is_deterministic_and_depends_on_size():
+    assert make_video_id("gs://b/x.mp4", 10) == make_video_id("gs://b/x.mp4", 10)
+    assert make_video_id("gs://b/x.mp4", 10) != make_video_id("gs://b/x.mp4", 11)
+    assert len(make_video_id("x", None)) == 16
+
+
+def test_single_file(tree):
+    assert list(expand_input_spec(str(tree / "a.mp4"))) == [(str(tree / "a.mp4"), 1, None)]
+
+
+def test_folder_is_recursive_and_keeps_only_video_extensions(tree):
+    assert _uris(str(tree)) == sorted(
+        [str(tree / "a.mp4"), str(tree / "sub" / "b.MKV"), str(tree / "sub" / "deeper" / "c.webm")]
+    )
+
+
+def test_glob(tree):
+    assert _uris(str(tree / "sub" / "**" / "*.webm")) == [str(tree / "sub" / "deeper" / "c.webm")]
+
+
+def test_text_manifest_with_comments_relative_entries_and_missing_file(tree):
+    manifest = tree / "list.txt"
+    manifest.write_text(f"# corpus\n{tree / 'a.mp4'}\nsub/b.MKV\n\nmissing.mp4\n")
+    got = {u: (s, e) for u, s, e in expand_input_spec(str(manifest))}
+    assert got[str(tree / "a.mp4")] == (1, None)
+    assert got[f"{tree}/sub/b.MKV"] == (2, None)
+    size, error = got[f"{tree}/missing.mp4"]
+    assert size is None and "FileNotFoundError" in error
+
+
+def test_csv_manifest_uses_uri_column(tree):
+    manifest = tree / "list.csv"
+    manifest.write_text(f"title,uri\nA,{tree / 'a.mp4'}\nC,{tree / 'sub/deeper/c.webm'}\n")
+    assert _uris(str(manifest)) == [str(tree / "a.mp4"), str(tree / "sub/deeper/c.webm")]
+
+
+def test_parquet_manifest(tree):
+    manifest = tree / "list.parquet"
+    pq.write_table(pa.table({"uri": [str(tree / "a.mp4")]}), manifest)
+    assert _uris(str(manifest)) == [str(tree / "a.mp4")]
+
+
+def test_fsspec_memory_folder_and_file_url(tree):
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/corpus/x.mp4", b"12345")
+    fs.pipe("/corpus/y.txt", b"no")
+    assert list(expand_input_spec("memory://corpus")) == [("memory:///corpus/x.mp4", 5, None)]
+    url = "file://" + str(tree / "a.mp4")
+    assert list(expand_input_spec(url)) == [(url, 1, None)]
+
+
+def test_check_input_spec_rejects_what_names_nothing(tree):
+    check_input_spec(str(tree))
+    with pytest.raises(ValueError, match="no such file"):
+        check_input_spec(str(tree / "nope"))
+    with pytest.raises(ValueError, match="matches no file"):
+        check_input_spec(str(tree / "*.avi"))
+
+
+def test_list_videos_transform_dedups_and_reports_missing(tree):
+    manifest = tree / "list.txt"
+    manifest.write_text("missing.mp4\n")
+    a = str(tree / "a.mp4")
+    with TestPipeline() as p:
+        out = p | ListVideos([a, a, str(tree / "sub"), str(manifest)])
+        assert_that(
+            out["videos"] | beam.Map(lambda r: (r.uri, r.size_bytes, r.video_id)),
+            equal_to(
+                [
+                    (a, 1, make_video_id(a, 1)),
+                    (str(tree / "sub" / "b.MKV"), 2, make_video_id(str(tree / "sub" / "b.MKV"), 2)),
+                    (
+                        str(tree / "sub" / "deeper" / "c.webm"),
+                        3,
+                        make_video_id(str(tree / "sub" / "deeper" / "c.webm"), 3),
+                    ),
+                ]
+            ),
+            label="videos",
+        )
+        assert_that(
+            out["failures"] | beam.Map(lambda f: (os.path.basename(f["uri"]), f["stage"], f["error_type"])),
+            equal_to([("missing.mp4", "list", "not_found")]),
+            label="failures",
+        )
