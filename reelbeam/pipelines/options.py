@@ -22,7 +22,7 @@ from reelbeam.models.transnetv2 import PRECISIONS
 from reelbeam.transforms.decode import DecodeConfig
 from reelbeam.transforms.listing import check_input_spec
 from reelbeam.transforms.shots import _SCALERS, DETECTORS, ShotConfig
-from reelbeam.transforms.write import CODECS
+from reelbeam.transforms.write import CODECS, existing_tables
 
 
 class ConfigError(ValueError):
@@ -149,7 +149,15 @@ class ReelbeamOptions(PipelineOptions):
             "skip-existing",
             default=False,
             action="store_true",
-            help="skip videos whose video_id already has an ok row in OUTPUT/videos",
+            help="resume: skip videos whose video_id already has an ok row in OUTPUT/videos and "
+            "add this run's rows beside the earlier run's",
+        )
+        _add(
+            parser,
+            "overwrite",
+            default=False,
+            action="store_true",
+            help="delete the tables already under OUTPUT before running",
         )
 
 
@@ -169,6 +177,7 @@ class RunConfig:
     write_json: bool
     parquet_codec: str
     skip_existing: bool
+    overwrite: bool
 
 
 def _check_output(output: str) -> None:
@@ -233,6 +242,15 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
             except ValueError as e:
                 raise ConfigError(str(e)) from e
         _check_output(o.output)
+        if o.skip_existing and o.overwrite:
+            raise ConfigError("--skip-existing and --overwrite contradict each other; choose one")
+        present = existing_tables(o.output)
+        if present and not (o.skip_existing or o.overwrite):
+            raise ConfigError(
+                f"--output {o.output!r} already holds tables ({', '.join(present)}); pass "
+                "--skip-existing to resume (process only videos not yet done), --overwrite to "
+                "replace them, or choose another folder"
+            )
         if o.transnetv2_weights and shots.detector == "transnetv2":
             fs, path = fsspec.core.url_to_fs(o.transnetv2_weights)
             if not fs.exists(path):
@@ -256,6 +274,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         write_json=o.json,
         parquet_codec=o.parquet_codec,
         skip_existing=o.skip_existing,
+        overwrite=o.overwrite,
     )
 
 

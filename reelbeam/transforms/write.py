@@ -9,18 +9,43 @@ from __future__ import annotations
 
 import json
 import posixpath
+import time
+import uuid
 from typing import Optional
 
 import apache_beam as beam
 import fsspec
 
-from reelbeam.schemas.tables import schema_for
+from reelbeam.schemas.tables import TABLES, schema_for
 
 CODECS = ("zstd", "snappy", "gzip", "none")
 
 
-def table_prefix(output: str, table: str) -> str:
-    return posixpath.join(output.rstrip("/"), table, "part")
+def table_prefix(output: str, table: str, run_id: str = "") -> str:
+    """OUTPUT/<table>/part[-<run_id>]: each run writes its own files, so a resumed run
+    (--skip-existing) adds files next to the earlier run's instead of replacing them."""
+    name = f"part-{run_id}" if run_id else "part"
+    return posixpath.join(output.rstrip("/"), table, name)
+
+
+def new_run_id() -> str:
+    """UTC time plus 4 random hex digits, e.g. 20261122T031500Z-9f3a."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
+
+
+def existing_tables(output: str) -> list[str]:
+    """Tables that already have Parquet files under `output`."""
+    fs, root = fsspec.core.url_to_fs(output)
+    return [t for t in TABLES if fs.glob(posixpath.join(root, t, "*.parquet"))]
+
+
+def remove_tables(output: str) -> None:
+    """Delete every table folder (and the JSON folder) under `output` (for --overwrite)."""
+    fs, root = fsspec.core.url_to_fs(output)
+    for name in (*TABLES, "json"):
+        path = posixpath.join(root, name)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
 
 
 class WriteTables(beam.PTransform):
@@ -36,8 +61,10 @@ class WriteTables(beam.PTransform):
         rows: Optional[dict] = None,
         batches: Optional[dict] = None,
         codec: str = "zstd",
+        run_id: str = "",
     ) -> None:
         super().__init__()
+        self._run_id = run_id
         if codec not in CODECS:
             raise ValueError(f"parquet codec must be one of {CODECS}, got {codec!r}")
         self._output = output
@@ -49,14 +76,14 @@ class WriteTables(beam.PTransform):
         results = {}
         for table, pcoll in sorted(self._rows.items()):
             results[table] = pcoll | f"Write_{table}" >> beam.io.WriteToParquet(
-                table_prefix(self._output, table),
+                table_prefix(self._output, table, self._run_id),
                 schema_for(table),
                 codec=self._codec,
                 file_name_suffix=".parquet",
             )
         for table, pcoll in sorted(self._batches.items()):
             results[table] = pcoll | f"Write_{table}" >> beam.io.WriteToParquetBatched(
-                table_prefix(self._output, table),
+                table_prefix(self._output, table, self._run_id),
                 schema_for(table),
                 codec=self._codec,
                 file_name_suffix=".parquet",

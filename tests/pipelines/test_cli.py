@@ -1,0 +1,166 @@
+"""The CLI end to end on the DirectRunner (multi_processing, 2 workers), and its early errors."""
+
+import os
+import subprocess
+import sys
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+import synthetic
+from reelbeam.pipelines.cli import main, run, table_row_counts
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.schemas import schema_for
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def reelbeam(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "reelbeam", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed_corpus(tmp_path_factory, shot_video):
+    """2 good videos, 6 broken files, 1 file that is no video by extension (ignored)."""
+    root = tmp_path_factory.mktemp("corpus")
+    synthetic.make_shot_video(str(root / "good one.mp4"), (40, 30, 50, 30))
+    synthetic.make_shot_video(str(root / "nested" / "good_two.mkv"), (30, 40), seed=3)
+    expected = synthetic.bad_inputs(str(root / "bad"), shot_video)
+    (root / "README.txt").write_text("not listed: not a video extension")
+    return root, expected
+
+
+@pytest.fixture(scope="module")
+def cli_run(mixed_corpus, tmp_path_factory):
+    root, expected = mixed_corpus
+    out = tmp_path_factory.mktemp("out") / "tables"
+    proc = reelbeam(
+        "run", "--input", str(root), "--output", str(out),
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc, expected
+
+
+def test_every_input_is_accounted_for(cli_run):
+    out, proc, expected = cli_run
+    videos = pq.read_table(out / "videos").to_pylist()
+    failures = pq.read_table(out / "failures").to_pylist()
+    assert sorted(os.path.basename(v["uri"]) for v in videos) == ["good one.mp4", "good_two.mkv"]
+    assert {os.path.basename(f["uri"]): f["error_type"] for f in failures} == expected
+    assert len(videos) + len(failures) == 2 + len(expected)
+    assert "2 videos ok, 6 failed" in proc.stdout
+
+
+def test_tables_have_documented_schemas_in_pyarrow_and_duckdb(cli_run):
+    out, _, _ = cli_run
+    for table in ("videos", "failures", "frames", "shots"):
+        files = sorted((out / table).glob("part-*.parquet"))
+        assert files, table
+        for f in files:
+            assert pq.read_schema(f).equals(schema_for(table), check_metadata=False), (table, f)
+            assert pq.read_metadata(f).metadata[b"reelbeam.schema_version"] == b"1"
+    rows = duckdb.sql(f"select count(*), sum(num_shots) from read_parquet('{out}/videos/*.parquet')").fetchall()[0]
+    assert rows == (2, 6)
+    frames = duckdb.sql(
+        f"select count(*), count(transition_prob) from read_parquet('{out}/frames/*.parquet')"
+    ).fetchall()[0]
+    assert frames == (220, 220)
+
+
+def test_shots_partition_each_video_at_the_cuts(cli_run):
+    out, _, _ = cli_run
+    shots = ds.dataset(out / "shots").to_table().to_pandas().sort_values(["video_id", "shot_idx"])
+    videos = ds.dataset(out / "videos").to_table().to_pandas().set_index("video_id")
+    starts = {}
+    for vid, group in shots.groupby("video_id"):
+        n = videos.loc[vid, "frame_count"]
+        assert group.start_frame.iloc[0] == 0 and group.end_frame.iloc[-1] == n - 1
+        assert (group.start_frame.values[1:] == group.end_frame.values[:-1] + 1).all()
+        starts[os.path.basename(videos.loc[vid, "uri"])] = list(group.start_frame)
+    assert starts == {"good one.mp4": [0, 40, 70, 120], "good_two.mkv": [0, 30]}
+
+
+def test_modelscope_json_per_video(cli_run):
+    import json
+
+    out, _, _ = cli_run
+    docs = [json.loads(p.read_text()) for p in (out / "json").glob("*.json")]
+    assert sorted(d["shot_num"] for d in docs) == [2, 4]
+    assert all(len(d["shot_meta_list"]) == d["shot_num"] for d in docs)
+
+
+def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpus, tmp_path):
+    out, _, _ = cli_run
+    root, _ = mixed_corpus
+    proc = reelbeam("run", "--input", str(root), "--output", str(out))
+    assert proc.returncode == 2 and "--skip-existing" in proc.stderr
+    # Resume into a copy: nothing new to do for the ok videos, the broken ones fail again.
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    proc = reelbeam("run", "--input", str(root), "--output", str(copy), "--skip-existing", "--shot-detector", "none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = table_row_counts(str(copy))
+    assert counts["videos"] == 2  # each ok video exactly once
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--output", "{out}"], "--input is required"),
+        (["--input", "{missing}", "--output", "{out}"], "no such file or folder"),
+        (["--input", "{glob}", "--output", "{out}"], "matches no file"),
+        (["--input", "{video}", "--output", "{file}"], "is a file"),
+        (["--input", "{video}", "--output", "/proc/reelbeam-out"], "not writable"),
+        (["--input", "{video}", "--output", "{out}", "--transnetv2-threshold", "2"], "threshold"),
+        (["--input", "{video}", "--output", "{out}", "--inptu", "x"], "unknown option"),
+        (["--input", "{video}", "--output", "{out}", "--skip-existing", "--overwrite"], "contradict"),
+    ],
+)
+def test_bad_configuration_fails_before_the_pipeline_starts(args, message, tmp_path, short_video):
+    (tmp_path / "file").write_text("x")
+    fmt = {
+        "out": str(tmp_path / "out"),
+        "missing": str(tmp_path / "missing.mp4"),
+        "glob": str(tmp_path / "*.mov"),
+        "video": short_video,
+        "file": str(tmp_path / "file"),
+    }
+    with pytest.raises(ConfigError, match=message):
+        run([a.format(**fmt) for a in args])
+    assert not (tmp_path / "out" / "videos").exists()
+
+
+def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--input", short_video, "--output", str(tmp_path), "--shot-detector", "magic"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--input", "--output", "--shot-detector", "--transnetv2-threshold", "--skip-existing",
+                 "--video-timeout-s", "--max-frame-pixels", "--json", "--overwrite"):
+        assert flag in text
+    assert "DataflowRunner" in text
+
+
+def test_schemas_command(capsys):
+    assert main(["schemas"]) == 0
+    assert "shot_embeddings" in capsys.readouterr().out
+
+
+def test_docs_tables_md_is_generated_from_the_schemas():
+    from reelbeam.pipelines.cli import tables_markdown
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tables.md")
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == tables_markdown(), "regenerate: reelbeam schemas --markdown > docs/tables.md"

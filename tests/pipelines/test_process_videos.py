@@ -1,0 +1,134 @@
+"""ProcessVideos end to end in a TestPipeline, with a fake transition model that records batches."""
+
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+import synthetic
+from reelbeam.pipelines.options import build_config
+from reelbeam.pipelines.video_pipeline import ProcessVideos
+from reelbeam.transforms.assemble import assemble_video, IncompleteVideo
+from reelbeam.transforms.shots import ShotConfig
+
+BATCHES = []
+
+
+class FakeModel:
+    pass
+
+
+class FakeTransitionHandler(ModelHandler):
+    """Probability 0.9 on a window's frames followed by a large pixel change; records batch sizes.
+
+    It sees only pixels, like the real model; the test videos' cuts are hard cuts between scenes
+    of different colours, so a large mean absolute change marks them.
+    """
+
+    def __init__(self):
+        super().__init__(min_batch_size=4, max_batch_size=4)
+
+    def load_model(self):
+        return FakeModel()
+
+    def run_inference(self, batch, model, inference_args=None):
+        BATCHES.append(len(batch))
+        out = []
+        for window in batch:
+            x = window.astype(np.int16)
+            change = np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))
+            jump = np.append(change > 20, False)  # marks the last frame before a cut
+            probs = np.where(jump, 0.9, 0.01).astype(np.float32)
+            out.append(PredictionResult(window, probs[25:75]))
+        return out
+
+
+def config_for(tmp_path, *extra):
+    options = PipelineOptions(["--input", str(tmp_path), "--output", str(tmp_path / "out"), *extra])
+    return build_config(options)
+
+
+def test_two_videos_batched_together_give_shots_at_the_cuts(tmp_path):
+    a = synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50, 30))
+    b = synthetic.make_shot_video(str(tmp_path / "b.mp4"), (60, 60), seed=5)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    BATCHES.clear()
+    cfg = config_for(tmp_path)
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["shots"] | beam.Map(lambda r: (r["video_id"], r["start_frame"], r["end_frame"])) | beam.combiners.Count.Globally(),
+            equal_to([6]),
+            label="shot_count",
+        )
+        assert_that(
+            out["videos"] | beam.Map(lambda r: (os.path.basename(r["uri"]), r["frame_count"], r["num_shots"])),
+            equal_to([("a.mp4", 150, 4), ("b.mp4", 120, 2)]),
+            label="videos",
+        )
+        assert_that(
+            out["failures"] | beam.Map(lambda r: (os.path.basename(r["uri"]), r["error_type"])),
+            equal_to([("broken.mp4", "invalid_data")]),
+            label="failures",
+        )
+        assert_that(
+            out["frames"] | beam.Map(lambda t: t.num_rows),
+            equal_to([150, 120]),
+            label="frames",
+        )
+    # 3 + 3 windows went through batches of up to 4, so at least one batch mixed the videos.
+    assert sum(BATCHES) == 6 and max(BATCHES) == 4
+
+
+def _records(n=120, windows=None, drop=()):
+    meta = {"uri": "x.mp4", "frame_count": n, "nominal_fps": 25.0, "size_bytes": 1}
+    frames = {
+        "frame_idx": np.arange(n, dtype=np.int32),
+        "pts": list(range(n)),
+        "pts_time": np.arange(n) / 25.0,
+        "is_keyframe": np.zeros(n, bool),
+        "pict_type": ["P"] * n,
+        "duration": np.full(n, 0.04),
+    }
+    count = windows if windows is not None else (25 + n + 25 + (50 - n % 50 if n % 50 else 0) - 100) // 50 + 1
+    probs = np.zeros(count * 50, np.float32)
+    probs[59] = 0.95
+    recs = [("meta", meta), ("frames", frames), ("transnetv2_windows", count)]
+    recs += [("transnetv2_probs", (i, probs[i * 50 : (i + 1) * 50])) for i in range(count) if i not in drop]
+    return recs
+
+
+def test_assemble_builds_partitioning_shots_with_times():
+    result = assemble_video("vid", _records(), ShotConfig())
+    spans = [(s["start_frame"], s["end_frame"], s["start_time"], s["end_time"]) for s in result["shots"]]
+    assert spans == [(0, 59, 0.0, 2.4), (60, 119, 2.4, pytest.approx(4.8))]
+    assert result["frames"].num_rows == 120
+    assert result["frames"].column("transition_prob").to_pylist()[59] == pytest.approx(0.95)
+    assert result["json"]["shot_meta_list"][1] == {"frame": [60, 119], "timestamps": ["00:00:02.400", "00:00:04.800"]}
+
+
+def test_assemble_refuses_a_video_with_a_missing_window():
+    with pytest.raises(IncompleteVideo, match="2 of 3"):
+        assemble_video("vid", _records(drop={1}), ShotConfig())
+
+
+def test_assemble_drops_orphans():
+    assert assemble_video("vid", _records()[1:], ShotConfig()) is None
+
+
+def test_skip_ids_are_not_processed(tmp_path):
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (30,))
+    cfg = config_for(tmp_path, "--shot-detector", "none")
+    from reelbeam.transforms.listing import make_video_id
+
+    path = str(tmp_path / "a.mp4")
+    vid = make_video_id(path, os.path.getsize(path))
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, skip_ids=frozenset({vid}))
+        assert_that(out["videos"], equal_to([]), label="videos")
+        assert_that(out["failures"], equal_to([]), label="failures")
