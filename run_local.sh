@@ -11,4 +11,5 @@ if [ $# -eq 0 ]; then
 fi
 exec .venv/bin/reelbeam run \
   --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \
+  --default_sdk_harness_log_level=WARNING \
   "$@"

@@ -24,6 +24,7 @@ setup(
         "numpy>=1.26",
         "opencv-python-headless>=4.8",
         "pyarrow>=15",
+        "scipy>=1.11",  # RunInference's model manager and memory metrics import it
         "torch==2.14.1",
         "torchvision==0.29.1",
         "transformers>=4.44",

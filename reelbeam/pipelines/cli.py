@@ -48,9 +48,10 @@ def _run_parser() -> argparse.ArgumentParser:
 def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id: str = "") -> dict:
     """Add ProcessVideos and the writers to `pipeline`; return the table PCollections."""
     tables = pipeline | "ProcessVideos" >> ProcessVideos(config, skip_ids)
+    rows = {name: tables[name] for name in ("videos", "failures", "shots", "motion", "keyframes") if name in tables}
     _ = pipeline | "WriteTables" >> WriteTables(
         config.output,
-        rows={"videos": tables["videos"], "failures": tables["failures"], "shots": tables["shots"]},
+        rows=rows,
         batches={"frames": tables["frames"]},
         codec=config.parquet_codec,
         run_id=run_id or new_run_id(),
@@ -60,7 +61,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id
     return tables
 
 
-WRITTEN_TABLES = ("videos", "failures", "frames", "shots")
+WRITTEN_TABLES = ("videos", "failures", "frames", "shots", "motion (--motion-maps)", "keyframes (--iframes)")
 
 
 def tables_markdown() -> str:
@@ -163,7 +164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("reelbeam").setLevel(logging.INFO)
     try:
         config = run(rest)
     except ConfigError as e:

@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from reelbeam.models.transnetv2 import PRECISIONS
 from reelbeam.transforms.decode import DecodeConfig
 from reelbeam.transforms.listing import check_input_spec
+from reelbeam.transforms.motion import MotionConfig, MotionSampling
 from reelbeam.transforms.shots import _SCALERS, DETECTORS, ShotConfig
 from reelbeam.transforms.write import CODECS, existing_tables
 
@@ -124,6 +125,51 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "motion-stats",
+            default=True,
+            action=argparse.BooleanOptionalAction,
+            help="per-frame motion-vector statistics in `frames` and a motion score per shot "
+            "(default on; codecs without motion vectors give nulls)",
+        )
+        _add(
+            parser,
+            "motion-maps",
+            default="off",
+            help="CMD 2-channel motion maps into the `motion` table for: off (default), all (every "
+            "P/B frame), every:N (every Nth frame) or fps:R (R per second)",
+        )
+        _add(
+            parser,
+            "motion-map-size",
+            default=None,
+            help="resize motion maps to WxH (e.g. 112x112); default: one cell per 16x16 pixels",
+        )
+        _add(parser, "motion-map-dtype", default="int8", choices=("int8", "float16"), help="motion map storage")
+        _add(
+            parser,
+            "iframes",
+            default=False,
+            action="store_true",
+            help="write every I-frame as JPEG into `keyframes` (kind 'iframe')",
+        )
+        _add(
+            parser,
+            "iframes-only",
+            default=False,
+            action="store_true",
+            help="decode only keyframes (fast): writes I-frame JPEGs and their `frames` rows; "
+            "no shots and no motion (overrides --shot-detector and --motion-*)",
+        )
+        _add(
+            parser,
+            "iframe-max-side",
+            type=int,
+            default=0,
+            help="downscale I-frame JPEGs so the longer side is at most this many pixels (0: keep)",
+        )
+        _add(parser, "jpeg-quality", type=int, default=90, help="JPEG quality of keyframes (1-100)")
+        _add(
+            parser,
             "video-timeout-s",
             type=float,
             default=3600.0,
@@ -178,6 +224,7 @@ class RunConfig:
     parquet_codec: str
     skip_existing: bool
     overwrite: bool
+    motion: MotionConfig = MotionConfig()
 
 
 def _check_output(output: str) -> None:
@@ -217,10 +264,29 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
             transnetv2_scaler=o.transnetv2_scaler,
             min_shot_frames=o.min_shot_frames,
         )
+        if o.iframes_only:
+            shots = dataclasses.replace(shots, detector="none")
         decode = DecodeConfig(
             timeout_s=o.video_timeout_s,
             max_frame_pixels=o.max_frame_pixels,
             threads=o.decode_threads,
+            keyframes_only=o.iframes_only,
+        )
+        map_size = None
+        if o.motion_map_size:
+            try:
+                w, h = (int(x) for x in o.motion_map_size.lower().split("x"))
+            except ValueError:
+                raise ConfigError(f"--motion-map-size must look like 112x112, got {o.motion_map_size!r}") from None
+            map_size = (w, h)
+        motion = MotionConfig(
+            stats=o.motion_stats and not o.iframes_only,
+            maps=MotionSampling.parse(o.motion_maps) if not o.iframes_only else MotionSampling(),
+            map_size=map_size,
+            map_dtype=o.motion_map_dtype,
+            iframes=o.iframes or o.iframes_only,
+            iframe_max_side=o.iframe_max_side,
+            jpeg_quality=o.jpeg_quality,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
@@ -275,6 +341,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         parquet_codec=o.parquet_codec,
         skip_existing=o.skip_existing,
         overwrite=o.overwrite,
+        motion=motion,
     )
 
 

@@ -21,9 +21,10 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 from reelbeam.pipelines.options import RunConfig
-from reelbeam.transforms.assemble import AssembleVideos
+from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
+from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
 from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
 
 LOG = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def _failed_batch_to_errors(element):
 
 class ProcessVideos(beam.PTransform):
     """PBegin -> dict of PCollections: 'videos', 'failures', 'shots' (row dicts), 'frames'
-    (pyarrow Tables), 'json' ((video_id, document))."""
+    (pyarrow Tables), 'json' ((video_id, document)); with motion maps 'motion', with I-frames
+    'keyframes' (row dicts)."""
 
     def __init__(
         self,
@@ -84,7 +86,21 @@ class ProcessVideos(beam.PTransform):
             consumers.append(functools.partial(TransNetV2WindowConsumer, cfg.shots.transnetv2_scaler))
         elif cfg.shots.detector == "lgss":
             consumers.append(LGSSConsumer)
-        decoded = videos | "DecodeVideo" >> DecodeVideo(consumers, cfg.decode, tags=("windows",))
+        motion = cfg.motion
+        if motion.stats:
+            consumers.append(MotionStatsConsumer)
+        if motion.maps.enabled:
+            consumers.append(
+                functools.partial(MotionMapConsumer, motion.maps, motion.map_size, motion.map_dtype)
+            )
+        if motion.iframes:
+            consumers.append(functools.partial(IFrameConsumer, motion.iframe_max_side, motion.jpeg_quality))
+        decoded = videos | "DecodeVideo" >> DecodeVideo(
+            consumers,
+            cfg.decode,
+            tags=("windows", "motion", "keyframes"),
+            motion_vectors=motion.needs_vectors,
+        )
 
         per_video = [decoded.per_video]
         failures = [listed["failures"], decoded.failures]
@@ -111,11 +127,19 @@ class ProcessVideos(beam.PTransform):
             per_video | "FlattenPerVideo" >> beam.Flatten() | "AssembleVideos" >> AssembleVideos(cfg.shots)
         )
         failures.append(assembled.failures)
-        return {
+        tables = {
             "videos": assembled.videos,
             "frames": assembled.frames,
             "shots": assembled.shots,
             "json": assembled.json,
             "failures": failures | "FlattenFailures" >> beam.Flatten(),
         }
+        if motion.maps.enabled:
+            tables["motion"] = (assembled.videos, decoded.motion) | "KeepMotionOfOkVideos" >> KeepRowsOfOkVideos()
+        if motion.iframes:
+            tables["keyframes"] = (
+                assembled.videos,
+                decoded.keyframes,
+            ) | "KeepIFramesOfOkVideos" >> KeepRowsOfOkVideos()
+        return tables
 

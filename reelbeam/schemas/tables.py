@@ -73,6 +73,7 @@ VIDEOS = _schema(
         _f("bitrate", pa.int64(), "container bit rate, bits per second"),
         _f("has_audio", pa.bool_(), "the container has at least one audio stream"),
         _f("motion_vectors", pa.string(), "'available', 'unavailable' (codec exports none) or 'off'"),
+        _f("keyframes_only", pa.bool_(), "only keyframes were decoded (--iframes-only); frame_count counts them"),
         _f("shot_detector", pa.string(), "detector that produced this video's shots ('none' when off)"),
         _f("num_shots", pa.int32(), "rows in `shots` for this video"),
         _f("status", pa.string(), "'ok'; failed videos are in `failures` instead", False),

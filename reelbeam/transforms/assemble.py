@@ -129,13 +129,14 @@ def assemble_video(
         raise IncompleteVideo(stage, error_type, message)
     frames = _concat_chunks(parts.frames)
     n = len(frames["frame_idx"])
-    if n != meta["frame_count"] or not np.array_equal(frames["frame_idx"], np.arange(n)):
+    keyframes_only = bool(meta.get("keyframes_only"))
+    if n != meta["frame_count"] or (not keyframes_only and not np.array_equal(frames["frame_idx"], np.arange(n))):
         raise IncompleteVideo(
             "assemble", "incomplete", f"frame index holds {n} frames, decode counted {meta['frame_count']}"
         )
 
     probs = None
-    if shot_config.detector == "transnetv2":
+    if shot_config.detector == "transnetv2" and not keyframes_only:
         expected = parts.windows_expected
         got = len(parts.window_probs)
         if expected is None or got != expected:
@@ -145,18 +146,18 @@ def assemble_video(
         probs = stitch_window_predictions([parts.window_probs[i] for i in range(expected)], n)
 
     deltas = None
-    if shot_config.detector == "lgss":
+    if shot_config.detector == "lgss" and not keyframes_only:
         if parts.lgss is None or len(parts.lgss["hsv"]) != n:
             raise IncompleteVideo("shot_detection", "incomplete", "LGSS deltas missing")
         deltas = parts.lgss
 
     # Shots.
     min_len = shot_config.effective_min_shot_frames
-    if shot_config.detector == "transnetv2":
+    if probs is not None:
         starts = transnetv2_shot_starts(probs, shot_config.transnetv2_threshold)
         if min_len > 1:
             starts = enforce_min_length(starts, n, min_len)
-    elif shot_config.detector == "lgss":
+    elif shot_config.detector == "lgss" and deltas is not None:
         starts = lgss_cuts(
             deltas["hsv"],
             deltas["luv"],
@@ -168,7 +169,8 @@ def assemble_video(
         )
     else:
         starts = []
-    spans = shots_from_starts(starts, n)
+    # Keyframes-only decodes see too few frames to cut shots.
+    spans = [] if keyframes_only else shots_from_starts(starts, n)
 
     pts_time = frames["pts_time"]
     durations = frames["duration"]
@@ -180,8 +182,10 @@ def assemble_video(
         d = durations[end]
         return float(pts_time[end] + (d if np.isfinite(d) and d > 0 else 1.0 / fps))
 
-    motion = _motion_columns(parts.motion, n)
-    mean_mag = motion.get("mv_mean_mag") if motion else None
+    motion = _motion_columns(parts.motion, frames["frame_idx"])
+    mean_mag = None
+    if motion:
+        mean_mag = np.where(motion["_null"], np.nan, motion["mv_mean_mag"])
 
     shots = []
     for idx, (s, e) in enumerate(spans):
@@ -200,7 +204,7 @@ def assemble_video(
                 "start_time": float(pts_time[s]),
                 "end_time": end_time(e),
                 "num_frames": e - s + 1,
-                "detector": shot_config.detector,
+                "detector": shot_config.detector if probs is not None or deltas is not None else "none",
                 "max_transition_prob": (
                     transition_peak(probs, (s, e), shot_config.transnetv2_threshold)
                     if probs is not None
@@ -223,21 +227,22 @@ def assemble_video(
         ),
     }
     schema = tables.FRAMES
+    motion_mask = motion.get("_null") if motion else None
     for name in (*MOTION_COLUMNS, "mv_direction_hist"):
         type_ = schema.field(name).type
-        if motion and name in motion:
-            values = motion[name]
-            if name == "mv_direction_hist":
-                columns[name] = pa.FixedSizeListArray.from_arrays(
-                    pa.array(values.reshape(-1), pa.int32()), 8, mask=pa.array(motion["_missing"])
-                )
-            else:
-                columns[name] = pa.array(values, type_, mask=motion["_missing"])
-        else:
+        if not motion:
             columns[name] = pa.nulls(n, type_)
+        elif name == "mv_direction_hist":
+            columns[name] = pa.FixedSizeListArray.from_arrays(
+                pa.array(motion[name].reshape(-1), pa.int32()), type=type_, mask=pa.array(motion_mask)
+            )
+        else:
+            values = motion[name]
+            mask = motion_mask | np.isnan(values) if values.dtype.kind == "f" else motion_mask
+            columns[name] = pa.array(values, type_, mask=mask)
     frames_table = pa.Table.from_pydict(columns, schema=schema)
 
-    meta["shot_detector"] = shot_config.detector
+    meta["shot_detector"] = "none" if keyframes_only else shot_config.detector
     meta["num_shots"] = len(shots)
     meta.setdefault("motion_vectors", "off")
     shot_meta = [
@@ -256,15 +261,22 @@ def assemble_video(
     return {"videos": meta, "frames": frames_table, "shots": shots, "json": document}
 
 
-def _motion_columns(chunks: list[dict], n: int) -> dict[str, np.ndarray]:
+def _motion_columns(chunks: list[dict], frame_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Motion stats chunks aligned to the frame index; `_null` marks frames without stats."""
     if not chunks:
         return {}
     cols = _concat_chunks(chunks)
-    order = np.argsort(cols["frame_idx"])
-    out = {k: np.asarray(v)[order] for k, v in cols.items() if k != "frame_idx"}
-    if len(order) != n:
-        return {}
-    out["_missing"] = np.isnan(out["mv_mean_mag"]) if "mv_mean_mag" in out else np.zeros(n, bool)
+    pos = np.searchsorted(frame_idx, cols["frame_idx"])
+    n = len(frame_idx)
+    out: dict[str, np.ndarray] = {"_null": np.ones(n, bool)}
+    out["_null"][pos] = False
+    for key, values in cols.items():
+        if key == "frame_idx":
+            continue
+        values = np.asarray(values)
+        full = np.zeros((n, *values.shape[1:]), values.dtype)
+        full[pos] = values
+        out[key] = full
     return out
 
 
@@ -317,4 +329,29 @@ class AssembleVideos(beam.PTransform):
             >> beam.ParDo(_AssembleVideoFn(self._config)).with_outputs(
                 "videos", "frames", "shots", "json", "failures"
             )
+        )
+
+
+def _rows_of_ok_video(element):
+    _video_id, groups = element
+    if groups["ok"]:
+        yield from groups["rows"]
+
+
+class KeepRowsOfOkVideos(beam.PTransform):
+    """Rows a consumer emitted during decode (motion maps, I-frames) are kept only for videos
+    that ended with a `videos` row, so a video that failed half-way leaves no partial rows.
+
+    expand((videos, rows)): videos are `videos` row dicts, rows any dicts with a video_id.
+    """
+
+    def expand(self, pcolls):
+        videos, rows = pcolls
+        return (
+            {
+                "ok": videos | "OkVideoIds" >> beam.Map(lambda v: (v["video_id"], True)),
+                "rows": rows | "KeyRowsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+            }
+            | "JoinRowsWithVideos" >> beam.CoGroupByKey()
+            | "RowsOfOkVideos" >> beam.FlatMap(_rows_of_ok_video)
         )

@@ -45,6 +45,10 @@ _IMAGE_CONTAINERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "w
 _PICT_TYPES = {int(t): t.name for t in PictureType}
 
 
+def pict_type_name(frame: av.VideoFrame) -> Optional[str]:
+    return _PICT_TYPES.get(int(frame.pict_type)) if frame.pict_type is not None else None
+
+
 class VideoError(Exception):
     """A problem with one input video: becomes a `failures` row with `error_type`."""
 
@@ -64,12 +68,15 @@ class DecodeConfig:
     max_corrupt_packets: packets that fail to decode are skipped with a warning (as ffmpeg
       does); past this many the video fails as `invalid_data`.
     threads: decoder threads (0 = one per core).
+    keyframes_only: decode only keyframes (the decoder skips the others: CMD's cheap context
+      stream). Frame indices are then estimated from PTS and the nominal frame rate.
     """
 
     timeout_s: float = 3600.0
     max_frame_pixels: int = 7680 * 4320
     max_corrupt_packets: int = 100
     threads: int = 0
+    keyframes_only: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -171,7 +178,7 @@ class FrameIndexConsumer:
         self._pts.append(view.pts)
         self._time.append(view.time)
         self._key.append(bool(f.key_frame))
-        self._pict.append(_PICT_TYPES.get(int(f.pict_type)) if f.pict_type is not None else None)
+        self._pict.append(pict_type_name(f))
         self._dur.append(float(f.duration * self._tb) if f.duration else float("nan"))
         if len(self._idx) >= self._chunk:
             yield self._emit()
@@ -191,6 +198,12 @@ class FrameIndexConsumer:
     def finish(self):
         if self._idx:
             yield self._emit()
+
+
+def motion_vector_codecs() -> frozenset:
+    from reelbeam.transforms.motion import MV_CODECS
+
+    return MV_CODECS
 
 
 def _ratio_str(r: Optional[Fraction]) -> Optional[str]:
@@ -279,6 +292,8 @@ def decode_video(
         if motion_vectors:
             # Must be set before the codec opens (first decode); codecs without MVs ignore it.
             cc.options = {**dict(cc.options or {}), "flags2": "+export_mvs"}
+        if config.keyframes_only:
+            cc.skip_frame = "NONKEY"
         stream.thread_type = "AUTO"
         cc.thread_count = config.threads
         tb = stream.time_base or Fraction(1, 90000)
@@ -305,6 +320,7 @@ def decode_video(
         rotation = None
         pix_fmt = None
         corrupt = 0
+        decoded = 0
         pts_missing = 0
         non_monotonic = 0
         fps_guess = float(nominal) if nominal else 25.0
@@ -341,6 +357,8 @@ def decode_video(
                 last_pts = pts
             if first_time is None:
                 first_time = t
+            if config.keyframes_only:
+                index = int(round((t - first_time) * fps_guess))
                 rotation = int(round(frame.rotation or 0)) % 360 if hasattr(frame, "rotation") else 0
                 pix_fmt = frame.format.name
             view.reset(frame, index, pts, t)
@@ -349,8 +367,9 @@ def decode_video(
             last_time = t
             last_duration = float(frame.duration * tb) if frame.duration else 0.0
             index += 1
+            decoded += 1
 
-        if index == 0:
+        if decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
         for c in consumers:
             yield from c.finish()
@@ -365,7 +384,10 @@ def decode_video(
             warnings.append(f"{pts_missing} frames without PTS; times estimated from {fps_guess:g} fps")
         if non_monotonic:
             warnings.append(f"{non_monotonic} frames with non-increasing PTS")
-        if declared and declared != index:
+        if config.keyframes_only:
+            warnings.append(f"keyframes only: {decoded} keyframes decoded; frame indices estimated from PTS")
+            index = decoded
+        elif declared and declared != index:
             warnings.append(f"container declares {declared} frames, {index} decoded")
         meta = {
             "video_id": ref.video_id,
@@ -389,6 +411,12 @@ def decode_video(
             "start_time_s": first_time,
             "bitrate": int(container.bit_rate or cc.bit_rate or 0) or None,
             "has_audio": bool(container.streams.audio),
+            "motion_vectors": (
+                ("available" if cc.name in motion_vector_codecs() else "unavailable")
+                if motion_vectors
+                else "off"
+            ),
+            "keyframes_only": config.keyframes_only,
             "status": "ok",
             "warnings": warnings,
             "decode_seconds": time.monotonic() - t0,

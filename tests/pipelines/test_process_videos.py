@@ -132,3 +132,40 @@ def test_skip_ids_are_not_processed(tmp_path):
         out = p | ProcessVideos(cfg, skip_ids=frozenset({vid}))
         assert_that(out["videos"], equal_to([]), label="videos")
         assert_that(out["failures"], equal_to([]), label="failures")
+
+
+def test_rows_of_failed_videos_are_dropped():
+    from reelbeam.transforms.assemble import KeepRowsOfOkVideos
+
+    with TestPipeline() as p:
+        videos = p | "Videos" >> beam.Create([{"video_id": "ok"}])
+        rows = p | "Rows" >> beam.Create([{"video_id": "ok", "i": 1}, {"video_id": "failed", "i": 2}, {"video_id": "ok", "i": 3}])
+        kept = (videos, rows) | KeepRowsOfOkVideos()
+        assert_that(kept | beam.Map(lambda r: r["i"]), equal_to([1, 3]))
+
+
+def test_motion_maps_iframes_and_motion_columns_end_to_end(tmp_path):
+    from test_motion import pan_frames
+
+    synthetic.write_video(str(tmp_path / "pan.mp4"), pan_frames(30, 4), gop=10)
+    cfg = config_for(tmp_path, "--shot-detector", "none", "--motion-maps", "every:3", "--iframes", "--motion-map-size", "8x6")
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg)
+        assert_that(out["videos"] | beam.Map(lambda v: v["motion_vectors"]), equal_to(["available"]), label="mv")
+        assert_that(
+            out["motion"] | beam.Map(lambda r: (r["frame_idx"], r["grid_width"], r["grid_height"])),
+            equal_to([(i, 8, 6) for i in range(3, 30, 3) if i not in (0, 10, 20)]),
+            label="motion",
+        )
+        assert_that(out["keyframes"] | beam.Map(lambda r: (r["kind"], r["frame_idx"])), equal_to([("iframe", 0), ("iframe", 10), ("iframe", 20)]), label="iframes")
+
+        def check_frames(table):
+            dx = np.array(table.column("mv_mean_dx").to_pylist()[1:], dtype=float)
+            assert abs(np.nanmedian(dx) + 4) < 1, dx
+            assert table.column("mv_count").to_pylist()[0] == 0
+            return True
+
+        assert_that(out["frames"] | beam.Map(check_frames), equal_to([True]), label="frames")
+        assert_that(
+            out["shots"] | beam.Map(lambda s: abs(s["motion_score"] - 4) < 1), equal_to([True]), label="shots"
+        )

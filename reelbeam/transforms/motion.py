@@ -1,0 +1,329 @@
+"""Compressed-domain motion and I-frames (CMD): consumers of the single decode pass.
+
+Motion vectors come from the codec (`flags2=+export_mvs`, frame side data `MOTION_VECTORS`), not
+from optical flow. Each vector moves a w x h block between `src` (in the reference frame) and
+`dst` (in this frame). Motion here is always forward in time, in pixels per reference distance:
+(dst - src) for a past reference, (src - dst) for a future one (B-frames), computed from
+`motion_x / motion_scale` for sub-pixel precision.
+
+- `MotionStatsConsumer`: per frame, vector count, mean/max magnitude, fraction of the frame's area
+  that moves, mean (dx, dy) and an 8-sector direction histogram -> `frames` columns.
+- `MotionMapConsumer`: CMD's 2-channel map for sampled frames -> `motion` rows: each block's
+  forward motion painted over its block on a grid of 16-pixel cells (area-weighted where smaller
+  blocks share a cell), optionally resized (bilinear, values not rescaled, as CMD), clamped to
+  [-10, 10] and divided by 10.
+- `IFrameConsumer`: JPEG of every I-frame -> `keyframes` rows of kind 'iframe'.
+
+Codecs whose FFmpeg decoder exports no vectors (VP9, AV1, HEVC, intra-only codecs) give null motion
+columns and `videos.motion_vectors = 'unavailable'`, never an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from typing import Optional
+
+import numpy as np
+
+from reelbeam.transforms.decode import FrameView, StreamInfo, pict_type_name
+
+# FFmpeg decoders that export motion vectors (the mpegvideo family and H.264).
+MV_CODECS = frozenset(
+    {"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "h263p", "flv1", "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2"}
+)
+GRID = 16
+CLAMP = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionSampling:
+    """Which frames get a motion map: 'all' P/B frames, every Nth frame, or N per second."""
+
+    mode: str = "off"  # off | all | every | fps
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str) -> "MotionSampling":
+        """'off', 'all', 'every:N' or 'fps:R'; raises ValueError saying what is accepted."""
+        spec = (spec or "off").strip().lower()
+        if spec in ("off", "all"):
+            return cls(spec)
+        kind, _, num = spec.partition(":")
+        try:
+            value = float(num)
+        except ValueError:
+            value = -1.0
+        if kind == "every" and value >= 1 and value == int(value):
+            return cls("every", value)
+        if kind == "fps" and value > 0:
+            return cls("fps", value)
+        raise ValueError(f"motion map sampling must be off, all, every:N (N >= 1) or fps:R (R > 0), got {spec!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionConfig:
+    """stats: per-frame motion columns in `frames`; maps: sampling of `motion` rows;
+    map_size: (width, height) to resize maps to, or None for the 16-pixel grid;
+    map_dtype: 'int8' (value x 127) or 'float16'; iframes: JPEG I-frames into `keyframes`;
+    iframe_max_side: downscale I-frames so the longer side is at most this (0 keeps the size);
+    jpeg_quality: 1..100."""
+
+    stats: bool = False
+    maps: MotionSampling = MotionSampling()
+    map_size: Optional[tuple[int, int]] = None
+    map_dtype: str = "int8"
+    iframes: bool = False
+    iframe_max_side: int = 0
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if self.map_dtype not in ("int8", "float16"):
+            raise ValueError(f"motion map dtype must be int8 or float16, got {self.map_dtype!r}")
+        if self.map_size is not None and (self.map_size[0] < 1 or self.map_size[1] < 1):
+            raise ValueError(f"motion map size must be positive, got {self.map_size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"JPEG quality must be in 1..100, got {self.jpeg_quality}")
+        if self.iframe_max_side < 0:
+            raise ValueError(f"I-frame max side must be >= 0, got {self.iframe_max_side}")
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self.stats or self.maps.enabled
+
+
+def frame_vectors(view: FrameView) -> Optional[np.ndarray]:
+    """The frame's motion vectors as a structured array, or None when it has none."""
+    mvs = view.frame.side_data.get("MOTION_VECTORS")
+    if mvs is None:
+        return None
+    return mvs.to_ndarray()
+
+
+def forward_motion(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dx, dy) float32 forward motion in pixels per vector."""
+    scale = np.maximum(vectors["motion_scale"].astype(np.float32), 1.0)
+    # motion = src - dst (in 1/scale pixels); forward motion is dst - src for a past reference.
+    sign = np.where(vectors["source"] > 0, 1.0, -1.0).astype(np.float32)
+    dx = sign * vectors["motion_x"].astype(np.float32) / scale
+    dy = sign * vectors["motion_y"].astype(np.float32) / scale
+    return dx, dy
+
+
+def motion_stats(vectors: Optional[np.ndarray], width: int, height: int) -> dict:
+    """Per-frame statistics; a frame without vectors (I-frame) has count 0 and null magnitudes."""
+    if vectors is None or len(vectors) == 0:
+        return {
+            "mv_count": 0, "mv_mean_mag": math.nan, "mv_max_mag": math.nan, "mv_moving_fraction": 0.0,
+            "mv_mean_dx": math.nan, "mv_mean_dy": math.nan, "mv_direction_hist": np.zeros(8, np.int32),
+        }
+    dx, dy = forward_motion(vectors)
+    mag = np.hypot(dx, dy)
+    moving = mag > 0
+    # Area that moves: each moving destination block once (a bi-predicted block has two vectors).
+    blocks = np.unique(
+        np.stack([vectors["dst_x"], vectors["dst_y"], vectors["w"], vectors["h"]], 1)[moving], axis=0
+    )
+    area = float((blocks[:, 2].astype(np.int64) * blocks[:, 3]).sum()) if len(blocks) else 0.0
+    # Screen y points down; angles are measured counter-clockwise on screen, sector 0 around +x.
+    angle = np.arctan2(-dy[moving], dx[moving])
+    sector = np.floor((angle + np.pi / 8) / (np.pi / 4)).astype(np.int64) % 8
+    return {
+        "mv_count": int(len(vectors)),
+        "mv_mean_mag": float(mag.mean()),
+        "mv_max_mag": float(mag.max()),
+        "mv_moving_fraction": min(area / float(max(width * height, 1)), 1.0),
+        "mv_mean_dx": float(dx.mean()),
+        "mv_mean_dy": float(dy.mean()),
+        "mv_direction_hist": np.bincount(sector, minlength=8).astype(np.int32),
+    }
+
+
+def motion_map(vectors: Optional[np.ndarray], width: int, height: int, grid: int = GRID) -> np.ndarray:
+    """float32 [2, ceil(H/grid), ceil(W/grid)] of forward motion (x, y) in pixels, not clamped.
+
+    Each vector's value covers the cells its block overlaps, weighted by overlap area; cells with
+    no vector (intra blocks, I-frames) are 0. For 16x16 macroblocks on the 16-pixel grid this is
+    exactly CMD's per-pixel painting, sampled once per macroblock.
+    """
+    gh, gw = -(-height // grid), -(-width // grid)
+    out = np.zeros((2, gh, gw), np.float32)
+    if vectors is None or len(vectors) == 0:
+        return out
+    dx, dy = forward_motion(vectors)
+    w = vectors["w"].astype(np.int64)
+    h = vectors["h"].astype(np.int64)
+    x0 = vectors["dst_x"].astype(np.int64) - w // 2
+    y0 = vectors["dst_y"].astype(np.int64) - h // 2
+    sums = np.zeros((3, gh, gw), np.float64)  # dx*area, dy*area, area
+    # Blocks are at most 16x16 in these codecs, so a block overlaps at most 2x2 cells.
+    for oy in (0, 1):
+        for ox in (0, 1):
+            cy = y0 // grid + oy
+            cx = x0 // grid + ox
+            ov_w = np.minimum(x0 + w, (cx + 1) * grid) - np.maximum(x0, cx * grid)
+            ov_h = np.minimum(y0 + h, (cy + 1) * grid) - np.maximum(y0, cy * grid)
+            ok = (ov_w > 0) & (ov_h > 0) & (cy >= 0) & (cy < gh) & (cx >= 0) & (cx < gw)
+            a = (ov_w * ov_h)[ok].astype(np.float64)
+            np.add.at(sums[0], (cy[ok], cx[ok]), dx[ok] * a)
+            np.add.at(sums[1], (cy[ok], cx[ok]), dy[ok] * a)
+            np.add.at(sums[2], (cy[ok], cx[ok]), a)
+    covered = sums[2] > 0
+    out[0][covered] = sums[0][covered] / sums[2][covered]
+    out[1][covered] = sums[1][covered] / sums[2][covered]
+    return out
+
+
+def encode_map(mmap: np.ndarray, size: Optional[tuple[int, int]], dtype: str) -> np.ndarray:
+    """Resize (bilinear, values kept), clamp to +-10, divide by 10, store as int8 (x127) or float16."""
+    if size is not None:
+        import cv2
+
+        mmap = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_LINEAR) for c in mmap])
+    norm = np.clip(mmap, -CLAMP, CLAMP) / CLAMP
+    if dtype == "int8":
+        return np.round(norm * 127).astype(np.int8)
+    return norm.astype(np.float16)
+
+
+def decode_map(data: bytes, grid_height: int, grid_width: int, dtype: str) -> np.ndarray:
+    """A `motion` row's data back to float32 [2, H, W] in [-1, 1] (the inverse of encode_map)."""
+    arr = np.frombuffer(data, np.int8 if dtype == "int8" else np.float16).reshape(2, grid_height, grid_width)
+    return arr.astype(np.float32) / (127.0 if dtype == "int8" else 1.0)
+
+
+class MotionStatsConsumer:
+    """Per-frame motion statistics, emitted in chunks as ('per_video', (vid, ('motion_stats', chunk)))."""
+
+    def __init__(self, chunk: int = 8192) -> None:
+        self._chunk = chunk
+
+    def start(self, info: StreamInfo):
+        self._vid = info.video_id
+        self._w, self._h = info.width, info.height
+        self.available = info.codec in MV_CODECS
+        self._rows: list[dict] = []
+        self._idx: list[int] = []
+        return ()
+
+    def consume(self, view: FrameView):
+        if not self.available:
+            return
+        stats = motion_stats(frame_vectors(view), self._w, self._h)
+        self._idx.append(view.index)
+        self._rows.append(stats)
+        if len(self._rows) >= self._chunk:
+            yield self._emit()
+
+    def _emit(self):
+        keys = self._rows[0].keys()
+        chunk = {"frame_idx": np.asarray(self._idx, np.int32)}
+        for k in keys:
+            vals = [r[k] for r in self._rows]
+            chunk[k] = np.stack(vals) if k == "mv_direction_hist" else np.asarray(vals)
+        self._rows, self._idx = [], []
+        return "per_video", (self._vid, ("motion_stats", chunk))
+
+    def finish(self):
+        if self._rows:
+            yield self._emit()
+
+
+class MotionMapConsumer:
+    """CMD motion maps for sampled P/B frames -> ('motion', row)."""
+
+    def __init__(self, sampling: MotionSampling, size: Optional[tuple[int, int]] = None, dtype: str = "int8") -> None:
+        self._sampling = sampling
+        self._size = size
+        self._dtype = dtype
+
+    def start(self, info: StreamInfo):
+        self._vid = info.video_id
+        self._w, self._h = info.width, info.height
+        self._fps = info.nominal_fps or 25.0
+        self._available = info.codec in MV_CODECS
+        self._next_time = None
+        return ()
+
+    def _wanted(self, view: FrameView) -> bool:
+        mode, value = self._sampling.mode, self._sampling.value
+        if mode == "all":
+            return True
+        if mode == "every":
+            return view.index % int(value) == 0
+        if mode == "fps":
+            if self._next_time is None or view.time >= self._next_time - 1e-9:
+                self._next_time = (view.time if self._next_time is None else self._next_time) + 1.0 / value
+                return True
+        return False
+
+    def consume(self, view: FrameView):
+        if not self._available or not self._wanted(view):
+            return
+        vectors = frame_vectors(view)
+        if vectors is None:  # I-frames carry no vectors: nothing to learn from
+            return
+        data = encode_map(motion_map(vectors, self._w, self._h), self._size, self._dtype)
+        yield "motion", {
+            "video_id": self._vid,
+            "frame_idx": view.index,
+            "pts_time": view.time,
+            "pict_type": pict_type_name(view.frame),
+            "src_width": self._w,
+            "src_height": self._h,
+            "grid_height": int(data.shape[1]),
+            "grid_width": int(data.shape[2]),
+            "dtype": self._dtype,
+            "data": data.tobytes(),
+        }
+
+    def finish(self):
+        return ()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class IFrameConsumer:
+    """JPEG of every I-frame -> ('keyframes', row) with kind 'iframe'."""
+
+    def __init__(self, max_side: int = 0, quality: int = 90) -> None:
+        self._max_side = max_side
+        self._quality = quality
+
+    def start(self, info: StreamInfo):
+        self._vid = info.video_id
+        w, h = info.width, info.height
+        scale = min(1.0, self._max_side / max(w, h)) if self._max_side else 1.0
+        self._size = (max(2, int(round(w * scale))), max(2, int(round(h * scale))))
+        return ()
+
+    def consume(self, view: FrameView):
+        if int(view.frame.pict_type) != 1:  # PictureType.I
+            return
+        rgb = view.rgb(*self._size, interpolation="AREA")
+        yield "keyframes", {
+            "video_id": self._vid,
+            "kind": "iframe",
+            "frame_idx": view.index,
+            "pts_time": view.time,
+            "shot_id": None,
+            "shot_idx": None,
+            "keyframe_idx": None,
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "jpeg": jpeg_bytes(rgb, self._quality),
+        }
+
+    def finish(self):
+        return ()
