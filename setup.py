@@ -32,7 +32,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6"],
-        "bench": ["scenedetect>=0.6.4"],
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],
     },

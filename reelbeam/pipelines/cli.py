@@ -120,14 +120,14 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline: Optional[beam.Pipel
             f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` "
             "(and Beam's runner options)"
         )
-    options = PipelineOptions(argv)
-    config = build_config(options)
+    config = build_config(PipelineOptions(argv))
     if config.overwrite:
         remove_tables(config.output)
     skip_ids = existing_ok_video_ids(config.output) if config.skip_existing else frozenset()
     if skip_ids:
         LOG.info("--skip-existing: %d videos already done", len(skip_ids))
-    pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=options)
+    # The runner gets only Beam's flags: reelbeam's live in `config`, captured by the DoFns.
+    pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=PipelineOptions(beam_args))
     build_pipeline(pipeline, config, skip_ids)
     if test_pipeline is None:
         pipeline.run().wait_until_finish()
