@@ -34,7 +34,7 @@ def seed_videos(folder: str) -> list[bytes]:
     frames = list(synthetic.shot_frames([6, 6], 48, 32))
     specs = [
         ("a.mp4", dict(codec="libx264", options={"preset": "ultrafast", "bf": "2"})),
-        ("b.mp4", dict(codec="libx264", options={"preset": "ultrafast", "movflags": "faststart"})),
+        ("b.mp4", dict(codec="libx264", container_options={"movflags": "faststart"})),
         ("c.avi", dict(codec="mpeg4")),
         ("d.webm", dict(codec="libvpx-vp9", options={"deadline": "realtime"})),
     ]
@@ -89,6 +89,7 @@ def save_regression(data: bytes) -> str:
 
 def run(examples: int, seed: int) -> dict:
     from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     folder = tempfile.mkdtemp()
@@ -102,8 +103,8 @@ def run(examples: int, seed: int) -> dict:
         st.tuples(st.just("zero_run"), st.tuples(st.floats(0, 1), st.integers(1, 4096))),
     )
 
-    @settings(max_examples=examples, deadline=None, derandomize=False, database=None,
-              suppress_health_check=list(HealthCheck))
+    @hypothesis_seed(seed)
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(st.integers(0, len(seeds) - 1), st.lists(mutation, min_size=1, max_size=4))
     def fuzz(which, mutations):
         data = bytearray(seeds[which])
@@ -130,9 +131,6 @@ def run(examples: int, seed: int) -> dict:
             raise
         outcomes[kind] = outcomes.get(kind, 0) + 1
 
-    import random
-
-    random.seed(seed)
     fuzz()
     return outcomes
 

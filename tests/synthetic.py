@@ -54,13 +54,15 @@ def write_video(
     rotation: Optional[int] = None,
     gop: Optional[int] = None,
     options: Optional[dict] = None,
+    container_options: Optional[dict] = None,
 ) -> str:
-    """Encode RGB frames to `path`. `pts` (in `time_base` units) makes variable frame rate."""
+    """Encode RGB frames to `path`. `pts` (in `time_base` units) makes variable frame rate;
+    `options` go to the encoder, `container_options` to the muxer (e.g. movflags=faststart)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     frames = iter(frames)
     first = next(frames)
     height, width = first.shape[:2]
-    with av.open(path, mode="w") as container:
+    with av.open(path, mode="w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if time_base is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from fractions import Fraction
 from typing import Any, Iterable, Iterator, Optional, Protocol, Sequence
@@ -217,6 +218,10 @@ def _open_container(ref: VideoRef) -> tuple[av.container.InputContainer, Any]:
     uri = ref.uri
     if "://" not in uri or uri.startswith("file://"):
         path = uri[len("file://") :] if uri.startswith("file://") else uri
+        if not os.path.exists(path):
+            raise VideoError("not_found", f"no such file: {path}")
+        if not os.access(path, os.R_OK):
+            raise VideoError("permission_denied", f"no permission to read {path}")
         return av.open(path, mode="r", metadata_errors="ignore"), None
     handle = fsspec.open(uri, "rb").open()
     try:
@@ -235,19 +240,31 @@ def _bit_depth(pix_fmt: Optional[str]) -> Optional[int]:
         return None
 
 
+def _flush(stream) -> list:
+    """Frames still buffered in the decoder (after the demuxer stopped early)."""
+    try:
+        return stream.codec_context.decode(None)
+    except av.error.FFmpegError:
+        return []
+
+
 def _classify(exc: BaseException) -> str:
+    """A stable error_type for a per-video exception (FFmpeg's own errors first: PyAV's
+    av.error.PermissionError, for one, is FFmpeg's EPERM from the decoder, not a file mode)."""
     if isinstance(exc, VideoError):
         return exc.error_type
-    if isinstance(exc, (FileNotFoundError, av.error.FileNotFoundError)):
+    if isinstance(exc, av.error.FFmpegError):
+        if isinstance(exc, av.error.FileNotFoundError):
+            return "not_found"
+        if isinstance(exc, av.error.InvalidDataError):
+            return "invalid_data"
+        if isinstance(exc, av.error.EOFError):
+            return "truncated"
+        return "decode_error"
+    if isinstance(exc, FileNotFoundError):
         return "not_found"
     if isinstance(exc, PermissionError):
         return "permission_denied"
-    if isinstance(exc, av.error.InvalidDataError):
-        return "invalid_data"
-    if isinstance(exc, (av.error.EOFError,)):
-        return "truncated"
-    if isinstance(exc, av.error.FFmpegError):
-        return "ffmpeg_error"
     if isinstance(exc, MemoryError):
         return "out_of_memory"
     if isinstance(exc, OSError):
@@ -283,6 +300,9 @@ def decode_video(
             )
         stream = container.streams.video[0]
         cc = stream.codec_context
+        if cc is None:
+            codec_name = getattr(getattr(stream, "codec", None), "name", None) or "unknown"
+            raise VideoError("unsupported_codec", f"no decoder for this video stream's codec ({codec_name})")
         width, height = int(cc.width or 0), int(cc.height or 0)
         if width * height > config.max_frame_pixels:
             raise VideoError(
@@ -298,17 +318,6 @@ def decode_video(
         cc.thread_count = config.threads
         tb = stream.time_base or Fraction(1, 90000)
         nominal = stream.base_rate or stream.guessed_rate or stream.average_rate
-        info = StreamInfo(
-            video_id=ref.video_id,
-            width=width,
-            height=height,
-            time_base=tb,
-            nominal_fps=float(nominal) if nominal else 0.0,
-            codec=cc.name,
-            motion_vectors_requested=motion_vectors,
-        )
-        for c in consumers:
-            yield from c.start(info)
 
         view = FrameView(VideoReformatter())
         warnings: list[str] = []
@@ -325,19 +334,34 @@ def decode_video(
         non_monotonic = 0
         fps_guess = float(nominal) if nominal else 25.0
 
+        truncated: list[str] = []
+
         def frames() -> Iterator[av.VideoFrame]:
             nonlocal corrupt
-            for packet in container.demux(stream):
+            packets = container.demux(stream)
+            while True:
                 try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError as e:
+                    packet = next(packets)
+                except StopIteration:
+                    return
+                except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+                    # A file cut short (or damaged past some point): keep what decoded, say so.
+                    if not decoded:
+                        raise
+                    truncated.append(f"stream ends early after {decoded} frames: {e}")
+                    packet = None
+                try:
+                    decoded_frames = packet.decode() if packet is not None else _flush(stream)
+                except av.error.FFmpegError as e:  # a damaged packet: skip it, as ffmpeg does
                     corrupt += 1
                     if corrupt > config.max_corrupt_packets:
                         raise VideoError(
                             "invalid_data", f"more than {config.max_corrupt_packets} corrupt packets; last: {e}"
                         ) from e
                     continue
-                yield from decoded
+                yield from decoded_frames
+                if packet is None:
+                    return
 
         for frame in frames():
             if time.monotonic() - t0 > config.timeout_s:
@@ -357,10 +381,31 @@ def decode_video(
                 last_pts = pts
             if first_time is None:
                 first_time = t
+                rotation = int(round(frame.rotation or 0)) % 360
+                pix_fmt = frame.format.name
+                # Consumers start on the first frame: its size is the truth when a damaged
+                # header says 0x0 or lies about the size.
+                if (frame.width, frame.height) != (width, height):
+                    warnings.append(f"header says {width}x{height}, frames are {frame.width}x{frame.height}")
+                    width, height = frame.width, frame.height
+                    if width * height > config.max_frame_pixels:
+                        raise VideoError(
+                            "frame_too_large",
+                            f"{width}x{height} frames exceed --max-frame-pixels={config.max_frame_pixels}",
+                        )
+                info = StreamInfo(
+                    video_id=ref.video_id,
+                    width=width,
+                    height=height,
+                    time_base=tb,
+                    nominal_fps=float(nominal) if nominal else 0.0,
+                    codec=cc.name,
+                    motion_vectors_requested=motion_vectors,
+                )
+                for c in consumers:
+                    yield from c.start(info)
             if config.keyframes_only:
                 index = int(round((t - first_time) * fps_guess))
-                rotation = int(round(frame.rotation or 0)) % 360 if hasattr(frame, "rotation") else 0
-                pix_fmt = frame.format.name
             view.reset(frame, index, pts, t)
             for c in consumers:
                 yield from c.consume(view)
@@ -371,6 +416,7 @@ def decode_video(
 
         if decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
+        # (consumers were started on the first frame)
         for c in consumers:
             yield from c.finish()
 
@@ -378,6 +424,7 @@ def decode_video(
             last_duration = 1.0 / fps_guess
         duration = (last_time - first_time) + last_duration
         declared = int(stream.frames or 0)
+        warnings.extend(truncated)
         if corrupt:
             warnings.append(f"{corrupt} corrupt packets skipped")
         if pts_missing:

@@ -125,14 +125,23 @@ def motion_stats(vectors: Optional[np.ndarray], width: int, height: int) -> dict
     dx, dy = forward_motion(vectors)
     mag = np.hypot(dx, dy)
     moving = mag > 0
-    # Area that moves: each moving destination block once (a bi-predicted block has two vectors).
-    blocks = np.unique(
-        np.stack([vectors["dst_x"], vectors["dst_y"], vectors["w"], vectors["h"]], 1)[moving], axis=0
-    )
-    area = float((blocks[:, 2].astype(np.int64) * blocks[:, 3]).sum()) if len(blocks) else 0.0
+    # Area that moves, each moving destination block once. Only a frame with future references
+    # (B-frames) can name a block twice (bi-prediction); deduplicate just then, on one int64 key.
+    w = vectors["w"][moving].astype(np.int64)
+    h = vectors["h"][moving].astype(np.int64)
+    if (vectors["source"] > 0).any():
+        key = (
+            (vectors["dst_y"][moving].astype(np.int64) << 40)
+            | ((vectors["dst_x"][moving].astype(np.int64) & 0xFFFFF) << 16)
+            | (w << 8)
+            | h
+        )
+        blocks = np.unique(key)
+        w, h = (blocks >> 8) & 0xFF, blocks & 0xFF
+    area = float(w.dot(h))
     # Screen y points down; angles are measured counter-clockwise on screen, sector 0 around +x.
     angle = np.arctan2(-dy[moving], dx[moving])
-    sector = np.floor((angle + np.pi / 8) / (np.pi / 4)).astype(np.int64) % 8
+    sector = (np.floor((angle + np.pi / 8) / (np.pi / 4)).astype(np.int64)) % 8
     return {
         "mv_count": int(len(vectors)),
         "mv_mean_mag": float(mag.mean()),
