@@ -179,3 +179,10 @@ def test_iframes_as_jpeg_and_keyframes_only_decode(video_dir):
     assert [r["pts_time"] for r in rows] == pytest.approx([0.0, 0.4, 0.8, 1.2, 1.6])
     meta = meta_of(fast)
     assert meta["keyframes_only"] and meta["frame_count"] == 5
+
+
+def test_a_bi_predicted_block_counts_once_in_the_moving_area():
+    both = vectors([(1, 16, 16, 8, 8, 1.0, 0.0), (-1, 16, 16, 8, 8, 1.0, 0.0), (-1, 16, 16, 24, 8, 0.0, 0.0)])
+    assert motion_stats(both, 32, 16)["mv_moving_fraction"] == pytest.approx(0.5)
+    still = vectors([(1, 16, 16, 8, 8, 0.0, 0.0), (-1, 16, 16, 8, 8, 0.0, 0.0)])
+    assert motion_stats(still, 16, 16)["mv_moving_fraction"] == 0.0
