@@ -25,8 +25,9 @@ import av
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+from common import report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
 import synthetic  # noqa: E402
 
@@ -120,11 +121,7 @@ def main(argv=None) -> int:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     summary = {"cpus": os.cpu_count(), "gop_seconds": 2, "files": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(summary, f, indent=1)
-    print(json.dumps(summary, indent=1))
-    return 0
+    return report(summary, args.out)
 
 
 if __name__ == "__main__":

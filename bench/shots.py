@@ -36,8 +36,9 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+from common import report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
 import synthetic  # noqa: E402
 from av.video.reformatter import VideoReformatter  # noqa: E402
@@ -304,11 +305,7 @@ def main(argv=None) -> int:
         "agreement_with_reference": {**agreement, "max_prob_diff_area_vs_bicubic": round(max_diff_scaler, 4)},
         "files": per_file,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(summary, f, indent=1)
-    print(json.dumps(summary, indent=1))
-    return 0
+    return report(summary, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,19 @@
+"""Shared by the bench scripts: where to find the test helpers, and how results are reported."""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+for path in (os.path.join(HERE, "..", "tests"), os.path.join(HERE, "..")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def report(summary: dict, path: str) -> int:
+    """Write the JSON summary to `path` and print it (the bench's output)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=1)
+    print(json.dumps(summary, indent=1))
+    return 0
