@@ -48,7 +48,11 @@ def _run_parser() -> argparse.ArgumentParser:
 def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id: str = "") -> dict:
     """Add ProcessVideos and the writers to `pipeline`; return the table PCollections."""
     tables = pipeline | "ProcessVideos" >> ProcessVideos(config, skip_ids)
-    rows = {name: tables[name] for name in ("videos", "failures", "shots", "motion", "keyframes") if name in tables}
+    rows = {
+        name: tables[name]
+        for name in ("videos", "failures", "shots", "scenes", "motion", "keyframes")
+        if name in tables
+    }
     _ = pipeline | "WriteTables" >> WriteTables(
         config.output,
         rows=rows,
@@ -61,7 +65,15 @@ def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id
     return tables
 
 
-WRITTEN_TABLES = ("videos", "failures", "frames", "shots", "motion (--motion-maps)", "keyframes (--iframes)")
+WRITTEN_TABLES = (
+    "videos",
+    "failures",
+    "frames",
+    "shots",
+    "scenes (training-free)",
+    "motion (--motion-maps)",
+    "keyframes (--iframes)",
+)
 
 
 def tables_markdown() -> str:

@@ -22,6 +22,7 @@ from reelbeam.models.transnetv2 import PRECISIONS
 from reelbeam.transforms.decode import DecodeConfig
 from reelbeam.transforms.listing import check_input_spec
 from reelbeam.transforms.motion import MotionConfig, MotionSampling
+from reelbeam.transforms.scenes import SCENE_METHODS, SceneConfig
 from reelbeam.transforms.shots import _SCALERS, DETECTORS, ShotConfig
 from reelbeam.transforms.write import CODECS, existing_tables
 
@@ -125,6 +126,28 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "scenes",
+            default="histogram",
+            choices=SCENE_METHODS,
+            help="training-free scenes: 'histogram' (default: shots grouped by colour similarity, "
+            "no weights needed) or 'none'",
+        )
+        _add(
+            parser,
+            "scene-window",
+            type=int,
+            default=1,
+            help="shots compared on each side of a candidate scene boundary (2-3 keep A-B-A-B cutting together)",
+        )
+        _add(
+            parser,
+            "scene-threshold",
+            type=float,
+            default=0.5,
+            help="colour-histogram intersection under which shots belong to different scenes",
+        )
+        _add(
+            parser,
             "motion-stats",
             default=True,
             action=argparse.BooleanOptionalAction,
@@ -225,6 +248,7 @@ class RunConfig:
     skip_existing: bool
     overwrite: bool
     motion: MotionConfig = MotionConfig()
+    scenes: SceneConfig = SceneConfig()
 
 
 def _check_output(output: str) -> None:
@@ -279,6 +303,9 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
             except ValueError:
                 raise ConfigError(f"--motion-map-size must look like 112x112, got {o.motion_map_size!r}") from None
             map_size = (w, h)
+        scenes = SceneConfig(
+            method="none" if o.iframes_only else o.scenes, window=o.scene_window, threshold=o.scene_threshold
+        )
         motion = MotionConfig(
             stats=o.motion_stats and not o.iframes_only,
             maps=MotionSampling.parse(o.motion_maps) if not o.iframes_only else MotionSampling(),
@@ -342,6 +369,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         skip_existing=o.skip_existing,
         overwrite=o.overwrite,
         motion=motion,
+        scenes=scenes,
     )
 
 

@@ -25,6 +25,7 @@ from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
 from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
+from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
 
 LOG = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class ProcessVideos(beam.PTransform):
         elif cfg.shots.detector == "lgss":
             consumers.append(LGSSConsumer)
         motion = cfg.motion
+        if cfg.scenes.method == "histogram":
+            consumers.append(functools.partial(ColorHistogramConsumer, cfg.shots.transnetv2_scaler))
         if motion.stats:
             consumers.append(MotionStatsConsumer)
         if motion.maps.enabled:
@@ -124,13 +127,16 @@ class ProcessVideos(beam.PTransform):
             )
 
         assembled = (
-            per_video | "FlattenPerVideo" >> beam.Flatten() | "AssembleVideos" >> AssembleVideos(cfg.shots)
+            per_video
+            | "FlattenPerVideo" >> beam.Flatten()
+            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes)
         )
         failures.append(assembled.failures)
         tables = {
             "videos": assembled.videos,
             "frames": assembled.frames,
             "shots": assembled.shots,
+            "scenes": assembled.scenes,
             "json": assembled.json,
             "failures": failures | "FlattenFailures" >> beam.Flatten(),
         }

@@ -26,6 +26,7 @@ import pyarrow as pa
 from reelbeam.models.transnetv2 import stitch_window_predictions
 from reelbeam.schemas import tables
 from reelbeam.schemas.records import Failure, VideoRef
+from reelbeam.transforms.scenes import SceneConfig, group_shots, shot_descriptors
 from reelbeam.transforms.shots import (
     ShotConfig,
     enforce_min_length,
@@ -72,6 +73,7 @@ class _Parts:
     frames: list = dataclasses.field(default_factory=list)
     lgss: Optional[dict] = None
     motion: list = dataclasses.field(default_factory=list)
+    color_hist: list = dataclasses.field(default_factory=list)
     windows_expected: Optional[int] = None
     window_probs: dict = dataclasses.field(default_factory=dict)
     errors: list = dataclasses.field(default_factory=list)
@@ -88,6 +90,8 @@ class _Parts:
                 parts.lgss = payload
             elif kind == "motion_stats":
                 parts.motion.append(payload)
+            elif kind == "color_hist":
+                parts.color_hist.append(payload)
             elif kind == "transnetv2_windows":
                 parts.windows_expected = payload
             elif kind == "transnetv2_probs":
@@ -113,11 +117,14 @@ def _concat_chunks(chunks: list[dict]) -> dict[str, Any]:
 
 
 def assemble_video(
-    video_id: str, records: Iterable[tuple[str, Any]], shot_config: ShotConfig
+    video_id: str,
+    records: Iterable[tuple[str, Any]],
+    shot_config: ShotConfig,
+    scene_config: Optional[SceneConfig] = None,
 ) -> Optional[dict[str, Any]]:
     """Pure per-video assembly. Returns None for an orphan group (no 'meta').
 
-    Returns {'videos': row, 'frames': pa.Table, 'shots': [rows], 'json': dict}; raises
+    Returns {'videos': row, 'frames': pa.Table, 'shots': [rows], 'scenes': [rows], 'json': dict}; raises
     IncompleteVideo when a piece is missing or a model stage failed.
     """
     parts = _Parts.collect(records)
@@ -258,7 +265,39 @@ def assemble_video(
         "shot_num": len(shots),
         "shot_meta_list": shot_meta,
     }
-    return {"videos": meta, "frames": frames_table, "shots": shots, "json": document}
+    scenes = []
+    if scene_config is not None and scene_config.method == "histogram" and parts.color_hist and shots:
+        hists = _concat_chunks(parts.color_hist)["hist"]
+        groups, scores = group_shots(shot_descriptors(hists, spans), scene_config.window, scene_config.threshold)
+        for idx, (a, b) in enumerate(groups):
+            first, last = shots[a], shots[b]
+            scenes.append(
+                {
+                    "video_id": video_id,
+                    "scene_idx": idx,
+                    "scene_id": make_span_id(video_id, first["start_frame"], last["end_frame"]),
+                    "first_shot_idx": a,
+                    "last_shot_idx": b,
+                    "start_frame": first["start_frame"],
+                    "end_frame": last["end_frame"],
+                    "start_time": first["start_time"],
+                    "end_time": last["end_time"],
+                    "num_shots": b - a + 1,
+                    "p_boundary_end": float(1.0 - scores[b]) if b < len(shots) - 1 else None,
+                    "method": f"histogram(window={scene_config.window},threshold={scene_config.threshold:g})",
+                }
+            )
+        document["scene_num"] = len(scenes)
+        document["scene_meta_list"] = [
+            {
+                "shot": list(range(sc["first_shot_idx"], sc["last_shot_idx"] + 1)),
+                "frame": [sc["start_frame"], sc["end_frame"]],
+                "timestamps": [timecode(sc["start_time"]), timecode(sc["end_time"])],
+            }
+            for sc in scenes
+        ]
+    meta["num_scenes"] = len(scenes) if scenes else None
+    return {"videos": meta, "frames": frames_table, "shots": shots, "scenes": scenes, "json": document}
 
 
 def _motion_columns(chunks: list[dict], frame_idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -281,8 +320,9 @@ def _motion_columns(chunks: list[dict], frame_idx: np.ndarray) -> dict[str, np.n
 
 
 class _AssembleVideoFn(beam.DoFn):
-    def __init__(self, shot_config: ShotConfig) -> None:
+    def __init__(self, shot_config: ShotConfig, scene_config: Optional[SceneConfig]) -> None:
         self._config = shot_config
+        self._scene_config = scene_config
         self._orphans = beam.metrics.Metrics.counter("reelbeam", "orphan_groups")
         self._ok = beam.metrics.Metrics.counter("reelbeam", "videos_ok")
         self._shots = beam.metrics.Metrics.counter("reelbeam", "shots_detected")
@@ -293,7 +333,7 @@ class _AssembleVideoFn(beam.DoFn):
         records = list(records)
         meta = next((p for k, p in records if k == "meta"), None)
         try:
-            result = assemble_video(video_id, records, self._config)
+            result = assemble_video(video_id, records, self._config, self._scene_config)
         except IncompleteVideo as e:
             self._failed.inc()
             ref = VideoRef(video_id, meta["uri"], meta.get("size_bytes"))
@@ -310,24 +350,27 @@ class _AssembleVideoFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput("frames", result["frames"])
         for row in result["shots"]:
             yield beam.pvalue.TaggedOutput("shots", row)
+        for row in result["scenes"]:
+            yield beam.pvalue.TaggedOutput("scenes", row)
         yield beam.pvalue.TaggedOutput("json", (video_id, result["json"]))
 
 
 class AssembleVideos(beam.PTransform):
-    """PCollection[(video_id, (kind, payload))] -> tagged 'videos', 'frames', 'shots', 'json',
-    'failures'."""
+    """PCollection[(video_id, (kind, payload))] -> tagged 'videos', 'frames', 'shots', 'scenes',
+    'json', 'failures'."""
 
-    def __init__(self, shot_config: ShotConfig) -> None:
+    def __init__(self, shot_config: ShotConfig, scene_config: Optional[SceneConfig] = None) -> None:
         super().__init__()
         self._config = shot_config
+        self._scene_config = scene_config
 
     def expand(self, records):
         return (
             records
             | "GroupPerVideo" >> beam.GroupByKey()
             | "AssembleVideo"
-            >> beam.ParDo(_AssembleVideoFn(self._config)).with_outputs(
-                "videos", "frames", "shots", "json", "failures"
+            >> beam.ParDo(_AssembleVideoFn(self._config, self._scene_config)).with_outputs(
+                "videos", "frames", "shots", "scenes", "json", "failures"
             )
         )
 

@@ -169,3 +169,26 @@ def test_motion_maps_iframes_and_motion_columns_end_to_end(tmp_path):
         assert_that(
             out["shots"] | beam.Map(lambda s: abs(s["motion_score"] - 4) < 1), equal_to([True]), label="shots"
         )
+
+
+def test_training_free_scenes_end_to_end(tmp_path):
+    # Two "locations", two camera angles each: 2 scenes, whatever the cuts within a location.
+    import av as _av
+
+    frames = []
+    for loc in (1, 2):
+        big = synthetic.scene_frame(loc * 7, 0, 320, 180)
+        for crop in ((0, 0), (100, 60)):
+            for t in range(30):
+                piece = np.ascontiguousarray(big[crop[1] : crop[1] + 120, crop[0] + t : crop[0] + t + 200])
+                frames.append(_av.VideoFrame.from_ndarray(piece, format="rgb24").reformat(160, 96, "rgb24").to_ndarray())
+    synthetic.write_video(str(tmp_path / "two_scenes.mp4"), frames)
+    cfg = config_for(tmp_path)
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["scenes"] | beam.Map(lambda s: (s["scene_idx"], s["start_frame"], s["end_frame"])),
+            equal_to([(0, 0, 59), (1, 60, 119)]),
+            label="scenes",
+        )
+        assert_that(out["json"] | beam.Map(lambda kv: kv[1]["scene_num"]), equal_to([2]), label="json")
