@@ -17,3 +17,13 @@ def report(summary: dict, path: str) -> int:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def bench_parser(doc: str, name: str):
+    """argparse parser with the flags every bench takes: --workdir (generated corpus) and --out."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default=os.path.join(HERE, "out", f"{name}_corpus"))
+    parser.add_argument("--out", default=os.path.join(HERE, "out", f"{name}.json"))
+    return parser

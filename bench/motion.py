@@ -15,7 +15,6 @@ so the encoder produces real motion vectors), measured in this process on the sa
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import report  # noqa: E402  (also puts tests/ and the repo on sys.path)
+from common import bench_parser, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
 import synthetic  # noqa: E402
 
@@ -87,9 +86,7 @@ def reelbeam_pass(path, consumers, mv, config=DecodeConfig()):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default=os.path.join(HERE, "out", "motion_corpus"))
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "motion.json"))
+    parser = bench_parser(__doc__, "motion")
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)

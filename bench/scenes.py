@@ -14,7 +14,6 @@ max-IoU of scene frame intervals).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,7 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import report  # noqa: E402
+from common import bench_parser, report  # noqa: E402
 
 import synthetic  # noqa: E402
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
@@ -109,9 +108,7 @@ def evaluate(items, window, threshold, shots_key):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default=os.path.join(HERE, "out", "scenes_corpus"))
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "scenes.json"))
+    parser = bench_parser(__doc__, "scenes")
     parser.add_argument("--videos", type=int, default=6)
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)

@@ -23,7 +23,6 @@ Prints one JSON document; ratios compare methods measured in this run.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -38,7 +37,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import report  # noqa: E402  (also puts tests/ and the repo on sys.path)
+from common import bench_parser, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
 import synthetic  # noqa: E402
 from av.video.reformatter import VideoReformatter  # noqa: E402
