@@ -50,7 +50,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id
     tables = pipeline | "ProcessVideos" >> ProcessVideos(config, skip_ids)
     rows = {
         name: tables[name]
-        for name in ("videos", "failures", "shots", "scenes", "motion", "keyframes")
+        for name in ("videos", "failures", "shots", "scenes", "motion", "keyframes", "shot_embeddings", "boundaries")
         if name in tables
     }
     _ = pipeline | "WriteTables" >> WriteTables(
@@ -72,7 +72,8 @@ WRITTEN_TABLES = (
     "shots",
     "scenes (training-free)",
     "motion (--motion-maps)",
-    "keyframes (--iframes)",
+    "keyframes (--iframes; shot keyframes with --scene-checkpoint)",
+    "shot_embeddings and boundaries (--scene-checkpoint)",
 )
 
 

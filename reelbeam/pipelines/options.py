@@ -148,6 +148,28 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "scene-checkpoint",
+            default=None,
+            help="BaSSL scene model: ModelScope's pytorch_model.pt (shot encoder, CRN and head) or a "
+            "BaSSL Lightning .ckpt (encoder only: shot embeddings, no boundaries); local path or "
+            "fsspec URL. Enables shot keyframes, shot_embeddings, boundaries and model scenes",
+        )
+        _add(
+            parser,
+            "bassl-threshold",
+            type=float,
+            default=0.8,
+            help="a scene ends after a shot whose boundary probability is above this (ModelScope: 0.8)",
+        )
+        _add(
+            parser,
+            "shot-keyframe-max-side",
+            type=int,
+            default=0,
+            help="downscale shot keyframe JPEGs to this longer side (0: full resolution, as the reference)",
+        )
+        _add(
+            parser,
             "motion-stats",
             default=True,
             action=argparse.BooleanOptionalAction,
@@ -249,6 +271,9 @@ class RunConfig:
     overwrite: bool
     motion: MotionConfig = MotionConfig()
     scenes: SceneConfig = SceneConfig()
+    scene_checkpoint: Optional[str] = None
+    bassl_threshold: float = 0.8
+    shot_keyframe_max_side: int = 0
 
 
 def _check_output(output: str) -> None:
@@ -344,6 +369,21 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
                 "--skip-existing to resume (process only videos not yet done), --overwrite to "
                 "replace them, or choose another folder"
             )
+        if o.scene_checkpoint:
+            from reelbeam.models.bassl import load_bassl
+            from reelbeam.models.checkpoints import CheckpointError
+
+            try:
+                loaded = load_bassl(o.scene_checkpoint)
+            except (CheckpointError, FileNotFoundError, OSError) as e:
+                raise ConfigError(f"--scene-checkpoint: {e}") from e
+            if not loaded.has_head:
+                raise ConfigError(
+                    f"--scene-checkpoint {o.scene_checkpoint!r} has no boundary head (a BaSSL "
+                    "pre-training checkpoint); give a fine-tuned one such as ModelScope's pytorch_model.pt"
+                )
+        if not 0.0 < o.bassl_threshold < 1.0:
+            raise ConfigError(f"--bassl-threshold must be in (0, 1), got {o.bassl_threshold}")
         if o.transnetv2_weights and shots.detector == "transnetv2":
             fs, path = fsspec.core.url_to_fs(o.transnetv2_weights)
             if not fs.exists(path):
@@ -370,6 +410,9 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         overwrite=o.overwrite,
         motion=motion,
         scenes=scenes,
+        scene_checkpoint=o.scene_checkpoint,
+        bassl_threshold=o.bassl_threshold,
+        shot_keyframe_max_side=o.shot_keyframe_max_side,
     )
 
 

@@ -25,6 +25,8 @@ from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
 from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
+from reelbeam.transforms.keyframes import ExtractShotKeyframes
+from reelbeam.transforms.scene_model import AssembleModelScenes, EncodeShots, ScoreBoundaries
 from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
 
@@ -88,7 +90,7 @@ class ProcessVideos(beam.PTransform):
         elif cfg.shots.detector == "lgss":
             consumers.append(LGSSConsumer)
         motion = cfg.motion
-        if cfg.scenes.method == "histogram":
+        if cfg.scenes.method == "histogram" and not cfg.scene_checkpoint:
             consumers.append(functools.partial(ColorHistogramConsumer, cfg.shots.transnetv2_scaler))
         if motion.stats:
             consumers.append(MotionStatsConsumer)
@@ -129,7 +131,7 @@ class ProcessVideos(beam.PTransform):
         assembled = (
             per_video
             | "FlattenPerVideo" >> beam.Flatten()
-            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes)
+            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes, keyframe_plans=bool(cfg.scene_checkpoint))
         )
         failures.append(assembled.failures)
         tables = {
@@ -142,10 +144,36 @@ class ProcessVideos(beam.PTransform):
         }
         if motion.maps.enabled:
             tables["motion"] = (assembled.videos, decoded.motion) | "KeepMotionOfOkVideos" >> KeepRowsOfOkVideos()
+        keyframes = []
         if motion.iframes:
-            tables["keyframes"] = (
-                assembled.videos,
-                decoded.keyframes,
-            ) | "KeepIFramesOfOkVideos" >> KeepRowsOfOkVideos()
+            keyframes.append(
+                (assembled.videos, decoded.keyframes) | "KeepIFramesOfOkVideos" >> KeepRowsOfOkVideos()
+            )
+        if cfg.scene_checkpoint:
+            shot_kf = assembled.keyframe_plans | "ExtractShotKeyframes" >> ExtractShotKeyframes(
+                cfg.shot_keyframe_max_side, cfg.motion.jpeg_quality
+            )
+            keyframes.append(shot_kf.keyframes)
+            encoded = shot_kf.keyframes | "EncodeShots" >> EncodeShots(
+                cfg.scene_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies
+            )
+            scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(
+                cfg.scene_checkpoint, cfg.device, cfg.model_copies
+            )
+            model_scenes = (assembled.shots, scored["boundaries"], assembled.json) | "AssembleModelScenes" >> AssembleModelScenes(
+                cfg.bassl_threshold
+            )
+            tables["shot_embeddings"] = encoded["embeddings"]
+            tables["boundaries"] = scored["boundaries"]
+            tables["scenes"] = model_scenes.scenes
+            tables["json"] = model_scenes.json
+            tables["failures"] = (
+                tables["failures"],
+                shot_kf.failures,
+                encoded["failures"],
+                scored["failures"],
+            ) | "FlattenAllFailures" >> beam.Flatten()
+        if keyframes:
+            tables["keyframes"] = keyframes | "FlattenKeyframes" >> beam.Flatten()
         return tables
 

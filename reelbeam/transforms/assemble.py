@@ -320,9 +320,10 @@ def _motion_columns(chunks: list[dict], frame_idx: np.ndarray) -> dict[str, np.n
 
 
 class _AssembleVideoFn(beam.DoFn):
-    def __init__(self, shot_config: ShotConfig, scene_config: Optional[SceneConfig]) -> None:
+    def __init__(self, shot_config: ShotConfig, scene_config: Optional[SceneConfig], keyframe_plans: bool) -> None:
         self._config = shot_config
         self._scene_config = scene_config
+        self._keyframe_plans = keyframe_plans
         self._orphans = beam.metrics.Metrics.counter("reelbeam", "orphan_groups")
         self._ok = beam.metrics.Metrics.counter("reelbeam", "videos_ok")
         self._shots = beam.metrics.Metrics.counter("reelbeam", "shots_detected")
@@ -352,6 +353,10 @@ class _AssembleVideoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("shots", row)
         for row in result["scenes"]:
             yield beam.pvalue.TaggedOutput("scenes", row)
+        if self._keyframe_plans and result["shots"]:
+            from reelbeam.transforms.keyframes import plan_for
+
+            yield beam.pvalue.TaggedOutput("keyframe_plans", plan_for(result["videos"], result["shots"], result["frames"]))
         yield beam.pvalue.TaggedOutput("json", (video_id, result["json"]))
 
 
@@ -359,18 +364,23 @@ class AssembleVideos(beam.PTransform):
     """PCollection[(video_id, (kind, payload))] -> tagged 'videos', 'frames', 'shots', 'scenes',
     'json', 'failures'."""
 
-    def __init__(self, shot_config: ShotConfig, scene_config: Optional[SceneConfig] = None) -> None:
+    def __init__(
+        self, shot_config: ShotConfig, scene_config: Optional[SceneConfig] = None, keyframe_plans: bool = False
+    ) -> None:
+        """keyframe_plans: also emit, per video, the plan of its shot keyframes (tag
+        'keyframe_plans') for ExtractShotKeyframes."""
         super().__init__()
         self._config = shot_config
         self._scene_config = scene_config
+        self._keyframe_plans = keyframe_plans
 
     def expand(self, records):
         return (
             records
             | "GroupPerVideo" >> beam.GroupByKey()
             | "AssembleVideo"
-            >> beam.ParDo(_AssembleVideoFn(self._config, self._scene_config)).with_outputs(
-                "videos", "frames", "shots", "scenes", "json", "failures"
+            >> beam.ParDo(_AssembleVideoFn(self._config, self._scene_config, self._keyframe_plans)).with_outputs(
+                "videos", "frames", "shots", "scenes", "json", "failures", "keyframe_plans"
             )
         )
 

@@ -1,0 +1,155 @@
+"""ExtractShotKeyframes: the 3 keyframes of every shot (first, middle, last frame), as JPEG.
+
+Shots are known only after TransNetV2 has scored the whole video, so the keyframes come from a
+second, partial pass over the file: frames are decoded forward up to the last keyframe needed, and
+where the next needed frame lies past a codec keyframe the decoder seeks there instead of decoding
+the frames in between (the frame index of the first pass says where keyframes are). A video with a
+single GOP (the bundled sample) therefore costs one decode up to its last shot's last frame.
+
+Keyframe indices follow LGSS/BaSSL: for a shot [s, e] (inclusive), s, s + (e - s) // 2 and e.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from typing import Optional
+
+import apache_beam as beam
+import av
+import numpy as np
+
+from reelbeam.schemas.records import Failure, VideoRef
+from reelbeam.transforms.decode import _classify, _open_container
+from reelbeam.transforms.motion import jpeg_bytes
+
+
+def shot_keyframe_indices(start: int, end: int) -> tuple[int, int, int]:
+    """First, middle and last frame of an inclusive span (LGSS `generate_images(num_images=3)`)."""
+    return start, start + (end - start) // 2, end
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyframePlan:
+    """What one video's keyframe pass needs: where to read, which frames, where keyframes are."""
+
+    video_id: str
+    uri: str
+    size_bytes: Optional[int]
+    targets: tuple  # ((frame_idx, shot_idx, shot_id, keyframe_idx), ...) sorted by frame
+    pts: np.ndarray  # int64 [N] PTS per frame of the first pass
+    is_keyframe: np.ndarray  # bool [N]
+
+
+def plan_for(meta: dict, shots: list[dict], frames_table) -> KeyframePlan:
+    targets = sorted(
+        (f, sh["shot_idx"], sh["shot_id"], k)
+        for sh in shots
+        for k, f in enumerate(shot_keyframe_indices(sh["start_frame"], sh["end_frame"]))
+    )
+    return KeyframePlan(
+        video_id=meta["video_id"],
+        uri=meta["uri"],
+        size_bytes=meta.get("size_bytes"),
+        targets=tuple(targets),
+        pts=np.asarray(frames_table.column("pts").to_pylist(), dtype=object),
+        is_keyframe=np.asarray(frames_table.column("is_keyframe").to_pylist(), bool),
+    )
+
+
+def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
+    """Yield keyframes rows for `plan` (raises on an unreadable file, like the decode pass)."""
+    container, handle = _open_container(VideoRef(plan.video_id, plan.uri, plan.size_bytes))
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        key_positions = np.flatnonzero(plan.is_keyframe).tolist()
+        pts_to_index = {p: i for i, p in enumerate(plan.pts) if p is not None}
+        wanted: dict[int, list] = {}
+        for f, shot_idx, shot_id, k in plan.targets:
+            wanted.setdefault(f, []).append((shot_idx, shot_id, k))
+        order = sorted(wanted)
+        pos = -1  # index of the last decoded frame
+        frames = None
+        i = 0
+        while i < len(order):
+            target = order[i]
+            k = bisect.bisect_right(key_positions, target) - 1
+            key = key_positions[k] if k >= 0 else 0
+            if frames is None or (key > pos + 1 and plan.pts[key] is not None):
+                if frames is not None or key > 0:
+                    container.seek(int(plan.pts[key]), stream=stream, backward=True, any_frame=False)
+                frames = container.decode(stream)
+                pos = key - 1
+            for frame in frames:
+                idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
+                pos = idx
+                if idx in wanted:
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if max_side and max(rgb.shape[:2]) > max_side:
+                        scale = max_side / max(rgb.shape[:2])
+                        rgb = frame.to_ndarray(
+                            format="rgb24", width=max(2, round(frame.width * scale)),
+                            height=max(2, round(frame.height * scale)), interpolation="AREA",
+                        )
+                    data = jpeg_bytes(rgb, quality)
+                    for shot_idx, shot_id, kf in wanted[idx]:
+                        yield {
+                            "video_id": plan.video_id,
+                            "kind": "shot",
+                            "frame_idx": idx,
+                            "pts_time": float(frame.time) if frame.time is not None else None,
+                            "shot_id": shot_id,
+                            "shot_idx": shot_idx,
+                            "keyframe_idx": kf,
+                            "width": int(rgb.shape[1]),
+                            "height": int(rgb.shape[0]),
+                            "jpeg": data,
+                        }
+                    del wanted[idx]
+                if idx >= target:
+                    break
+            else:
+                break  # the stream ended before the target
+            while i < len(order) and order[i] not in wanted:
+                i += 1
+        if wanted:
+            raise ValueError(f"{len(wanted)} shot keyframes not found in the second pass (first missing: frame {min(wanted)})")
+    finally:
+        container.close()
+        if handle is not None:
+            handle.close()
+
+
+class _ExtractShotKeyframesFn(beam.DoFn):
+    def __init__(self, max_side: int, quality: int) -> None:
+        self._max_side = max_side
+        self._quality = quality
+        self._count = beam.metrics.Metrics.counter("reelbeam", "shot_keyframes")
+
+    def process(self, plan: KeyframePlan):
+        try:
+            rows = list(extract_keyframes(plan, self._max_side, self._quality))
+        except Exception as e:  # noqa: BLE001 - becomes a failures row for this video
+            ref = VideoRef(plan.video_id, plan.uri, plan.size_bytes)
+            yield beam.pvalue.TaggedOutput(
+                "failures", Failure.of(ref, "shot_keyframes", _classify(e), f"{type(e).__name__}: {e}").to_row()
+            )
+            return
+        self._count.inc(len(rows))
+        yield from rows
+
+
+class ExtractShotKeyframes(beam.PTransform):
+    """PCollection[KeyframePlan] -> keyframes rows (kind 'shot'); tag 'failures' for videos whose
+    second pass failed."""
+
+    def __init__(self, max_side: int = 0, quality: int = 90) -> None:
+        super().__init__()
+        self._max_side = max_side
+        self._quality = quality
+
+    def expand(self, plans):
+        return plans | "ExtractKeyframes" >> beam.ParDo(
+            _ExtractShotKeyframesFn(self._max_side, self._quality)
+        ).with_outputs("failures", main="keyframes")

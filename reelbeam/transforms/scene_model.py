@@ -1,0 +1,194 @@
+"""The BaSSL scene path: EncodeShots -> ScoreBoundaries -> AssembleModelScenes.
+
+- EncodeShots: RunInference over shots (their 3 keyframe JPEGs), batched across videos, keyed by
+  (video_id, shot_idx, shot_id): each shot is encoded exactly once -> `shot_embeddings`.
+- ScoreBoundaries: a video's shot features in shot order -> CRN over the clipped 17-shot windows
+  -> `boundaries` (p that a scene ends after the shot).
+- AssembleModelScenes: threshold (strictly greater, ModelScope's 0.8 by default), scenes end at
+  each positive shot and the tail forms the last scene -> `scenes` (method 'bassl') and the
+  per-video JSON with `scene_num` / `scene_meta_list`.
+
+A video whose shots cannot all be encoded or scored becomes a `failures` row (stage
+`shot_encoder` / `boundary_model`); its `videos` row stays (decode and shots succeeded).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from reelbeam.models.bassl import BoundaryHandler, ShotEncoderHandler
+from reelbeam.schemas.records import Failure
+from reelbeam.transforms.assemble import make_span_id, timecode
+
+
+def scenes_from_probabilities(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """ModelScope's grouping: a scene ends at every shot with p > threshold; the shots after the
+    last positive form a final scene. Inclusive (first_shot, last_shot) pairs."""
+    ends = [i for i, v in enumerate(p) if v > threshold]
+    n = len(p)
+    if not ends or ends[-1] != n - 1:
+        ends.append(n - 1)
+    scenes, start = [], 0
+    for e in ends:
+        scenes.append((start, e))
+        start = e + 1
+    return [s for s in scenes if s[0] <= s[1]]
+
+
+def _group_keyframes(element):
+    (video_id, shot_idx, shot_id), rows = element
+    rows = sorted(rows, key=lambda r: r["keyframe_idx"])
+    return (video_id, shot_idx, shot_id), [r["jpeg"] for r in rows]
+
+
+def _embedding_row(model_name):
+    def to_row(element):
+        (video_id, shot_idx, shot_id), result = element
+        return {
+            "video_id": video_id,
+            "shot_id": shot_id,
+            "shot_idx": shot_idx,
+            "model": model_name,
+            "embedding": np.asarray(result.inference, np.float32).tolist(),
+        }
+
+    return to_row
+
+
+def _failed_to_rows(stage, uris):
+    def convert(element):
+        batch, exc = element
+        for key, _ in batch:
+            video_id = key[0]
+            yield {
+                **Failure(video_id, uris.get(video_id, ""), stage, "inference_error", f"{type(exc).__name__}: {exc}").to_row()
+            }
+
+    return convert
+
+
+class EncodeShots(beam.PTransform):
+    """keyframes rows (kind 'shot') -> shot_embeddings rows; tag 'failures'."""
+
+    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", batch: int = 16, model_copies: Optional[int] = None) -> None:
+        super().__init__()
+        self._handler = KeyedModelHandler(ShotEncoderHandler(checkpoint, device, precision, batch, model_copies))
+        self._name = f"bassl-resnet50:{checkpoint.rsplit('/', 1)[-1]}"
+
+    def expand(self, keyframes):
+        shots = (
+            keyframes
+            | "KeyByShot" >> beam.Map(lambda r: ((r["video_id"], r["shot_idx"], r["shot_id"]), r))
+            | "GroupKeyframes" >> beam.GroupByKey()
+            | "KeyframeJpegs" >> beam.Map(_group_keyframes)
+        )
+        encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
+        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder", {}))
+        return {"embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._name)), "failures": failures}
+
+
+def _features_of_video(element):
+    video_id, rows = element
+    rows = sorted(rows, key=lambda r: r["shot_idx"])
+    # A video with a shot that failed to encode is skipped: its failure row is already written.
+    if [r["shot_idx"] for r in rows] == list(range(len(rows))):
+        yield video_id, (tuple(r["shot_id"] for r in rows), np.stack([np.asarray(r["embedding"], np.float32) for r in rows]))
+
+
+class ScoreBoundaries(beam.PTransform):
+    """shot_embeddings rows -> boundaries rows; tag 'failures'."""
+
+    def __init__(self, checkpoint: str, device: str = "auto", model_copies: Optional[int] = None) -> None:
+        super().__init__()
+        self._handler = KeyedModelHandler(BoundaryHandler(checkpoint, device, model_copies))
+        self._name = f"bassl-crn:{checkpoint.rsplit('/', 1)[-1]}"
+
+    def expand(self, embeddings):
+        per_video = (
+            embeddings
+            | "KeyByVideo" >> beam.Map(lambda r: (r["video_id"], r))
+            | "GroupShots" >> beam.GroupByKey()
+            | "ShotFeatures" >> beam.FlatMap(_features_of_video)
+        )
+        ids = per_video | "ShotIds" >> beam.Map(lambda kv: (kv[0], kv[1][0]))
+        features = per_video | "Features" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
+        scored, dlq = features | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
+        name = self._name
+
+        def rows(element):
+            video_id, groups = element
+            shot_ids = groups["ids"][0] if groups["ids"] else ()
+            for result in groups["p"]:
+                for i, p in enumerate(result.inference):
+                    yield {"video_id": video_id, "shot_idx": i, "shot_id": shot_ids[i] if i < len(shot_ids) else None, "p_boundary": float(p), "model": name}
+
+        boundaries = {"ids": ids, "p": scored} | "JoinIds" >> beam.CoGroupByKey() | "BoundaryRows" >> beam.FlatMap(rows)
+        failures = dlq.failed_inferences | "CrnFailures" >> beam.FlatMap(_failed_to_rows("boundary_model", {}))
+        return {"boundaries": boundaries, "failures": failures}
+
+
+def _scenes_of_video(video_id, g, threshold):
+    """Scenes rows and the JSON document (tagged) of one video from its shots and boundaries."""
+    sh = sorted(g["shots"], key=lambda s: s["shot_idx"])
+    p = np.array([b["p_boundary"] for b in sorted(g["p"], key=lambda b: b["shot_idx"])])
+    doc = dict(g["doc"][0])
+    scenes = []
+    for idx, (a, b) in enumerate(scenes_from_probabilities(p, threshold)):
+        scene = {
+            "video_id": video_id,
+            "scene_idx": idx,
+            "scene_id": make_span_id(video_id, sh[a]["start_frame"], sh[b]["end_frame"]),
+            "first_shot_idx": a,
+            "last_shot_idx": b,
+            "start_frame": sh[a]["start_frame"],
+            "end_frame": sh[b]["end_frame"],
+            "start_time": sh[a]["start_time"],
+            "end_time": sh[b]["end_time"],
+            "num_shots": b - a + 1,
+            "p_boundary_end": float(p[b]),
+            "method": f"bassl(threshold={threshold:g})",
+        }
+        scenes.append(scene)
+        yield beam.pvalue.TaggedOutput("scenes", scene)
+    doc["scene_num"] = len(scenes)
+    doc["scene_meta_list"] = [
+        {
+            "shot": list(range(s["first_shot_idx"], s["last_shot_idx"] + 1)),
+            "frame": [s["start_frame"], s["end_frame"]],
+            "timestamps": [timecode(s["start_time"]), timecode(s["end_time"])],
+        }
+        for s in scenes
+    ]
+    yield beam.pvalue.TaggedOutput("json", (video_id, doc))
+
+
+class AssembleModelScenes(beam.PTransform):
+    """(shots rows, boundaries rows, json docs) -> scenes rows (method 'bassl') and JSON docs with
+    the scene list."""
+
+    def __init__(self, threshold: float = 0.8) -> None:
+        super().__init__()
+        self._threshold = threshold
+
+    def expand(self, pcolls):
+        shots, boundaries, docs = pcolls
+        threshold = self._threshold
+
+        def assemble(element):
+            video_id, g = element
+            if g["p"] and g["doc"]:
+                yield from _scenes_of_video(video_id, g, threshold)
+
+        return (
+            {
+                "shots": shots | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+                "p": boundaries | "BoundariesByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+                "doc": docs,
+            }
+            | "JoinSceneInputs" >> beam.CoGroupByKey()
+            | "ModelScenes" >> beam.FlatMap(assemble).with_outputs("scenes", "json")
+        )

@@ -1,0 +1,123 @@
+"""The BaSSL path end to end with a checkpoint in ModelScope's layout: shot keyframes, each shot
+encoded once, CRN boundaries, model scenes and the ModelScope-shaped JSON."""
+
+import io
+import os
+
+import apache_beam as beam
+import av
+import numpy as np
+import pytest
+import torch
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+import synthetic
+from reelbeam.models.bassl import BaSSL, load_bassl, preprocess_transform, save_modelscope_layout
+from reelbeam.pipelines.options import ConfigError, build_config
+from reelbeam.pipelines.video_pipeline import ProcessVideos
+from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
+from reelbeam.transforms.scene_model import scenes_from_probabilities
+
+from test_process_videos import FakeTransitionHandler
+
+
+def embeddings_match_model(rows, checkpoint):
+    """Each embedding is the model's mean over its shot's 3 stored keyframes. The model is loaded
+    here from the path: a model captured in a Beam closure would be pickled with every step."""
+    model = load_bassl(checkpoint).model
+    tf = preprocess_transform()
+    keyframes = [r for kind, r in rows if kind == "kf"]
+    embeddings = [r for kind, r in rows if kind == "emb"]
+    for e in embeddings:
+        kfs = sorted((k for k in keyframes if k["shot_idx"] == e["shot_idx"]), key=lambda k: k["keyframe_idx"])
+        x = torch.stack([tf(Image.open(io.BytesIO(k["jpeg"])).convert("RGB")) for k in kfs])[None]
+        expected = model.encode_shots(x)[0].numpy()
+        assert np.abs(np.asarray(e["embedding"]) - expected).max() <= 1e-4
+    return len(embeddings)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("bassl") / "pytorch_model.pt"
+    save_modelscope_layout(BaSSL().eval(), str(path))
+    return str(path)
+
+
+def test_keyframe_indices_follow_lgss():
+    assert shot_keyframe_indices(0, 72) == (0, 36, 72)
+    assert shot_keyframe_indices(10, 11) == (10, 10, 11)
+    assert shot_keyframe_indices(5, 5) == (5, 5, 5)
+
+
+@pytest.mark.parametrize("threshold, expected", [(0.8, [(0, 1), (2, 3)]), (0.95, [(0, 3)]), (0.1, [(0, 0), (1, 1), (2, 2), (3, 3)])])
+def test_scene_grouping_as_modelscope(threshold, expected):
+    assert scenes_from_probabilities(np.array([0.2, 0.9, 0.3, 0.5]), threshold) == expected
+
+
+@pytest.mark.parametrize("gop", [None, 10])
+def test_second_pass_fetches_exactly_the_planned_frames(tmp_path, gop):
+    path = str(tmp_path / "v.mp4")
+    kw = {"gop": gop, "options": {"preset": "ultrafast", "sc_threshold": "0", "keyint_min": "10"}} if gop else {}
+    synthetic.make_shot_video(path, (25, 20, 30), width=96, height=64, **kw)
+    with av.open(path) as c:
+        frames = list(c.decode(video=0))
+        pts = np.asarray([f.pts for f in frames], dtype=object)
+        key = np.asarray([f.key_frame for f in frames], bool)
+        rgb = [f.to_ndarray(format="rgb24") for f in frames]
+    targets = tuple(sorted((f, s, f"s{s}", k) for s, (a, b) in enumerate([(0, 24), (25, 44), (45, 74)]) for k, f in enumerate(shot_keyframe_indices(a, b))))
+    plan = KeyframePlan("v", path, os.path.getsize(path), targets, pts, key)
+    rows = list(extract_keyframes(plan, quality=100))
+    assert sorted((r["frame_idx"], r["shot_idx"], r["keyframe_idx"]) for r in rows) == sorted((f, s, k) for f, s, _, k in targets)
+    for r in rows:
+        img = np.asarray(Image.open(io.BytesIO(r["jpeg"])))
+        assert np.abs(img.astype(int) - rgb[r["frame_idx"]]).mean() < 3, r["frame_idx"]
+
+
+def test_full_bassl_path_end_to_end(tmp_path, checkpoint):
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
+    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
+    def check_embeddings(rows):
+        rows = sorted(rows, key=lambda r: r["shot_idx"])
+        assert [r["shot_idx"] for r in rows] == [0, 1, 2], "each shot encoded exactly once"
+        assert all(len(r["embedding"]) == 2048 for r in rows)
+        return True
+
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["keyframes"] | beam.Map(lambda r: (r["kind"], r["shot_idx"], r["keyframe_idx"], r["frame_idx"])),
+            equal_to([("shot", s, k, f) for s, span in enumerate([(0, 39), (40, 69), (70, 119)]) for k, f in enumerate(shot_keyframe_indices(*span))]),
+            label="keyframes",
+        )
+        assert_that(out["shot_embeddings"] | beam.combiners.ToList() | beam.Map(check_embeddings), equal_to([True]), label="emb")
+        tagged = (
+            out["keyframes"] | "TagKf" >> beam.Map(lambda r: ("kf", r)),
+            out["shot_embeddings"] | "TagEmb" >> beam.Map(lambda r: ("emb", r)),
+        ) | "Both" >> beam.Flatten()
+        assert_that(
+            tagged | "AllRows" >> beam.combiners.ToList() | "CheckModel" >> beam.Map(embeddings_match_model, checkpoint),
+            equal_to([3]),
+            label="model",
+        )
+        assert_that(out["boundaries"] | beam.Map(lambda b: (b["shot_idx"], 0 <= b["p_boundary"] <= 1)), equal_to([(0, True), (1, True), (2, True)]), label="p")
+        assert_that(
+            out["scenes"] | beam.Map(lambda s: s["method"]) | beam.Distinct(), equal_to(["bassl(threshold=0.8)"]), label="scenes"
+        )
+        assert_that(
+            out["json"] | beam.Map(lambda kv: (kv[1]["shot_num"], kv[1]["scene_num"] >= 1, len(kv[1]["scene_meta_list"]) == kv[1]["scene_num"])),
+            equal_to([(3, True, True)]),
+            label="json",
+        )
+
+
+def test_pretraining_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
+    state = {k: v for k, v in torch.load(checkpoint, weights_only=True).items() if not k.startswith("head_sbd.")}
+    path = tmp_path / "model-v1.ckpt"
+    torch.save({"state_dict": {**state, "loss.head_pp.weight": torch.zeros(2, 768)}}, path)
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
+    with pytest.raises(ConfigError, match="no boundary head"):
+        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scene-checkpoint", str(path)]))
