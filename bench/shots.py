@@ -202,10 +202,8 @@ def pyscenedetect(path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__, "shots")
     parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"))
-    parser.add_argument("--workdir", default=os.path.join(HERE, "out", "shots_corpus"))
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "shots.json"))
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)

@@ -16,7 +16,6 @@ import dataclasses
 from typing import Optional
 
 import apache_beam as beam
-import av
 import numpy as np
 
 from reelbeam.schemas.records import Failure, VideoRef

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLE, SHOTS
+from conftest import SAMPLE
 from reelbeam.models.checkpoints import CheckpointError, load_state_dict
 from reelbeam.models.transnetv2 import (
     TransNetV2,

@@ -54,8 +54,8 @@ def config_for(tmp_path, *extra):
 
 
 def test_two_videos_batched_together_give_shots_at_the_cuts(tmp_path):
-    a = synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50, 30))
-    b = synthetic.make_shot_video(str(tmp_path / "b.mp4"), (60, 60), seed=5)
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50, 30))
+    synthetic.make_shot_video(str(tmp_path / "b.mp4"), (60, 60), seed=5)
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
     BATCHES.clear()
     cfg = config_for(tmp_path)
