@@ -146,3 +146,14 @@ def bad_inputs(folder: str, good_video: str) -> dict[str, str]:
     os.replace(png, os.path.join(folder, "still_image.mp4"))
     expected["still_image.mp4"] = "not_a_video"
     return expected
+
+
+def pan_frames(n, step, width=192, height=108):
+    """n frames of a blocky random texture panning left by `step` pixels per frame (forward
+    motion (-step, 0)), for motion-vector tests."""
+    rng = np.random.default_rng(0)
+    # Smooth texture (block-wise random, upsampled) so the encoder finds the true motion.
+    big = rng.integers(0, 256, ((height + 15) // 8, (width + n * step + 15) // 8, 3), dtype=np.uint8)
+    big = np.kron(big, np.ones((8, 8, 1), np.uint8))[:height]
+    for t in range(n):
+        yield np.ascontiguousarray(big[:, t * step : t * step + width])

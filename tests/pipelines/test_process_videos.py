@@ -145,9 +145,7 @@ def test_rows_of_failed_videos_are_dropped():
 
 
 def test_motion_maps_iframes_and_motion_columns_end_to_end(tmp_path):
-    from test_motion import pan_frames
-
-    synthetic.write_video(str(tmp_path / "pan.mp4"), pan_frames(30, 4), gop=10)
+    synthetic.write_video(str(tmp_path / "pan.mp4"), synthetic.pan_frames(30, 4), gop=10)
     cfg = config_for(tmp_path, "--shot-detector", "none", "--motion-maps", "every:3", "--iframes", "--motion-map-size", "8x6")
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg)

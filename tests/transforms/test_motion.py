@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import synthetic
+from synthetic import pan_frames
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
 from reelbeam.transforms.motion import (
@@ -90,15 +91,6 @@ def test_config_validates():
 
 # -------------------------------------------------------------------------------------------------
 # On real encodes: a pan by a known number of pixels per frame, a static shot, a VP9 file.
-
-
-def pan_frames(n, step, width=192, height=108):
-    rng = np.random.default_rng(0)
-    # Smooth texture (block-wise random, upsampled) so the encoder finds the true motion.
-    big = rng.integers(0, 256, ((height + 15) // 8, (width + n * step + 15) // 8, 3), dtype=np.uint8)
-    big = np.kron(big, np.ones((8, 8, 1), np.uint8))[:height]
-    for t in range(n):
-        yield np.ascontiguousarray(big[:, t * step : t * step + width])
 
 
 def decode_with(path, consumers, config=DecodeConfig()):
