@@ -60,6 +60,44 @@ def timecode(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
+def scene_rows(
+    video_id: str, shots: list[dict], groups: list[tuple[int, int]], end_scores: list, method: str
+) -> list[dict]:
+    """`scenes` rows from inclusive (first_shot, last_shot) groups of a video's shot rows."""
+    rows = []
+    for idx, ((a, b), end_score) in enumerate(zip(groups, end_scores)):
+        first, last = shots[a], shots[b]
+        rows.append(
+            {
+                "video_id": video_id,
+                "scene_idx": idx,
+                "scene_id": make_span_id(video_id, first["start_frame"], last["end_frame"]),
+                "first_shot_idx": a,
+                "last_shot_idx": b,
+                "start_frame": first["start_frame"],
+                "end_frame": last["end_frame"],
+                "start_time": first["start_time"],
+                "end_time": last["end_time"],
+                "num_shots": b - a + 1,
+                "p_boundary_end": end_score,
+                "method": method,
+            }
+        )
+    return rows
+
+
+def scene_meta_list(scenes: list[dict]) -> list[dict]:
+    """ModelScope's `scene_meta_list` (shot indices, inclusive frame span, timecodes)."""
+    return [
+        {
+            "shot": list(range(sc["first_shot_idx"], sc["last_shot_idx"] + 1)),
+            "frame": [sc["start_frame"], sc["end_frame"]],
+            "timestamps": [timecode(sc["start_time"]), timecode(sc["end_time"])],
+        }
+        for sc in scenes
+    ]
+
+
 class IncompleteVideo(Exception):
     def __init__(self, stage: str, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -269,33 +307,11 @@ def assemble_video(
     if scene_config is not None and scene_config.method == "histogram" and parts.color_hist and shots:
         hists = _concat_chunks(parts.color_hist)["hist"]
         groups, scores = group_shots(shot_descriptors(hists, spans), scene_config.window, scene_config.threshold)
-        for idx, (a, b) in enumerate(groups):
-            first, last = shots[a], shots[b]
-            scenes.append(
-                {
-                    "video_id": video_id,
-                    "scene_idx": idx,
-                    "scene_id": make_span_id(video_id, first["start_frame"], last["end_frame"]),
-                    "first_shot_idx": a,
-                    "last_shot_idx": b,
-                    "start_frame": first["start_frame"],
-                    "end_frame": last["end_frame"],
-                    "start_time": first["start_time"],
-                    "end_time": last["end_time"],
-                    "num_shots": b - a + 1,
-                    "p_boundary_end": float(1.0 - scores[b]) if b < len(shots) - 1 else None,
-                    "method": f"histogram(window={scene_config.window},threshold={scene_config.threshold:g})",
-                }
-            )
+        ends = [float(1.0 - scores[b]) if b < len(shots) - 1 else None for _, b in groups]
+        method = f"histogram(window={scene_config.window},threshold={scene_config.threshold:g})"
+        scenes = scene_rows(video_id, shots, groups, ends, method)
         document["scene_num"] = len(scenes)
-        document["scene_meta_list"] = [
-            {
-                "shot": list(range(sc["first_shot_idx"], sc["last_shot_idx"] + 1)),
-                "frame": [sc["start_frame"], sc["end_frame"]],
-                "timestamps": [timecode(sc["start_time"]), timecode(sc["end_time"])],
-            }
-            for sc in scenes
-        ]
+        document["scene_meta_list"] = scene_meta_list(scenes)
     meta["num_scenes"] = len(scenes) if scenes else None
     return {"videos": meta, "frames": frames_table, "shots": shots, "scenes": scenes, "json": document}
 

@@ -22,7 +22,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from reelbeam.models.bassl import BoundaryHandler, ShotEncoderHandler
 from reelbeam.schemas.records import Failure
-from reelbeam.transforms.assemble import make_span_id, timecode
+from reelbeam.transforms.assemble import scene_meta_list, scene_rows
 
 
 def scenes_from_probabilities(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -133,36 +133,15 @@ class ScoreBoundaries(beam.PTransform):
 
 def _scenes_of_video(video_id, g, threshold):
     """Scenes rows and the JSON document (tagged) of one video from its shots and boundaries."""
-    sh = sorted(g["shots"], key=lambda s: s["shot_idx"])
+    shots = sorted(g["shots"], key=lambda s: s["shot_idx"])
     p = np.array([b["p_boundary"] for b in sorted(g["p"], key=lambda b: b["shot_idx"])])
-    doc = dict(g["doc"][0])
-    scenes = []
-    for idx, (a, b) in enumerate(scenes_from_probabilities(p, threshold)):
-        scene = {
-            "video_id": video_id,
-            "scene_idx": idx,
-            "scene_id": make_span_id(video_id, sh[a]["start_frame"], sh[b]["end_frame"]),
-            "first_shot_idx": a,
-            "last_shot_idx": b,
-            "start_frame": sh[a]["start_frame"],
-            "end_frame": sh[b]["end_frame"],
-            "start_time": sh[a]["start_time"],
-            "end_time": sh[b]["end_time"],
-            "num_shots": b - a + 1,
-            "p_boundary_end": float(p[b]),
-            "method": f"bassl(threshold={threshold:g})",
-        }
-        scenes.append(scene)
+    groups = scenes_from_probabilities(p, threshold)
+    scenes = scene_rows(video_id, shots, groups, [float(p[b]) for _, b in groups], f"bassl(threshold={threshold:g})")
+    for scene in scenes:
         yield beam.pvalue.TaggedOutput("scenes", scene)
+    doc = dict(g["doc"][0])
     doc["scene_num"] = len(scenes)
-    doc["scene_meta_list"] = [
-        {
-            "shot": list(range(s["first_shot_idx"], s["last_shot_idx"] + 1)),
-            "frame": [s["start_frame"], s["end_frame"]],
-            "timestamps": [timecode(s["start_time"]), timecode(s["end_time"])],
-        }
-        for s in scenes
-    ]
+    doc["scene_meta_list"] = scene_meta_list(scenes)
     yield beam.pvalue.TaggedOutput("json", (video_id, doc))
 
 
