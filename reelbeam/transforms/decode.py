@@ -416,7 +416,6 @@ def decode_video(
 
         if decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
-        # (consumers were started on the first frame)
         for c in consumers:
             yield from c.finish()
 

@@ -25,6 +25,7 @@ import io
 import math
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from reelbeam.transforms.decode import FrameView, StreamInfo, pict_type_name
@@ -192,8 +193,6 @@ def motion_map(vectors: Optional[np.ndarray], width: int, height: int, grid: int
 def encode_map(mmap: np.ndarray, size: Optional[tuple[int, int]], dtype: str) -> np.ndarray:
     """Resize (bilinear, values kept), clamp to +-10, divide by 10, store as int8 (x127) or float16."""
     if size is not None:
-        import cv2
-
         mmap = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_LINEAR) for c in mmap])
     norm = np.clip(mmap, -CLAMP, CLAMP) / CLAMP
     if dtype == "int8":

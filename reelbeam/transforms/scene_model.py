@@ -59,14 +59,14 @@ def _embedding_row(model_name):
     return to_row
 
 
-def _failed_to_rows(stage, uris):
+def _failed_to_rows(stage):
+    """RunInference dead letters -> failures rows (the uri is in the video's `videos` row; the
+    model stages carry only the video_id)."""
+
     def convert(element):
         batch, exc = element
         for key, _ in batch:
-            video_id = key[0]
-            yield {
-                **Failure(video_id, uris.get(video_id, ""), stage, "inference_error", f"{type(exc).__name__}: {exc}").to_row()
-            }
+            yield Failure(key[0], "", stage, "inference_error", f"{type(exc).__name__}: {exc}").to_row()
 
     return convert
 
@@ -87,7 +87,7 @@ class EncodeShots(beam.PTransform):
             | "KeyframeJpegs" >> beam.Map(_group_keyframes)
         )
         encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
-        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder", {}))
+        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder"))
         return {"embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._name)), "failures": failures}
 
 
@@ -127,7 +127,7 @@ class ScoreBoundaries(beam.PTransform):
                     yield {"video_id": video_id, "shot_idx": i, "shot_id": shot_ids[i] if i < len(shot_ids) else None, "p_boundary": float(p), "model": name}
 
         boundaries = {"ids": ids, "p": scored} | "JoinIds" >> beam.CoGroupByKey() | "BoundaryRows" >> beam.FlatMap(rows)
-        failures = dlq.failed_inferences | "CrnFailures" >> beam.FlatMap(_failed_to_rows("boundary_model", {}))
+        failures = dlq.failed_inferences | "CrnFailures" >> beam.FlatMap(_failed_to_rows("boundary_model"))
         return {"boundaries": boundaries, "failures": failures}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from reelbeam.models.transnetv2 import FRAME_H, FRAME_W, PAD_START, STRIDE, WINDOW, end_padding
@@ -229,8 +230,6 @@ class LGSSConsumer:
         return ()
 
     def consume(self, view: FrameView):
-        import cv2
-
         img = np.ascontiguousarray(view.bgr_full()[:: self._factor, :: self._factor])
         hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
         luv = cv2.cvtColor(img, cv2.COLOR_BGR2Luv)
