@@ -314,7 +314,10 @@ def decode_video(
             cc.options = {**dict(cc.options or {}), "flags2": "+export_mvs"}
         if config.keyframes_only:
             cc.skip_frame = "NONKEY"
-        stream.thread_type = "AUTO"
+        # With frame threading, FFmpeg's H.264 decoder exports motion vectors that differ from run
+        # to run on B-frames (the pixels do not); slice threading keeps them deterministic. Other
+        # codecs' vectors were found stable under frame threading.
+        stream.thread_type = "SLICE" if motion_vectors and cc.name == "h264" else "AUTO"
         cc.thread_count = config.threads
         tb = stream.time_base or Fraction(1, 90000)
         nominal = stream.base_rate or stream.guessed_rate or stream.average_rate
