@@ -72,8 +72,9 @@ WRITTEN_TABLES = (
     "shots",
     "scenes (training-free)",
     "motion (--motion-maps)",
-    "keyframes (--iframes; shot keyframes with --scene-checkpoint)",
-    "shot_embeddings and boundaries (--scene-checkpoint)",
+    "keyframes (--iframes; shot keyframes with --scene-checkpoint or --scrl-checkpoint)",
+    "shot_embeddings (--scene-checkpoint, --scrl-checkpoint)",
+    "boundaries and model scenes (--scene-checkpoint)",
 )
 
 

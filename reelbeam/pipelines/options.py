@@ -156,6 +156,14 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "scrl-checkpoint",
+            default=None,
+            help="SCRL shot encoder (ResNet-50 with a 9-channel conv1, the 3 keyframes fused on channels): "
+            "its MoCo training checkpoint or an encoder state_dict; local path or fsspec URL. Adds "
+            "shot_embeddings rows (model scrl-resnet50:<file>) and shot keyframes; scenes are unchanged",
+        )
+        _add(
+            parser,
             "bassl-threshold",
             type=float,
             default=0.8,
@@ -272,8 +280,14 @@ class RunConfig:
     motion: MotionConfig = MotionConfig()
     scenes: SceneConfig = SceneConfig()
     scene_checkpoint: Optional[str] = None
+    scrl_checkpoint: Optional[str] = None
     bassl_threshold: float = 0.8
     shot_keyframe_max_side: int = 0
+
+    @property
+    def shot_keyframes(self) -> bool:
+        """Shot keyframes are extracted when a shot encoder needs them."""
+        return bool(self.scene_checkpoint or self.scrl_checkpoint)
 
 
 def _check_output(output: str) -> None:
@@ -382,6 +396,14 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
                     f"--scene-checkpoint {o.scene_checkpoint!r} has no boundary head (a BaSSL "
                     "pre-training checkpoint); give a fine-tuned one such as ModelScope's pytorch_model.pt"
                 )
+        if o.scrl_checkpoint:
+            from reelbeam.models.checkpoints import CheckpointError
+            from reelbeam.models.scrl import load_scrl
+
+            try:
+                load_scrl(o.scrl_checkpoint)
+            except (CheckpointError, FileNotFoundError, OSError) as e:
+                raise ConfigError(f"--scrl-checkpoint: {e}") from e
         if not 0.0 < o.bassl_threshold < 1.0:
             raise ConfigError(f"--bassl-threshold must be in (0, 1), got {o.bassl_threshold}")
         if o.transnetv2_weights and shots.detector == "transnetv2":
@@ -411,6 +433,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         motion=motion,
         scenes=scenes,
         scene_checkpoint=o.scene_checkpoint,
+        scrl_checkpoint=o.scrl_checkpoint,
         bassl_threshold=o.bassl_threshold,
         shot_keyframe_max_side=o.shot_keyframe_max_side,
     )

@@ -131,7 +131,7 @@ class ProcessVideos(beam.PTransform):
         assembled = (
             per_video
             | "FlattenPerVideo" >> beam.Flatten()
-            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes, keyframe_plans=bool(cfg.scene_checkpoint))
+            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes, keyframe_plans=cfg.shot_keyframes)
         )
         failures.append(assembled.failures)
         tables = {
@@ -149,30 +149,36 @@ class ProcessVideos(beam.PTransform):
             keyframes.append(
                 (assembled.videos, decoded.keyframes) | "KeepIFramesOfOkVideos" >> KeepRowsOfOkVideos()
             )
-        if cfg.scene_checkpoint:
+        if cfg.shot_keyframes:
             shot_kf = assembled.keyframe_plans | "ExtractShotKeyframes" >> ExtractShotKeyframes(
                 cfg.shot_keyframe_max_side, cfg.motion.jpeg_quality
             )
             keyframes.append(shot_kf.keyframes)
-            encoded = shot_kf.keyframes | "EncodeShots" >> EncodeShots(
-                cfg.scene_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies
-            )
-            scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(
-                cfg.scene_checkpoint, cfg.device, cfg.model_copies
-            )
-            model_scenes = (assembled.shots, scored["boundaries"], assembled.json) | "AssembleModelScenes" >> AssembleModelScenes(
-                cfg.bassl_threshold
-            )
-            tables["shot_embeddings"] = encoded["embeddings"]
-            tables["boundaries"] = scored["boundaries"]
-            tables["scenes"] = model_scenes.scenes
-            tables["json"] = model_scenes.json
-            tables["failures"] = (
-                tables["failures"],
-                shot_kf.failures,
-                encoded["failures"],
-                scored["failures"],
-            ) | "FlattenAllFailures" >> beam.Flatten()
+            more_failures = [shot_kf.failures]
+            embeddings = []
+            if cfg.scrl_checkpoint:
+                scrl = shot_kf.keyframes | "EncodeShotsSCRL" >> EncodeShots(
+                    cfg.scrl_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies, encoder="scrl"
+                )
+                embeddings.append(scrl["embeddings"])
+                more_failures.append(scrl["failures"])
+            if cfg.scene_checkpoint:
+                encoded = shot_kf.keyframes | "EncodeShots" >> EncodeShots(
+                    cfg.scene_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies
+                )
+                scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(
+                    cfg.scene_checkpoint, cfg.device, cfg.model_copies
+                )
+                model_scenes = (assembled.shots, scored["boundaries"], assembled.json) | "AssembleModelScenes" >> AssembleModelScenes(
+                    cfg.bassl_threshold
+                )
+                embeddings.append(encoded["embeddings"])
+                tables["boundaries"] = scored["boundaries"]
+                tables["scenes"] = model_scenes.scenes
+                tables["json"] = model_scenes.json
+                more_failures += [encoded["failures"], scored["failures"]]
+            tables["shot_embeddings"] = embeddings[0] if len(embeddings) == 1 else embeddings | "FlattenEmbeddings" >> beam.Flatten()
+            tables["failures"] = (tables["failures"], *more_failures) | "FlattenAllFailures" >> beam.Flatten()
         if keyframes:
             tables["keyframes"] = keyframes | "FlattenKeyframes" >> beam.Flatten()
         return tables

@@ -179,10 +179,14 @@ SHOT_EMBEDDINGS = _schema(
         _VIDEO_ID,
         _f("shot_id", pa.string(), "shot id as in `shots`", False),
         _f("shot_idx", pa.int32(), "shot index as in `shots`"),
-        _f("model", pa.string(), "encoder name and checkpoint"),
-        _f("embedding", _list(pa.float32(), SHOT_EMBEDDING_DIM), "mean of the 3 keyframes' ResNet-50 avgpool features"),
+        _f("model", pa.string(), "encoder and checkpoint file: `bassl-resnet50:<file>` or `scrl-resnet50:<file>`"),
+        _f(
+            "embedding",
+            _list(pa.float32(), SHOT_EMBEDDING_DIM),
+            "ResNet-50 avgpool feature: BaSSL, the mean over the 3 keyframes; SCRL, one forward of the 3 keyframes fused on channels",
+        ),
     ],
-    "one 2048-d embedding per shot",
+    "one 2048-d embedding per shot and encoder (filter on `model` when several encoders ran)",
 )
 
 BOUNDARIES = _schema(

@@ -9,7 +9,7 @@
   per-video JSON with `scene_num` / `scene_meta_list`.
 
 A video whose shots cannot all be encoded or scored becomes a `failures` row (stage
-`shot_encoder` / `boundary_model`); its `videos` row stays (decode and shots succeeded).
+`shot_encoder`, `scrl_encoder` or `boundary_model`); its `videos` row stays (decode and shots succeeded).
 """
 
 from __future__ import annotations
@@ -72,12 +72,25 @@ def _failed_to_rows(stage):
 
 
 class EncodeShots(beam.PTransform):
-    """keyframes rows (kind 'shot') -> shot_embeddings rows; tag 'failures'."""
+    """keyframes rows (kind 'shot') -> shot_embeddings rows; tag 'failures'.
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", batch: int = 16, model_copies: Optional[int] = None) -> None:
+    encoder: 'bassl' (ResNet-50, mean of the 3 keyframes' features) or 'scrl' (ResNet-50 with the
+    3 keyframes fused on channels). The `model` column names the encoder and checkpoint file.
+    """
+
+    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", batch: int = 16, model_copies: Optional[int] = None, encoder: str = "bassl") -> None:
         super().__init__()
-        self._handler = KeyedModelHandler(ShotEncoderHandler(checkpoint, device, precision, batch, model_copies))
-        self._name = f"bassl-resnet50:{checkpoint.rsplit('/', 1)[-1]}"
+        if encoder == "scrl":
+            from reelbeam.models.scrl import SCRLEncoderHandler
+
+            handler = SCRLEncoderHandler(checkpoint, device, precision, batch, model_copies)
+        elif encoder == "bassl":
+            handler = ShotEncoderHandler(checkpoint, device, precision, batch, model_copies)
+        else:
+            raise ValueError(f"shot encoder must be 'bassl' or 'scrl', got {encoder!r}")
+        self._handler = KeyedModelHandler(handler)
+        self._encoder = encoder
+        self._name = f"{encoder}-resnet50:{checkpoint.rsplit('/', 1)[-1]}"
 
     def expand(self, keyframes):
         shots = (
@@ -87,7 +100,7 @@ class EncodeShots(beam.PTransform):
             | "KeyframeJpegs" >> beam.Map(_group_keyframes)
         )
         encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
-        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder"))
+        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder" if self._encoder == "bassl" else "scrl_encoder"))
         return {"embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._name)), "failures": failures}
 
 

@@ -121,3 +121,43 @@ def test_pretraining_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
     with pytest.raises(ConfigError, match="no boundary head"):
         build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scene-checkpoint", str(path)]))
+
+
+def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
+    from reelbeam.models.scrl import SCRLEncoder, save_moco_layout
+
+    torch.manual_seed(2)
+    scrl = str(tmp_path / "scrl.pth.tar")
+    save_moco_layout(SCRLEncoder().eval(), scrl)
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
+
+    def run(extra):
+        cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--overwrite", *extra]))
+        return cfg
+
+    alone = run(["--scrl-checkpoint", scrl])
+    both = run(["--scrl-checkpoint", scrl, "--scene-checkpoint", checkpoint])
+    with TestPipeline() as p:
+        out = p | "Alone" >> ProcessVideos(alone, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["shot_embeddings"] | beam.Map(lambda r: (r["model"], r["shot_idx"], len(r["embedding"]))),
+            equal_to([("scrl-resnet50:scrl.pth.tar", s, 2048) for s in range(3)]),
+            label="scrl_rows",
+        )
+        assert "boundaries" not in out
+        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["histogram"]), label="scenes")
+        assert_that(out["keyframes"] | beam.Map(lambda r: r["kind"]) | beam.combiners.Count.PerElement(), equal_to([("shot", 9)]), label="kf")
+    with TestPipeline() as p:
+        out = p | "Both" >> ProcessVideos(both, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["shot_embeddings"] | beam.Map(lambda r: r["model"].split(":")[0]) | beam.combiners.Count.PerElement(),
+            equal_to([("scrl-resnet50", 3), ("bassl-resnet50", 3)]),
+            label="both_rows",
+        )
+        assert_that(out["scenes"] | beam.Map(lambda s: s["method"]) | beam.Distinct(), equal_to(["bassl(threshold=0.8)"]), label="bassl_scenes")
+
+
+def test_wrong_scrl_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
+    with pytest.raises(ConfigError, match="--scrl-checkpoint: .*BaSSL.*--scene-checkpoint"):
+        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scrl-checkpoint", checkpoint]))
