@@ -146,16 +146,16 @@ def motion_stats(vectors: Optional[np.ndarray], width: int, height: int) -> dict
     w = u8[:, 4][moving].astype(np.int64)
     h = u8[:, 5][moving].astype(np.int64)
     if len(w) > 1 and bidir:
+        # FFmpeg exports a macroblock's vectors list by list, each list over the same 1, 2 or 4
+        # partitions (ff_print_debug_info2), so a block predicted from both lists repeats within
+        # the next 4 entries; among moving vectors too, as masking only shortens the distance.
         x = i16[:, 5][moving].astype(np.int64) & 0xFFFF
         y = i16[:, 6][moving].astype(np.int64) & 0xFFFF
-        # Vectors come in macroblock raster order, so macroblock-major keys are nearly sorted.
-        key = ((y >> 4) << 36) | ((x >> 4) << 24) | ((y & 15) << 20) | ((x & 15) << 16) | (w << 8) | h
-        key.sort(kind="stable")
-        first = np.empty(len(key), np.bool_)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        blocks = key[first]
-        w, h = (blocks >> 8) & 0xFF, blocks & 0xFF
+        key = (y << 32) | (x << 16) | (w << 8) | h
+        repeat = np.zeros(len(key), np.bool_)
+        for d in (1, 2, 3, 4):
+            repeat[d:] |= key[d:] == key[:-d]
+        w, h = w[~repeat], h[~repeat]
     area = float(w.dot(h))
     # Screen y points down; angles are measured counter-clockwise on screen, sector 0 around +x.
     angle = np.arctan2(-dy[moving], dx[moving])
