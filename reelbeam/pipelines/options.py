@@ -105,6 +105,23 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "shots-in-decode-pass",
+            default="auto",
+            choices=("auto", "on", "off"),
+            help="score TransNetV2 inside the decode pass instead of a RunInference step; lets shot "
+            "keyframes be captured in the pass (no second decode). auto: on when shot keyframes are "
+            "needed and the models run on CPU (GPU batching across videos needs RunInference)",
+        )
+        _add(
+            parser,
+            "keyframe-buffer-mb",
+            type=int,
+            default=512,
+            help="decoded frames held per video while their shot role is unknown (in-pass keyframe "
+            "capture); keyframes of longer shots than it covers come from a second, seeking pass",
+        )
+        _add(
+            parser,
             "inference-batch-size",
             type=int,
             default=None,
@@ -283,6 +300,8 @@ class RunConfig:
     scrl_checkpoint: Optional[str] = None
     bassl_threshold: float = 0.8
     shot_keyframe_max_side: int = 0
+    shots_in_decode_pass: bool = False
+    keyframe_buffer_mb: int = 512
 
     @property
     def shot_keyframes(self) -> bool:
@@ -410,12 +429,20 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
             fs, path = fsspec.core.url_to_fs(o.transnetv2_weights)
             if not fs.exists(path):
                 raise ConfigError(f"--transnetv2-weights {o.transnetv2_weights!r}: no such file")
+    if o.keyframe_buffer_mb < 1:
+        raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {o.keyframe_buffer_mb}")
+    import torch
+
+    on_gpu = o.device == "cuda" or (o.device == "auto" and torch.cuda.is_available())
+    wants_keyframes = bool(o.scene_checkpoint or o.scrl_checkpoint)
+    if o.shots_in_decode_pass == "auto":
+        inline = wants_keyframes and not on_gpu
+    else:
+        inline = o.shots_in_decode_pass == "on"
+    inline = inline and shots.detector == "transnetv2"
     batch = o.inference_batch_size
     if batch is None:
-        import torch
-
-        gpu = o.device == "cuda" or (o.device == "auto" and torch.cuda.is_available())
-        batch = 64 if gpu else 1
+        batch = 64 if on_gpu else 1
     return RunConfig(
         inputs=tuple(o.input),
         output=o.output.rstrip("/"),
@@ -436,6 +463,8 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         scrl_checkpoint=o.scrl_checkpoint,
         bassl_threshold=o.bassl_threshold,
         shot_keyframe_max_side=o.shot_keyframe_max_side,
+        shots_in_decode_pass=inline,
+        keyframe_buffer_mb=o.keyframe_buffer_mb,
     )
 
 

@@ -4,6 +4,9 @@
     TransNetV2 windows or LGSS deltas) -> RunInference(TransNetV2) -> AssembleVideos
     -> videos, frames, shots, failures (+ json)
 
+With --shots-in-decode-pass (auto on CPU when shot keyframes are needed) TransNetV2 is scored in
+the decode pass instead, which also captures the shot keyframes there.
+
 Step labels are stable: they are Dataflow step names, and a job update needs them unchanged.
 """
 
@@ -25,7 +28,8 @@ from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
 from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
-from reelbeam.transforms.keyframes import ExtractShotKeyframes
+from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
+from reelbeam.transforms.keyframes import AcceptCapturedKeyframes, ExtractShotKeyframes
 from reelbeam.transforms.scene_model import AssembleModelScenes, EncodeShots, ScoreBoundaries
 from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
@@ -85,7 +89,29 @@ class ProcessVideos(beam.PTransform):
             videos = videos | "SkipExisting" >> beam.Filter(lambda ref: ref.video_id not in skip)
 
         consumers = []
+        transitions = None
         if cfg.shots.detector == "transnetv2":
+            transitions = self._transition_handler or TransNetV2ModelHandler(
+                weights=cfg.transnetv2_weights,
+                device=cfg.device,
+                precision=cfg.transnetv2_precision,
+                max_batch_size=cfg.inference_batch_size,
+                model_copies=cfg.model_copies,
+            )
+        if cfg.shots.detector == "transnetv2" and cfg.shots_in_decode_pass:
+            consumers.append(
+                functools.partial(
+                    InlineTransNetV2Consumer,
+                    transitions,
+                    cfg.shots.transnetv2_scaler,
+                    cfg.shots.transnetv2_threshold,
+                    capture=cfg.shot_keyframes,
+                    buffer_mb=cfg.keyframe_buffer_mb,
+                    max_side=cfg.shot_keyframe_max_side,
+                    quality=cfg.motion.jpeg_quality,
+                )
+            )
+        elif cfg.shots.detector == "transnetv2":
             consumers.append(functools.partial(TransNetV2WindowConsumer, cfg.shots.transnetv2_scaler))
         elif cfg.shots.detector == "lgss":
             consumers.append(LGSSConsumer)
@@ -103,23 +129,14 @@ class ProcessVideos(beam.PTransform):
         decoded = videos | "DecodeVideo" >> DecodeVideo(
             consumers,
             cfg.decode,
-            tags=("windows", "motion", "keyframes"),
+            tags=("windows", "motion", "keyframes", "shot_frames"),
             motion_vectors=motion.needs_vectors,
         )
 
         per_video = [decoded.per_video]
         failures = [listed["failures"], decoded.failures]
-        if cfg.shots.detector == "transnetv2":
-            handler = KeyedModelHandler(
-                self._transition_handler
-                or TransNetV2ModelHandler(
-                    weights=cfg.transnetv2_weights,
-                    device=cfg.device,
-                    precision=cfg.transnetv2_precision,
-                    max_batch_size=cfg.inference_batch_size,
-                    model_copies=cfg.model_copies,
-                )
-            )
+        if cfg.shots.detector == "transnetv2" and not cfg.shots_in_decode_pass:
+            handler = KeyedModelHandler(transitions)
             scored, dlq = decoded.windows | "ScoreTransitions" >> RunInference(
                 handler
             ).with_exception_handling()
@@ -154,16 +171,22 @@ class ProcessVideos(beam.PTransform):
                 cfg.shot_keyframe_max_side, cfg.motion.jpeg_quality
             )
             keyframes.append(shot_kf.keyframes)
+            if cfg.shots_in_decode_pass:
+                captured = (assembled.keyframe_accepts, decoded.shot_frames) | "AcceptCapturedKeyframes" >> AcceptCapturedKeyframes()
+                keyframes.append(captured)
+                shot_keyframes = (shot_kf.keyframes, captured) | "FlattenShotKeyframes" >> beam.Flatten()
+            else:
+                shot_keyframes = shot_kf.keyframes
             more_failures = [shot_kf.failures]
             embeddings = []
             if cfg.scrl_checkpoint:
-                scrl = shot_kf.keyframes | "EncodeShotsSCRL" >> EncodeShots(
+                scrl = shot_keyframes | "EncodeShotsSCRL" >> EncodeShots(
                     cfg.scrl_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies, encoder="scrl"
                 )
                 embeddings.append(scrl["embeddings"])
                 more_failures.append(scrl["failures"])
             if cfg.scene_checkpoint:
-                encoded = shot_kf.keyframes | "EncodeShots" >> EncodeShots(
+                encoded = shot_keyframes | "EncodeShots" >> EncodeShots(
                     cfg.scene_checkpoint, cfg.device, cfg.transnetv2_precision, model_copies=cfg.model_copies
                 )
                 scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(

@@ -114,6 +114,7 @@ class _Parts:
     color_hist: list = dataclasses.field(default_factory=list)
     windows_expected: Optional[int] = None
     window_probs: dict = dataclasses.field(default_factory=dict)
+    shot_frames_captured: list = dataclasses.field(default_factory=list)
     errors: list = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -135,6 +136,8 @@ class _Parts:
             elif kind == "transnetv2_probs":
                 idx, probs = payload
                 parts.window_probs[idx] = probs
+            elif kind == "shot_frames_captured":
+                parts.shot_frames_captured = list(payload)
             elif kind == "error":
                 parts.errors.append(payload)
             else:
@@ -370,9 +373,21 @@ class _AssembleVideoFn(beam.DoFn):
         for row in result["scenes"]:
             yield beam.pvalue.TaggedOutput("scenes", row)
         if self._keyframe_plans and result["shots"]:
-            from reelbeam.transforms.keyframes import plan_for
+            from reelbeam.transforms.keyframes import plan_for, shot_keyframe_targets
 
-            yield beam.pvalue.TaggedOutput("keyframe_plans", plan_for(result["videos"], result["shots"], result["frames"]))
+            # Frames the decode pass already encoded (inline TransNetV2) are accepted as they are;
+            # the rest go to the seeking second pass.
+            captured = set(next((p for k, p in records if k == "shot_frames_captured"), ()))
+            targets = shot_keyframe_targets(result["shots"])
+            accepted: dict[int, list] = {}
+            for f, shot_idx, shot_id, k in targets:
+                if f in captured:
+                    accepted.setdefault(f, []).append((shot_idx, shot_id, k))
+            for f, roles in accepted.items():
+                yield beam.pvalue.TaggedOutput("keyframe_accepts", ((video_id, f), roles))
+            remaining = [t for t in targets if t[0] not in captured]
+            if remaining:
+                yield beam.pvalue.TaggedOutput("keyframe_plans", plan_for(result["videos"], remaining, result["frames"]))
         yield beam.pvalue.TaggedOutput("json", (video_id, result["json"]))
 
 
@@ -383,8 +398,9 @@ class AssembleVideos(beam.PTransform):
     def __init__(
         self, shot_config: ShotConfig, scene_config: Optional[SceneConfig] = None, keyframe_plans: bool = False
     ) -> None:
-        """keyframe_plans: also emit, per video, the plan of its shot keyframes (tag
-        'keyframe_plans') for ExtractShotKeyframes."""
+        """keyframe_plans: also emit, per video, the plan of the shot keyframes that the decode pass
+        did not capture (tag 'keyframe_plans', for ExtractShotKeyframes) and the roles of those it
+        did (tag 'keyframe_accepts': ((video_id, frame_idx), [(shot_idx, shot_id, keyframe_idx)]))."""
         super().__init__()
         self._config = shot_config
         self._scene_config = scene_config
@@ -396,7 +412,7 @@ class AssembleVideos(beam.PTransform):
             | "GroupPerVideo" >> beam.GroupByKey()
             | "AssembleVideo"
             >> beam.ParDo(_AssembleVideoFn(self._config, self._scene_config, self._keyframe_plans)).with_outputs(
-                "videos", "frames", "shots", "scenes", "json", "failures", "keyframe_plans"
+                "videos", "frames", "shots", "scenes", "json", "failures", "keyframe_plans", "keyframe_accepts"
             )
         )
 

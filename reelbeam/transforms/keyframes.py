@@ -1,7 +1,9 @@
 """ExtractShotKeyframes: the 3 keyframes of every shot (first, middle, last frame), as JPEG.
 
-Shots are known only after TransNetV2 has scored the whole video, so the keyframes come from a
-second, partial pass over the file: frames are decoded forward up to the last keyframe needed, and
+On CPU workers TransNetV2 runs inside the decode pass and the keyframes are captured there
+(`inline_shots`); `AcceptCapturedKeyframes` turns the accepted ones into rows. What it could not
+hold (very long shots, or TransNetV2 scored by RunInference on a GPU) comes from a second, partial
+pass over the file: frames are decoded forward up to the last keyframe needed, and
 where the next needed frame lies past a codec keyframe the decoder seeks there instead of decoding
 the frames in between (the frame index of the first pass says where keyframes are). A video with a
 single GOP (the bundled sample) therefore costs one decode up to its last shot's last frame.
@@ -20,7 +22,7 @@ import numpy as np
 
 from reelbeam.schemas.records import Failure, VideoRef
 from reelbeam.transforms.decode import _classify, _open_container
-from reelbeam.transforms.motion import jpeg_bytes
+from reelbeam.transforms.inline_shots import frame_jpeg
 
 
 def shot_keyframe_indices(start: int, end: int) -> tuple[int, int, int]:
@@ -40,17 +42,42 @@ class KeyframePlan:
     is_keyframe: np.ndarray  # bool [N]
 
 
-def plan_for(meta: dict, shots: list[dict], frames_table) -> KeyframePlan:
-    targets = sorted(
+def keyframe_rows(video_id: str, frame_idx: int, record: dict, roles) -> list[dict]:
+    """`keyframes` rows (kind 'shot') of one encoded frame, one per (shot_idx, shot_id,
+    keyframe_idx) role it plays (a 1- or 2-frame shot uses a frame twice)."""
+    return [
+        {
+            "video_id": video_id,
+            "kind": "shot",
+            "frame_idx": frame_idx,
+            "pts_time": record["pts_time"],
+            "shot_id": shot_id,
+            "shot_idx": shot_idx,
+            "keyframe_idx": kf,
+            "width": record["width"],
+            "height": record["height"],
+            "jpeg": record["jpeg"],
+        }
+        for shot_idx, shot_id, kf in roles
+    ]
+
+
+def shot_keyframe_targets(shots: list[dict]) -> list[tuple]:
+    """(frame_idx, shot_idx, shot_id, keyframe_idx) of every shot's 3 keyframes, by frame."""
+    return sorted(
         (f, sh["shot_idx"], sh["shot_id"], k)
         for sh in shots
         for k, f in enumerate(shot_keyframe_indices(sh["start_frame"], sh["end_frame"]))
     )
+
+
+def plan_for(meta: dict, targets: list[tuple], frames_table) -> KeyframePlan:
+    """The second pass's plan for `targets` (see shot_keyframe_targets)."""
     return KeyframePlan(
         video_id=meta["video_id"],
         uri=meta["uri"],
         size_bytes=meta.get("size_bytes"),
-        targets=tuple(targets),
+        targets=tuple(sorted(targets)),
         pts=np.asarray(frames_table.column("pts").to_pylist(), dtype=object),
         is_keyframe=np.asarray(frames_table.column("is_keyframe").to_pylist(), bool),
     )
@@ -84,27 +111,9 @@ def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
                 idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
                 pos = idx
                 if idx in wanted:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    if max_side and max(rgb.shape[:2]) > max_side:
-                        scale = max_side / max(rgb.shape[:2])
-                        rgb = frame.to_ndarray(
-                            format="rgb24", width=max(2, round(frame.width * scale)),
-                            height=max(2, round(frame.height * scale)), interpolation="AREA",
-                        )
-                    data = jpeg_bytes(rgb, quality)
-                    for shot_idx, shot_id, kf in wanted[idx]:
-                        yield {
-                            "video_id": plan.video_id,
-                            "kind": "shot",
-                            "frame_idx": idx,
-                            "pts_time": float(frame.time) if frame.time is not None else None,
-                            "shot_id": shot_id,
-                            "shot_idx": shot_idx,
-                            "keyframe_idx": kf,
-                            "width": int(rgb.shape[1]),
-                            "height": int(rgb.shape[0]),
-                            "jpeg": data,
-                        }
+                    data, w, h = frame_jpeg(frame, max_side, quality)
+                    record = {"pts_time": float(frame.time) if frame.time is not None else None, "width": w, "height": h, "jpeg": data}
+                    yield from keyframe_rows(plan.video_id, idx, record, wanted[idx])
                     del wanted[idx]
                 if idx >= target:
                     break
@@ -152,3 +161,24 @@ class ExtractShotKeyframes(beam.PTransform):
         return plans | "ExtractKeyframes" >> beam.ParDo(
             _ExtractShotKeyframesFn(self._max_side, self._quality)
         ).with_outputs("failures", main="keyframes")
+
+
+def _accepted_rows(element):
+    (video_id, frame_idx), groups = element
+    records = list(groups["frames"])
+    if records:
+        for roles in groups["roles"]:
+            yield from keyframe_rows(video_id, frame_idx, records[0], roles)
+
+
+class AcceptCapturedKeyframes(beam.PTransform):
+    """(keyframe_accepts, shot_frames) -> keyframes rows (kind 'shot') of the frames the decode
+    pass captured and assembly accepted; captured frames that are no keyframe are dropped."""
+
+    def expand(self, inputs):
+        accepts, frames = inputs
+        return (
+            {"roles": accepts, "frames": frames}
+            | "JoinCapturedFrames" >> beam.CoGroupByKey()
+            | "CapturedKeyframeRows" >> beam.FlatMap(_accepted_rows)
+        )

@@ -161,3 +161,30 @@ def test_wrong_scrl_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
     with pytest.raises(ConfigError, match="--scrl-checkpoint: .*BaSSL.*--scene-checkpoint"):
         build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scrl-checkpoint", checkpoint]))
+
+
+@pytest.mark.parametrize("buffer_mb, second_pass_frames", [(512, []), (30, [169])])
+def test_shot_keyframes_come_from_the_decode_pass(tmp_path, checkpoint, monkeypatch, buffer_mb, second_pass_frames):
+    """CPU default: TransNetV2 in the decode pass, keyframes captured there. A 30 MB buffer holds
+    about 90 frames of 640x360: enough for every keyframe but the middle (169) of the 200-frame
+    shot, which the second pass then fetches; the rows are the same either way."""
+    import reelbeam.transforms.keyframes as kf
+
+    fetched = []
+    real = kf.extract_keyframes
+
+    def spy(plan, *a, **k):
+        fetched.extend(t[0] for t in plan.targets)
+        return real(plan, *a, **k)
+
+    monkeypatch.setattr(kf, "extract_keyframes", spy)
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 200), width=640, height=360)
+    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint, "--keyframe-buffer-mb", str(buffer_mb)]))
+    assert cfg.shots_in_decode_pass
+    expected = [("shot", s, k, f) for s, span in enumerate([(0, 39), (40, 69), (70, 269)]) for k, f in enumerate(shot_keyframe_indices(*span))]
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(out["keyframes"] | beam.Map(lambda r: (r["kind"], r["shot_idx"], r["keyframe_idx"], r["frame_idx"])), equal_to(expected), label="kf")
+        assert_that(out["shot_embeddings"] | beam.Map(lambda r: r["shot_idx"]), equal_to([0, 1, 2]), label="emb")
+        assert_that(out["failures"], equal_to([]), label="no_failures")
+    assert fetched == second_pass_frames

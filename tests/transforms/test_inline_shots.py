@@ -1,0 +1,118 @@
+"""In-pass shot keyframes: the online shot rule and the bounded frame buffer against the offline
+shots, and the pipeline taking keyframes from the decode pass with the second pass as fallback."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reelbeam.models.transnetv2 import STRIDE, stitch_window_predictions
+from reelbeam.transforms import inline_shots
+from reelbeam.transforms.inline_shots import ShotKeyframeCapture
+from reelbeam.transforms.keyframes import shot_keyframe_targets
+from reelbeam.transforms.shots import shots_from_starts, transnetv2_shot_starts
+
+
+class FakePlane:
+    buffer_size = 1000
+
+
+class FakeFrame:
+    """What the capture touches on a decoded frame: planes' sizes, time, RGB conversion."""
+
+    width, height = 8, 6
+    planes = (FakePlane(),)
+
+    def __init__(self, index):
+        self.index = index
+        self.time = index / 25
+
+    def to_ndarray(self, format, **kw):
+        return np.full((self.height, self.width, 3), self.index % 256, np.uint8)
+
+
+def run_capture(probs, buffer_frames):
+    """Frames and window predictions in the order the decode pass delivers them."""
+    n = len(probs)
+    cap = ShotKeyframeCapture(0.5, buffer_frames * FakePlane.buffer_size, 0, 90)
+    windows = [probs[i : i + STRIDE] for i in range(0, n, STRIDE)]
+    emitted = 0
+    for index in range(n):
+        cap.add_frame(index, FakeFrame(index))
+        # Window w is complete once frame 50w + 74 is decoded.
+        while emitted < len(windows) and index >= STRIDE * emitted + 74:
+            cap.add_probs(windows[emitted], n)
+            emitted += 1
+    for w in windows[emitted:]:
+        cap.add_probs(w, n)
+    cap.finish(n)
+    return cap
+
+
+def offline_keyframes(probs):
+    n = len(probs)
+    spans = shots_from_starts(transnetv2_shot_starts(stitch_window_predictions([probs], n), 0.5), n)
+    return {f for f, *_ in shot_keyframe_targets([{"shot_idx": i, "shot_id": str(i), "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(spans)])}
+
+
+def probs_with_cuts(n, cuts):
+    p = np.full(n, 0.01, np.float32)
+    for c in cuts:
+        p[c - 1] = 0.9
+    return p
+
+
+def test_with_room_every_keyframe_is_captured_in_the_pass():
+    probs = probs_with_cuts(300, [40, 41, 120, 250])
+    cap = run_capture(probs, buffer_frames=400)
+    assert cap.captured == offline_keyframes(probs)
+    assert cap.missed == 0
+    records = dict(cap.take())
+    assert records[120]["pts_time"] == pytest.approx(120 / 25) and records[120]["jpeg"][:2] == b"\xff\xd8"
+
+
+def test_the_buffer_holds_only_what_may_still_be_a_keyframe():
+    probs = probs_with_cuts(1000, [500])
+    cap = ShotKeyframeCapture(0.5, 10**9, 0, 90)
+    for i in range(300):
+        cap.add_frame(i, FakeFrame(i))
+    cap.add_probs(probs[:200], 1000)
+    # Open shot from 0, scored up to 199: its middle is at least 99, so frames before go.
+    assert cap._ring[0][0] == 99
+
+
+def test_a_shot_longer_than_the_buffer_leaves_its_middle_to_the_second_pass():
+    probs = probs_with_cuts(600, [500])
+    cap = run_capture(probs, buffer_frames=120)
+    wanted = offline_keyframes(probs)
+    assert 249 in wanted and 249 not in cap.captured  # middle of [0, 499]
+    assert cap.captured | {249} == wanted and cap.missed == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    cuts=st.lists(st.integers(1, 399), max_size=12),
+    buffer_frames=st.integers(1, 600),
+)
+def test_captured_frames_are_keyframes_and_the_rest_is_counted(n, cuts, buffer_frames):
+    probs = probs_with_cuts(n, [c for c in cuts if c < n])
+    cap = run_capture(probs, buffer_frames)
+    wanted = offline_keyframes(probs)
+    assert cap.captured <= wanted
+    assert len(wanted - cap.captured) <= cap.missed
+    if buffer_frames >= 300:
+        assert cap.captured == wanted
+
+
+def test_model_is_loaded_once_per_handler():
+    class Handler:
+        loads = 0
+
+        def load_model(self):
+            Handler.loads += 1
+            return object()
+
+    h = Handler()
+    assert inline_shots.loaded_model(h) is inline_shots.loaded_model(h)
+    assert Handler.loads == 1
