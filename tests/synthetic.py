@@ -157,3 +157,51 @@ def pan_frames(n, step, width=192, height=108):
     big = np.kron(big, np.ones((8, 8, 1), np.uint8))[:height]
     for t in range(n):
         yield np.ascontiguousarray(big[:, t * step : t * step + width])
+
+
+def write_video_with_audio(path: str, frames: Sequence[np.ndarray], fps: int = 25, gop: int = 12, sample_rate: int = 16000) -> str:
+    """H.264 (2 B-frames, a keyframe every `gop` frames) plus a mono AAC sine as long as the video."""
+    height, width = frames[0].shape[:2]
+    with av.open(path, "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "2", "preset": "ultrafast"}
+        a = out.add_stream("aac", rate=sample_rate)
+        a.layout = "mono"
+        for i, img in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+        total = int(len(frames) / fps * sample_rate)
+        for i in range(0, total, 1024):
+            n = min(1024, total - i)
+            s = (0.3 * np.sin(2 * np.pi * 440 * np.arange(i, i + n) / sample_rate)).astype(np.float32)[None]
+            f = av.AudioFrame.from_ndarray(s, format="fltp", layout="mono")
+            f.sample_rate, f.pts = sample_rate, i
+            for p in a.encode(f):
+                out.mux(p)
+        for p in a.encode(None):
+            out.mux(p)
+    return path
+
+
+def numbered_frames(n: int, width: int = 160, height: int = 96, bits: int = 8) -> list[np.ndarray]:
+    """Frame i shows i in binary as `bits` black/white vertical bands (robust to lossy coding),
+    so a decoded frame names its index."""
+    band = width // bits
+    out = []
+    for i in range(n):
+        img = np.zeros((height, width, 3), np.uint8)
+        for b in range(bits):
+            if (i >> b) & 1:
+                img[:, b * band : (b + 1) * band] = 255
+        out.append(img)
+    return out
+
+
+def frame_number(img: np.ndarray, bits: int = 8) -> int:
+    band = img.shape[1] // bits
+    return sum(1 << b for b in range(bits) if img[:, b * band + band // 4 : (b + 1) * band - band // 4].mean() > 128)

@@ -50,7 +50,7 @@ def build_pipeline(pipeline: beam.Pipeline, config, skip_ids=frozenset(), run_id
     tables = pipeline | "ProcessVideos" >> ProcessVideos(config, skip_ids)
     rows = {
         name: tables[name]
-        for name in ("videos", "failures", "shots", "scenes", "motion", "keyframes", "shot_embeddings", "boundaries")
+        for name in ("videos", "failures", "shots", "scenes", "motion", "keyframes", "shot_embeddings", "boundaries", "scene_clips")
         if name in tables
     }
     _ = pipeline | "WriteTables" >> WriteTables(
@@ -75,6 +75,7 @@ WRITTEN_TABLES = (
     "keyframes (--iframes; shot keyframes with --scene-checkpoint or --scrl-checkpoint)",
     "shot_embeddings (--scene-checkpoint, --scrl-checkpoint)",
     "boundaries and model scenes (--scene-checkpoint)",
+    "scene_clips (--save-scene-clips)",
 )
 
 

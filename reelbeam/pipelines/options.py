@@ -195,6 +195,20 @@ class ReelbeamOptions(PipelineOptions):
         )
         _add(
             parser,
+            "save-scene-clips",
+            action="store_true",
+            help="write each scene as its own file under OUTPUT/clips/<video_id>/ (stream copy: the "
+            "start snaps back to a codec keyframe) and a scene_clips row saying what each file holds",
+        )
+        _add(
+            parser,
+            "exact-cuts",
+            action="store_true",
+            help="with --save-scene-clips: re-encode (H.264, CRF 18) so each clip holds exactly its "
+            "scene's frames",
+        )
+        _add(
+            parser,
             "motion-stats",
             default=True,
             action=argparse.BooleanOptionalAction,
@@ -302,6 +316,8 @@ class RunConfig:
     shot_keyframe_max_side: int = 0
     shots_in_decode_pass: bool = False
     keyframe_buffer_mb: int = 512
+    save_scene_clips: bool = False
+    exact_cuts: bool = False
 
     @property
     def shot_keyframes(self) -> bool:
@@ -429,6 +445,10 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
             fs, path = fsspec.core.url_to_fs(o.transnetv2_weights)
             if not fs.exists(path):
                 raise ConfigError(f"--transnetv2-weights {o.transnetv2_weights!r}: no such file")
+    if o.exact_cuts and not o.save_scene_clips:
+        raise ConfigError("--exact-cuts changes how --save-scene-clips cuts; add --save-scene-clips")
+    if o.save_scene_clips and scenes.method == "none" and not o.scene_checkpoint:
+        raise ConfigError("--save-scene-clips needs scenes: drop --scenes none (or --iframes-only), or give --scene-checkpoint")
     if o.keyframe_buffer_mb < 1:
         raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {o.keyframe_buffer_mb}")
     import torch
@@ -465,6 +485,8 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         shot_keyframe_max_side=o.shot_keyframe_max_side,
         shots_in_decode_pass=inline,
         keyframe_buffer_mb=o.keyframe_buffer_mb,
+        save_scene_clips=o.save_scene_clips,
+        exact_cuts=o.exact_cuts,
     )
 
 

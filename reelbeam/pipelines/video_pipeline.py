@@ -25,6 +25,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 from reelbeam.pipelines.options import RunConfig
 from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
+from reelbeam.transforms.clips import SaveSceneClips
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
 from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
@@ -202,6 +203,12 @@ class ProcessVideos(beam.PTransform):
                 more_failures += [encoded["failures"], scored["failures"]]
             tables["shot_embeddings"] = embeddings[0] if len(embeddings) == 1 else embeddings | "FlattenEmbeddings" >> beam.Flatten()
             tables["failures"] = (tables["failures"], *more_failures) | "FlattenAllFailures" >> beam.Flatten()
+        if cfg.save_scene_clips:
+            clips = (assembled.videos, assembled.frames, tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
+                cfg.output, cfg.exact_cuts
+            )
+            tables["scene_clips"] = clips.clips
+            tables["failures"] = (tables["failures"], clips.failures) | "FlattenClipFailures" >> beam.Flatten()
         if keyframes:
             tables["keyframes"] = keyframes | "FlattenKeyframes" >> beam.Flatten()
         return tables

@@ -220,6 +220,29 @@ SCENES = _schema(
     "scenes as runs of consecutive shots",
 )
 
+SCENE_CLIPS = _schema(
+    "scene_clips",
+    [
+        _VIDEO_ID,
+        _f("scene_idx", pa.int32(), "scene index as in `scenes`", False),
+        _f("scene_id", pa.string(), "scene id as in `scenes`", False),
+        _f("uri", pa.string(), "the clip file: OUTPUT/clips/<video_id>/scene_<idx>.mp4 (or .mkv)", False),
+        _f("mode", pa.string(), "'stream_copy' (packets copied; ends snapped to what the codec allows) or 'reencode' (--exact-cuts)"),
+        _f("start_frame", pa.int32(), "the scene's first frame, inclusive"),
+        _f("end_frame", pa.int32(), "the scene's last frame, inclusive"),
+        _f("actual_start_frame", pa.int32(), "first frame the clip shows: the codec keyframe at or before start_frame when stream-copied"),
+        _f("actual_end_frame", pa.int32(), "last frame the clip shows (stream copy may add frames the scene's last B-frames reference)"),
+        _f("actual_start_time", pa.float64(), "PTS of actual_start_frame in the source, seconds"),
+        _f("actual_end_time", pa.float64(), "PTS of actual_end_frame in the source, seconds"),
+        _f("start_snapped", pa.bool_(), "the clip starts before the scene (actual_start_frame != start_frame)"),
+        _f("end_snapped", pa.bool_(), "the clip ends after the scene (actual_end_frame != end_frame)"),
+        _f("num_frames", pa.int32(), "video frames in the clip"),
+        _f("has_audio", pa.bool_(), "the first audio stream was copied (packets starting inside the clip's span)"),
+        _f("size_bytes", pa.int64(), "clip file size"),
+    ],
+    "one row per scene clip written by --save-scene-clips",
+)
+
 FRAME_EMBEDDINGS = _schema(
     "frame_embeddings",
     [
@@ -286,6 +309,7 @@ TABLES: dict[str, pa.Schema] = {
         SHOT_EMBEDDINGS,
         BOUNDARIES,
         SCENES,
+        SCENE_CLIPS,
         FRAME_EMBEDDINGS,
         FRAME_SCORES,
         SUMMARIES,

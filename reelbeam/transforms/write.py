@@ -40,9 +40,10 @@ def existing_tables(output: str) -> list[str]:
 
 
 def remove_tables(output: str) -> None:
-    """Delete every table folder (and the JSON folder) under `output` (for --overwrite)."""
+    """Delete every table folder (and the JSON and scene clip folders) under `output` (for
+    --overwrite)."""
     fs, root = fsspec.core.url_to_fs(output)
-    for name in (*TABLES, "json"):
+    for name in (*TABLES, "json", "clips"):
         path = posixpath.join(root, name)
         if fs.exists(path):
             fs.rm(path, recursive=True)

@@ -11,6 +11,7 @@ from reelbeam.schemas.tables import field_docs
 DESIGN_TABLES = {
     "videos", "failures", "frames", "shots", "keyframes", "shot_embeddings", "boundaries", "scenes",
     "frame_embeddings", "frame_scores", "summaries", "video_embeddings", "motion",
+    "scene_clips",  # beyond DESIGN.md: written by --save-scene-clips (issue 5)
 }
 
 
