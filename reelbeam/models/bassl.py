@@ -242,10 +242,11 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
 
 
 class BoundaryHandler(ModelHandler[np.ndarray, PredictionResult, BaSSL]):
-    """RunInference: one video's shot features [N, 2048] -> p(boundary after shot i) [N]."""
+    """RunInference: one shot's 17-shot window of features [17, 2048] (see `window_indices`) ->
+    p(a scene ends after that shot). Batches stack windows of any videos."""
 
-    def __init__(self, checkpoint: str, device: str = "auto", model_copies: Optional[int] = None) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1, model_copies=model_copies)
+    def __init__(self, checkpoint: str, device: str = "auto", max_batch_size: int = 64, model_copies: Optional[int] = None) -> None:
+        super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
         self._checkpoint = checkpoint
         self._device = device
 
@@ -260,10 +261,9 @@ class BoundaryHandler(ModelHandler[np.ndarray, PredictionResult, BaSSL]):
 
     def run_inference(self, batch, model: BaSSL, inference_args=None):
         device = next(model.parameters()).device
-        return [
-            PredictionResult(f, model.boundary_probabilities(torch.from_numpy(np.asarray(f, np.float32)).to(device)).cpu().numpy())
-            for f in batch
-        ]
+        windows = torch.from_numpy(np.stack([np.asarray(w, np.float32) for w in batch])).to(device)
+        p = model.score_windows(windows).float().cpu().numpy()
+        return [PredictionResult(w, float(v)) for w, v in zip(batch, p)]
 
     def get_metrics_namespace(self) -> str:
         return "reelbeam.bassl_crn"

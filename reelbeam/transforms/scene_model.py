@@ -2,8 +2,9 @@
 
 - EncodeShots: RunInference over shots (their 3 keyframe JPEGs), batched across videos, keyed by
   (video_id, shot_idx, shot_id): each shot is encoded exactly once -> `shot_embeddings`.
-- ScoreBoundaries: a video's shot features in shot order -> CRN over the clipped 17-shot windows
-  -> `boundaries` (p that a scene ends after the shot).
+- ScoreBoundaries: a video's shot features in shot order -> one clipped 17-shot window per shot,
+  RunInference batching windows of many videos through the CRN -> `boundaries` (p that a scene
+  ends after the shot), written only for videos whose windows all scored.
 - AssembleModelScenes: threshold (strictly greater, ModelScope's 0.8 by default), scenes end at
   each positive shot and the tail forms the last scene -> `scenes` (method 'bassl') and the
   per-video JSON with `scene_num` / `scene_meta_list`.
@@ -20,7 +21,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from reelbeam.models.bassl import BoundaryHandler, ShotEncoderHandler
+from reelbeam.models.bassl import BoundaryHandler, ShotEncoderHandler, window_indices
 from reelbeam.schemas.records import Failure
 from reelbeam.transforms.assemble import scene_meta_list, scene_rows
 
@@ -59,16 +60,28 @@ def _embedding_row(model_name):
     return to_row
 
 
-def _failed_to_rows(stage):
-    """RunInference dead letters -> failures rows (the uri is in the video's `videos` row; the
-    model stages carry only the video_id)."""
+def _failed_videos(element):
+    batch, exc = element
+    for key in {k[0] for k, _ in batch}:
+        yield key, f"{type(exc).__name__}: {exc}"
 
-    def convert(element):
-        batch, exc = element
-        for key, _ in batch:
-            yield Failure(key[0], "", stage, "inference_error", f"{type(exc).__name__}: {exc}").to_row()
 
-    return convert
+class _OneFailurePerVideo(beam.PTransform):
+    """RunInference dead letters (keys start with the video_id) -> one failures row per video (the
+    uri is in the video's `videos` row; model stages carry only the video_id)."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self._stage = stage
+
+    def expand(self, failed):
+        stage = self._stage
+        return (
+            failed
+            | "FailedVideos" >> beam.FlatMap(_failed_videos)
+            | "FirstMessage" >> beam.CombinePerKey(min)
+            | "FailureRows" >> beam.Map(lambda kv: Failure(kv[0], "", stage, "inference_error", kv[1]).to_row())
+        )
 
 
 class EncodeShots(beam.PTransform):
@@ -100,47 +113,62 @@ class EncodeShots(beam.PTransform):
             | "KeyframeJpegs" >> beam.Map(_group_keyframes)
         )
         encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
-        failures = dlq.failed_inferences | "EncoderFailures" >> beam.FlatMap(_failed_to_rows("shot_encoder" if self._encoder == "bassl" else "scrl_encoder"))
+        failures = dlq.failed_inferences | "EncoderFailures" >> _OneFailurePerVideo("shot_encoder" if self._encoder == "bassl" else "scrl_encoder")
         return {"embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._name)), "failures": failures}
 
 
-def _features_of_video(element):
+def _windows_of_video(element):
+    """A video's shot_embeddings rows -> one CRN window per shot, keyed (video_id, shot_idx,
+    shot_id, num_shots). A video with a shot that failed to encode is skipped: its failure row is
+    already written."""
     video_id, rows = element
     rows = sorted(rows, key=lambda r: r["shot_idx"])
-    # A video with a shot that failed to encode is skipped: its failure row is already written.
-    if [r["shot_idx"] for r in rows] == list(range(len(rows))):
-        yield video_id, (tuple(r["shot_id"] for r in rows), np.stack([np.asarray(r["embedding"], np.float32) for r in rows]))
+    if [r["shot_idx"] for r in rows] != list(range(len(rows))):
+        return
+    features = np.stack([np.asarray(r["embedding"], np.float32) for r in rows])
+    for i, idx in enumerate(window_indices(len(rows))):
+        yield (video_id, i, rows[i]["shot_id"], len(rows)), features[idx]
+
+
+def _complete_video_rows(name):
+    def rows(element):
+        (video_id, num_shots), scored = element
+        scored = sorted(scored)
+        # Only whole videos: a window that failed leaves its video without boundaries (and with a
+        # failures row), never with part of them.
+        if [s[0] for s in scored] == list(range(num_shots)):
+            for shot_idx, shot_id, p in scored:
+                yield {"video_id": video_id, "shot_idx": shot_idx, "shot_id": shot_id, "p_boundary": p, "model": name}
+
+    return rows
 
 
 class ScoreBoundaries(beam.PTransform):
-    """shot_embeddings rows -> boundaries rows; tag 'failures'."""
+    """shot_embeddings rows -> boundaries rows; tag 'failures'.
 
-    def __init__(self, checkpoint: str, device: str = "auto", model_copies: Optional[int] = None) -> None:
+    Each shot's 17-shot window is one RunInference element, so batches mix windows of many videos.
+    """
+
+    def __init__(self, checkpoint: str, device: str = "auto", model_copies: Optional[int] = None, batch: int = 64) -> None:
         super().__init__()
-        self._handler = KeyedModelHandler(BoundaryHandler(checkpoint, device, model_copies))
+        self._handler = KeyedModelHandler(BoundaryHandler(checkpoint, device, batch, model_copies))
         self._name = f"bassl-crn:{checkpoint.rsplit('/', 1)[-1]}"
 
     def expand(self, embeddings):
-        per_video = (
+        windows = (
             embeddings
             | "KeyByVideo" >> beam.Map(lambda r: (r["video_id"], r))
             | "GroupShots" >> beam.GroupByKey()
-            | "ShotFeatures" >> beam.FlatMap(_features_of_video)
+            | "ShotWindows" >> beam.FlatMap(_windows_of_video)
         )
-        ids = per_video | "ShotIds" >> beam.Map(lambda kv: (kv[0], kv[1][0]))
-        features = per_video | "Features" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
-        scored, dlq = features | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
-        name = self._name
-
-        def rows(element):
-            video_id, groups = element
-            shot_ids = groups["ids"][0] if groups["ids"] else ()
-            for result in groups["p"]:
-                for i, p in enumerate(result.inference):
-                    yield {"video_id": video_id, "shot_idx": i, "shot_id": shot_ids[i] if i < len(shot_ids) else None, "p_boundary": float(p), "model": name}
-
-        boundaries = {"ids": ids, "p": scored} | "JoinIds" >> beam.CoGroupByKey() | "BoundaryRows" >> beam.FlatMap(rows)
-        failures = dlq.failed_inferences | "CrnFailures" >> beam.FlatMap(_failed_to_rows("boundary_model"))
+        scored, dlq = windows | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
+        boundaries = (
+            scored
+            | "KeyScoresByVideo" >> beam.Map(lambda kv: ((kv[0][0], kv[0][3]), (kv[0][1], kv[0][2], float(kv[1].inference))))
+            | "GroupScores" >> beam.GroupByKey()
+            | "BoundaryRows" >> beam.FlatMap(_complete_video_rows(self._name))
+        )
+        failures = dlq.failed_inferences | "CrnFailures" >> _OneFailurePerVideo("boundary_model")
         return {"boundaries": boundaries, "failures": failures}
 
 
@@ -172,7 +200,7 @@ class AssembleModelScenes(beam.PTransform):
 
         def assemble(element):
             video_id, g = element
-            if g["p"] and g["doc"]:
+            if g["p"] and g["doc"] and len(g["p"]) == len(g["shots"]):
                 yield from _scenes_of_video(video_id, g, threshold)
 
         return (

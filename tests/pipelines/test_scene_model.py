@@ -188,3 +188,55 @@ def test_shot_keyframes_come_from_the_decode_pass(tmp_path, checkpoint, monkeypa
         assert_that(out["shot_embeddings"] | beam.Map(lambda r: r["shot_idx"]), equal_to([0, 1, 2]), label="emb")
         assert_that(out["failures"], equal_to([]), label="no_failures")
     assert fetched == second_pass_frames
+
+
+def test_crn_windows_of_several_videos_share_batches(checkpoint, monkeypatch):
+    from reelbeam.models import bassl
+    from reelbeam.transforms.scene_model import ScoreBoundaries
+
+    batches = []
+    real = bassl.BoundaryHandler.run_inference
+
+    def spy(self, batch, model, inference_args=None):
+        # Which video each window belongs to: its centre row is that video's shot feature.
+        batches.append({"a" if any(np.array_equal(w[8], f) for f in feats["a"]) else "b" for w in batch})
+        return real(self, batch, model, inference_args)
+
+    monkeypatch.setattr(bassl.BoundaryHandler, "run_inference", spy)
+    rng = np.random.default_rng(0)
+    feats = {"a": rng.normal(size=(5, 2048)).astype(np.float32), "b": rng.normal(size=(7, 2048)).astype(np.float32)}
+    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "m", "embedding": f[i].tolist()} for v, f in feats.items() for i in range(len(f))]
+    model = load_bassl(checkpoint).model
+    expected = {(v, i): float(p) for v, f in feats.items() for i, p in enumerate(model.boundary_probabilities(torch.from_numpy(f)).numpy())}
+
+    def check(got):
+        assert sorted((r["video_id"], r["shot_idx"]) for r in got) == sorted(expected)
+        for r in got:
+            assert abs(r["p_boundary"] - expected[(r["video_id"], r["shot_idx"])]) <= 1e-5
+            assert r["shot_id"] == f"{r['video_id']}{r['shot_idx']}"
+        return True
+
+    with TestPipeline() as p:
+        out = p | beam.Create(rows) | ScoreBoundaries(checkpoint, device="cpu")
+        assert_that(out["boundaries"] | beam.combiners.ToList() | beam.Map(check), equal_to([True]), label="p")
+        assert_that(out["failures"], equal_to([]), label="none_failed")
+    assert {"a", "b"} in batches, batches  # a batch held windows of both videos
+
+
+def test_a_failing_crn_gives_one_failure_per_video_and_no_partial_boundaries(checkpoint, monkeypatch):
+    from reelbeam.models import bassl
+    from reelbeam.transforms.scene_model import ScoreBoundaries
+
+    def boom(self, batch, model, inference_args=None):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(bassl.BoundaryHandler, "run_inference", boom)
+    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "m", "embedding": [0.0] * 2048} for v in "ab" for i in range(3)]
+    with TestPipeline() as p:
+        out = p | beam.Create(rows) | ScoreBoundaries(checkpoint, device="cpu", batch=2)
+        assert_that(out["boundaries"], equal_to([]), label="none")
+        assert_that(
+            out["failures"] | beam.Map(lambda r: (r["video_id"], r["stage"], r["error_type"], "out of memory" in r["message"])),
+            equal_to([("a", "boundary_model", "inference_error", True), ("b", "boundary_model", "inference_error", True)]),
+            label="one_each",
+        )
