@@ -151,7 +151,7 @@ KEYFRAMES = _schema(
         _f("keyframe_idx", pa.int8(), "0 first, 1 middle, 2 last frame of the shot (kind 'shot'), else null"),
         _f("width", pa.int32(), "JPEG width in pixels"),
         _f("height", pa.int32(), "JPEG height in pixels"),
-        _f("jpeg", pa.binary(), "JPEG-encoded RGB image"),
+        _f("jpeg", pa.binary(), "JPEG-encoded RGB image, in display orientation (the video's rotation applied, as players show it)"),
     ],
     "keyframes as JPEG bytes; a reshard point for the shot encoder",
 )

@@ -53,9 +53,10 @@ def loaded_model(handler) -> Any:
 
 
 def frame_jpeg(frame, max_side: int = 0, quality: int = 90) -> tuple[bytes, int, int]:
-    """A decoded frame as RGB JPEG bytes, downscaled (area) so its longer side is at most
-    `max_side` when that is > 0; returns (jpeg, width, height)."""
-    from reelbeam.transforms.motion import jpeg_bytes
+    """A decoded frame as RGB JPEG bytes in display orientation (the stream's rotation applied),
+    downscaled (area) so its longer side is at most `max_side` when that is > 0; returns (jpeg,
+    width, height)."""
+    from reelbeam.transforms.motion import display_orientation, jpeg_bytes
 
     if max_side and max(frame.width, frame.height) > max_side:
         scale = max_side / max(frame.width, frame.height)
@@ -65,6 +66,7 @@ def frame_jpeg(frame, max_side: int = 0, quality: int = 90) -> tuple[bytes, int,
         )
     else:
         rgb = frame.to_ndarray(format="rgb24")
+    rgb = display_orientation(rgb, frame)
     return jpeg_bytes(rgb, quality), int(rgb.shape[1]), int(rgb.shape[0])
 
 

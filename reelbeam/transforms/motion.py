@@ -12,7 +12,8 @@ from optical flow. Each vector moves a w x h block between `src` (in the referen
   forward motion painted over its block on a grid of 16-pixel cells (area-weighted where smaller
   blocks share a cell), optionally resized (bilinear, values not rescaled, as CMD), clamped to
   [-10, 10] and divided by 10.
-- `IFrameConsumer`: JPEG of every I-frame -> `keyframes` rows of kind 'iframe'.
+- `IFrameConsumer`: JPEG of every I-frame -> `keyframes` rows of kind 'iframe', in display
+  orientation (the stream's rotation applied).
 
 Codecs whose FFmpeg decoder exports no vectors (VP9, AV1, HEVC, intra-only codecs) give null motion
 columns and `videos.motion_vectors = 'unavailable'`, never an error.
@@ -311,6 +312,13 @@ class MotionMapConsumer:
         return ()
 
 
+def display_orientation(rgb: np.ndarray, frame) -> np.ndarray:
+    """`rgb` (a conversion of `frame`) turned as the stream's display matrix says, as players and
+    OpenCV's auto-orientation show it (`frame.rotation`: degrees counter-clockwise)."""
+    k = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
 def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     from PIL import Image
 
@@ -336,7 +344,7 @@ class IFrameConsumer:
     def consume(self, view: FrameView):
         if int(view.frame.pict_type) != 1:  # PictureType.I
             return
-        rgb = view.rgb(*self._size, interpolation="AREA")
+        rgb = display_orientation(view.rgb(*self._size, interpolation="AREA"), view.frame)
         yield "keyframes", {
             "video_id": self._vid,
             "kind": "iframe",

@@ -116,3 +116,38 @@ def test_model_is_loaded_once_per_handler():
     h = Handler()
     assert inline_shots.loaded_model(h) is inline_shots.loaded_model(h)
     assert Handler.loads == 1
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_keyframes_are_stored_as_players_show_them(tmp_path, rotation):
+    """A white block in the coded frame's top-left corner lands where OpenCV's auto-orientation
+    (what the reference's decoders show) puts it, for shot keyframes and I-frames alike."""
+    import io
+    import os
+
+    import av
+    import cv2
+    from PIL import Image
+
+    import synthetic
+    from reelbeam.schemas.records import VideoRef
+    from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
+    from reelbeam.transforms.inline_shots import frame_jpeg
+    from reelbeam.transforms.motion import IFrameConsumer
+
+    img = np.zeros((96, 160, 3), np.uint8)
+    img[:24, :40] = 255
+    path = synthetic.write_video(str(tmp_path / f"rot{rotation}.mp4"), [img] * 3, rotation=rotation)
+    ok, shown = cv2.VideoCapture(path).read()
+    assert ok
+    with av.open(path) as c:
+        frame = next(c.decode(video=0))
+        jpeg, w, h = frame_jpeg(frame)
+    ours = np.asarray(Image.open(io.BytesIO(jpeg)))
+    assert ours.shape[:2] == shown.shape[:2] == (h, w)
+    assert np.abs(ours.astype(int).mean(axis=2) - shown.astype(int).mean(axis=2)).mean() < 4
+    ref = VideoRef("r", path, os.path.getsize(path))
+    rows = [v for t, v in decode_video(ref, [FrameIndexConsumer(), IFrameConsumer()], DecodeConfig()) if t == "keyframes"]
+    iframe = np.asarray(Image.open(io.BytesIO(rows[0]["jpeg"])))
+    assert iframe.shape[:2] == shown.shape[:2] == (rows[0]["height"], rows[0]["width"])
+    assert np.abs(iframe.astype(int).mean(axis=2) - shown.astype(int).mean(axis=2)).mean() < 4
