@@ -184,6 +184,7 @@ class TransNetV2WindowConsumer:
         self._window_idx = 0
         self._frames = 0
         self._last: Optional[np.ndarray] = None
+        self._turns: Optional[int] = None  # display rotation in quarter turns, from the first frame
         return ()
 
     def _push(self, frame: np.ndarray):
@@ -197,8 +198,18 @@ class TransNetV2WindowConsumer:
             return out
         return None
 
-    def consume(self, view: FrameView):
+    def _small(self, view: FrameView) -> np.ndarray:
+        """The 48x27 frame in display orientation, as the reference's ffmpeg call (autorotate)
+        gives it: a 90/270-degree video is scaled to 27x48 in coded orientation, then turned."""
+        if self._turns is None:
+            self._turns = int(round(float(getattr(view.frame, "rotation", 0) or 0) / 90.0)) % 4
+        if self._turns % 2:
+            return np.ascontiguousarray(np.rot90(view.rgb(FRAME_H, FRAME_W, self._scaler), self._turns))
         small = view.rgb(FRAME_W, FRAME_H, self._scaler)
+        return np.ascontiguousarray(np.rot90(small, 2)) if self._turns == 2 else small
+
+    def consume(self, view: FrameView):
+        small = self._small(view)
         if self._frames == 0:
             for _ in range(PAD_START):
                 self._push(small)

@@ -114,3 +114,32 @@ def test_weights_load_from_an_fsspec_url(tmp_path):
     fsspec.filesystem("memory").pipe("/weights/transnetv2.pth", data)
     model = load_transnetv2("memory:///weights/transnetv2.pth")
     assert isinstance(model, TransNetV2)
+
+
+@pytest.mark.parametrize("rotation", [90, 180])
+def test_rotated_video_is_scored_in_display_orientation(ours, reference, tmp_path, rotation):
+    """The reference reads frames through ffmpeg, which applies the display rotation before
+    scaling to 48x27; the decode pass does the same (scaling the coded frame to 27x48 and turning
+    it), so a phone video filmed upright is scored upright."""
+    import synthetic
+    from reelbeam.schemas.records import VideoRef
+    from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
+    from reelbeam.transforms.shots import TransNetV2WindowConsumer
+
+    path = synthetic.write_video(str(tmp_path / f"rot{rotation}.mp4"), synthetic.shot_frames((30, 25, 35), 192, 108), rotation=rotation)
+    with av.open(path) as c:
+        full = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    k = rotation // 90
+    display = np.stack([
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f, k)), format="rgb24").to_ndarray(width=48, height=27, format="rgb24", interpolation="AREA")
+        for f in full
+    ])
+    outs = decode_video(VideoRef("r", path, os.path.getsize(path)), [FrameIndexConsumer(), TransNetV2WindowConsumer()], DecodeConfig())
+    windows = [v[1] for t, v in outs if t == "windows"]
+    ours_frames = np.concatenate([windows[0][25:75]] + [w[25:75] for w in windows[1:]])[: len(full)]
+    assert ours_frames.shape == display.shape
+    assert np.abs(ours_frames.astype(int) - display.astype(int)).mean() < 2.0
+    ref, _ = reference.predict_frames(torch.from_numpy(display), quiet=True)
+    got = predict(ours, ours_frames)
+    assert list(np.flatnonzero(got > 0.5)) == list(np.flatnonzero(ref.numpy() > 0.5))
+    assert len(np.flatnonzero(got > 0.5)) >= 2  # both cuts found, not two empty lists
