@@ -223,14 +223,21 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
         self._device = device
         self._precision = precision
 
+    def _load(self, device: str) -> nn.Module:
+        return load_bassl(self._checkpoint, device).model
+
+    def _transform(self):
+        return preprocess_transform()
+
     def load_model(self) -> BaSSL:
-        model = load_bassl(self._checkpoint, default_device(self._device)).model
+        model = self._load(default_device(self._device))
         if self._precision == "bf16":
             model = model.to(memory_format=torch.channels_last)
         return model
 
     def run_inference(self, batch, model: BaSSL, inference_args=None):
-        transform = preprocess_transform()
+        """Each element: one shot's keyframe JPEGs; the model's `encode_shots` combines them."""
+        transform = self._transform()
         x = torch.stack([torch.stack([transform(_decode_jpeg(j)) for j in jpegs]) for jpegs in batch])
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):

@@ -20,15 +20,13 @@ gives `shot_embeddings` rows (model `scrl-resnet50:<file>`); scenes still come f
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping
 
-import numpy as np
 import torch
 import torchvision
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 
-from reelbeam.models.bassl import IMAGENET_MEAN, IMAGENET_STD, _decode_jpeg, default_device
+from reelbeam.models.bassl import IMAGENET_MEAN, IMAGENET_STD, ShotEncoderHandler
 from reelbeam.models.checkpoints import CheckpointError, load_state_dict
 
 KEYFRAMES = 3
@@ -117,28 +115,15 @@ def save_moco_layout(model: SCRLEncoder, path: str, projection_dim: int = 128) -
     torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}}, path)
 
 
-class SCRLEncoderHandler(ModelHandler[list, PredictionResult, SCRLEncoder]):
-    """RunInference: a shot's 3 keyframe JPEGs -> its 2048-d SCRL feature."""
+class SCRLEncoderHandler(ShotEncoderHandler):
+    """RunInference: a shot's 3 keyframe JPEGs -> its 2048-d SCRL feature (BaSSL's handler with
+    SCRL's checkpoint loader and transform; `encode_shots` fuses the keyframes on channels)."""
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", max_batch_size: int = 16, model_copies: Optional[int] = None) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
-        self._checkpoint = checkpoint
-        self._device = device
-        self._precision = precision
+    def _load(self, device: str) -> SCRLEncoder:
+        return load_scrl(self._checkpoint, device)
 
-    def load_model(self) -> SCRLEncoder:
-        model = load_scrl(self._checkpoint, default_device(self._device))
-        if self._precision == "bf16":
-            model = model.to(memory_format=torch.channels_last)
-        return model
-
-    def run_inference(self, batch, model: SCRLEncoder, inference_args=None):
-        transform = preprocess_transform()
-        x = torch.stack([torch.stack([transform(_decode_jpeg(j)) for j in jpegs]) for jpegs in batch])
-        device = next(model.parameters()).device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
-            feats = model.encode_shots(x.to(device)).float().cpu().numpy()
-        return [PredictionResult(j, np.asarray(f)) for j, f in zip(batch, feats)]
+    def _transform(self):
+        return preprocess_transform()
 
     def get_metrics_namespace(self) -> str:
         return "reelbeam.scrl_encoder"

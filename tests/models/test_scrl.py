@@ -15,17 +15,7 @@ from torchvision import transforms
 from reelbeam.models.checkpoints import CheckpointError
 from reelbeam.models.scrl import SCRLEncoder, SCRLEncoderHandler, load_scrl, save_moco_layout
 
-
-def randomised(model, seed=0):
-    """Fan-in init plus random BatchNorm statistics (see test_bassl.randomised)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model.eval()
+from model_init import randomised
 
 
 @pytest.fixture(scope="module")
