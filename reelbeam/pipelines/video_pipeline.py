@@ -24,7 +24,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 from reelbeam.pipelines.options import RunConfig
-from reelbeam.transforms.assemble import AssembleVideos, KeepRowsOfOkVideos
+from reelbeam.transforms.assemble import AssembleVideos, FillFailureUris, KeepRowsOfOkVideos
 from reelbeam.transforms.clips import SaveSceneClips
 from reelbeam.transforms.decode import DecodeVideo
 from reelbeam.transforms.listing import ListVideos
@@ -202,7 +202,9 @@ class ProcessVideos(beam.PTransform):
                 tables["json"] = model_scenes.json
                 more_failures += [encoded["failures"], scored["failures"]]
             tables["shot_embeddings"] = embeddings[0] if len(embeddings) == 1 else embeddings | "FlattenEmbeddings" >> beam.Flatten()
-            tables["failures"] = (tables["failures"], *more_failures) | "FlattenAllFailures" >> beam.Flatten()
+            model_failures = more_failures | "FlattenModelFailures" >> beam.Flatten()
+            model_failures = (assembled.videos, model_failures) | "FillFailureUris" >> FillFailureUris()
+            tables["failures"] = (tables["failures"], model_failures) | "FlattenAllFailures" >> beam.Flatten()
         if cfg.save_scene_clips:
             clips = (assembled.videos, assembled.frames, tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
                 cfg.output, cfg.exact_cuts

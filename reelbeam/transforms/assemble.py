@@ -440,3 +440,26 @@ class KeepRowsOfOkVideos(beam.PTransform):
             | "JoinRowsWithVideos" >> beam.CoGroupByKey()
             | "RowsOfOkVideos" >> beam.FlatMap(_rows_of_ok_video)
         )
+
+
+def _fill_uri(element):
+    _video_id, groups = element
+    uri = next(iter(groups["uris"]), "")
+    for row in groups["failures"]:
+        yield {**row, "uri": row["uri"] or uri}
+
+
+class FillFailureUris(beam.PTransform):
+    """(videos rows, failures rows) -> the failures rows with an empty `uri` (model stages key
+    their work by video_id only) given the uri of their video's `videos` row."""
+
+    def expand(self, pcolls):
+        videos, failures = pcolls
+        return (
+            {
+                "uris": videos | "UriByVideo" >> beam.Map(lambda r: (r["video_id"], r["uri"])),
+                "failures": failures | "FailureByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+            }
+            | "JoinUris" >> beam.CoGroupByKey()
+            | "FillUris" >> beam.FlatMap(_fill_uri)
+        )

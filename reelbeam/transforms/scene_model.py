@@ -67,8 +67,8 @@ def _failed_videos(element):
 
 
 class _OneFailurePerVideo(beam.PTransform):
-    """RunInference dead letters (keys start with the video_id) -> one failures row per video (the
-    uri is in the video's `videos` row; model stages carry only the video_id)."""
+    """RunInference dead letters (keys start with the video_id) -> one failures row per video, with
+    an empty uri (model stages carry only the video_id; ProcessVideos fills it from `videos`)."""
 
     def __init__(self, stage: str) -> None:
         super().__init__()

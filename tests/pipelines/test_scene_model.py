@@ -240,3 +240,24 @@ def test_a_failing_crn_gives_one_failure_per_video_and_no_partial_boundaries(che
             equal_to([("a", "boundary_model", "inference_error", True), ("b", "boundary_model", "inference_error", True)]),
             label="one_each",
         )
+
+
+def test_a_failing_shot_encoder_is_a_failures_row_with_the_videos_uri(tmp_path, checkpoint, monkeypatch):
+    from reelbeam.models import bassl
+
+    def boom(self, batch, model, inference_args=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(bassl.ShotEncoderHandler, "run_inference", boom)
+    path = str(tmp_path / "a.mp4")
+    synthetic.make_shot_video(path, (40, 30))
+    cfg = build_config(PipelineOptions(["--input", path, "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["failures"] | beam.Map(lambda r: (r["stage"], r["error_type"], r["uri"])),
+            equal_to([("shot_encoder", "inference_error", path)]),
+            label="failure",
+        )
+        assert_that(out["videos"] | beam.Map(lambda r: r["status"]), equal_to(["ok"]), label="video_row_stays")
+        assert_that(out["boundaries"], equal_to([]), label="no_boundaries")
