@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from common import bench_parser, report  # noqa: E402
+from common import best_of as common_best_of  # noqa: E402
 
 import synthetic  # noqa: E402
 from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout  # noqa: E402
@@ -61,13 +62,7 @@ class ReplayHandler:
 
 
 def best_of(fn, repeat=5):
-    best, out = None, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        dt = time.perf_counter() - t
-        best = dt if best is None or dt < best else best
-    return out, best
+    return common_best_of(fn, repeat)
 
 
 def keyframe_cost(path, model, handler):

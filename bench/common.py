@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 for path in (os.path.join(HERE, "..", "tests"), os.path.join(HERE, "..")):
@@ -27,3 +28,14 @@ def bench_parser(doc: str, name: str):
     parser.add_argument("--workdir", default=os.path.join(HERE, "out", f"{name}_corpus"))
     parser.add_argument("--out", default=os.path.join(HERE, "out", f"{name}.json"))
     return parser
+
+
+def best_of(fn, repeat: int = 3):
+    """(fn()'s result, its best wall time in seconds over `repeat` calls)."""
+    best, out = None, None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t
+        best = dt if best is None or dt < best else best
+    return out, best

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import av
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import bench_parser, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
+from common import bench_parser, best_of, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
 import synthetic  # noqa: E402
 
@@ -64,13 +63,7 @@ def pan_video(path, size, codec, seconds):
 
 
 def timed(fn, repeat=3):
-    best = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        n = fn()
-        dt = time.perf_counter() - t
-        best = dt if best is None or dt < best else best
-    return n, best
+    return best_of(fn, repeat)
 
 
 def plain(path, threads=0):

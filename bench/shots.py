@@ -201,6 +201,13 @@ def pyscenedetect(path):
 # ------------------------------------------------------------------------------------------------
 
 
+def count_agreement(agreement: dict, ours: list[int], reference: list[int]) -> None:
+    agreement["files"] += 1
+    agreement["same_cuts"] += int(ours == reference)
+    agreement["reference_cuts"] += len(reference)
+    agreement["reelbeam_cuts_matching_reference"] += len(set(ours) & set(reference))
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "shots")
     parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"))
@@ -248,6 +255,7 @@ def main(argv=None) -> int:
 
     max_diff_scaler = 0.0
     agreement = {"files": 0, "same_cuts": 0, "reference_cuts": 0, "reelbeam_cuts_matching_reference": 0}
+    agreement_bf16 = dict(agreement)
     for item in files:
         path = item["path"]
         row = {"file": os.path.basename(path), "methods": {}}
@@ -271,12 +279,10 @@ def main(argv=None) -> int:
                     for k, v in zip(("tp", "fp", "fn"), (tp, fp, fn_)):
                         totals[name][k] += v
             row["methods"][name] = entry
+        if "reelbeam_bf16" in starts_by_method and "transnetv2_reference" in starts_by_method:
+            count_agreement(agreement_bf16, starts_by_method["reelbeam_bf16"], starts_by_method["transnetv2_reference"])
         if "reelbeam" in starts_by_method and "transnetv2_reference" in starts_by_method:
-            a, b = starts_by_method["reelbeam"], starts_by_method["transnetv2_reference"]
-            agreement["files"] += 1
-            agreement["same_cuts"] += int(a == b)
-            agreement["reference_cuts"] += len(b)
-            agreement["reelbeam_cuts_matching_reference"] += len(set(a) & set(b))
+            count_agreement(agreement, starts_by_method["reelbeam"], starts_by_method["transnetv2_reference"])
             n = min(len(ours.last_probs), len(reference.last_probs))
             diff = float(np.abs(ours.last_probs[:n] - reference.last_probs[:n]).max()) if n else 0.0
             row["max_prob_diff_area_vs_bicubic"] = round(diff, 4)
@@ -300,6 +306,7 @@ def main(argv=None) -> int:
             **({"reelbeam_vs_pyscenedetect": round(fps("reelbeam") / fps("pyscenedetect"), 3)} if "pyscenedetect" in methods else {}),
         },
         "agreement_with_reference": {**agreement, "max_prob_diff_area_vs_bicubic": round(max_diff_scaler, 4)},
+        "agreement_bf16_with_reference": agreement_bf16,
         "files": per_file,
     }
     return report(summary, args.out)
