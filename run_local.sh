@@ -7,7 +7,7 @@ source scripts/ensure_venv.sh
 ensure_venv
 
 if [ $# -eq 0 ]; then
-  set -- --input samples/sintel_trailer_30s.mp4 --output output --overwrite
+  set -- --input samples/sintel_trailer_30s.mp4 --output output --overwrite --shot-keyframes
 fi
 exec .venv/bin/reelbeam run \
   --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \

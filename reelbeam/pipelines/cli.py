@@ -72,7 +72,7 @@ WRITTEN_TABLES = (
     "shots",
     "scenes (training-free)",
     "motion (--motion-maps)",
-    "keyframes (--iframes; shot keyframes with --scene-checkpoint or --scrl-checkpoint)",
+    "keyframes (--iframes; shot keyframes with --shot-keyframes, --scene-checkpoint or --scrl-checkpoint)",
     "shot_embeddings (--scene-checkpoint, --scrl-checkpoint)",
     "boundaries and model scenes (--scene-checkpoint)",
     "scene_clips (--save-scene-clips)",

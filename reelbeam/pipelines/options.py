@@ -108,8 +108,7 @@ class ReelbeamOptions(PipelineOptions):
             "shots-in-decode-pass",
             default="auto",
             choices=("auto", "on", "off"),
-            help="score TransNetV2 inside the decode pass (on a model thread, overlapping decoding) "
-            "instead of a RunInference step; also lets shot keyframes be captured in the pass (no "
+            help="score TransNetV2 inside the decode pass instead of a RunInference step; also lets shot keyframes be captured in the pass (no "
             "second decode). auto: on when the models run on CPU (on a GPU, RunInference batches "
             "windows of many videos)",
         )
@@ -186,6 +185,13 @@ class ReelbeamOptions(PipelineOptions):
             type=float,
             default=0.8,
             help="a scene ends after a shot whose boundary probability is above this (ModelScope: 0.8)",
+        )
+        _add(
+            parser,
+            "shot-keyframes",
+            action="store_true",
+            help="write every shot's first, middle and last frame as JPEG into `keyframes` (kind "
+            "'shot'); implied by --scene-checkpoint and --scrl-checkpoint",
         )
         _add(
             parser,
@@ -319,11 +325,12 @@ class RunConfig:
     keyframe_buffer_mb: int = 512
     save_scene_clips: bool = False
     exact_cuts: bool = False
+    write_shot_keyframes: bool = False
 
     @property
     def shot_keyframes(self) -> bool:
-        """Shot keyframes are extracted when a shot encoder needs them."""
-        return bool(self.scene_checkpoint or self.scrl_checkpoint)
+        """Shot keyframes are extracted when asked for or when a shot encoder needs them."""
+        return bool(self.write_shot_keyframes or self.scene_checkpoint or self.scrl_checkpoint)
 
 
 def _check_output(output: str) -> None:
@@ -450,6 +457,8 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         raise ConfigError("--exact-cuts changes how --save-scene-clips cuts; add --save-scene-clips")
     if o.save_scene_clips and scenes.method == "none" and not o.scene_checkpoint:
         raise ConfigError("--save-scene-clips needs scenes: drop --scenes none (or --iframes-only), or give --scene-checkpoint")
+    if o.shot_keyframes and o.iframes_only:
+        raise ConfigError("--shot-keyframes needs every frame decoded: drop --iframes-only (or --shot-keyframes)")
     if o.keyframe_buffer_mb < 1:
         raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {o.keyframe_buffer_mb}")
     import torch
@@ -487,6 +496,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         keyframe_buffer_mb=o.keyframe_buffer_mb,
         save_scene_clips=o.save_scene_clips,
         exact_cuts=o.exact_cuts,
+        write_shot_keyframes=o.shot_keyframes,
     )
 
 

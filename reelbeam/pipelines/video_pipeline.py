@@ -201,7 +201,10 @@ class ProcessVideos(beam.PTransform):
                 tables["scenes"] = model_scenes.scenes
                 tables["json"] = model_scenes.json
                 more_failures += [encoded["failures"], scored["failures"]]
-            tables["shot_embeddings"] = embeddings[0] if len(embeddings) == 1 else embeddings | "FlattenEmbeddings" >> beam.Flatten()
+            if len(embeddings) == 1:
+                tables["shot_embeddings"] = embeddings[0]
+            elif embeddings:
+                tables["shot_embeddings"] = embeddings | "FlattenEmbeddings" >> beam.Flatten()
             model_failures = more_failures | "FlattenModelFailures" >> beam.Flatten()
             model_failures = (assembled.videos, model_failures) | "FillFailureUris" >> FillFailureUris()
             tables["failures"] = (tables["failures"], model_failures) | "FlattenAllFailures" >> beam.Flatten()

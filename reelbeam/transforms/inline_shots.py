@@ -1,7 +1,7 @@
 """TransNetV2 inside the decode pass, and shot keyframes captured while the frames go by.
 
-Windows are scored on a model thread while the decoder reads the next 50 frames (one window in
-flight), so decoding and the model overlap; results are used in window order.
+Windows are scored as they fill (`depth=0`, the default), or on a model thread while the decoder
+reads on (`depth` windows in flight); results are used in window order either way.
 
 On a CPU worker, scoring TransNetV2 windows in the decode pass costs the same as scoring them in a
 RunInference step after it (cross-video batching only pays on a GPU), and it makes the shot
@@ -13,11 +13,11 @@ Per-frame probabilities, and so the shots, are the same as the RunInference path
 calls the same ModelHandler on the same windows and emits the same `transnetv2_probs` records.
 
 What is kept, and the bound on it:
-- Window w's predictions cover frames 50w..50w+49; the window fills when frame 50w+74 is decoded
-  and is scored while the next 50 frames are, so a frame's shot role is known at most 125 frames
-  after it.
+- Window w's predictions cover frames 50w..50w+49 and are known once frame 50w+74 is decoded
+  (plus 50 frames per window in flight), so a frame's shot role is known at most 75 frames after
+  it.
 - A shot's first frame is encoded as soon as the shot is known to start; its last frame when the
-  next shot starts (within 125 frames); its middle s + (e - s) // 2 when it ends. While a shot is
+  next shot starts (within 75 frames); its middle s + (e - s) // 2 when it ends. While a shot is
   open, frames from s + (p - s) // 2 on (p: the last scored frame) may still be its middle.
 - Frames are held as decoder references (no conversion), within `buffer_bytes`; the oldest go
   first. A keyframe whose frame was let go is not captured; `AssembleVideos` then plans it for
@@ -175,6 +175,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         buffer_mb: int = DEFAULT_BUFFER_MB,
         max_side: int = 0,
         quality: int = 90,
+        depth: int = 0,
     ) -> None:
         super().__init__(scaler)
         self._handler = handler
@@ -183,7 +184,10 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         self._buffer_bytes = buffer_mb << 20
         self._max_side = max_side
         self._quality = quality
-        self._depth = 1  # windows scored while the decoder reads the next 50 frames
+        # Windows in flight on the model thread while the decoder goes on. 0 (score in line) by
+        # default: on 2 cores the model's own threads already use both, and overlapping measured
+        # no faster (within this machine's noise) while it holds frames longer.
+        self._depth = depth
 
     def start(self, info: StreamInfo):
         self._capture = (
@@ -199,7 +203,14 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         windows before it gave, keeping at most `depth` in flight (the decoder meanwhile goes on)."""
         _, ((vid, idx), window) = out
         model = loaded_model(self._handler)
-        future = _executor().submit(self._handler.run_inference, [window], model)
+        if self._depth:
+            future = _executor().submit(self._handler.run_inference, [window], model)
+        else:
+            future = concurrent.futures.Future()
+            try:
+                future.set_result(self._handler.run_inference([window], model))
+            except Exception as e:  # noqa: BLE001 - raised again, with the video's context, in _collect
+                future.set_exception(e)
         self._inflight.append((vid, idx, future, frames_total))
         yield from self._collect(self._depth)
 

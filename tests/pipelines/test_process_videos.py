@@ -5,48 +5,16 @@ import os
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 import synthetic
+from fakes import BATCHES, FakeTransitionHandler
 from reelbeam.pipelines.options import build_config
 from reelbeam.pipelines.video_pipeline import ProcessVideos
 from reelbeam.transforms.assemble import assemble_video, IncompleteVideo
 from reelbeam.transforms.shots import ShotConfig
-
-BATCHES = []
-
-
-class FakeModel:
-    pass
-
-
-class FakeTransitionHandler(ModelHandler):
-    """Probability 0.9 on a window's frames followed by a large pixel change; records batch sizes.
-
-    It sees only pixels, like the real model; the test videos' cuts are hard cuts between scenes
-    of different colours, so a large mean absolute change marks them.
-    """
-
-    def __init__(self):
-        super().__init__(min_batch_size=4, max_batch_size=4)
-
-    def load_model(self):
-        return FakeModel()
-
-    def run_inference(self, batch, model, inference_args=None):
-        BATCHES.append(len(batch))
-        out = []
-        for window in batch:
-            x = window.astype(np.int16)
-            change = np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))
-            jump = np.append(change > 20, False)  # marks the last frame before a cut
-            probs = np.where(jump, 0.9, 0.01).astype(np.float32)
-            out.append(PredictionResult(window, probs[25:75]))
-        return out
-
 
 def config_for(tmp_path, *extra):
     options = PipelineOptions(["--input", str(tmp_path), "--output", str(tmp_path / "out"), *extra])

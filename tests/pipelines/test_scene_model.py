@@ -21,7 +21,7 @@ from reelbeam.pipelines.video_pipeline import ProcessVideos
 from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
 from reelbeam.transforms.scene_model import scenes_from_probabilities
 
-from test_process_videos import FakeTransitionHandler
+from fakes import FakeTransitionHandler
 
 
 def embeddings_match_model(rows, checkpoint):
@@ -261,3 +261,18 @@ def test_a_failing_shot_encoder_is_a_failures_row_with_the_videos_uri(tmp_path, 
         )
         assert_that(out["videos"] | beam.Map(lambda r: r["status"]), equal_to(["ok"]), label="video_row_stays")
         assert_that(out["boundaries"], equal_to([]), label="no_boundaries")
+
+
+def test_shot_keyframes_without_any_encoder(tmp_path):
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
+    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--shot-keyframes"]))
+    assert cfg.shot_keyframes and not cfg.scene_checkpoint
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
+        assert_that(
+            out["keyframes"] | beam.Map(lambda r: (r["kind"], r["shot_idx"], r["keyframe_idx"], r["frame_idx"])),
+            equal_to([("shot", s, k, f) for s, span in enumerate([(0, 39), (40, 69), (70, 119)]) for k, f in enumerate(shot_keyframe_indices(*span))]),
+        )
+        assert "shot_embeddings" not in out and "boundaries" not in out
+    with pytest.raises(ConfigError, match="--iframes-only"):
+        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o2"), "--shot-keyframes", "--iframes-only"]))
