@@ -21,6 +21,7 @@ setup(
         "decord==0.6.0",
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
+        "numba>=0.60",  # the per-frame motion-vector statistics kernel
         "numpy>=1.26",
         "opencv-python-headless>=4.8",
         "pyarrow>=15",

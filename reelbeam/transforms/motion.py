@@ -115,21 +115,108 @@ def forward_motion(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dx, dy
 
 
+def _no_vectors() -> dict:
+    return {
+        "mv_count": 0, "mv_mean_mag": math.nan, "mv_max_mag": math.nan, "mv_moving_fraction": 0.0,
+        "mv_mean_dx": math.nan, "mv_mean_dy": math.nan, "mv_direction_hist": np.zeros(8, np.int32),
+    }
+
+
+def _records(vectors: np.ndarray) -> np.ndarray:
+    if vectors.dtype != MOTION_VECTOR_DTYPE:
+        vectors = vectors.astype(MOTION_VECTOR_DTYPE)
+    return np.ascontiguousarray(vectors)
+
+
 def motion_stats(vectors: Optional[np.ndarray], width: int, height: int) -> dict:
     """Per-frame statistics; a frame without vectors (I-frame) has count 0 and null magnitudes.
 
-    Written for speed (it runs on every frame of the decode pass): fields are read as columns of
-    int32/int16/uint8 views of the 40-byte AVMotionVector records, and the float work is float32.
+    Runs on every frame of the decode pass: a compiled loop (numba) over the 40-byte
+    AVMotionVector records; `motion_stats_numpy` is the same computation in numpy (the reference
+    the tests hold it to, and the fallback where numba is missing).
     """
     n = 0 if vectors is None else len(vectors)
     if n == 0:
-        return {
-            "mv_count": 0, "mv_mean_mag": math.nan, "mv_max_mag": math.nan, "mv_moving_fraction": 0.0,
-            "mv_mean_dx": math.nan, "mv_mean_dy": math.nan, "mv_direction_hist": np.zeros(8, np.int32),
-        }
-    if vectors.dtype != MOTION_VECTOR_DTYPE:
-        vectors = vectors.astype(MOTION_VECTOR_DTYPE)
-    vectors = np.ascontiguousarray(vectors)
+        return _no_vectors()
+    if _stats_kernel is None:
+        return motion_stats_numpy(vectors, width, height)
+    vectors = _records(vectors)
+    mean_mag, max_mag, area, mean_dx, mean_dy, hist = _stats_kernel(
+        vectors.view(np.int32).reshape(n, 10), vectors.view(np.int16).reshape(n, 20), vectors.view(np.uint8).reshape(n, 40)
+    )
+    return {
+        "mv_count": int(n),
+        "mv_mean_mag": float(mean_mag),
+        "mv_max_mag": float(max_mag),
+        "mv_moving_fraction": min(area / float(max(width * height, 1)), 1.0),
+        "mv_mean_dx": float(mean_dx),
+        "mv_mean_dy": float(mean_dy),
+        "mv_direction_hist": hist,
+    }
+
+
+def _make_stats_kernel():
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; this keeps a broken install working
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(i32, i16, u8):  # pragma: no cover - compiled; held equal to motion_stats_numpy by tests
+        n = i32.shape[0]
+        bidir = False
+        for i in range(n):
+            if i32[i, 0] > 0:
+                bidir = True
+                break
+        sum_mag = 0.0
+        max_mag = np.float32(0.0)
+        sum_dx = 0.0
+        sum_dy = 0.0
+        area = 0
+        hist = np.zeros(8, np.int32)
+        keys = np.zeros(4, np.int64)  # the last 4 moving blocks (see motion_stats_numpy)
+        seen = 0
+        eighth = np.float32(np.pi / 8)
+        quarter = np.float32(np.pi / 4)
+        for i in range(n):
+            scale = np.float32(max(i16[i, 16] & 0xFFFF, 1))
+            f = (np.float32(1.0) if i32[i, 0] > 0 else np.float32(-1.0)) / scale
+            dx = np.float32(i32[i, 6]) * f
+            dy = np.float32(i32[i, 7]) * f
+            mag = np.float32(math.sqrt(dx * dx + dy * dy))
+            sum_mag += mag
+            sum_dx += dx
+            sum_dy += dy
+            if mag > max_mag:
+                max_mag = mag
+            if mag > 0:
+                w = np.int64(u8[i, 4])
+                h = np.int64(u8[i, 5])
+                counted = True
+                if bidir:
+                    key = ((np.int64(i16[i, 6]) & 0xFFFF) << 32) | ((np.int64(i16[i, 5]) & 0xFFFF) << 16) | (w << 8) | h
+                    for j in range(min(seen, 4)):
+                        if keys[j] == key:
+                            counted = False
+                    keys[seen % 4] = key
+                    seen += 1
+                if counted:
+                    area += w * h
+                angle = np.float32(np.arctan2(-dy, dx))
+                hist[np.int64(math.floor((angle + eighth) / quarter)) & 7] += 1
+        return sum_mag / n, max_mag, area, sum_dx / n, sum_dy / n, hist
+
+    return kernel
+
+
+def motion_stats_numpy(vectors: Optional[np.ndarray], width: int, height: int) -> dict:
+    """`motion_stats` in numpy: fields read as columns of int32/int16/uint8 views of the records,
+    float work in float32."""
+    n = 0 if vectors is None else len(vectors)
+    if n == 0:
+        return _no_vectors()
+    vectors = _records(vectors)
     i32 = vectors.view(np.int32).reshape(n, 10)  # source, motion_x, motion_y at 0, 6, 7
     i16 = vectors.view(np.int16).reshape(n, 20)  # dst_x, dst_y at 5, 6; motion_scale at 16
     u8 = vectors.view(np.uint8).reshape(n, 40)  # w, h at 4, 5
@@ -360,3 +447,6 @@ class IFrameConsumer:
 
     def finish(self):
         return ()
+
+
+_stats_kernel = _make_stats_kernel()

@@ -17,7 +17,14 @@ from reelbeam.transforms.motion import (
     encode_map,
     motion_map,
     motion_stats,
+    motion_stats_numpy,
 )
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def stats_fn(request):
+    """Both implementations of the per-frame statistics must satisfy every stats test."""
+    return motion_stats if request.param == "compiled" else motion_stats_numpy
 
 MV_DTYPE = np.dtype(
     [("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"), ("src_y", "<i2"), ("dst_x", "<i2"),
@@ -45,15 +52,15 @@ def test_motion_map_paints_blocks_on_the_grid():
     assert m[:, 1, :].tolist() == [[0, 0, 0], [0, 0, 0]]
 
 
-def test_future_references_are_turned_forward():
-    past = motion_stats(vectors([(-1, 16, 16, 8, 8, 5.0, 0.0)]), 16, 16)
-    future = motion_stats(vectors([(1, 16, 16, 8, 8, 5.0, 0.0)]), 16, 16)
+def test_future_references_are_turned_forward(stats_fn):
+    past = stats_fn(vectors([(-1, 16, 16, 8, 8, 5.0, 0.0)]), 16, 16)
+    future = stats_fn(vectors([(1, 16, 16, 8, 8, 5.0, 0.0)]), 16, 16)
     assert past["mv_mean_dx"] == future["mv_mean_dx"] == 5.0
     assert past["mv_direction_hist"].tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
 
 
-def test_stats_of_a_frame_without_vectors():
-    s = motion_stats(None, 64, 48)
+def test_stats_of_a_frame_without_vectors(stats_fn):
+    s = stats_fn(None, 64, 48)
     assert s["mv_count"] == 0 and np.isnan(s["mv_mean_mag"]) and s["mv_moving_fraction"] == 0.0
 
 
@@ -173,8 +180,30 @@ def test_iframes_as_jpeg_and_keyframes_only_decode(video_dir):
     assert meta["keyframes_only"] and meta["frame_count"] == 5
 
 
-def test_a_bi_predicted_block_counts_once_in_the_moving_area():
+def test_a_bi_predicted_block_counts_once_in_the_moving_area(stats_fn):
     both = vectors([(1, 16, 16, 8, 8, 1.0, 0.0), (-1, 16, 16, 8, 8, 1.0, 0.0), (-1, 16, 16, 24, 8, 0.0, 0.0)])
-    assert motion_stats(both, 32, 16)["mv_moving_fraction"] == pytest.approx(0.5)
+    assert stats_fn(both, 32, 16)["mv_moving_fraction"] == pytest.approx(0.5)
     still = vectors([(1, 16, 16, 8, 8, 0.0, 0.0), (-1, 16, 16, 8, 8, 0.0, 0.0)])
-    assert motion_stats(still, 16, 16)["mv_moving_fraction"] == 0.0
+    assert stats_fn(still, 16, 16)["mv_moving_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+def test_compiled_stats_equal_the_numpy_ones_on_real_vectors(video_dir, codec):
+    import av
+
+    from reelbeam.transforms.sidedata import motion_vectors
+
+    path = synthetic.write_video(str(video_dir / f"pan_eq_{codec}.mp4"), pan_frames(30, 3, 320, 176), codec=codec, options={"bf": "2"} if codec == "libx264" else None)
+    frames = 0
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.codec_context.options = {"flags2": "+export_mvs"}
+        for f in c.decode(s):
+            v = motion_vectors(f)
+            if v is None:
+                continue
+            frames += 1
+            a, b = motion_stats(v, 320, 176), motion_stats_numpy(v, 320, 176)
+            for k in a:
+                assert np.allclose(a[k], b[k], rtol=1e-5, atol=1e-5, equal_nan=True), (f.index, k, a[k], b[k])
+    assert frames >= 25
