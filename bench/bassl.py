@@ -27,8 +27,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import bench_parser, report  # noqa: E402
-from common import best_of as common_best_of  # noqa: E402
+from common import bench_parser, best_of, report  # noqa: E402
 
 import synthetic  # noqa: E402
 from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout  # noqa: E402
@@ -61,13 +60,9 @@ class ReplayHandler:
         return out
 
 
-def best_of(fn, repeat=5):
-    return common_best_of(fn, repeat)
-
-
 def keyframe_cost(path, model, handler):
     ref = VideoRef("b", path, os.path.getsize(path))
-    outs, decode_s = best_of(lambda: list(decode_video(ref, [FrameIndexConsumer(), TransNetV2WindowConsumer()])))
+    outs, decode_s = best_of(lambda: list(decode_video(ref, [FrameIndexConsumer(), TransNetV2WindowConsumer()])), repeat=5)
     windows = [v[1] for tag, v in outs if tag == "windows"]
     chunks = [v[1][1] for tag, v in outs if tag == "per_video" and v[1][0] == "frames"]
     n = sum(len(c["frame_idx"]) for c in chunks)
@@ -78,7 +73,7 @@ def keyframe_cost(path, model, handler):
     pts = np.asarray([p for c in chunks for p in c["pts"]], dtype=object)
     key = np.concatenate([c["is_keyframe"] for c in chunks])
     plan = KeyframePlan("b", path, os.path.getsize(path), targets, pts, key)
-    rows, seek_s = best_of(lambda: list(extract_keyframes(plan)))
+    rows, seek_s = best_of(lambda: list(extract_keyframes(plan)), repeat=5)
 
     def inline(capture):
         replay = ReplayHandler(window_probs)
@@ -86,13 +81,13 @@ def keyframe_cost(path, model, handler):
         consumer = InlineTransNetV2Consumer(replay, capture=capture)
         return list(decode_video(ref, [FrameIndexConsumer(), consumer]))
 
-    _, plain_inline_s = best_of(lambda: inline(False))
-    captured_outs, capture_inline_s = best_of(lambda: inline(True))
+    _, plain_inline_s = best_of(lambda: inline(False), repeat=5)
+    captured_outs, capture_inline_s = best_of(lambda: inline(True), repeat=5)
     captured = [v[1][1] for tag, v in captured_outs if tag == "per_video" and v[1][0] == "shot_frames_captured"][0]
     missing = [t for t in targets if t[0] not in set(captured)]
     second_s = 0.0
     if missing:
-        _, second_s = best_of(lambda: list(extract_keyframes(dataclasses.replace(plan, targets=tuple(missing)))))
+        _, second_s = best_of(lambda: list(extract_keyframes(dataclasses.replace(plan, targets=tuple(missing)))), repeat=5)
     in_pass_s = max(capture_inline_s - plain_inline_s, 0.0) + second_s
     return rows, {
         "file": os.path.basename(path), "frames": n, "shots": len(spans), "codec_keyframes": int(key.sum()),

@@ -62,10 +62,6 @@ def pan_video(path, size, codec, seconds):
     return n
 
 
-def timed(fn, repeat=3):
-    return best_of(fn, repeat)
-
-
 def plain(path, threads=0):
     def run():
         with av.open(path) as c:
@@ -131,7 +127,7 @@ def main(argv=None) -> int:
                 "pass_mv_stats": reelbeam_pass(path, [MotionStatsConsumer], True, cfg),
                 "pass_mv_maps": reelbeam_pass(path, [MotionStatsConsumer, lambda: MotionMapConsumer(MotionSampling("all"))], True, cfg),
             }.items():
-                n, dt = timed(fn, args.repeat)
+                n, dt = best_of(fn, args.repeat)
                 assert n == frames, (name, n, frames)
                 fps[name] = n / dt
             row[label] = {
@@ -140,7 +136,7 @@ def main(argv=None) -> int:
                 "mv_maps_time_vs_no_mv": round(fps["pass_no_mv"] / fps["pass_mv_maps"], 3),
                 "pass_no_mv_vs_plain_decode": round(fps["pass_no_mv"] / fps["plain_decode"], 3),
             }
-        _, dt = timed(reelbeam_pass(path, [IFrameConsumer], False, DecodeConfig(keyframes_only=True)), args.repeat)
+        _, dt = best_of(reelbeam_pass(path, [IFrameConsumer], False, DecodeConfig(keyframes_only=True)), args.repeat)
         row["iframes_only_x_realtime"] = round(seconds / dt, 1)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)

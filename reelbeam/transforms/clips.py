@@ -15,8 +15,8 @@ Audio (the first audio stream) is copied in both modes: packets whose start fall
 clip's time span, so it is exact to one audio packet (about 20 ms for AAC).
 
 Files: OUTPUT/clips/<video_id>/scene_<idx:04d>.<mp4|mkv> (MP4 for codecs it carries, Matroska
-otherwise); a failure to write one video's clips is a `failures` row with stage `scene_clips`
-(its other tables stand). ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each
+otherwise); a failure to write one video's clips is a `failures` row with stage `scene_clips`, its
+clip folder is removed, and its other tables stand. ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each
 scene's last frame; neither is copied here.
 """
 
@@ -37,7 +37,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from reelbeam.schemas.records import Failure, VideoRef
-from reelbeam.transforms.decode import _classify, _open_container
+from reelbeam.transforms.decode import _classify, opened_video
 
 MP4_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9", "mpeg2video", "mjpeg"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
@@ -188,9 +188,7 @@ def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], p
     index = _FrameIndex(pts, is_keyframe)
     fs, _ = fsspec.core.url_to_fs(output)
     local = isinstance(fs, LocalFileSystem)
-    container, handle = _open_container(ref)
-    tmpdir = tempfile.mkdtemp(prefix="reelbeam-clips-")
-    try:
+    with opened_video(ref) as container, tempfile.TemporaryDirectory(prefix="reelbeam-clips-") as tmpdir:
         vstream = container.streams.video[0]
         astream = container.streams.audio[0] if container.streams.audio else None
         audio_codec = astream.codec_context.name if astream is not None and astream.codec_context is not None else None
@@ -232,11 +230,6 @@ def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], p
                 "has_audio": info["has_audio"],
                 "size_bytes": size,
             }
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-        container.close()
-        if handle is not None:
-            handle.close()
 
 
 class _SaveClipsFn(beam.DoFn):
@@ -261,12 +254,22 @@ class _SaveClipsFn(beam.DoFn):
                 )
             )
         except Exception as e:  # noqa: BLE001 - one video's clips failing must not stop the run
+            _remove_clips(self._output, video_id)  # no clip files without their rows
             yield beam.pvalue.TaggedOutput(
                 "failures", Failure.of(ref, "scene_clips", _classify(e), f"{type(e).__name__}: {e}").to_row()
             )
             return
         self._count.inc(len(rows))
         yield from rows
+
+
+def _remove_clips(output: str, video_id: str) -> None:
+    fs, root = fsspec.core.url_to_fs(posixpath.join(output, "clips", video_id))
+    try:
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+    except OSError:
+        pass  # best effort: the failures row already says the clips are not to be used
 
 
 def _frames_key(table):

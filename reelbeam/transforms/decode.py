@@ -17,6 +17,7 @@ Outputs (tags of `DecodeVideo`'s result):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -229,6 +230,18 @@ def _open_container(ref: VideoRef) -> tuple[av.container.InputContainer, Any]:
     except BaseException:
         handle.close()
         raise
+
+
+@contextlib.contextmanager
+def opened_video(ref: VideoRef) -> Iterator[av.container.InputContainer]:
+    """`_open_container` as a context: the container and any fsspec handle are closed after."""
+    container, handle = _open_container(ref)
+    try:
+        yield container
+    finally:
+        container.close()
+        if handle is not None:
+            handle.close()
 
 
 def _bit_depth(pix_fmt: Optional[str]) -> Optional[int]:

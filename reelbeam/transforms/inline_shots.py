@@ -1,7 +1,7 @@
 """TransNetV2 inside the decode pass, and shot keyframes captured while the frames go by.
 
-Windows are scored as they fill (`depth=0`, the default), or on a model thread while the decoder
-reads on (`depth` windows in flight); results are used in window order either way.
+Each window is scored as it fills. (A model thread overlapping the decoder was measured: no
+faster on 2 cores, where the model's own threads already use both.)
 
 On a CPU worker, scoring TransNetV2 windows in the decode pass costs the same as scoring them in a
 RunInference step after it (cross-video batching only pays on a GPU), and it makes the shot
@@ -31,7 +31,6 @@ final shots (it alone applies the minimum shot length); frames it does not accep
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import threading
 from typing import Any, Optional
 
@@ -43,20 +42,6 @@ from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
 _LOCK = threading.Lock()
-_EXECUTOR: Optional[concurrent.futures.ThreadPoolExecutor] = None
-
-
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """One model thread per process: windows are scored there while the decoder goes on (PyAV
-    and torch both release the GIL), in submission order."""
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        with _LOCK:
-            if _EXECUTOR is None:
-                _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reelbeam-transnetv2")
-    return _EXECUTOR
-
-
 def loaded_model(handler) -> Any:
     """The handler's model, loaded once per handler object (one per DoFn instance)."""
     model = getattr(handler, "_reelbeam_inline_model", None)
@@ -175,7 +160,6 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         buffer_mb: int = DEFAULT_BUFFER_MB,
         max_side: int = 0,
         quality: int = 90,
-        depth: int = 0,
     ) -> None:
         super().__init__(scaler)
         self._handler = handler
@@ -184,10 +168,6 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         self._buffer_bytes = buffer_mb << 20
         self._max_side = max_side
         self._quality = quality
-        # Windows in flight on the model thread while the decoder goes on. 0 (score in line) by
-        # default: on 2 cores the model's own threads already use both, and overlapping measured
-        # no faster (within this machine's noise) while it holds frames longer.
-        self._depth = depth
 
     def start(self, info: StreamInfo):
         self._capture = (
@@ -195,38 +175,21 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
             if self._capture_on
             else None
         )
-        self._inflight: collections.deque = collections.deque()
         return super().start(info)
 
-    def _submit(self, out, frames_total: Optional[int] = None):
-        """Send a window ('windows', ((vid, idx), window)) to the model thread; yield what the
-        windows before it gave, keeping at most `depth` in flight (the decoder meanwhile goes on)."""
+    def _score(self, out, frames_total: Optional[int] = None):
+        """A window ('windows', ((vid, idx), window)) -> its probs record, then the frames it let
+        the capture encode."""
         _, ((vid, idx), window) = out
-        model = loaded_model(self._handler)
-        if self._depth:
-            future = _executor().submit(self._handler.run_inference, [window], model)
-        else:
-            future = concurrent.futures.Future()
-            try:
-                future.set_result(self._handler.run_inference([window], model))
-            except Exception as e:  # noqa: BLE001 - raised again, with the video's context, in _collect
-                future.set_exception(e)
-        self._inflight.append((vid, idx, future, frames_total))
-        yield from self._collect(self._depth)
-
-    def _collect(self, keep: int):
-        """Results in window order: every finished one, and waiting until at most `keep` remain."""
-        while self._inflight and (len(self._inflight) > keep or self._inflight[0][2].done()):
-            vid, idx, future, frames_total = self._inflight.popleft()
-            try:
-                (result,) = future.result()
-            except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
-                raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
-            probs = np.asarray(result.inference)
-            yield "per_video", (vid, ("transnetv2_probs", (idx, probs)))
-            if self._capture is not None:
-                self._capture.add_probs(probs[:STRIDE], frames_total)
-                yield from self._captured()
+        try:
+            (result,) = self._handler.run_inference([window], loaded_model(self._handler))
+        except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
+            raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
+        probs = np.asarray(result.inference)
+        yield "per_video", (vid, ("transnetv2_probs", (idx, probs)))
+        if self._capture is not None:
+            self._capture.add_probs(probs[:STRIDE], frames_total)
+            yield from self._captured()
 
     def _captured(self):
         for index, record in self._capture.take():
@@ -236,20 +199,15 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         if self._capture is not None:
             self._capture.add_frame(view.index, view.frame)
         for out in super().consume(view):
-            yield from self._submit(out)
-        if self._inflight and self._inflight[0][2].done():
-            yield from self._collect(self._depth)
+            yield from self._score(out)
 
     def finish(self):
         total = self._frames
-        tail = []
         for out in super().finish():
             if out[0] == "windows":
-                yield from self._submit(out, total)
+                yield from self._score(out, total)
             else:
-                tail.append(out)
-        yield from self._collect(0)
-        yield from tail
+                yield out
         if self._capture is not None:
             self._capture.finish(total)
             yield from self._captured()

@@ -21,7 +21,7 @@ import apache_beam as beam
 import numpy as np
 
 from reelbeam.schemas.records import Failure, VideoRef
-from reelbeam.transforms.decode import _classify, _open_container
+from reelbeam.transforms.decode import _classify, opened_video
 from reelbeam.transforms.inline_shots import frame_jpeg
 
 
@@ -85,8 +85,7 @@ def plan_for(meta: dict, targets: list[tuple], frames_table) -> KeyframePlan:
 
 def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
     """Yield keyframes rows for `plan` (raises on an unreadable file, like the decode pass)."""
-    container, handle = _open_container(VideoRef(plan.video_id, plan.uri, plan.size_bytes))
-    try:
+    with opened_video(VideoRef(plan.video_id, plan.uri, plan.size_bytes)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         key_positions = np.flatnonzero(plan.is_keyframe).tolist()
@@ -123,10 +122,6 @@ def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
                 i += 1
         if wanted:
             raise ValueError(f"{len(wanted)} shot keyframes not found in the second pass (first missing: frame {min(wanted)})")
-    finally:
-        container.close()
-        if handle is not None:
-            handle.close()
 
 
 class _ExtractShotKeyframesFn(beam.DoFn):

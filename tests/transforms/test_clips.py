@@ -85,3 +85,34 @@ def test_exact_cuts_alone_is_a_configuration_error(av_video, tmp_path):
 
     with pytest.raises(ConfigError, match="--save-scene-clips"):
         build_config(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), "--exact-cuts"]))
+
+
+def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, tmp_path, monkeypatch):
+    import apache_beam as beam
+    import pyarrow as pa
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from reelbeam.transforms import clips
+
+    real = clips._copy_clip
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clips, "_copy_clip", second_fails)
+    pts, key = source_index(av_video)
+    frames = pa.table({"video_id": ["v"] * len(pts), "pts": pts, "is_keyframe": key})
+    out = str(tmp_path / "out")
+    with TestPipeline() as p:
+        videos = p | "V" >> beam.Create([{"video_id": "v", "uri": av_video, "size_bytes": os.path.getsize(av_video), "codec": "h264"}])
+        tables = p | "F" >> beam.Create([frames])
+        scenes = p | "S" >> beam.Create([{"video_id": "v", **s} for s in scene_dicts()])
+        result = (videos, tables, scenes) | clips.SaveSceneClips(out)
+        assert_that(result.clips, equal_to([]), label="no_rows")
+        assert_that(result.failures | beam.Map(lambda r: (r["stage"], "disk full" in r["message"])), equal_to([("scene_clips", True)]), label="failure")
+    assert not os.path.exists(os.path.join(out, "clips", "v"))

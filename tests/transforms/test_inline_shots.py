@@ -183,27 +183,3 @@ def test_decode_pass_scoring_equals_the_runinference_path(shot_video, tmp_path):
         assert_that(probs | beam.CoGroupByKey() | beam.Map(same), equal_to([True]), label="same_probs")
         for mode, out in outs.items():
             assert_that(out["shots"] | f"Starts_{mode}" >> beam.Map(lambda r: r["start_frame"]), equal_to([0, 40, 70, 120]), label=f"shots_{mode}")
-
-
-def test_windows_in_flight_give_the_same_records_in_the_same_order(shot_video):
-    import os
-
-    from reelbeam.schemas.records import VideoRef
-    from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
-    from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
-
-    from fakes import FakeTransitionHandler
-
-    def records(depth):
-        ref = VideoRef("v", shot_video, os.path.getsize(shot_video))
-        consumer = InlineTransNetV2Consumer(FakeTransitionHandler(), depth=depth)
-        return [
-            (t, v[1][0], v[1][1][0]) if t == "per_video" and v[1][0] == "transnetv2_probs" else (t, v[0][1]) if t == "shot_frames" else None
-            for t, v in decode_video(ref, [FrameIndexConsumer(), consumer], DecodeConfig())
-            if (t == "per_video" and v[1][0] == "transnetv2_probs") or t == "shot_frames"
-        ]
-
-    inline, threaded = records(0), records(2)
-    assert inline == threaded
-    assert [r[2] for r in inline if r[0] == "per_video"] == [0, 1, 2]
-    assert sorted(r[1] for r in inline if r[0] == "shot_frames") == [0, 19, 39, 40, 54, 69, 70, 94, 119, 120, 134, 149]
