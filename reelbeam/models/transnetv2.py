@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,58 @@ STRIDE = 50
 PAD_START = 25
 FRAME_H, FRAME_W = 27, 48
 _LOOKUP = 101
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class _Quantized(NamedTuple):
+    """uint8 activations in channels-last layout with their per-tensor scale (zero point 0)."""
+
+    q: torch.Tensor
+    scale: float
+
+
+def _quantize(x: torch.Tensor) -> _Quantized:
+    """Non-negative activations -> uint8 with a per-tensor scale taken from this tensor's max
+    (dynamic quantization: no calibration data, the scale follows the content)."""
+    top = float(x.amax())
+    scale = top / 255.0 if top > 0 else 1.0
+    q = (x * (1.0 / scale)).round_().clamp_(0, 255).to(torch.uint8)
+    return _Quantized(q.contiguous(memory_format=torch.channels_last_3d), scale)
+
+
+class _Int8Conv:
+    """A convolution run by oneDNN in int8 (`onednn::qconv_pointwise`, VNNI where the CPU has it):
+    weights quantized per output channel (symmetric, scale = max|w| / 127), activations uint8 per
+    tensor; the output comes back in bf16."""
+
+    def __init__(self, weight: torch.Tensor, padding: Sequence[int]) -> None:
+        w = weight.detach().float()
+        self.scales = (w.abs().amax(dim=tuple(range(1, w.dim()))) / 127.0).clamp_min(1e-12)
+        q = (w / self.scales.view(-1, *[1] * (w.dim() - 1))).round().clamp(-127, 127).to(torch.int8)
+        self.zero_points = torch.zeros(w.shape[0], dtype=torch.int64)
+        self.padding = list(padding)
+        self._ones = [1] * (w.dim() - 2)
+        # The packed layout does not depend on the activation scale given here (tested).
+        self.packed = torch.ops.onednn.qconv_prepack(q, self.scales, 1.0, 0, self._ones, self.padding, self._ones, 1, None)
+
+    def __call__(self, x: _Quantized) -> torch.Tensor:
+        return torch.ops.onednn.qconv_pointwise(
+            x.q, x.scale, 0, self.packed, self.scales, self.zero_points, None, self._ones,
+            self.padding, self._ones, 1, 1.0, 0, torch.bfloat16, "none", [], "",
+        )
+
+
+def int8_available() -> Optional[str]:
+    """None when this PyTorch build runs oneDNN int8 convolutions here, else the reason."""
+    try:
+        conv = _Int8Conv(torch.ones(2, 3, 1, 3, 3), (0, 1, 1))
+        x = _Quantized(torch.ones(1, 3, 2, 4, 4, dtype=torch.uint8).contiguous(memory_format=torch.channels_last_3d), 1.0)
+        out = conv(x)
+    except (AttributeError, RuntimeError, NotImplementedError) as e:
+        return f"this PyTorch build cannot run oneDNN int8 convolutions ({type(e).__name__}: {e})"
+    if not torch.allclose(out.float()[0, 0, 0, 1, 1], torch.tensor(27.0)):
+        return "oneDNN int8 convolution self-check gave a wrong result"
+    return None
 
 
 def end_padding(num_frames: int) -> int:
@@ -89,6 +140,7 @@ class _DilatedDCNN(nn.Module):
         self.bn = nn.BatchNorm3d(filters * 4, eps=1e-3)
         self.activation = activation
         self._fused: Optional[tuple] = None
+        self._int8: Optional[_Int8Conv] = None
 
     def fuse(self) -> None:
         """Inference-only folding (about 10% faster on CPU, same outputs to ~1e-7): the four
@@ -106,7 +158,20 @@ class _DilatedDCNN(nn.Module):
             temporal.append((w, shift[sl].clone(), conv.dilation, conv.padding))
         self._fused = (spatial, temporal)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def quantize_int8(self) -> None:
+        """Run the (fused) spatial convolution in int8; the temporal ones stay as they are."""
+        if self._fused is None:
+            self.fuse()
+        self._int8 = _Int8Conv(self._fused[0], (0, 1, 1))
+        self._int8_temporal = [(w.to(torch.bfloat16), b.to(torch.bfloat16), d, p) for w, b, d, p in self._fused[1]]
+
+    def forward(self, x: torch.Tensor | _Quantized) -> torch.Tensor:
+        if self._int8 is not None and not self.training:
+            y = self._int8(x if isinstance(x, _Quantized) else _quantize(x)).chunk(4, 1)
+            x = torch.cat(
+                [F.conv3d(yi, w, b, dilation=d, padding=p) for yi, (w, b, d, p) in zip(y, self._int8_temporal)], 1
+            )
+            return F.relu(x, inplace=True) if self.activation else x
         if self._fused is not None and not self.training:
             spatial, temporal = self._fused
             y = F.conv3d(x, spatial, padding=(0, 1, 1)).chunk(4, 1)
@@ -208,13 +273,22 @@ class TransNetV2(nn.Module):
         self.fc1 = nn.Linear(((F_ * 2 ** (L - 1)) * 4) * 3 * 6 + 128 + 128, D)
         self.cls_layer1 = nn.Linear(D, 1)
         self.cls_layer2 = nn.Linear(D, 1)
+        self._int8 = False
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dtype != torch.uint8 or tuple(frames.shape[2:]) != (FRAME_H, FRAME_W, 3):
             raise ValueError(
                 f"TransNetV2 expects uint8 [B, T, 27, 48, 3], got {frames.dtype} {tuple(frames.shape)}"
             )
-        x = frames.permute(0, 4, 1, 2, 3).float().div_(255.0)
+        if self._int8 and frames.shape[0] > 1:
+            # Activation scales are per tensor: one window at a time keeps each window's
+            # probabilities independent of what it was batched with.
+            return torch.cat([self(frames[i : i + 1]) for i in range(frames.shape[0])])
+        if self._int8:
+            # The frames are uint8 already: the first convolution reads them with scale 1/255.
+            x = _Quantized(frames.permute(0, 4, 1, 2, 3), 1.0 / 255.0)
+        else:
+            x = frames.permute(0, 4, 1, 2, 3).float().div_(255.0)
         block_features = []
         for block in self.SDDCNN:
             x = block(x)
@@ -229,6 +303,18 @@ class TransNetV2(nn.Module):
         for m in self.modules():
             if isinstance(m, _DilatedDCNN):
                 m.fuse()
+        return self
+
+    def quantize_int8(self) -> "TransNetV2":
+        """Spatial convolutions in int8 on CPU (see `_Int8Conv`); run the forward under bf16
+        autocast. Inference only, after loading weights; the state_dict is unchanged."""
+        reason = int8_available()
+        if reason:
+            raise RuntimeError(reason)
+        for m in self.modules():
+            if isinstance(m, _DilatedDCNN):
+                m.quantize_int8()
+        self._int8 = True
         return self
 
     @torch.inference_mode()
@@ -294,6 +380,8 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         self._threads = torch_threads
 
     def _resolve_device(self) -> str:
+        if self._precision == "int8":
+            return "cpu"  # oneDNN int8 kernels: the configuration refuses int8 with --device cuda
         if self._device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self._device
@@ -301,7 +389,8 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
     def load_model(self) -> TransNetV2:
         if self._threads:
             torch.set_num_threads(self._threads)
-        return load_transnetv2(self._weights, self._resolve_device())
+        model = load_transnetv2(self._weights, self._resolve_device())
+        return model.quantize_int8() if self._precision == "int8" else model
 
     def run_inference(
         self,
@@ -311,7 +400,7 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
     ) -> Iterable[PredictionResult]:
         device = next(model.parameters()).device
         x = torch.from_numpy(np.stack(batch)).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision != "fp32"):
             probs = model.predict_windows(x).float().cpu().numpy()
         return [PredictionResult(w, p) for w, p in zip(batch, probs)]
 

@@ -86,8 +86,10 @@ class ReelbeamOptions(PipelineOptions):
             "transnetv2-precision",
             default="fp32",
             choices=PRECISIONS,
-            help="fp32 (default: equals the reference to 1e-4) or bf16 (about 2x faster on CPUs "
-            "with AVX512-BF16 and on GPUs; probabilities within ~1e-3)",
+            help="fp32 (default: equals the reference to 1e-4), bf16 (about 2x faster on CPUs "
+            "with AVX512-BF16 and on GPUs; probabilities within ~0.02) or int8 (CPU only, x86 "
+            "oneDNN: spatial convolutions in int8, about 1.35x bf16; probabilities within ~0.03). "
+            "Also the shot encoders' precision (bf16 for them when int8)",
         )
         _add(
             parser,
@@ -410,6 +412,14 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was given but no CUDA device is visible; use --device cpu or auto")
+        if o.transnetv2_precision == "int8":
+            raise ConfigError("--transnetv2-precision int8 runs on CPU only; use bf16 with --device cuda")
+    if o.transnetv2_precision == "int8" and shots.detector == "transnetv2":
+        from reelbeam.models.transnetv2 import int8_available
+
+        reason = int8_available()
+        if reason:
+            raise ConfigError(f"--transnetv2-precision int8: {reason}; use bf16 or fp32")
     if check_paths:
         for spec in o.input:
             try:

@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import SAMPLE
 from reelbeam.models.checkpoints import CheckpointError, load_state_dict
@@ -87,6 +88,46 @@ def test_bf16_stays_close_to_fp32(ours, shot_video):
     bf16 = predict(ours, frames, "bf16")
     assert np.abs(fp32 - bf16).max() < 0.05
     assert list(np.flatnonzero(bf16 > 0.5)) == list(np.flatnonzero(fp32 > 0.5))
+
+
+def test_int8_stays_close_to_fp32(ours, shot_video):
+    int8 = load_transnetv2().quantize_int8()
+    for frames in (small_frames(shot_video), small_frames(SAMPLE, limit=300)):
+        fp32 = predict(ours, frames)
+        got = predict(int8, frames, "int8")
+        assert np.abs(fp32 - got).max() < 0.05
+        if len(frames) == 150:
+            assert list(np.flatnonzero(got > 0.5)) == list(np.flatnonzero(fp32 > 0.5)) == [39, 69, 119]
+
+
+def test_int8_window_does_not_depend_on_its_batch(shot_video):
+    """Activation scales are per window, so a window scores the same alone or batched."""
+    int8 = load_transnetv2().quantize_int8()
+    handler = TransNetV2ModelHandler(device="cpu", precision="int8")
+    windows = list(make_windows(small_frames(shot_video)))
+    windows[1] = windows[1] // 4  # a darker window in the batch: a batch-wide scale would change
+    batched = [r.inference for r in handler.run_inference(windows, int8)]
+    alone = [handler.run_inference([w], int8)[0].inference for w in windows]
+    for a, b in zip(batched, alone):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.37])
+def test_int8_convolution_is_the_dequantized_convolution(scale):
+    """oneDNN's int8 convolution equals the float convolution of the dequantized operands, for
+    any activation scale with one packed weight (the packing is scale-independent)."""
+    from reelbeam.models.transnetv2 import _Int8Conv, _Quantized
+
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randn(64, 16, 1, 3, 3, generator=g)
+    conv = _Int8Conv(weight, (0, 1, 1))
+    q = torch.randint(0, 256, (2, 16, 5, 9, 11), generator=g, dtype=torch.uint8)
+    got = conv(_Quantized(q.contiguous(memory_format=torch.channels_last_3d), scale)).float()
+    w = (weight / conv.scales.view(-1, 1, 1, 1, 1)).round().clamp(-127, 127) * conv.scales.view(-1, 1, 1, 1, 1)
+    want = F.conv3d(q.float() * scale, w, padding=(0, 1, 1))
+    assert got.shape == want.shape
+    assert (got - want).abs().max() <= 4e-3 * want.abs().max()  # bf16 output rounding
+    assert (w - weight).abs().max() <= conv.scales.max() / 2 + 1e-6
 
 
 def test_forward_rejects_wrong_input():

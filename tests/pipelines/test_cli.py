@@ -137,6 +137,21 @@ def test_bad_configuration_fails_before_the_pipeline_starts(args, message, tmp_p
     assert not (tmp_path / "out" / "videos").exists()
 
 
+def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch):
+    import torch
+
+    from reelbeam.models import transnetv2
+
+    base = ["--input", short_video, "--output", str(tmp_path / "out"), "--transnetv2-precision", "int8"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match="CPU only; use bf16 with --device cuda"):
+        run(base + ["--device", "cuda"])
+    monkeypatch.setattr(transnetv2, "int8_available", lambda: "no oneDNN here")
+    with pytest.raises(ConfigError, match="int8: no oneDNN here; use bf16 or fp32"):
+        run(base + ["--device", "cpu"])
+    assert not (tmp_path / "out" / "videos").exists()
+
+
 def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--input", short_video, "--output", str(tmp_path), "--shot-detector", "magic"])
