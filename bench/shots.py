@@ -183,7 +183,7 @@ def make_reference(model):
             s = c.streams.video[0]
             s.thread_type = "AUTO"
             frames = np.stack(
-                [reformatter.reformat(f, 48, 27, "rgb24", interpolation="BICUBIC").to_ndarray() for f in c.decode(s)]
+                [reformatter.reformat(f, 48, 27, "rgb24", interpolation="BICUBIC", threads=1).to_ndarray() for f in c.decode(s)]
             )
         single, _ = model.predict_frames(torch.from_numpy(frames), quiet=True)
         scenes = model.predictions_to_scenes(single.numpy())

@@ -37,7 +37,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from reelbeam.schemas.records import Failure, VideoRef
-from reelbeam.transforms.decode import _classify, opened_video
+from reelbeam.transforms.decode import SWS_THREADS, _classify, opened_video
 
 MP4_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9", "mpeg2video", "mjpeg"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
@@ -170,7 +170,7 @@ def _exact_clip(container, vstream, astream, index: _FrameIndex, start: int, end
                 continue
             if frame.pts > end_pts:
                 break
-            new = frame.reformat(width=w, height=h, format="yuv420p")
+            new = frame.reformat(width=w, height=h, format="yuv420p", threads=SWS_THREADS)
             new.pts = frame.pts - start_pts
             new.time_base = vtb
             for packet in ov.encode(new):

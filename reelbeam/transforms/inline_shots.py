@@ -37,7 +37,7 @@ from typing import Any, Optional
 import numpy as np
 
 from reelbeam.models.transnetv2 import STRIDE
-from reelbeam.transforms.decode import FrameView, StreamInfo, VideoError
+from reelbeam.transforms.decode import SWS_THREADS, FrameView, StreamInfo, VideoError
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
@@ -64,10 +64,10 @@ def frame_jpeg(frame, max_side: int = 0, quality: int = 90) -> tuple[bytes, int,
         scale = max_side / max(frame.width, frame.height)
         rgb = frame.to_ndarray(
             format="rgb24", width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale)),
-            interpolation="AREA",
+            interpolation="AREA", threads=SWS_THREADS,
         )
     else:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
     rgb = display_orientation(rgb, frame)
     return jpeg_bytes(rgb, quality), int(rgb.shape[1]), int(rgb.shape[0])
 
