@@ -13,6 +13,7 @@ kept. This is `TransNetV2.predict_frames` of the wheel.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -52,13 +53,19 @@ def _quantize(x: torch.Tensor) -> _Quantized:
 
 class _Int8Conv:
     """A convolution run by oneDNN in int8 (`onednn::qconv_pointwise`, VNNI where the CPU has it):
-    weights quantized per output channel (symmetric, scale = max|w| / 127), activations uint8 per
-    tensor; the output comes back in bf16."""
+    weights quantized per output channel (symmetric, scale = max|w| / levels), activations uint8
+    per tensor; the output comes back in bf16 (float32 with `out_dtype`).
 
-    def __init__(self, weight: torch.Tensor, padding: Sequence[int]) -> None:
+    `levels` is 127, or 63 on x86 CPUs without VNNI: there oneDNN multiplies u8 x s8 pairs with
+    `vpmaddubsw`, whose int16 sums saturate with full 8-bit weights (oneDNN's documented caveat);
+    `weight_levels()` measures which applies."""
+
+    def __init__(self, weight: torch.Tensor, padding: Sequence[int], levels: Optional[int] = None, out_dtype: torch.dtype = torch.bfloat16) -> None:
+        levels = levels or weight_levels()
+        self.out_dtype = out_dtype
         w = weight.detach().float()
-        self.scales = (w.abs().amax(dim=tuple(range(1, w.dim()))) / 127.0).clamp_min(1e-12)
-        q = (w / self.scales.view(-1, *[1] * (w.dim() - 1))).round().clamp(-127, 127).to(torch.int8)
+        self.scales = (w.abs().amax(dim=tuple(range(1, w.dim()))) / float(levels)).clamp_min(1e-12)
+        q = (w / self.scales.view(-1, *[1] * (w.dim() - 1))).round().clamp(-levels, levels).to(torch.int8)
         self.zero_points = torch.zeros(w.shape[0], dtype=torch.int64)
         self.padding = list(padding)
         self._ones = [1] * (w.dim() - 2)
@@ -68,13 +75,34 @@ class _Int8Conv:
     def __call__(self, x: _Quantized) -> torch.Tensor:
         return torch.ops.onednn.qconv_pointwise(
             x.q, x.scale, 0, self.packed, self.scales, self.zero_points, None, self._ones,
-            self.padding, self._ones, 1, 1.0, 0, torch.bfloat16, "none", [], "",
+            self.padding, self._ones, 1, 1.0, 0, self.out_dtype, "none", [], "",
         )
+
+
+def onednn_bf16() -> bool:
+    """Whether oneDNN runs bf16 here (AVX512 or newer; it honours ONEDNN_MAX_CPU_ISA)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def weight_levels() -> int:
+    """127 where oneDNN's int8 convolution is exact at full 8-bit weights, else 63 (see
+    `_Int8Conv`): a worst case (all activations 255, all weights 127) is computed and checked."""
+    channels = 16
+    conv = _Int8Conv(torch.ones(1, channels, 1, 3, 3), (0, 1, 1), levels=127, out_dtype=torch.float32)
+    x = torch.full((1, channels, 1, 3, 3), 255, dtype=torch.uint8).contiguous(memory_format=torch.channels_last_3d)
+    got = float(conv(_Quantized(x, 1.0))[0, 0, 0, 1, 1])
+    want = 255.0 * 9 * channels  # 127 * scale (1/127) per weight
+    return 127 if abs(got - want) <= 1e-3 * want else 63
 
 
 def int8_available() -> Optional[str]:
     """None when this PyTorch build runs oneDNN int8 convolutions here, else the reason."""
     try:
+        weight_levels()
         conv = _Int8Conv(torch.ones(2, 3, 1, 3, 3), (0, 1, 1))
         x = _Quantized(torch.ones(1, 3, 2, 4, 4, dtype=torch.uint8).contiguous(memory_format=torch.channels_last_3d), 1.0)
         out = conv(x)
@@ -158,12 +186,12 @@ class _DilatedDCNN(nn.Module):
             temporal.append((w, shift[sl].clone(), conv.dilation, conv.padding))
         self._fused = (spatial, temporal)
 
-    def quantize_int8(self) -> None:
-        """Run the (fused) spatial convolution in int8; the temporal ones stay as they are."""
+    def quantize_int8(self, dtype: torch.dtype) -> None:
+        """Run the (fused) spatial convolution in int8, its output and the temporal ones in `dtype`."""
         if self._fused is None:
             self.fuse()
-        self._int8 = _Int8Conv(self._fused[0], (0, 1, 1))
-        self._int8_temporal = [(w.to(torch.bfloat16), b.to(torch.bfloat16), d, p) for w, b, d, p in self._fused[1]]
+        self._int8 = _Int8Conv(self._fused[0], (0, 1, 1), out_dtype=dtype)
+        self._int8_temporal = [(w.to(dtype), b.to(dtype), d, p) for w, b, d, p in self._fused[1]]
 
     def forward(self, x: torch.Tensor | _Quantized) -> torch.Tensor:
         if self._int8 is not None and not self.training:
@@ -274,6 +302,7 @@ class TransNetV2(nn.Module):
         self.cls_layer1 = nn.Linear(D, 1)
         self.cls_layer2 = nn.Linear(D, 1)
         self._int8 = False
+        self.int8_rest_dtype: Optional[torch.dtype] = None  # set by quantize_int8
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dtype != torch.uint8 or tuple(frames.shape[2:]) != (FRAME_H, FRAME_W, 3):
@@ -306,14 +335,17 @@ class TransNetV2(nn.Module):
         return self
 
     def quantize_int8(self) -> "TransNetV2":
-        """Spatial convolutions in int8 on CPU (see `_Int8Conv`); run the forward under bf16
-        autocast. Inference only, after loading weights; the state_dict is unchanged."""
+        """Spatial convolutions in int8 on CPU (see `_Int8Conv`). The rest runs in
+        `int8_rest_dtype`: bf16 (under autocast, see `TransNetV2ModelHandler`) where oneDNN has
+        bf16 kernels, else fp32 (bf16 without them is emulated: ~100x slower than fp32).
+        Inference only, after loading weights; the state_dict is unchanged."""
         reason = int8_available()
         if reason:
             raise RuntimeError(reason)
+        self.int8_rest_dtype = torch.bfloat16 if onednn_bf16() else torch.float32
         for m in self.modules():
             if isinstance(m, _DilatedDCNN):
-                m.quantize_int8()
+                m.quantize_int8(self.int8_rest_dtype)
         self._int8 = True
         return self
 
@@ -400,7 +432,8 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
     ) -> Iterable[PredictionResult]:
         device = next(model.parameters()).device
         x = torch.from_numpy(np.stack(batch)).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision != "fp32"):
+        bf16 = self._precision == "bf16" or getattr(model, "int8_rest_dtype", None) == torch.bfloat16
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             probs = model.predict_windows(x).float().cpu().numpy()
         return [PredictionResult(w, p) for w, p in zip(batch, probs)]
 

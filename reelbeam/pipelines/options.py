@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import posixpath
 import uuid
 from typing import Optional, Sequence
@@ -474,6 +475,14 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
     import torch
 
     on_gpu = o.device == "cuda" or (o.device == "auto" and torch.cuda.is_available())
+    if o.transnetv2_precision == "bf16" and not on_gpu and shots.detector == "transnetv2":
+        from reelbeam.models.transnetv2 import onednn_bf16
+
+        if not onednn_bf16():
+            logging.getLogger(__name__).warning(
+                "--transnetv2-precision bf16: this CPU has no oneDNN bf16 kernels, so bf16 is emulated "
+                "(far slower than fp32); int8 or fp32 will be faster here (workers on other CPUs may differ)"
+            )
     if o.shots_in_decode_pass == "auto":
         inline = not on_gpu
     else:

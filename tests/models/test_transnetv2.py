@@ -112,6 +112,45 @@ def test_int8_window_does_not_depend_on_its_batch(shot_video):
         np.testing.assert_array_equal(a, b)
 
 
+_OLD_ISA_CHECK = """
+import sys
+import numpy as np, torch
+sys.path[:0] = ["tests", "tests/models"]
+from test_transnetv2 import predict, small_frames
+from reelbeam.models.transnetv2 import load_transnetv2, weight_levels
+frames = small_frames(sys.argv[1])
+int8 = load_transnetv2().quantize_int8()
+fp32 = predict(load_transnetv2(), frames)
+got = predict(int8, frames, "int8")
+print(weight_levels(), int8.int8_rest_dtype, float(np.abs(fp32 - got).max()), np.flatnonzero(got > 0.5).tolist())
+"""
+
+
+def test_int8_on_a_cpu_without_vnni_or_bf16(shot_video):
+    """oneDNN capped to AVX2 (as on CPUs without VNNI and bf16): the probe finds that full 8-bit
+    weights saturate and uses 7-bit ones, the rest of the model runs in fp32 (emulated bf16 is
+    ~100x slower), and the scores stay close to fp32."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-c", _OLD_ISA_CHECK, shot_video], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    levels, dtype, diff, cuts = proc.stdout.strip().splitlines()[-1].split(" ", 3)
+    assert (levels, dtype) == ("63", "torch.float32")
+    assert float(diff) < 0.05 and cuts == "[39, 69, 119]"
+
+
+def test_int8_uses_full_8_bit_weights_where_vnni_runs():
+    from reelbeam.models.transnetv2 import weight_levels
+
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if "avx512_vnni" not in flags and " avx_vnni" not in flags:
+        pytest.skip("no VNNI on this CPU")
+    assert weight_levels() == 127
+
+
 @pytest.mark.parametrize("scale", [0.01, 0.37])
 def test_int8_convolution_is_the_dequantized_convolution(scale):
     """oneDNN's int8 convolution equals the float convolution of the dequantized operands, for

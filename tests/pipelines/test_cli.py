@@ -152,6 +152,21 @@ def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch)
     assert not (tmp_path / "out" / "videos").exists()
 
 
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(tmp_path, short_video, monkeypatch, caplog):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from reelbeam.models import transnetv2
+    from reelbeam.pipelines.options import build_config
+
+    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: False)
+    args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu", "--transnetv2-precision"]
+    build_config(PipelineOptions(args + ["bf16"]))
+    assert "no oneDNN bf16 kernels" in caplog.text
+    caplog.clear()
+    build_config(PipelineOptions(args + ["int8"]))
+    assert "bf16" not in caplog.text
+
+
 def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--input", short_video, "--output", str(tmp_path), "--shot-detector", "magic"])
