@@ -87,10 +87,11 @@ class ReelbeamOptions(PipelineOptions):
             "transnetv2-precision",
             default="fp32",
             choices=PRECISIONS,
-            help="fp32 (default: equals the reference to 1e-4), bf16 (about 2x faster on CPUs "
+            help="fp32 (default: equals the reference to 1e-4), bf16 (about 1.8x faster on CPUs "
             "with AVX512-BF16 and on GPUs; probabilities within ~0.02) or int8 (CPU only, x86 "
             "oneDNN: spatial convolutions in int8, about 1.35x bf16; probabilities within ~0.03). "
-            "Also the shot encoders' precision (bf16 for them when int8)",
+            "Also the shot encoders' precision (with int8 they run bf16 where the CPU has bf16 "
+            "kernels, else fp32)",
         )
         _add(
             parser,
@@ -312,6 +313,7 @@ class RunConfig:
     transnetv2_weights: Optional[str]
     transnetv2_precision: str
     device: str
+    encoder_precision: str  # the shot encoders' (BaSSL, SCRL): transnetv2_precision, int8 mapped
     inference_batch_size: int
     model_copies: Optional[int]
     write_json: bool
@@ -483,6 +485,13 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
                 "--transnetv2-precision bf16: this CPU has no oneDNN bf16 kernels, so bf16 is emulated "
                 "(far slower than fp32); int8 or fp32 will be faster here (workers on other CPUs may differ)"
             )
+    encoder_precision = o.transnetv2_precision
+    if encoder_precision == "int8":
+        # The encoders have no int8 path: bf16 where it runs natively, else fp32 (emulated bf16
+        # is far slower than fp32).
+        from reelbeam.models.transnetv2 import onednn_bf16
+
+        encoder_precision = "bf16" if on_gpu or onednn_bf16() else "fp32"
     if o.shots_in_decode_pass == "auto":
         inline = not on_gpu
     else:
@@ -499,6 +508,7 @@ def build_config(options: PipelineOptions, check_paths: bool = True) -> RunConfi
         transnetv2_weights=o.transnetv2_weights,
         transnetv2_precision=o.transnetv2_precision,
         device=o.device,
+        encoder_precision=encoder_precision,
         inference_batch_size=batch,
         model_copies=o.model_copies,
         write_json=o.json,

@@ -180,17 +180,15 @@ class ProcessVideos(beam.PTransform):
                 shot_keyframes = shot_kf.keyframes
             more_failures = [shot_kf.failures]
             embeddings = []
-            # The encoders have no int8 path: with int8 TransNetV2 they run in bf16.
-            encoder_precision = "bf16" if cfg.transnetv2_precision == "int8" else cfg.transnetv2_precision
             if cfg.scrl_checkpoint:
                 scrl = shot_keyframes | "EncodeShotsSCRL" >> EncodeShots(
-                    cfg.scrl_checkpoint, cfg.device, encoder_precision, model_copies=cfg.model_copies, encoder="scrl"
+                    cfg.scrl_checkpoint, cfg.device, cfg.encoder_precision, model_copies=cfg.model_copies, encoder="scrl"
                 )
                 embeddings.append(scrl["embeddings"])
                 more_failures.append(scrl["failures"])
             if cfg.scene_checkpoint:
                 encoded = shot_keyframes | "EncodeShots" >> EncodeShots(
-                    cfg.scene_checkpoint, cfg.device, encoder_precision, model_copies=cfg.model_copies
+                    cfg.scene_checkpoint, cfg.device, cfg.encoder_precision, model_copies=cfg.model_copies
                 )
                 scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(
                     cfg.scene_checkpoint, cfg.device, cfg.model_copies

@@ -152,7 +152,7 @@ def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch)
     assert not (tmp_path / "out" / "videos").exists()
 
 
-def test_bf16_on_a_cpu_without_bf16_kernels_warns(tmp_path, short_video, monkeypatch, caplog):
+def test_precision_on_a_cpu_without_bf16_kernels(tmp_path, short_video, monkeypatch, caplog):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from reelbeam.models import transnetv2
@@ -163,8 +163,12 @@ def test_bf16_on_a_cpu_without_bf16_kernels_warns(tmp_path, short_video, monkeyp
     build_config(PipelineOptions(args + ["bf16"]))
     assert "no oneDNN bf16 kernels" in caplog.text
     caplog.clear()
-    build_config(PipelineOptions(args + ["int8"]))
+    cfg = build_config(PipelineOptions(args + ["int8"]))
     assert "bf16" not in caplog.text
+    assert cfg.encoder_precision == "fp32"  # the encoders have no int8; emulated bf16 is slower
+    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: True)
+    assert build_config(PipelineOptions(args + ["int8"])).encoder_precision == "bf16"
+    assert build_config(PipelineOptions(args + ["fp32"])).encoder_precision == "fp32"
 
 
 def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
