@@ -12,5 +12,5 @@ fi
 exec .venv/bin/reelbeam run \
   --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \
   --default_sdk_harness_log_level=WARNING \
-  --sdk_harness_log_level_overrides='{"apache_beam.options.pipeline_options": "ERROR", "apache_beam.runners.worker.sdk_worker_main": "ERROR"}' \
+  --sdk_harness_log_level_overrides='{"apache_beam.options.pipeline_options": "ERROR", "apache_beam.runners.worker.sdk_worker_main": "ERROR", "apache_beam.io.filebasedsink": "ERROR"}' \
   "$@"

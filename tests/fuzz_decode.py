@@ -50,8 +50,9 @@ def decode_bytes(data: bytes, suffix: str = ".mp4") -> str:
     """Run the real decode pass (frame index, TransNetV2 frames, LGSS, motion stats and maps,
     I-frames) on `data`; return 'ok' or the failure's error_type. Raises on anything unclassified."""
     from reelbeam.schemas.records import VideoRef
-    from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, _classify, decode_video
-    from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionSampling, MotionStatsConsumer
+    from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
+    from reelbeam.transforms.failures import classify_error
+    from reelbeam.transforms.motion import IFrameConsumer, MotionMapConfig, MotionMapConsumer, MotionSampling, MotionStatsConsumer
     from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
 
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
@@ -63,14 +64,14 @@ def decode_bytes(data: bytes, suffix: str = ".mp4") -> str:
             TransNetV2WindowConsumer(),
             LGSSConsumer(),
             MotionStatsConsumer(),
-            MotionMapConsumer(MotionSampling("all")),
+            MotionMapConsumer(MotionMapConfig(MotionSampling("all"))),
             IFrameConsumer(max_side=32),
         ]
         try:
             for _ in decode_video(VideoRef("fuzz", path, len(data)), consumers, DecodeConfig(timeout_s=20), True):
                 pass
         except Exception as e:  # noqa: BLE001 - classified below
-            kind = _classify(e)
+            kind = classify_error(e)
             if kind == "internal_error":
                 raise
             return kind

@@ -15,7 +15,8 @@ import pytest
 
 import synthetic
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, _classify, decode_video
+from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
+from reelbeam.transforms.failures import classify_error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -125,8 +126,8 @@ def outcome(path):
     try:
         outs = list(decode_video(ref, [FrameIndexConsumer()], DecodeConfig()))
     except Exception as e:  # noqa: BLE001
-        return _classify(e), None
-    meta = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "meta"][0]
+        return classify_error(e), None
+    meta = [v.payload for t, v in outs if t == "per_video" and v.kind == "meta"][0]
     return ("ok+warning" if meta["warnings"] else "ok"), meta
 
 
@@ -157,7 +158,7 @@ def test_a_lower_frame_size_limit_refuses_8k(corpus):
     path = str(root / "uhd8k.mp4")
     with pytest.raises(Exception) as e:
         list(decode_video(VideoRef("x", path, 1), [FrameIndexConsumer()], DecodeConfig(max_frame_pixels=3840 * 2160)))
-    assert _classify(e.value) == "frame_too_large"
+    assert classify_error(e.value) == "frame_too_large"
 
 
 def reelbeam(*args, **kwargs):

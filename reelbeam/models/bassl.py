@@ -27,7 +27,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 from transformers.models.bert.modeling_bert import BertConfig, BertEncoder
 
-from reelbeam.models.checkpoints import CheckpointError, load_state_dict
+from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, load_state_dict, tensor_shapes
+from reelbeam.models.device import resolve_device, resolve_precision
 
 FEATURE_DIM = 2048
 HIDDEN = 768
@@ -191,10 +192,22 @@ def save_modelscope_layout(model: BaSSL, path: str) -> None:
     torch.save(state, path)
 
 
-def default_device(device: Optional[str]) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+def inspect_bassl(path: str) -> str:
+    """Check `path` by its tensor names and shapes alone (no weights read): 'full' for a fine-tuned
+    model (shot encoder, CRN and boundary head: ModelScope's pytorch_model.pt), 'encoder' for a
+    checkpoint without the head (BaSSL's pre-training .ckpt: shot embeddings only). Raises
+    CheckpointError (one line) otherwise."""
+    shapes = tensor_shapes(path)
+    if any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in shapes):
+        raise CheckpointError(f"{path}: this is an SCRL (MoCo) checkpoint; give it to --scrl-checkpoint")
+    state = {k: v for k, v in shapes.items() if not k.startswith("loss.") and k not in _UNUSED_KEYS}
+    if not any(k.startswith("shot_encoder.") for k in state):
+        raise CheckpointError(f"{path}: no 'shot_encoder.' weights; not a BaSSL/ModelScope scene checkpoint")
+    has_crn = any(k.startswith("crn.") for k in state)
+    has_head = any(k.startswith("head_sbd.") for k in state)
+    optional = ("head_sbd.",) if has_crn else ("crn.", "head_sbd.")
+    compare_keys(path, state, expected_shapes(BaSSL), "BaSSL (ResNet-50 + CRN + head)", optional)
+    return "full" if has_crn and has_head else "encoder"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -217,7 +230,7 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
     the encoder runs in bf16 autocast with channels-last when `precision='bf16'`.
     """
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", max_batch_size: int = 16, model_copies: Optional[int] = None) -> None:
+    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "auto", max_batch_size: int = 16, model_copies: Optional[int] = None) -> None:
         super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
         self._checkpoint = checkpoint
         self._device = device
@@ -230,8 +243,10 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
         return preprocess_transform()
 
     def load_model(self) -> BaSSL:
-        model = self._load(default_device(self._device))
-        if self._precision == "bf16":
+        device = resolve_device(self._device)
+        model = self._load(device)
+        model.reelbeam_precision = resolve_precision(self._precision, device)
+        if model.reelbeam_precision == "bf16":
             model = model.to(memory_format=torch.channels_last)
         return model
 
@@ -240,7 +255,8 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
         transform = self._transform()
         x = torch.stack([torch.stack([transform(_decode_jpeg(j)) for j in jpegs]) for jpegs in batch])
         device = next(model.parameters()).device
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
+        bf16 = getattr(model, "reelbeam_precision", "fp32") == "bf16"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             feats = model.encode_shots(x.to(device)).float().cpu().numpy()
         return [PredictionResult(j, f) for j, f in zip(batch, feats)]
 
@@ -258,7 +274,7 @@ class BoundaryHandler(ModelHandler[np.ndarray, PredictionResult, BaSSL]):
         self._device = device
 
     def load_model(self) -> BaSSL:
-        loaded = load_bassl(self._checkpoint, default_device(self._device))
+        loaded = load_bassl(self._checkpoint, resolve_device(self._device))
         if not loaded.has_head:
             raise CheckpointError(
                 f"{self._checkpoint} has no boundary head (a BaSSL pre-training checkpoint): "

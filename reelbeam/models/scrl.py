@@ -27,7 +27,7 @@ import torchvision
 from torch import nn
 
 from reelbeam.models.bassl import IMAGENET_MEAN, IMAGENET_STD, ShotEncoderHandler
-from reelbeam.models.checkpoints import CheckpointError, load_state_dict
+from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, load_state_dict, tensor_shapes
 
 KEYFRAMES = 3
 IN_CHANNELS = 3 * KEYFRAMES
@@ -73,21 +73,35 @@ def _strip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_scrl(path: str, device: str = "cpu") -> SCRLEncoder:
-    """Load an SCRL checkpoint (see module docstring) from a local path or fsspec URL, with
-    weights_only=True. Raises CheckpointError naming what does not match."""
-    raw = load_state_dict(path)
+def _check_layout(path: str, raw: Mapping) -> dict:
+    """The encoder's part of a checkpoint's keys -> values (tensors or shapes); CheckpointError
+    (one line) when it is no SCRL encoder."""
     if any(k.startswith("shot_encoder.") for k in raw):
         raise CheckpointError(f"{path}: this is a BaSSL/ModelScope scene checkpoint ('shot_encoder.' keys); give it to --scene-checkpoint")
     state = _strip(raw)
     conv1 = state.get("conv1.weight")
     if conv1 is None:
-        raise CheckpointError(f"{path}: no ResNet 'conv1.weight' (nor 'module.encoder_q.conv1.weight'); is this an SCRL checkpoint?")
-    if tuple(conv1.shape) != (64, IN_CHANNELS, 7, 7):
+        raise CheckpointError(f"{path}: no ResNet 'conv1.weight' (nor 'module.encoder_q.conv1.weight'); not an SCRL checkpoint")
+    channels = tuple(getattr(conv1, "shape", conv1))[1]
+    if channels != IN_CHANNELS:
         raise CheckpointError(
-            f"{path}: conv1 takes {conv1.shape[1]} channels; SCRL's encoder takes {IN_CHANNELS} "
+            f"{path}: conv1 takes {channels} channels; SCRL's encoder takes {IN_CHANNELS} "
             "(3 keyframes fused on channels). A 3-channel ResNet is a BaSSL encoder: use --scene-checkpoint"
         )
+    return state
+
+
+def inspect_scrl(path: str) -> None:
+    """Check `path` by its tensor names and shapes alone (no weights read); CheckpointError (one
+    line) when it is not an SCRL encoder."""
+    state = _check_layout(path, tensor_shapes(path))
+    compare_keys(path, state, expected_shapes(SCRLEncoder), "SCRL ResNet-50 (9-channel conv1)")
+
+
+def load_scrl(path: str, device: str = "cpu") -> SCRLEncoder:
+    """Load an SCRL checkpoint (see module docstring) from a local path or fsspec URL, with
+    weights_only=True. Raises CheckpointError naming what does not match."""
+    state = _check_layout(path, load_state_dict(path))
     model = SCRLEncoder()
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

@@ -382,9 +382,9 @@ def load_transnetv2(path: Optional[str] = None, device: str = "cpu") -> TransNet
 class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNetV2]):
     """RunInference handler: uint8 windows [100, 27, 48, 3] -> kept probabilities [50] per window.
 
-    Batches stack windows from any videos; wrap it in KeyedModelHandler to carry
-    (video_id, window_idx). On CPU the default batch of 8 windows keeps latency low; on GPU pass
-    a larger `max_batch_size` (64 windows is ~25 MB of uint8 input).
+    Batches stack windows from any videos; wrap it in KeyedModelHandler to carry a WindowKey. The
+    pipeline asks for 1 window per batch on CPU (batching does not pay there) and 64 on GPU (64
+    windows are ~25 MB of uint8 input).
     """
 
     def __init__(
@@ -394,34 +394,20 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         precision: str = "fp32",
         min_batch_size: int = 1,
         max_batch_size: int = 8,
-        torch_threads: Optional[int] = None,
-        large_model: bool = False,
         model_copies: Optional[int] = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        super().__init__(
-            min_batch_size=min_batch_size,
-            max_batch_size=max_batch_size,
-            large_model=large_model,
-            model_copies=model_copies,
-        )
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, model_copies=model_copies)
         self._weights = weights
         self._device = device
         self._precision = precision
-        self._threads = torch_threads
-
-    def _resolve_device(self) -> str:
-        if self._precision == "int8":
-            return "cpu"  # oneDNN int8 kernels: the configuration refuses int8 with --device cuda
-        if self._device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self._device
 
     def load_model(self) -> TransNetV2:
-        if self._threads:
-            torch.set_num_threads(self._threads)
-        model = load_transnetv2(self._weights, self._resolve_device())
+        from reelbeam.models.device import resolve_device
+
+        # oneDNN int8 kernels run on the CPU (the configuration refuses int8 with --device cuda).
+        model = load_transnetv2(self._weights, "cpu" if self._precision == "int8" else resolve_device(self._device))
         return model.quantize_int8() if self._precision == "int8" else model
 
     def run_inference(

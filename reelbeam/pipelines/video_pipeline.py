@@ -1,220 +1,252 @@
-"""ProcessVideos: the main composite, from input specs to table PCollections.
+"""ProcessVideos: the pipeline as a fold over the plan's stages (`reelbeam.stages.REGISTRY` order).
 
-    ListVideos -> Reshuffle -> [SkipExisting] -> DecodeVideo (one pass; consumers: frame index,
-    TransNetV2 windows or LGSS deltas) -> RunInference(TransNetV2) -> AssembleVideos
-    -> videos, frames, shots, failures (+ json)
+Each stage gets its reads as a dict of PCollections: the rows a stage earlier in this job made,
+plus, when the plan reads an earlier run, that run's committed rows (`ReadTable`), leaving out the
+videos the stage must not redo. The decode stage runs the single decode pass with every running
+pass stage's consumers and hands back their tables too. A Reshuffle sits before every model stage
+(`Stage.reshuffle_inputs`), and failures of every stage are flattened once, their uris filled from
+`videos`.
 
-With --shots-in-decode-pass (auto on CPU when shot keyframes are needed) TransNetV2 is scored in
-the decode pass instead, which also captures the shot keyframes there.
+`write_outputs` adds the writers: every (stage, table) to its own part files, then per stage its
+ledger rows (`stage_runs`), only after that stage's files are final.
 
 Step labels are stable: they are Dataflow step names, and a job update needs them unchanged.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import posixpath
+import dataclasses
+import datetime
 from typing import Optional
 
 import apache_beam as beam
-import fsspec
-import pyarrow.dataset as ds
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
-from reelbeam.models.transnetv2 import TransNetV2ModelHandler
-from reelbeam.pipelines.options import RunConfig
-from reelbeam.transforms.assemble import AssembleVideos, FillFailureUris, KeepRowsOfOkVideos
-from reelbeam.transforms.clips import SaveSceneClips
-from reelbeam.transforms.decode import DecodeVideo
-from reelbeam.transforms.listing import ListVideos
-from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionStatsConsumer
-from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
-from reelbeam.transforms.keyframes import AcceptCapturedKeyframes, ExtractShotKeyframes
-from reelbeam.transforms.scene_model import AssembleModelScenes, EncodeShots, ScoreBoundaries
-from reelbeam.transforms.scenes import ColorHistogramConsumer
-from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
-
-LOG = logging.getLogger(__name__)
+from reelbeam.pipelines.plan import Plan
+from reelbeam.schemas.tables import TABLES
+from reelbeam.stages import STREAMS, Stage
+from reelbeam.transforms.failures import FillFailureUris
+from reelbeam.transforms.read import ReadTable
+from reelbeam.transforms.write import WriteTable
 
 
-def existing_ok_video_ids(output: str) -> frozenset[str]:
-    """video_ids with status ok in an earlier run's OUTPUT/videos table (empty if none)."""
-    fs, path = fsspec.core.url_to_fs(posixpath.join(output, "videos"))
-    files = [p for p in fs.glob(posixpath.join(path, "*.parquet"))] if fs.exists(path) else []
-    if not files:
-        return frozenset()
-    table = ds.dataset(files, filesystem=fs, format="parquet").to_table(columns=["video_id", "status"])
-    ids = table.column("video_id").to_pylist()
-    status = table.column("status").to_pylist()
-    return frozenset(i for i, s in zip(ids, status) if s == "ok")
+@dataclasses.dataclass
+class StageResult:
+    """One stage's outputs in this job: its tables (rows of the videos it did), failures rows,
+    the video_ids it handled (ok or failed) and, for stages that write files themselves, `written`."""
+
+    stage: Stage
+    tables: dict
+    failures: Optional[beam.PCollection] = None
+    processed: Optional[beam.PCollection] = None
+    written: Optional[beam.PCollection] = None
+    after: tuple = ()  # stages whose files must be final before this stage's ledger rows
 
 
-def _scored_window(element):
-    (video_id, window_idx), result = element
-    return video_id, ("transnetv2_probs", (window_idx, result.inference))
+@dataclasses.dataclass
+class Fold:
+    results: list
+    tables: dict  # table -> PCollection of this job's rows (all stages)
+    failures: beam.PCollection  # every stage's failures rows, uris filled
 
 
-def _failed_batch_to_errors(element):
-    batch, exc = element
-    for (video_id, _window_idx), _ in batch:
-        yield video_id, ("error", ("transition_model", "inference_error", f"{type(exc).__name__}: {exc}"))
+def _drop_videos(pcoll, skip: frozenset, label: str):
+    if not skip:
+        return pcoll
+    return pcoll | label >> beam.Filter(lambda row, s=skip: _row_video_id(row) not in s)
+
+
+def _row_video_id(row) -> str:
+    if isinstance(row, str):  # a video_id itself
+        return row
+    if isinstance(row, dict):
+        return row["video_id"]
+    if hasattr(row, "video_id"):
+        return row.video_id
+    if hasattr(row, "column"):  # a pyarrow Table of one video
+        return row.column("video_id")[0].as_py() if row.num_rows else ""
+    return row[0]  # (video_id, ...) streams
+
+
+class _Inputs:
+    """Where each table a stage reads comes from (see the module docstring)."""
+
+    def __init__(self, pbegin, plan: Plan) -> None:
+        self._pbegin = pbegin
+        self._plan = plan
+        self.made: dict[str, list] = {}
+
+    def add(self, table: str, pcoll) -> None:
+        self.made.setdefault(table, []).append(pcoll)
+
+    def stored(self, table: str, consumer: str, label: str):
+        """Reads of `table`'s stored rows for `consumer` (a stage name), leaving out the videos it skips."""
+        plan = self._plan
+        parts = plan.stored.get(table, [])
+        running = {s.name for s in plan.stages}
+        makers = [s.name for s in plan.stages if table in s.writes]
+        groups: dict[Optional[frozenset], list[str]] = {}
+        for part in parts:
+            if part.stage in running:
+                keep = plan.skip.get(part.stage, frozenset())  # made again in this job except for these
+            elif part.stage is None and makers:
+                keep = frozenset.intersection(*(plan.skip.get(m, frozenset()) for m in makers))
+            else:
+                keep = None
+            if keep is not None and not keep:
+                continue
+            groups.setdefault(keep, []).append(part.path)
+        exclude = plan.skip.get(consumer, frozenset())
+        out = []
+        for i, (keep, files) in enumerate(groups.items()):
+            step = f"Read_{table}_for_{label}" + (f"_{i}" if i else "")
+            rows = self._pbegin | step >> ReadTable(table, files, exclude)
+            if keep is not None:
+                rows = rows | f"{step}_DoneBefore" >> beam.Filter(lambda r, k=keep: _row_video_id(r) in k)
+            out.append(rows)
+        return out
+
+    def all_of(self, table: str, consumer: str, label: str) -> list:
+        """This job's rows of `table` plus the stored ones."""
+        return list(self.made.get(table, [])) + (self.stored(table, consumer, label) if table not in STREAMS else [])
+
+    def for_stage(self, stage: Stage) -> dict:
+        inputs = {}
+        for table in (*stage.reads, *stage.optional_reads):
+            sources = self.all_of(table, stage.name, stage.label_of())
+            if not sources:
+                continue
+            pcoll = sources[0] if len(sources) == 1 else sources | f"Join_{table}_for_{stage.label_of()}" >> beam.Flatten()
+            if stage.reshuffle_inputs and table in stage.reads:
+                pcoll = pcoll | f"Reshuffle_{table}_for_{stage.label_of()}" >> beam.Reshuffle()
+            inputs[table] = pcoll
+        return inputs
+
+
+def apply_stages(pbegin, plan: Plan) -> Fold:
+    """Apply every stage of `plan` in order; return each stage's outputs and the merged tables."""
+    inputs = _Inputs(pbegin, plan)
+    results: list[StageResult] = []
+    for stage in plan.stages:
+        if stage.in_decode_pass:
+            continue  # runs inside the decode stage
+        label = stage.label_of()
+        skip = plan.skip.get(stage.name, frozenset())
+        if stage.name == "decode":
+            out = pbegin | label >> stage
+            videos_all = out["videos"]
+            tables = {t: _drop_videos(out[t], skip, f"{label}_Skip_{t}") for t in ("videos", "frames")}
+            processed = _drop_videos(out["processed"], skip, f"{label}_SkipProcessed")
+            results.append(StageResult(stage, tables, out["failures"], processed))
+            for t, pc in tables.items():
+                inputs.add(t, pc)
+            for tag in STREAMS:
+                if tag in out:
+                    inputs.add(tag, out[tag])
+            for p in plan.stages:
+                if not p.in_decode_pass:
+                    continue
+                p_skip = plan.skip.get(p.name, frozenset())
+                p_tables = {
+                    t: _drop_videos(out[f"{p.name}/{t}"], p_skip, f"{p.label_of()}_Skip_{t}") for t in p.writes
+                }
+                ok = videos_all | f"{p.label_of()}_OkIds" >> beam.Map(lambda r: r["video_id"])
+                results.append(StageResult(p, p_tables, None, _drop_videos(ok, p_skip, f"{p.label_of()}_SkipIds"), after=("decode",)))
+                for t, pc in p_tables.items():
+                    inputs.add(t, pc)
+            continue
+        out = inputs.for_stage(stage) | label >> stage
+        tables = {t: out[t] for t in stage.writes if t in out}
+        results.append(StageResult(stage, tables, out.get("failures"), out.get("processed"), out.get("written")))
+        for t, pc in tables.items():
+            inputs.add(t, pc)
+
+    merged = {}
+    for table in TABLES:
+        pcolls = [r.tables[table] for r in results if table in r.tables]
+        if len(pcolls) == 1:
+            merged[table] = pcolls[0]
+        elif pcolls:
+            merged[table] = pcolls | f"All_{table}" >> beam.Flatten()
+    failures = [r.failures for r in results if r.failures is not None]
+    failures = failures | "FlattenFailures" >> beam.Flatten() if failures else pbegin | "NoFailures" >> beam.Create([])
+    videos = inputs.all_of("videos", "failures", "FillFailureUris")
+    if videos:
+        videos = videos[0] if len(videos) == 1 else videos | "VideosForFailures" >> beam.Flatten()
+        failures = (videos, failures) | "FillFailureUris" >> FillFailureUris()
+    return Fold(results, merged, failures)
 
 
 class ProcessVideos(beam.PTransform):
-    """PBegin -> dict of PCollections: 'videos', 'failures', 'shots' (row dicts), 'frames'
-    (pyarrow Tables), 'json' ((video_id, document)); with motion maps 'motion', with I-frames
-    'keyframes' (row dicts)."""
+    """PBegin -> dict of PCollections, one per table this job makes ('videos', 'frames' (pyarrow
+    Tables, one per video), 'shots', ...) and 'failures' (every stage's, uris filled).
 
-    def __init__(
-        self,
-        config: RunConfig,
-        skip_ids: frozenset[str] = frozenset(),
-        transition_handler: Optional[ModelHandler] = None,
-    ) -> None:
-        """skip_ids: video_ids not to process (--skip-existing).
-        transition_handler: a ModelHandler replacing TransNetV2 (windows -> [50] probabilities),
-          for tests and for users plugging in their own transition model.
-        """
+    transition_handler: a ModelHandler replacing TransNetV2 (uint8 windows [100, 27, 48, 3] ->
+      probabilities [50]), for tests and for users plugging in their own transition model.
+    """
+
+    def __init__(self, plan: Plan, transition_handler=None) -> None:
         super().__init__()
-        self._config = config
-        self._skip_ids = skip_ids
-        self._transition_handler = transition_handler
+        self._plan = plan
+        self.fold: Optional[Fold] = None
+        shots = plan.running("shots")
+        if transition_handler is not None and shots is not None:
+            shots.transition_handler = transition_handler
 
     def expand(self, pbegin):
-        cfg = self._config
-        listed = pbegin | "ListVideos" >> ListVideos(list(cfg.inputs))
-        videos = listed["videos"]
-        if self._skip_ids:
-            skip = self._skip_ids
-            videos = videos | "SkipExisting" >> beam.Filter(lambda ref: ref.video_id not in skip)
+        self.fold = apply_stages(pbegin, self._plan)
+        return {**self.fold.tables, "failures": self.fold.failures}
 
-        consumers = []
-        transitions = None
-        if cfg.shots.detector == "transnetv2":
-            transitions = self._transition_handler or TransNetV2ModelHandler(
-                weights=cfg.transnetv2_weights,
-                device=cfg.device,
-                precision=cfg.transnetv2_precision,
-                max_batch_size=cfg.inference_batch_size,
-                model_copies=cfg.model_copies,
-            )
-        if cfg.shots.detector == "transnetv2" and cfg.shots_in_decode_pass:
-            consumers.append(
-                functools.partial(
-                    InlineTransNetV2Consumer,
-                    transitions,
-                    cfg.shots.transnetv2_scaler,
-                    cfg.shots.transnetv2_threshold,
-                    capture=cfg.shot_keyframes,
-                    buffer_mb=cfg.keyframe_buffer_mb,
-                    max_side=cfg.shot_keyframe_max_side,
-                    quality=cfg.motion.jpeg_quality,
-                )
-            )
-        elif cfg.shots.detector == "transnetv2":
-            consumers.append(functools.partial(TransNetV2WindowConsumer, cfg.shots.transnetv2_scaler))
-        elif cfg.shots.detector == "lgss":
-            consumers.append(LGSSConsumer)
-        motion = cfg.motion
-        if cfg.scenes.method == "histogram" and not cfg.scene_checkpoint:
-            consumers.append(functools.partial(ColorHistogramConsumer, cfg.shots.transnetv2_scaler))
-        if motion.stats:
-            consumers.append(MotionStatsConsumer)
-        if motion.maps.enabled:
-            consumers.append(
-                functools.partial(MotionMapConsumer, motion.maps, motion.map_size, motion.map_dtype)
-            )
-        if motion.iframes:
-            consumers.append(functools.partial(IFrameConsumer, motion.iframe_max_side, motion.jpeg_quality))
-        decoded = videos | "DecodeVideo" >> DecodeVideo(
-            consumers,
-            cfg.decode,
-            tags=("windows", "motion", "keyframes", "shot_frames"),
-            motion_vectors=motion.needs_vectors,
-        )
 
-        per_video = [decoded.per_video]
-        failures = [listed["failures"], decoded.failures]
-        if cfg.shots.detector == "transnetv2" and not cfg.shots_in_decode_pass:
-            handler = KeyedModelHandler(transitions)
-            scored, dlq = decoded.windows | "ScoreTransitions" >> RunInference(
-                handler
-            ).with_exception_handling()
-            per_video.append(scored | "KeyScoresByVideo" >> beam.Map(_scored_window))
-            per_video.append(
-                dlq.failed_inferences | "FailedWindowsToErrors" >> beam.FlatMap(_failed_batch_to_errors)
-            )
-
-        assembled = (
-            per_video
-            | "FlattenPerVideo" >> beam.Flatten()
-            | "AssembleVideos" >> AssembleVideos(cfg.shots, cfg.scenes, keyframe_plans=cfg.shot_keyframes)
-        )
-        failures.append(assembled.failures)
-        tables = {
-            "videos": assembled.videos,
-            "frames": assembled.frames,
-            "shots": assembled.shots,
-            "scenes": assembled.scenes,
-            "json": assembled.json,
-            "failures": failures | "FlattenFailures" >> beam.Flatten(),
+def _ledger_rows(stage_name: str, run_id: str, settings: str):
+    def rows(element):
+        video_id, g = element
+        if not g["processed"]:
+            return
+        failed = bool(g["failed"])
+        yield {
+            "video_id": video_id,
+            "stage": stage_name,
+            "run_id": run_id,
+            "status": "failed" if failed else "ok",
+            "settings": settings,
+            "time": datetime.datetime.now(datetime.timezone.utc),
         }
-        if motion.maps.enabled:
-            tables["motion"] = (assembled.videos, decoded.motion) | "KeepMotionOfOkVideos" >> KeepRowsOfOkVideos()
-        keyframes = []
-        if motion.iframes:
-            keyframes.append(
-                (assembled.videos, decoded.keyframes) | "KeepIFramesOfOkVideos" >> KeepRowsOfOkVideos()
-            )
-        if cfg.shot_keyframes:
-            shot_kf = assembled.keyframe_plans | "ExtractShotKeyframes" >> ExtractShotKeyframes(
-                cfg.shot_keyframe_max_side, cfg.motion.jpeg_quality
-            )
-            keyframes.append(shot_kf.keyframes)
-            if cfg.shots_in_decode_pass:
-                captured = (assembled.keyframe_accepts, decoded.shot_frames) | "AcceptCapturedKeyframes" >> AcceptCapturedKeyframes()
-                keyframes.append(captured)
-                shot_keyframes = (shot_kf.keyframes, captured) | "FlattenShotKeyframes" >> beam.Flatten()
-            else:
-                shot_keyframes = shot_kf.keyframes
-            more_failures = [shot_kf.failures]
-            embeddings = []
-            if cfg.scrl_checkpoint:
-                scrl = shot_keyframes | "EncodeShotsSCRL" >> EncodeShots(
-                    cfg.scrl_checkpoint, cfg.device, cfg.encoder_precision, model_copies=cfg.model_copies, encoder="scrl"
-                )
-                embeddings.append(scrl["embeddings"])
-                more_failures.append(scrl["failures"])
-            if cfg.scene_checkpoint:
-                encoded = shot_keyframes | "EncodeShots" >> EncodeShots(
-                    cfg.scene_checkpoint, cfg.device, cfg.encoder_precision, model_copies=cfg.model_copies
-                )
-                scored = encoded["embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(
-                    cfg.scene_checkpoint, cfg.device, cfg.model_copies
-                )
-                model_scenes = (assembled.shots, scored["boundaries"], assembled.json) | "AssembleModelScenes" >> AssembleModelScenes(
-                    cfg.bassl_threshold
-                )
-                embeddings.append(encoded["embeddings"])
-                tables["boundaries"] = scored["boundaries"]
-                tables["scenes"] = model_scenes.scenes
-                tables["json"] = model_scenes.json
-                more_failures += [encoded["failures"], scored["failures"]]
-            if len(embeddings) == 1:
-                tables["shot_embeddings"] = embeddings[0]
-            elif embeddings:
-                tables["shot_embeddings"] = embeddings | "FlattenEmbeddings" >> beam.Flatten()
-            model_failures = more_failures | "FlattenModelFailures" >> beam.Flatten()
-            model_failures = (assembled.videos, model_failures) | "FillFailureUris" >> FillFailureUris()
-            tables["failures"] = (tables["failures"], model_failures) | "FlattenAllFailures" >> beam.Flatten()
-        if cfg.save_scene_clips:
-            clips = (assembled.videos, assembled.frames, tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
-                cfg.output, cfg.exact_cuts
-            )
-            tables["scene_clips"] = clips.clips
-            tables["failures"] = (tables["failures"], clips.failures) | "FlattenClipFailures" >> beam.Flatten()
-        if keyframes:
-            tables["keyframes"] = keyframes | "FlattenKeyframes" >> beam.Flatten()
-        return tables
 
+    return rows
+
+
+def _after_files(row, *files):
+    return row  # the side inputs (written file names) only make this step wait for them
+
+
+def write_outputs(fold: Fold, plan: Plan) -> None:
+    """Write every stage's tables, the failures, and each stage's ledger rows once its files are final."""
+    written: dict[str, list] = {}
+    for r in fold.results:
+        label = r.stage.label_of()
+        files = [
+            pc | f"Write_{table}_{label}" >> WriteTable(plan.output, table, plan.run_id, r.stage.name, plan.codec)
+            for table, pc in sorted(r.tables.items())
+        ]
+        if r.written is not None:
+            files.append(r.written)
+        written[r.stage.name] = files
+    _ = fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec)
+    for r in fold.results:
+        if r.processed is None:
+            continue
+        label = r.stage.label_of()
+        failed = (
+            r.failures | f"{label}_FailedIds" >> beam.Map(lambda f: (f["video_id"], True))
+            if r.failures is not None
+            else r.processed.pipeline | f"{label}_NoFailedIds" >> beam.Create([])
+        )
+        ledger = (
+            {"processed": r.processed | f"{label}_KeyProcessed" >> beam.Map(lambda v: (v, True)), "failed": failed}
+            | f"{label}_JoinOutcome" >> beam.CoGroupByKey()
+            | f"{label}_LedgerRows" >> beam.FlatMap(_ledger_rows(r.stage.name, plan.run_id, r.stage.settings()))
+        )
+        barrier = [pc for name in (r.stage.name, *r.after) for pc in written.get(name, [])]
+        side = [beam.pvalue.AsList(pc) for pc in barrier]
+        ledger = ledger | f"{label}_AfterItsFiles" >> beam.Map(_after_files, *side)
+        _ = ledger | f"Write_stage_runs_{label}" >> WriteTable(plan.output, "stage_runs", plan.run_id, r.stage.name, plan.codec)

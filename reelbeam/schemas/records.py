@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 from reelbeam import __version__
 
@@ -44,3 +44,62 @@ class Failure:
         row = dataclasses.asdict(self)
         row["reelbeam_version"] = __version__
         return row
+
+
+class VideoPart(NamedTuple):
+    """A per-video piece made in the decode pass (or between it and the assembly), gathered per
+    video and handed to the pass stage that declared `kind` (see `reelbeam.stages.base.PassStage`).
+
+    kind: a part kind a pass stage declares in its `parts` (e.g. 'transnetv2_probs').
+    payload: whatever that stage's `assemble` expects for the kind.
+    """
+
+    video_id: str
+    kind: str
+    payload: Any
+
+
+class WindowKey(NamedTuple):
+    """A TransNetV2 window of a video: window `index` covers frames 50*index - 25 .. 50*index + 74."""
+
+    video_id: str
+    index: int
+
+
+class ShotKey(NamedTuple):
+    """One shot of a video, as in `shots` (shot_idx, shot_id)."""
+
+    video_id: str
+    shot_idx: int
+    shot_id: str
+
+
+class CapturedFrame(NamedTuple):
+    """A frame the decode pass JPEG-encoded because it may be a shot keyframe (in display
+    orientation and aspect)."""
+
+    video_id: str
+    frame_idx: int
+    pts_time: Optional[float]
+    width: int
+    height: int
+    jpeg: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyframePlan:
+    """What one video's keyframe pass (a second, seeking read of the file) must fetch.
+
+    targets: ((frame_idx, shot_idx, shot_id, keyframe_idx), ...) sorted by frame.
+    pts: PTS per frame of the first pass (object array: None where unknown).
+    is_keyframe: codec keyframe flag per frame.
+    sample_aspect_ratio: the stream's pixel aspect 'num:den' (keyframes are stored with square pixels).
+    """
+
+    video_id: str
+    uri: str
+    size_bytes: Optional[int]
+    targets: tuple
+    pts: Any
+    is_keyframe: Any
+    sample_aspect_ratio: Optional[str] = None

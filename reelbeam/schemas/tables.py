@@ -297,6 +297,20 @@ VIDEO_EMBEDDINGS = _schema(
     "clip-level video embeddings",
 )
 
+STAGE_RUNS = _schema(
+    "stage_runs",
+    [
+        _VIDEO_ID,
+        _f("stage", pa.string(), "stage that processed the video (`reelbeam run --help` lists them)", False),
+        _f("run_id", pa.string(), "run that did the work; its manifest is OUTPUT/_runs/<run_id>.json", False),
+        _f("status", pa.string(), "'ok': the stage's rows for the video are written; 'failed': see `failures`", False),
+        _f("settings", pa.string(), "the stage's settings that shape its rows (a re-run with other settings is refused)"),
+        _f("time", pa.timestamp("us", tz="UTC"), "when the row was made"),
+    ],
+    "the resume ledger: one row per video, stage and run that processed it, written only after the "
+    "stage's own files are complete; --skip-existing redoes what has no 'ok' row",
+)
+
 TABLES: dict[str, pa.Schema] = {
     s.metadata[b"reelbeam.table"].decode(): s
     for s in (
@@ -314,6 +328,7 @@ TABLES: dict[str, pa.Schema] = {
         FRAME_SCORES,
         SUMMARIES,
         VIDEO_EMBEDDINGS,
+        STAGE_RUNS,
     )
 }
 

@@ -36,8 +36,9 @@ import av
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from reelbeam.schemas.records import Failure, VideoRef
-from reelbeam.transforms.decode import SWS_THREADS, _classify, opened_video
+from reelbeam.schemas.records import VideoRef
+from reelbeam.transforms.failures import failure_row
+from reelbeam.transforms.media import SWS_THREADS, opened_video
 
 MP4_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9", "mpeg2video", "mjpeg"})
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
@@ -188,7 +189,7 @@ def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], p
     index = _FrameIndex(pts, is_keyframe)
     fs, _ = fsspec.core.url_to_fs(output)
     local = isinstance(fs, LocalFileSystem)
-    with opened_video(ref) as container, tempfile.TemporaryDirectory(prefix="reelbeam-clips-") as tmpdir:
+    with opened_video(ref.uri) as container, tempfile.TemporaryDirectory(prefix="reelbeam-clips-") as tmpdir:
         vstream = container.streams.video[0]
         astream = container.streams.audio[0] if container.streams.audio else None
         audio_codec = astream.codec_context.name if astream is not None and astream.codec_context is not None else None
@@ -243,6 +244,7 @@ class _SaveClipsFn(beam.DoFn):
         videos, frames, scenes = list(groups["videos"]), list(groups["frames"]), list(groups["scenes"])
         if not videos or not scenes:
             return
+        yield beam.pvalue.TaggedOutput("processed", video_id)
         meta = videos[0]
         ref = VideoRef(video_id, meta["uri"], meta.get("size_bytes"))
         table = frames[0]
@@ -255,9 +257,7 @@ class _SaveClipsFn(beam.DoFn):
             )
         except Exception as e:  # noqa: BLE001 - one video's clips failing must not stop the run
             _remove_clips(self._output, video_id)  # no clip files without their rows
-            yield beam.pvalue.TaggedOutput(
-                "failures", Failure.of(ref, "scene_clips", _classify(e), f"{type(e).__name__}: {e}").to_row()
-            )
+            yield beam.pvalue.TaggedOutput("failures", failure_row(ref.video_id, ref.uri, "scene_clips", e))
             return
         self._count.inc(len(rows))
         yield from rows
@@ -277,7 +277,8 @@ def _frames_key(table):
 
 
 class SaveSceneClips(beam.PTransform):
-    """(videos rows, frames Tables, scenes rows) -> scene_clips rows; tag 'failures'."""
+    """(videos rows, frames Tables, scenes rows) -> scene_clips rows; tags 'failures' and
+    'processed' (video_ids)."""
 
     def __init__(self, output: str, exact: bool = False) -> None:
         super().__init__()
@@ -294,5 +295,5 @@ class SaveSceneClips(beam.PTransform):
         return (
             keyed
             | "GroupForClips" >> beam.CoGroupByKey()
-            | "WriteClips" >> beam.ParDo(_SaveClipsFn(self._output, self._exact)).with_outputs("failures", main="clips")
+            | "WriteClips" >> beam.ParDo(_SaveClipsFn(self._output, self._exact)).with_outputs("failures", "processed", main="clips")
         )

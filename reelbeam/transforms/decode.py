@@ -6,35 +6,35 @@ plugs in as a `FrameConsumer`; they share one decode and one set of cached pixel
 (`FrameView`), and nothing holds the whole video: consumers keep bounded state and emit as they go.
 
 Outputs (tags of `DecodeVideo`'s result):
-- `per_video`: (video_id, (kind, payload)) records grouped per video downstream: the stream
-  metadata (kind 'meta', emitted only after the whole video decoded), frame-index chunks, detector
-  chunks;
-- `windows`: ((video_id, window_idx), uint8 [100, 27, 48, 3]) TransNetV2 inputs;
-- other consumer tags (e.g. `motion`, `keyframes`): table rows;
+- `per_video`: (video_id, VideoPart) records grouped per video downstream: the stream metadata
+  (kind 'meta', emitted only after the whole video decoded), frame-index chunks (kind 'frames'),
+  and the parts of the pass stages' consumers;
+- the consumers' other tags (e.g. `windows`: TransNetV2 inputs, `motion`, `keyframes`: table rows);
 - `failures`: failures rows. A failed video emits no 'meta', so downstream assembly drops anything
   it had already emitted (see `reelbeam.transforms.assemble`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import time
 from fractions import Fraction
-from typing import Any, Iterable, Iterator, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Optional, Protocol, Sequence
 
 import apache_beam as beam
 import av
 import av.error
-import fsspec
 import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
 from reelbeam import __version__
-from reelbeam.schemas.records import Failure, VideoRef
+from reelbeam.schemas.records import VideoPart, VideoRef
+from reelbeam.transforms.failures import VideoError, failure_row
+from reelbeam.transforms.media import SWS_THREADS, open_container, parse_ratio
+from reelbeam.transforms.sidedata import MV_CODECS
 
 LOG = logging.getLogger(__name__)
 
@@ -49,14 +49,6 @@ _PICT_TYPES = {int(t): t.name for t in PictureType}
 
 def pict_type_name(frame: av.VideoFrame) -> Optional[str]:
     return _PICT_TYPES.get(int(frame.pict_type)) if frame.pict_type is not None else None
-
-
-class VideoError(Exception):
-    """A problem with one input video: becomes a `failures` row with `error_type`."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +90,7 @@ class StreamInfo:
     nominal_fps: float
     codec: str
     motion_vectors_requested: bool = False
-
-
-# swscale threads per conversion. PyAV >= 17 converts through `sws_scale_frame`, whose default
-# (0) splits every call over all CPUs: for a 48x27 frame the hand-off costs more than the scaling
-# (~50 us a frame here), and the decoder's threads already use the cores. One thread measured
-# 5-20% faster for the TransNetV2 decode pass and 1.5-2x for the full-frame LGSS conversion.
-SWS_THREADS = 1
+    sample_aspect_ratio: Optional[Fraction] = None  # pixel aspect (None: square pixels)
 
 
 class FrameView:
@@ -147,12 +133,18 @@ class FrameView:
 
 
 class FrameConsumer(Protocol):
-    """A per-frame stage inside the decode pass.
+    """A per-frame piece of work inside the decode pass.
 
     `start` is called once per video before the first frame, `consume` once per frame, `finish`
     once after the last. Each returns an iterable of (tag, value) outputs, which DecodeVideo
-    forwards. A consumer must keep bounded state (never all frames).
+    forwards: ('per_video', VideoPart(...)) for a per-video part (its kind listed in `parts`), or
+    (tag, value) for a stream (tag listed in `tags`). The stage that adds the consumer declares the
+    same kinds and tags (checked when the pipeline is built). A consumer must keep bounded state
+    (never all frames).
     """
+
+    parts: ClassVar[tuple[str, ...]]
+    tags: ClassVar[tuple[str, ...]]
 
     def start(self, info: StreamInfo) -> Iterable[tuple[str, Any]]: ...
 
@@ -163,6 +155,8 @@ class FrameConsumer(Protocol):
 
 class FrameIndexConsumer:
     """Per-frame index columns (pts, keyframe flag, picture type), in chunks of `chunk` frames."""
+
+    parts = ("frames",)
 
     def __init__(self, chunk: int = 8192) -> None:
         self._chunk = chunk
@@ -202,53 +196,17 @@ class FrameIndexConsumer:
             "duration": np.asarray(self._dur, np.float64),
         }
         self._reset()
-        return "per_video", (self._vid, ("frames", chunk))
+        return "per_video", VideoPart(self._vid, "frames", chunk)
 
     def finish(self):
         if self._idx:
             yield self._emit()
 
 
-def motion_vector_codecs() -> frozenset:
-    from reelbeam.transforms.motion import MV_CODECS
-
-    return MV_CODECS
-
-
 def _ratio_str(r: Optional[Fraction]) -> Optional[str]:
     if r is None or r == 0:
         return None
     return f"{r.numerator}:{r.denominator}"
-
-
-def _open_container(ref: VideoRef) -> tuple[av.container.InputContainer, Any]:
-    """Open a local path directly (fastest) and any other URL through fsspec."""
-    uri = ref.uri
-    if "://" not in uri or uri.startswith("file://"):
-        path = uri[len("file://") :] if uri.startswith("file://") else uri
-        if not os.path.exists(path):
-            raise VideoError("not_found", f"no such file: {path}")
-        if not os.access(path, os.R_OK):
-            raise VideoError("permission_denied", f"no permission to read {path}")
-        return av.open(path, mode="r", metadata_errors="ignore"), None
-    handle = fsspec.open(uri, "rb").open()
-    try:
-        return av.open(handle, mode="r", metadata_errors="ignore"), handle
-    except BaseException:
-        handle.close()
-        raise
-
-
-@contextlib.contextmanager
-def opened_video(ref: VideoRef) -> Iterator[av.container.InputContainer]:
-    """`_open_container` as a context: the container and any fsspec handle are closed after."""
-    container, handle = _open_container(ref)
-    try:
-        yield container
-    finally:
-        container.close()
-        if handle is not None:
-            handle.close()
 
 
 def _bit_depth(pix_fmt: Optional[str]) -> Optional[int]:
@@ -268,30 +226,6 @@ def _flush(stream) -> list:
         return []
 
 
-def _classify(exc: BaseException) -> str:
-    """A stable error_type for a per-video exception (FFmpeg's own errors first: PyAV's
-    av.error.PermissionError, for one, is FFmpeg's EPERM from the decoder, not a file mode)."""
-    if isinstance(exc, VideoError):
-        return exc.error_type
-    if isinstance(exc, av.error.FFmpegError):
-        if isinstance(exc, av.error.FileNotFoundError):
-            return "not_found"
-        if isinstance(exc, av.error.InvalidDataError):
-            return "invalid_data"
-        if isinstance(exc, av.error.EOFError):
-            return "truncated"
-        return "decode_error"
-    if isinstance(exc, FileNotFoundError):
-        return "not_found"
-    if isinstance(exc, PermissionError):
-        return "permission_denied"
-    if isinstance(exc, MemoryError):
-        return "out_of_memory"
-    if isinstance(exc, OSError):
-        return "io_error"
-    return "internal_error"
-
-
 def decode_video(
     ref: VideoRef,
     consumers: Sequence[FrameConsumer],
@@ -307,7 +241,7 @@ def decode_video(
     t0 = time.monotonic()
     if ref.size_bytes == 0:
         raise VideoError("empty_file", "the file is empty (0 bytes)")
-    container, handle = _open_container(ref)
+    container, handle = open_container(ref.uri)
     try:
         fmt = container.format.name if container.format else None
         if fmt in _IMAGE_CONTAINERS or (fmt or "").endswith(_IMAGE_CONTAINER_SUFFIX):
@@ -424,6 +358,7 @@ def decode_video(
                     nominal_fps=float(nominal) if nominal else 0.0,
                     codec=cc.name,
                     motion_vectors_requested=motion_vectors,
+                    sample_aspect_ratio=parse_ratio(cc.sample_aspect_ratio),
                 )
                 for c in consumers:
                     yield from c.start(info)
@@ -481,7 +416,7 @@ def decode_video(
             "bitrate": int(container.bit_rate or cc.bit_rate or 0) or None,
             "has_audio": bool(container.streams.audio),
             "motion_vectors": (
-                ("available" if cc.name in motion_vector_codecs() else "unavailable")
+                ("available" if cc.name in MV_CODECS else "unavailable")
                 if motion_vectors
                 else "off"
             ),
@@ -491,7 +426,7 @@ def decode_video(
             "decode_seconds": time.monotonic() - t0,
             "reelbeam_version": __version__,
         }
-        yield "per_video", (ref.video_id, ("meta", meta))
+        yield "per_video", VideoPart(ref.video_id, "meta", meta)
     finally:
         container.close()
         if handle is not None:
@@ -513,20 +448,17 @@ class _DecodeVideoFn(beam.DoFn):
         consumers = [f() for f in self._factories]
         try:
             for tag, value in decode_video(ref, consumers, self._config, self._motion_vectors):
-                if tag == "per_video" and value[1][0] == "meta":
-                    self._frames.inc(value[1][1]["frame_count"])
-                    self._decoded.inc()
+                if tag == "per_video":
+                    if value.kind == "meta":
+                        self._frames.inc(value.payload["frame_count"])
+                        self._decoded.inc()
+                    value = (value.video_id, value)
                 yield beam.pvalue.TaggedOutput(tag, value)
         except Exception as e:  # noqa: BLE001 - every per-video error becomes a failures row
-            error_type = _classify(e)
             self._failed.inc()
-            LOG.warning("decode failed for %s: %s: %s", ref.uri, error_type, e)
-            message = str(e) or type(e).__name__
-            if error_type == "internal_error":
-                message = f"{type(e).__name__}: {message}"
-            yield beam.pvalue.TaggedOutput(
-                "failures", Failure.of(ref, "decode", error_type, message).to_row()
-            )
+            row = failure_row(ref.video_id, ref.uri, "decode", e)
+            LOG.warning("decode failed for %s: %s: %s", ref.uri, row["error_type"], row["message"])
+            yield beam.pvalue.TaggedOutput("failures", row)
 
 
 class DecodeVideo(beam.PTransform):
@@ -534,7 +466,7 @@ class DecodeVideo(beam.PTransform):
 
     consumer_factories: zero-argument callables building a fresh FrameConsumer per video
       (picklable: classes or functools.partial); the frame index consumer is always first.
-    tags: the output tags the consumers use besides `per_video` and `failures`.
+    tags: output tags besides `per_video`, `failures` and those the consumers declare in `tags`.
     """
 
     def __init__(
@@ -547,10 +479,11 @@ class DecodeVideo(beam.PTransform):
         super().__init__()
         self._factories = [FrameIndexConsumer, *consumer_factories]
         self._config = config
-        self._tags = list(tags)
+        declared = [t for f in self._factories for t in getattr(getattr(f, "func", f), "tags", ())]
+        self.tags = sorted(set(tags) | set(declared))
         self._motion_vectors = motion_vectors
 
     def expand(self, videos):
         return videos | "DecodeFrames" >> beam.ParDo(
             _DecodeVideoFn(self._factories, self._config, self._motion_vectors)
-        ).with_outputs("per_video", "failures", *self._tags)
+        ).with_outputs("per_video", "failures", *self.tags)

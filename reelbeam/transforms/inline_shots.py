@@ -23,9 +23,10 @@ What is kept, and the bound on it:
   first. A keyframe whose frame was let go is not captured; `AssembleVideos` then plans it for
   the seeking second pass (`ExtractShotKeyframes`), which so only sees very long shots.
 
-Captured frames go out as ('shot_frames', ((video_id, frame_idx), record)) and their indices as
-the per-video record 'shot_frames_captured'. Assembly decides which of them are keyframes of the
-final shots (it alone applies the minimum shot length); frames it does not accept are dropped.
+Captured frames go out as ('shot_frames', CapturedFrame) and, per video, their indices as
+('shot_frames_index', (video_id, [frame_idx])). The shot keyframe stage decides which of them are
+keyframes of the final shots (assembly alone applies the minimum shot length); frames it does not
+accept are dropped.
 """
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ from typing import Any, Optional
 import numpy as np
 
 from reelbeam.models.transnetv2 import STRIDE
-from reelbeam.transforms.decode import SWS_THREADS, FrameView, StreamInfo, VideoError
+from reelbeam.schemas.records import CapturedFrame, VideoPart
+from reelbeam.transforms.decode import FrameView, StreamInfo
+from reelbeam.transforms.failures import VideoError
+from reelbeam.transforms.media import frame_jpeg
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
 _LOCK = threading.Lock()
+
+
 def loaded_model(handler) -> Any:
     """The handler's model, loaded once per handler object (one per DoFn instance)."""
     model = getattr(handler, "_reelbeam_inline_model", None)
@@ -54,34 +60,17 @@ def loaded_model(handler) -> Any:
     return model
 
 
-def frame_jpeg(frame, max_side: int = 0, quality: int = 90) -> tuple[bytes, int, int]:
-    """A decoded frame as RGB JPEG bytes in display orientation (the stream's rotation applied),
-    downscaled (area) so its longer side is at most `max_side` when that is > 0; returns (jpeg,
-    width, height)."""
-    from reelbeam.transforms.motion import display_orientation, jpeg_bytes
-
-    if max_side and max(frame.width, frame.height) > max_side:
-        scale = max_side / max(frame.width, frame.height)
-        rgb = frame.to_ndarray(
-            format="rgb24", width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale)),
-            interpolation="AREA", threads=SWS_THREADS,
-        )
-    else:
-        rgb = frame.to_ndarray(format="rgb24", threads=SWS_THREADS)
-    rgb = display_orientation(rgb, frame)
-    return jpeg_bytes(rgb, quality), int(rgb.shape[1]), int(rgb.shape[0])
-
-
 class ShotKeyframeCapture:
     """Online shot boundaries from per-frame probabilities (the reference rule: a shot starts at
     the first frame at or under the threshold after frames over it) and capture of the frames
     that are first, middle or last frame of a shot, within a bounded frame buffer."""
 
-    def __init__(self, threshold: float, buffer_bytes: int, max_side: int, quality: int) -> None:
+    def __init__(self, threshold: float, buffer_bytes: int, max_side: int, quality: int, sar=None) -> None:
         self._threshold = threshold
         self._budget = buffer_bytes
         self._max_side = max_side
         self._quality = quality
+        self._sar = sar
         self._ring: collections.deque = collections.deque()  # (index, av.VideoFrame)
         self._frame_bytes = 0
         self._scored = -1  # last frame with a known probability
@@ -105,7 +94,7 @@ class ShotKeyframeCapture:
             self.missed += 1
             return
         _, frame = self._ring[index - self._ring[0][0]]
-        jpeg, w, h = frame_jpeg(frame, self._max_side, self._quality)
+        jpeg, w, h = frame_jpeg(frame, self._max_side, self._quality, self._sar)
         self.captured.add(index)
         self.pending.append(
             (index, {"pts_time": float(frame.time) if frame.time is not None else None, "width": w, "height": h, "jpeg": jpeg})
@@ -149,7 +138,10 @@ class ShotKeyframeCapture:
 
 class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
     """TransNetV2 windows scored as they fill (see the module docstring); with `capture`, the shot
-    keyframes' frames are JPEG-encoded in the pass."""
+    keyframes' frames are JPEG-encoded in the pass (streams 'shot_frames', 'shot_frames_index')."""
+
+    parts = ("transnetv2_windows", "transnetv2_probs")
+    tags = ("shot_frames", "shot_frames_index")
 
     def __init__(
         self,
@@ -171,29 +163,29 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
 
     def start(self, info: StreamInfo):
         self._capture = (
-            ShotKeyframeCapture(self._threshold, self._buffer_bytes, self._max_side, self._quality)
+            ShotKeyframeCapture(self._threshold, self._buffer_bytes, self._max_side, self._quality, info.sample_aspect_ratio)
             if self._capture_on
             else None
         )
         return super().start(info)
 
     def _score(self, out, frames_total: Optional[int] = None):
-        """A window ('windows', ((vid, idx), window)) -> its probs record, then the frames it let
-        the capture encode."""
+        """A window ('windows', (WindowKey, window)) -> its probs part, then the frames it let the
+        capture encode."""
         _, ((vid, idx), window) = out
         try:
             (result,) = self._handler.run_inference([window], loaded_model(self._handler))
         except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
             raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
         probs = np.asarray(result.inference)
-        yield "per_video", (vid, ("transnetv2_probs", (idx, probs)))
+        yield "per_video", VideoPart(vid, "transnetv2_probs", (idx, probs))
         if self._capture is not None:
             self._capture.add_probs(probs[:STRIDE], frames_total)
             yield from self._captured()
 
     def _captured(self):
         for index, record in self._capture.take():
-            yield "shot_frames", ((self._vid, index), record)
+            yield "shot_frames", CapturedFrame(self._vid, index, **record)
 
     def consume(self, view: FrameView):
         if self._capture is not None:
@@ -211,4 +203,4 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         if self._capture is not None:
             self._capture.finish(total)
             yield from self._captured()
-            yield "per_video", (self._vid, ("shot_frames_captured", sorted(self._capture.captured)))
+            yield "shot_frames_index", (self._vid, sorted(self._capture.captured))

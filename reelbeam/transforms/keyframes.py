@@ -1,9 +1,10 @@
 """ExtractShotKeyframes: the 3 keyframes of every shot (first, middle, last frame), as JPEG.
 
-On CPU workers TransNetV2 runs inside the decode pass and the keyframes are captured there
-(`inline_shots`); `AcceptCapturedKeyframes` turns the accepted ones into rows. What it could not
-hold (very long shots, or TransNetV2 scored by RunInference on a GPU) comes from a second, partial
-pass over the file: frames are decoded forward up to the last keyframe needed, and
+Inputs are tables (`videos`, `frames`, `shots`), from this job or an earlier run. On CPU workers
+TransNetV2 runs inside the decode pass and the keyframes are captured there (`inline_shots`): in the
+same job those frames become rows as they are. What the pass could not hold (very long shots, or
+TransNetV2 scored by RunInference on a GPU, or shots read from an earlier run) comes from a second,
+partial pass over the file: frames are decoded forward up to the last keyframe needed, and
 where the next needed frame lies past a codec keyframe the decoder seeks there instead of decoding
 the frames in between (the frame index of the first pass says where keyframes are). A video with a
 single GOP (the bundled sample) therefore costs one decode up to its last shot's last frame.
@@ -14,32 +15,18 @@ Keyframe indices follow LGSS/BaSSL: for a shot [s, e] (inclusive), s, s + (e - s
 from __future__ import annotations
 
 import bisect
-import dataclasses
-from typing import Optional
 
 import apache_beam as beam
 import numpy as np
 
-from reelbeam.schemas.records import Failure, VideoRef
-from reelbeam.transforms.decode import _classify, opened_video
-from reelbeam.transforms.inline_shots import frame_jpeg
+from reelbeam.schemas.records import KeyframePlan
+from reelbeam.transforms.failures import IncompleteVideo, failure_row
+from reelbeam.transforms.media import frame_jpeg, opened_video
 
 
 def shot_keyframe_indices(start: int, end: int) -> tuple[int, int, int]:
     """First, middle and last frame of an inclusive span (LGSS `generate_images(num_images=3)`)."""
     return start, start + (end - start) // 2, end
-
-
-@dataclasses.dataclass(frozen=True)
-class KeyframePlan:
-    """What one video's keyframe pass needs: where to read, which frames, where keyframes are."""
-
-    video_id: str
-    uri: str
-    size_bytes: Optional[int]
-    targets: tuple  # ((frame_idx, shot_idx, shot_id, keyframe_idx), ...) sorted by frame
-    pts: np.ndarray  # int64 [N] PTS per frame of the first pass
-    is_keyframe: np.ndarray  # bool [N]
 
 
 def keyframe_rows(video_id: str, frame_idx: int, record: dict, roles) -> list[dict]:
@@ -72,7 +59,8 @@ def shot_keyframe_targets(shots: list[dict]) -> list[tuple]:
 
 
 def plan_for(meta: dict, targets: list[tuple], frames_table) -> KeyframePlan:
-    """The second pass's plan for `targets` (see shot_keyframe_targets)."""
+    """The second pass's plan for `targets` (see shot_keyframe_targets) of the video whose `videos`
+    row is `meta` and whose `frames` rows are `frames_table` (a pyarrow Table)."""
     return KeyframePlan(
         video_id=meta["video_id"],
         uri=meta["uri"],
@@ -80,12 +68,13 @@ def plan_for(meta: dict, targets: list[tuple], frames_table) -> KeyframePlan:
         targets=tuple(sorted(targets)),
         pts=np.asarray(frames_table.column("pts").to_pylist(), dtype=object),
         is_keyframe=np.asarray(frames_table.column("is_keyframe").to_pylist(), bool),
+        sample_aspect_ratio=meta.get("sample_aspect_ratio"),
     )
 
 
 def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
     """Yield keyframes rows for `plan` (raises on an unreadable file, like the decode pass)."""
-    with opened_video(VideoRef(plan.video_id, plan.uri, plan.size_bytes)) as container:
+    with opened_video(plan.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         key_positions = np.flatnonzero(plan.is_keyframe).tolist()
@@ -110,7 +99,7 @@ def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
                 idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
                 pos = idx
                 if idx in wanted:
-                    data, w, h = frame_jpeg(frame, max_side, quality)
+                    data, w, h = frame_jpeg(frame, max_side, quality, plan.sample_aspect_ratio)
                     record = {"pts_time": float(frame.time) if frame.time is not None else None, "width": w, "height": h, "jpeg": data}
                     yield from keyframe_rows(plan.video_id, idx, record, wanted[idx])
                     del wanted[idx]
@@ -128,52 +117,105 @@ class _ExtractShotKeyframesFn(beam.DoFn):
     def __init__(self, max_side: int, quality: int) -> None:
         self._max_side = max_side
         self._quality = quality
-        self._count = beam.metrics.Metrics.counter("reelbeam", "shot_keyframes")
+        self._count = beam.metrics.Metrics.counter("reelbeam", "shot_keyframes_second_pass")
 
     def process(self, plan: KeyframePlan):
         try:
             rows = list(extract_keyframes(plan, self._max_side, self._quality))
         except Exception as e:  # noqa: BLE001 - becomes a failures row for this video
-            ref = VideoRef(plan.video_id, plan.uri, plan.size_bytes)
-            yield beam.pvalue.TaggedOutput(
-                "failures", Failure.of(ref, "shot_keyframes", _classify(e), f"{type(e).__name__}: {e}").to_row()
-            )
+            yield beam.pvalue.TaggedOutput("failures", failure_row(plan.video_id, plan.uri, "shot_keyframes", e))
             return
         self._count.inc(len(rows))
         yield from rows
 
 
-class ExtractShotKeyframes(beam.PTransform):
-    """PCollection[KeyframePlan] -> keyframes rows (kind 'shot'); tag 'failures' for videos whose
-    second pass failed."""
+def _frames_by_video(table):
+    return table.column("video_id")[0].as_py(), table
 
-    def __init__(self, max_side: int = 0, quality: int = 90) -> None:
-        super().__init__()
-        self._max_side = max_side
-        self._quality = quality
 
-    def expand(self, plans):
-        return plans | "ExtractKeyframes" >> beam.ParDo(
-            _ExtractShotKeyframesFn(self._max_side, self._quality)
-        ).with_outputs("failures", main="keyframes")
+class _PlanVideoFn(beam.DoFn):
+    """A video's `videos` row, `frames` rows, shots and the indices the decode pass captured ->
+    the roles of captured frames (tag 'accepts'), the second pass's plan (main) for the rest, and
+    the video_id (tag 'processed')."""
+
+    def process(self, element):
+        video_id, g = element
+        shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
+        if not shots:
+            return
+        yield beam.pvalue.TaggedOutput("processed", video_id)
+        videos, frames = list(g["videos"]), list(g["frames"])
+        if not videos or not frames:
+            missing = "videos" if not videos else "frames"
+            yield beam.pvalue.TaggedOutput(
+                "failures",
+                failure_row(video_id, "", "shot_keyframes", IncompleteVideo("shot_keyframes", "incomplete", f"no `{missing}` rows for the video's shots")),
+            )
+            return
+        captured = set(next(iter(g["captured"]), ()))
+        targets = shot_keyframe_targets(shots)
+        accepted: dict[int, list] = {}
+        for f, shot_idx, shot_id, k in targets:
+            if f in captured:
+                accepted.setdefault(f, []).append((shot_idx, shot_id, k))
+        for f, roles in accepted.items():
+            yield beam.pvalue.TaggedOutput("accepts", ((video_id, f), roles))
+        remaining = [t for t in targets if t[0] not in captured]
+        if remaining:
+            yield plan_for(videos[0], remaining, frames[0])
 
 
 def _accepted_rows(element):
     (video_id, frame_idx), groups = element
     records = list(groups["frames"])
     if records:
+        record = records[0]
+        fields = {"pts_time": record.pts_time, "width": record.width, "height": record.height, "jpeg": record.jpeg}
         for roles in groups["roles"]:
-            yield from keyframe_rows(video_id, frame_idx, records[0], roles)
+            yield from keyframe_rows(video_id, frame_idx, fields, roles)
 
 
-class AcceptCapturedKeyframes(beam.PTransform):
-    """(keyframe_accepts, shot_frames) -> keyframes rows (kind 'shot') of the frames the decode
-    pass captured and assembly accepted; captured frames that are no keyframe are dropped."""
+class ExtractShotKeyframes(beam.PTransform):
+    """{'videos', 'frames', 'shots'} tables (and, when the decode pass captured frames in this job,
+    the 'shot_frames' and 'shot_frames_index' streams) -> {'keyframes': rows of kind 'shot',
+    'failures', 'processed': video_ids}.
 
-    def expand(self, inputs):
-        accepts, frames = inputs
-        return (
-            {"roles": accepts, "frames": frames}
-            | "JoinCapturedFrames" >> beam.CoGroupByKey()
-            | "CapturedKeyframeRows" >> beam.FlatMap(_accepted_rows)
+    Captured frames that are keyframes of the final shots become rows as they are; the rest come
+    from the seeking second pass (`extract_keyframes`)."""
+
+    def __init__(self, max_side: int = 0, quality: int = 90) -> None:
+        super().__init__()
+        self._max_side = max_side
+        self._quality = quality
+
+    def expand(self, tables):
+        p = tables["shots"].pipeline
+        captured_index = tables.get("shot_frames_index")
+        if captured_index is None:
+            captured_index = p | "NoCapturedIndex" >> beam.Create([])
+        planned = (
+            {
+                "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+                "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
+                "shots": tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+                "captured": captured_index,
+            }
+            | "JoinShotInputs" >> beam.CoGroupByKey()
+            | "PlanKeyframes" >> beam.ParDo(_PlanVideoFn()).with_outputs("accepts", "failures", "processed", main="plans")
         )
+        second = planned.plans | "SecondPass" >> beam.ParDo(
+            _ExtractShotKeyframesFn(self._max_side, self._quality)
+        ).with_outputs("failures", main="keyframes")
+        parts = [second.keyframes]
+        if tables.get("shot_frames") is not None:
+            captured = tables["shot_frames"] | "KeyCapturedFrames" >> beam.Map(lambda c: ((c.video_id, c.frame_idx), c))
+            parts.append(
+                {"roles": planned.accepts, "frames": captured}
+                | "JoinCapturedFrames" >> beam.CoGroupByKey()
+                | "CapturedKeyframeRows" >> beam.FlatMap(_accepted_rows)
+            )
+        return {
+            "keyframes": parts | "FlattenShotKeyframes" >> beam.Flatten(),
+            "failures": (planned.failures, second.failures) | "FlattenFailures" >> beam.Flatten(),
+            "processed": planned.processed,
+        }

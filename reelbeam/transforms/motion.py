@@ -12,8 +12,8 @@ from optical flow. Each vector moves a w x h block between `src` (in the referen
   forward motion painted over its block on a grid of 16-pixel cells (area-weighted where smaller
   blocks share a cell), optionally resized (bilinear, values not rescaled, as CMD), clamped to
   [-10, 10] and divided by 10.
-- `IFrameConsumer`: JPEG of every I-frame -> `keyframes` rows of kind 'iframe', in display
-  orientation (the stream's rotation applied).
+- `IFrameConsumer`: JPEG of every I-frame -> `keyframes` rows of kind 'iframe', as players show it
+  (the stream's rotation and pixel aspect applied).
 
 Codecs whose FFmpeg decoder exports no vectors (VP9, AV1, HEVC, intra-only codecs) give null motion
 columns and `videos.motion_vectors = 'unavailable'`, never an error.
@@ -22,20 +22,17 @@ columns and `videos.motion_vectors = 'unavailable'`, never an error.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from reelbeam.schemas.records import VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo, pict_type_name
-from reelbeam.transforms.sidedata import MOTION_VECTOR_DTYPE, motion_vectors
+from reelbeam.transforms.media import display_size, fit_within, jpeg_bytes, quarter_turns, turned
+from reelbeam.transforms.sidedata import MOTION_VECTOR_DTYPE, MV_CODECS, motion_vectors
 
-# FFmpeg decoders that export motion vectors (the mpegvideo family and H.264).
-MV_CODECS = frozenset(
-    {"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "h263p", "flv1", "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2"}
-)
 GRID = 16
 CLAMP = 10.0
 
@@ -70,34 +67,30 @@ class MotionSampling:
 
 
 @dataclasses.dataclass(frozen=True)
-class MotionConfig:
-    """stats: per-frame motion columns in `frames`; maps: sampling of `motion` rows;
-    map_size: (width, height) to resize maps to, or None for the 16-pixel grid;
-    map_dtype: 'int8' (value x 127) or 'float16'; iframes: JPEG I-frames into `keyframes`;
-    iframe_max_side: downscale I-frames so the longer side is at most this (0 keeps the size);
-    jpeg_quality: 1..100."""
+class MotionMapConfig:
+    """sampling: which frames get a map; size: (width, height) to resize maps to, or None for the
+    16-pixel grid; dtype: 'int8' (value x 127) or 'float16'."""
 
-    stats: bool = False
-    maps: MotionSampling = MotionSampling()
-    map_size: Optional[tuple[int, int]] = None
-    map_dtype: str = "int8"
-    iframes: bool = False
-    iframe_max_side: int = 0
-    jpeg_quality: int = 90
+    sampling: MotionSampling = MotionSampling("all")
+    size: Optional[tuple[int, int]] = None
+    dtype: str = "int8"
 
     def __post_init__(self) -> None:
-        if self.map_dtype not in ("int8", "float16"):
-            raise ValueError(f"motion map dtype must be int8 or float16, got {self.map_dtype!r}")
-        if self.map_size is not None and (self.map_size[0] < 1 or self.map_size[1] < 1):
-            raise ValueError(f"motion map size must be positive, got {self.map_size}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"JPEG quality must be in 1..100, got {self.jpeg_quality}")
-        if self.iframe_max_side < 0:
-            raise ValueError(f"I-frame max side must be >= 0, got {self.iframe_max_side}")
+        if self.dtype not in ("int8", "float16"):
+            raise ValueError(f"motion map dtype must be int8 or float16, got {self.dtype!r}")
+        if self.size is not None and (self.size[0] < 1 or self.size[1] < 1):
+            raise ValueError(f"motion map size must be positive, got {self.size}")
 
-    @property
-    def needs_vectors(self) -> bool:
-        return self.stats or self.maps.enabled
+    @staticmethod
+    def parse_size(spec: Optional[str]) -> Optional[tuple[int, int]]:
+        """'112x112' -> (112, 112); None/'' -> None; raises ValueError saying what is accepted."""
+        if not spec:
+            return None
+        try:
+            w, h = (int(x) for x in spec.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"motion map size must look like 112x112, got {spec!r}") from None
+        return w, h
 
 
 def frame_vectors(view: FrameView) -> Optional[np.ndarray]:
@@ -311,7 +304,9 @@ def decode_map(data: bytes, grid_height: int, grid_width: int, dtype: str) -> np
 
 
 class MotionStatsConsumer:
-    """Per-frame motion statistics, emitted in chunks as ('per_video', (vid, ('motion_stats', chunk)))."""
+    """Per-frame motion statistics, emitted in chunks (part 'motion_stats')."""
+
+    parts = ("motion_stats",)
 
     def __init__(self, chunk: int = 8192) -> None:
         self._chunk = chunk
@@ -340,7 +335,7 @@ class MotionStatsConsumer:
             vals = [r[k] for r in self._rows]
             chunk[k] = np.stack(vals) if k == "mv_direction_hist" else np.asarray(vals)
         self._rows, self._idx = [], []
-        return "per_video", (self._vid, ("motion_stats", chunk))
+        return "per_video", VideoPart(self._vid, "motion_stats", chunk)
 
     def finish(self):
         if self._rows:
@@ -350,10 +345,12 @@ class MotionStatsConsumer:
 class MotionMapConsumer:
     """CMD motion maps for sampled P/B frames -> ('motion', row)."""
 
-    def __init__(self, sampling: MotionSampling, size: Optional[tuple[int, int]] = None, dtype: str = "int8") -> None:
-        self._sampling = sampling
-        self._size = size
-        self._dtype = dtype
+    tags = ("motion",)
+
+    def __init__(self, config: MotionMapConfig = MotionMapConfig()) -> None:
+        self._sampling = config.sampling
+        self._size = config.size
+        self._dtype = config.dtype
 
     def start(self, info: StreamInfo):
         self._vid = info.video_id
@@ -399,23 +396,11 @@ class MotionMapConsumer:
         return ()
 
 
-def display_orientation(rgb: np.ndarray, frame) -> np.ndarray:
-    """`rgb` (a conversion of `frame`) turned as the stream's display matrix says, as players and
-    OpenCV's auto-orientation show it (`frame.rotation`: degrees counter-clockwise)."""
-    k = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
-
-def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 class IFrameConsumer:
-    """JPEG of every I-frame -> ('keyframes', row) with kind 'iframe'."""
+    """JPEG of every I-frame -> ('keyframes', row) with kind 'iframe', as players show it (display
+    rotation and pixel aspect applied; longer side at most `max_side` when > 0)."""
+
+    tags = ("keyframes",)
 
     def __init__(self, max_side: int = 0, quality: int = 90) -> None:
         self._max_side = max_side
@@ -423,15 +408,13 @@ class IFrameConsumer:
 
     def start(self, info: StreamInfo):
         self._vid = info.video_id
-        w, h = info.width, info.height
-        scale = min(1.0, self._max_side / max(w, h)) if self._max_side else 1.0
-        self._size = (max(2, int(round(w * scale))), max(2, int(round(h * scale))))
+        self._size = fit_within(*display_size(info.width, info.height, info.sample_aspect_ratio), self._max_side)
         return ()
 
     def consume(self, view: FrameView):
         if int(view.frame.pict_type) != 1:  # PictureType.I
             return
-        rgb = display_orientation(view.rgb(*self._size, interpolation="AREA"), view.frame)
+        rgb = turned(view.rgb(*self._size, interpolation="AREA"), quarter_turns(view.frame))
         yield "keyframes", {
             "video_id": self._vid,
             "kind": "iframe",

@@ -1,29 +1,29 @@
 """The BaSSL scene path: EncodeShots -> ScoreBoundaries -> AssembleModelScenes.
 
+Each step reads tables (from this job or an earlier run) and writes one:
 - EncodeShots: RunInference over shots (their 3 keyframe JPEGs), batched across videos, keyed by
-  (video_id, shot_idx, shot_id): each shot is encoded exactly once -> `shot_embeddings`.
+  ShotKey: each shot is encoded exactly once -> `shot_embeddings`.
 - ScoreBoundaries: a video's shot features in shot order -> one clipped 17-shot window per shot,
   RunInference batching windows of many videos through the CRN -> `boundaries` (p that a scene
   ends after the shot), written only for videos whose windows all scored.
 - AssembleModelScenes: threshold (strictly greater, ModelScope's 0.8 by default), scenes end at
-  each positive shot and the tail forms the last scene -> `scenes` (method 'bassl') and the
-  per-video JSON with `scene_num` / `scene_meta_list`.
+  each positive shot and the tail forms the last scene -> `scenes` (method 'bassl(threshold=...)').
 
 A video whose shots cannot all be encoded or scored becomes a `failures` row (stage
-`shot_encoder`, `scrl_encoder` or `boundary_model`); its `videos` row stays (decode and shots succeeded).
+`shot_encoder`, `scrl_encoder`, `boundary_model` or `model_scenes`); its `videos` row stays (decode
+and shots succeeded).
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from reelbeam.models.bassl import BoundaryHandler, ShotEncoderHandler, window_indices
-from reelbeam.schemas.records import Failure
-from reelbeam.transforms.assemble import scene_meta_list, scene_rows
+from reelbeam.models.bassl import window_indices
+from reelbeam.schemas.records import ShotKey
+from reelbeam.transforms.assemble import scene_rows
+from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
 
 
 def scenes_from_probabilities(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -41,96 +41,91 @@ def scenes_from_probabilities(p: np.ndarray, threshold: float) -> list[tuple[int
 
 
 def _group_keyframes(element):
-    (video_id, shot_idx, shot_id), rows = element
+    key, rows = element
     rows = sorted(rows, key=lambda r: r["keyframe_idx"])
-    return (video_id, shot_idx, shot_id), [r["jpeg"] for r in rows]
+    return key, [r["jpeg"] for r in rows]
 
 
-def _embedding_row(model_name):
+def _embedding_row(model_id):
     def to_row(element):
-        (video_id, shot_idx, shot_id), result = element
+        key, result = element
         return {
-            "video_id": video_id,
-            "shot_id": shot_id,
-            "shot_idx": shot_idx,
-            "model": model_name,
+            "video_id": key.video_id,
+            "shot_id": key.shot_id,
+            "shot_idx": key.shot_idx,
+            "model": model_id,
             "embedding": np.asarray(result.inference, np.float32).tolist(),
         }
 
     return to_row
 
 
-def _failed_videos(element):
-    batch, exc = element
-    for key in {k[0] for k, _ in batch}:
-        yield key, f"{type(exc).__name__}: {exc}"
-
-
-class _OneFailurePerVideo(beam.PTransform):
-    """RunInference dead letters (keys start with the video_id) -> one failures row per video, with
-    an empty uri (model stages carry only the video_id; ProcessVideos fills it from `videos`)."""
-
-    def __init__(self, stage: str) -> None:
-        super().__init__()
-        self._stage = stage
-
-    def expand(self, failed):
-        stage = self._stage
-        return (
-            failed
-            | "FailedVideos" >> beam.FlatMap(_failed_videos)
-            | "FirstMessage" >> beam.CombinePerKey(min)
-            | "FailureRows" >> beam.Map(lambda kv: Failure(kv[0], "", stage, "inference_error", kv[1]).to_row())
-        )
+def _shot_key(row) -> ShotKey:
+    return ShotKey(row["video_id"], row["shot_idx"], row["shot_id"])
 
 
 class EncodeShots(beam.PTransform):
-    """keyframes rows (kind 'shot') -> shot_embeddings rows; tag 'failures'.
+    """keyframes rows (those of kind 'shot' are used) -> {'embeddings': shot_embeddings rows,
+    'failures', 'processed': video_ids}.
 
-    encoder: 'bassl' (ResNet-50, mean of the 3 keyframes' features) or 'scrl' (ResNet-50 with the
-    3 keyframes fused on channels). The `model` column names the encoder and checkpoint file.
+    handler: the encoder's ModelHandler (BaSSL's `ShotEncoderHandler` or SCRL's), keyed by ShotKey.
+    model_id: the `model` column (encoder, checkpoint file and a short hash of its bytes).
+    stage: the stage name its failures rows carry.
     """
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", batch: int = 16, model_copies: Optional[int] = None, encoder: str = "bassl") -> None:
+    def __init__(self, handler, model_id: str, stage: str) -> None:
         super().__init__()
-        if encoder == "scrl":
-            from reelbeam.models.scrl import SCRLEncoderHandler
-
-            handler = SCRLEncoderHandler(checkpoint, device, precision, batch, model_copies)
-        elif encoder == "bassl":
-            handler = ShotEncoderHandler(checkpoint, device, precision, batch, model_copies)
-        else:
-            raise ValueError(f"shot encoder must be 'bassl' or 'scrl', got {encoder!r}")
         self._handler = KeyedModelHandler(handler)
-        self._encoder = encoder
-        self._name = f"{encoder}-resnet50:{checkpoint.rsplit('/', 1)[-1]}"
+        self._model_id = model_id
+        self._stage = stage
 
     def expand(self, keyframes):
+        shot_rows = keyframes | "ShotKeyframesOnly" >> beam.Filter(lambda r: r["kind"] == "shot")
         shots = (
-            keyframes
-            | "KeyByShot" >> beam.Map(lambda r: ((r["video_id"], r["shot_idx"], r["shot_id"]), r))
+            shot_rows
+            | "KeyByShot" >> beam.Map(lambda r: (_shot_key(r), r))
             | "GroupKeyframes" >> beam.GroupByKey()
             | "KeyframeJpegs" >> beam.Map(_group_keyframes)
         )
         encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
-        failures = dlq.failed_inferences | "EncoderFailures" >> _OneFailurePerVideo("shot_encoder" if self._encoder == "bassl" else "scrl_encoder")
-        return {"embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._name)), "failures": failures}
+        return {
+            "embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._model_id)),
+            "failures": dlq.failed_inferences | "EncoderFailures" >> OneFailurePerVideo(self._stage),
+            "processed": shot_rows | "ProcessedVideos" >> beam.Map(lambda r: r["video_id"]) | "Distinct" >> beam.Distinct(),
+        }
 
 
-def _windows_of_video(element):
+class _WindowsOfVideoFn(beam.DoFn):
     """A video's shot_embeddings rows -> one CRN window per shot, keyed (video_id, shot_idx,
-    shot_id, num_shots). A video with a shot that failed to encode is skipped: its failure row is
-    already written."""
-    video_id, rows = element
-    rows = sorted(rows, key=lambda r: r["shot_idx"])
-    if [r["shot_idx"] for r in rows] != list(range(len(rows))):
-        return
-    features = np.stack([np.asarray(r["embedding"], np.float32) for r in rows])
-    for i, idx in enumerate(window_indices(len(rows))):
-        yield (video_id, i, rows[i]["shot_id"], len(rows)), features[idx]
+    shot_id, num_shots). A video with a shot missing (it failed to encode) gets a failures row
+    (its encoder's failure is already written, but the boundaries stage must say it skipped it)."""
+
+    def __init__(self, stage: str) -> None:
+        self._stage = stage
+
+    def process(self, element):
+        video_id, rows = element
+        rows = sorted(rows, key=lambda r: r["shot_idx"])
+        models = sorted({r["model"] for r in rows})
+        if len(models) > 1:
+            yield beam.pvalue.TaggedOutput(
+                "failures",
+                failure_row(video_id, "", self._stage, IncompleteVideo(self._stage, "incomplete", f"shot_embeddings holds embeddings of several BaSSL encoders ({', '.join(models)}); keep one")),
+            )
+            return
+        if [r["shot_idx"] for r in rows] != list(range(len(rows))):
+            have = len(rows)
+            yield beam.pvalue.TaggedOutput(
+                "failures",
+                failure_row(video_id, "", self._stage, IncompleteVideo(self._stage, "incomplete", f"shot embeddings are not complete ({have} rows, shot indices {rows[0]['shot_idx']}..{rows[-1]['shot_idx']})")),
+            )
+            return
+        features = np.stack([np.asarray(r["embedding"], np.float32) for r in rows])
+        for i, idx in enumerate(window_indices(len(rows))):
+            yield (video_id, i, rows[i]["shot_id"], len(rows)), features[idx]
 
 
-def _complete_video_rows(name):
+def _complete_video_rows(model_id):
     def rows(element):
         (video_id, num_shots), scored = element
         scored = sorted(scored)
@@ -138,77 +133,94 @@ def _complete_video_rows(name):
         # failures row), never with part of them.
         if [s[0] for s in scored] == list(range(num_shots)):
             for shot_idx, shot_id, p in scored:
-                yield {"video_id": video_id, "shot_idx": shot_idx, "shot_id": shot_id, "p_boundary": p, "model": name}
+                yield {"video_id": video_id, "shot_idx": shot_idx, "shot_id": shot_id, "p_boundary": p, "model": model_id}
 
     return rows
 
 
 class ScoreBoundaries(beam.PTransform):
-    """shot_embeddings rows -> boundaries rows; tag 'failures'.
+    """shot_embeddings rows of one BaSSL encoder (rows of other encoders are ignored) ->
+    {'boundaries', 'failures', 'processed'}.
 
     Each shot's 17-shot window is one RunInference element, so batches mix windows of many videos.
+    handler: BaSSL's `BoundaryHandler`; encoder_prefix: the `model` prefix of the embeddings to use.
     """
 
-    def __init__(self, checkpoint: str, device: str = "auto", model_copies: Optional[int] = None, batch: int = 64) -> None:
+    def __init__(self, handler, model_id: str, encoder_prefix: str = "bassl-resnet50:", stage: str = "boundary_model") -> None:
         super().__init__()
-        self._handler = KeyedModelHandler(BoundaryHandler(checkpoint, device, batch, model_copies))
-        self._name = f"bassl-crn:{checkpoint.rsplit('/', 1)[-1]}"
+        self._handler = KeyedModelHandler(handler)
+        self._model_id = model_id
+        self._prefix = encoder_prefix
+        self._stage = stage
 
     def expand(self, embeddings):
+        prefix = self._prefix
+        mine = embeddings | "BaSSLEmbeddingsOnly" >> beam.Filter(lambda r: r["model"].startswith(prefix))
         windows = (
-            embeddings
+            mine
             | "KeyByVideo" >> beam.Map(lambda r: (r["video_id"], r))
             | "GroupShots" >> beam.GroupByKey()
-            | "ShotWindows" >> beam.FlatMap(_windows_of_video)
+            | "ShotWindows" >> beam.ParDo(_WindowsOfVideoFn(self._stage)).with_outputs("failures", main="windows")
         )
-        scored, dlq = windows | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
+        scored, dlq = windows.windows | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
         boundaries = (
             scored
             | "KeyScoresByVideo" >> beam.Map(lambda kv: ((kv[0][0], kv[0][3]), (kv[0][1], kv[0][2], float(kv[1].inference))))
             | "GroupScores" >> beam.GroupByKey()
-            | "BoundaryRows" >> beam.FlatMap(_complete_video_rows(self._name))
+            | "BoundaryRows" >> beam.FlatMap(_complete_video_rows(self._model_id))
         )
-        failures = dlq.failed_inferences | "CrnFailures" >> _OneFailurePerVideo("boundary_model")
-        return {"boundaries": boundaries, "failures": failures}
+        failures = dlq.failed_inferences | "CrnFailures" >> OneFailurePerVideo(self._stage)
+        return {
+            "boundaries": boundaries,
+            "failures": (failures, windows.failures) | "FlattenFailures" >> beam.Flatten(),
+            "processed": mine | "ProcessedVideos" >> beam.Map(lambda r: r["video_id"]) | "Distinct" >> beam.Distinct(),
+        }
 
 
-def _scenes_of_video(video_id, g, threshold):
-    """Scenes rows and the JSON document (tagged) of one video from its shots and boundaries."""
-    shots = sorted(g["shots"], key=lambda s: s["shot_idx"])
-    p = np.array([b["p_boundary"] for b in sorted(g["p"], key=lambda b: b["shot_idx"])])
-    groups = scenes_from_probabilities(p, threshold)
-    scenes = scene_rows(video_id, shots, groups, [float(p[b]) for _, b in groups], f"bassl(threshold={threshold:g})")
-    for scene in scenes:
-        yield beam.pvalue.TaggedOutput("scenes", scene)
-    doc = dict(g["doc"][0])
-    doc["scene_num"] = len(scenes)
-    doc["scene_meta_list"] = scene_meta_list(scenes)
-    yield beam.pvalue.TaggedOutput("json", (video_id, doc))
+class _ModelScenesFn(beam.DoFn):
+    def __init__(self, threshold: float, stage: str) -> None:
+        self._threshold = threshold
+        self._stage = stage
+
+    def process(self, element):
+        video_id, g = element
+        if not g["p"]:
+            return  # no boundaries: the boundary stage failed for the video (its row says why)
+        yield beam.pvalue.TaggedOutput("processed", video_id)
+        shots = sorted(g["shots"], key=lambda s: s["shot_idx"])
+        bounds = sorted(g["p"], key=lambda b: b["shot_idx"])
+        models = {b["model"] for b in bounds}
+        if len(models) > 1 or [b["shot_idx"] for b in bounds] != list(range(len(shots))):
+            reason = (
+                f"boundaries of several models ({', '.join(sorted(models))})"
+                if len(models) > 1
+                else f"{len(bounds)} boundaries for {len(shots)} shots"
+            )
+            yield beam.pvalue.TaggedOutput(
+                "failures", failure_row(video_id, "", self._stage, IncompleteVideo(self._stage, "incomplete", reason))
+            )
+            return
+        p = np.array([b["p_boundary"] for b in bounds])
+        groups = scenes_from_probabilities(p, self._threshold)
+        yield from scene_rows(video_id, shots, groups, [float(p[b]) for _, b in groups], f"bassl(threshold={self._threshold:g})")
 
 
 class AssembleModelScenes(beam.PTransform):
-    """(shots rows, boundaries rows, json docs) -> scenes rows (method 'bassl') and JSON docs with
-    the scene list."""
+    """{'shots', 'boundaries'} rows -> {'scenes' (method 'bassl(threshold=...)'), 'failures',
+    'processed'}."""
 
-    def __init__(self, threshold: float = 0.8) -> None:
+    def __init__(self, threshold: float = 0.8, stage: str = "model_scenes") -> None:
         super().__init__()
         self._threshold = threshold
+        self._stage = stage
 
-    def expand(self, pcolls):
-        shots, boundaries, docs = pcolls
-        threshold = self._threshold
-
-        def assemble(element):
-            video_id, g = element
-            if g["p"] and g["doc"] and len(g["p"]) == len(g["shots"]):
-                yield from _scenes_of_video(video_id, g, threshold)
-
-        return (
+    def expand(self, tables):
+        out = (
             {
-                "shots": shots | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-                "p": boundaries | "BoundariesByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-                "doc": docs,
+                "shots": tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+                "p": tables["boundaries"] | "BoundariesByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
             }
             | "JoinSceneInputs" >> beam.CoGroupByKey()
-            | "ModelScenes" >> beam.FlatMap(assemble).with_outputs("scenes", "json")
+            | "ModelScenes" >> beam.ParDo(_ModelScenesFn(self._threshold, self._stage)).with_outputs("failures", "processed", main="scenes")
         )
+        return {"scenes": out.scenes, "failures": out.failures, "processed": out.processed}

@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 
+from reelbeam.schemas.records import VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo
 
 BINS_PER_CHANNEL = 4
@@ -91,7 +92,9 @@ def group_shots(desc: np.ndarray, window: int = 1, threshold: float = 0.5) -> tu
 
 
 class ColorHistogramConsumer:
-    """Per-frame 64-bin histograms of the 48x27 frames, in chunks -> ('per_video', ('color_hist', ...))."""
+    """Per-frame 64-bin histograms of the 48x27 frames, in chunks (part 'color_hist')."""
+
+    parts = ("color_hist",)
 
     def __init__(self, scaler: str = "AREA", chunk: int = 8192) -> None:
         self._scaler = scaler
@@ -112,7 +115,7 @@ class ColorHistogramConsumer:
     def _emit(self):
         chunk = {"frame_idx": np.asarray(self._idx, np.int32), "hist": np.stack(self._hists)}
         self._idx, self._hists = [], []
-        return "per_video", (self._vid, ("color_hist", chunk))
+        return "per_video", VideoPart(self._vid, "color_hist", chunk)
 
     def finish(self):
         if self._idx:

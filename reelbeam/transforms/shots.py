@@ -24,7 +24,9 @@ import cv2
 import numpy as np
 
 from reelbeam.models.transnetv2 import FRAME_H, FRAME_W, PAD_START, STRIDE, WINDOW, end_padding
+from reelbeam.schemas.records import VideoPart, WindowKey
 from reelbeam.transforms.decode import FrameView, StreamInfo
+from reelbeam.transforms.media import quarter_turns, turned
 
 DETECTORS = ("transnetv2", "lgss", "none")
 
@@ -61,8 +63,8 @@ class ShotConfig:
             )
         if self.min_shot_frames is not None and self.min_shot_frames < 1:
             raise ValueError(f"min shot frames must be >= 1, got {self.min_shot_frames}")
-        if self.transnetv2_scaler not in _SCALERS:
-            raise ValueError(f"transnetv2 scaler must be one of {_SCALERS}, got {self.transnetv2_scaler!r}")
+        if self.transnetv2_scaler not in SCALERS:
+            raise ValueError(f"transnetv2 scaler must be one of {SCALERS}, got {self.transnetv2_scaler!r}")
 
     @property
     def effective_min_shot_frames(self) -> int:
@@ -71,7 +73,7 @@ class ShotConfig:
         return 15 if self.detector == "lgss" else 1
 
 
-_SCALERS = ("AREA", "BICUBIC", "BILINEAR", "FAST_BILINEAR", "POINT")
+SCALERS = ("AREA", "BICUBIC", "BILINEAR", "FAST_BILINEAR", "POINT")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,12 +169,16 @@ def lgss_cuts(
 
 
 class TransNetV2WindowConsumer:
-    """Frames -> TransNetV2 windows ((video_id, idx), uint8 [100, 27, 48, 3]) as they fill.
+    """Frames -> TransNetV2 windows (WindowKey, uint8 [100, 27, 48, 3]) as they fill (tag 'windows').
 
     Holds at most 100 frames of 48x27 (~390 KB). The first window starts with 25 copies of
     frame 0; after the last frame, copies of it pad the tail as the reference does. In `finish`
-    it reports the window count so assembly can tell a complete video from a partial one.
+    it reports the window count (part 'transnetv2_windows') so assembly can tell a complete video
+    from a partial one.
     """
+
+    parts = ("transnetv2_windows",)
+    tags = ("windows",)
 
     def __init__(self, scaler: str = "AREA") -> None:
         self._scaler = scaler
@@ -191,7 +197,7 @@ class TransNetV2WindowConsumer:
         self._buf[self._fill] = frame
         self._fill += 1
         if self._fill == WINDOW:
-            out = ("windows", ((self._vid, self._window_idx), self._buf.copy()))
+            out = ("windows", (WindowKey(self._vid, self._window_idx), self._buf.copy()))
             self._window_idx += 1
             self._buf[: WINDOW - STRIDE] = self._buf[STRIDE:]
             self._fill = WINDOW - STRIDE
@@ -202,11 +208,10 @@ class TransNetV2WindowConsumer:
         """The 48x27 frame in display orientation, as the reference's ffmpeg call (autorotate)
         gives it: a 90/270-degree video is scaled to 27x48 in coded orientation, then turned."""
         if self._turns is None:
-            self._turns = int(round(float(getattr(view.frame, "rotation", 0) or 0) / 90.0)) % 4
+            self._turns = quarter_turns(view.frame)
         if self._turns % 2:
-            return np.ascontiguousarray(np.rot90(view.rgb(FRAME_H, FRAME_W, self._scaler), self._turns))
-        small = view.rgb(FRAME_W, FRAME_H, self._scaler)
-        return np.ascontiguousarray(np.rot90(small, 2)) if self._turns == 2 else small
+            return turned(view.rgb(FRAME_H, FRAME_W, self._scaler), self._turns)
+        return turned(view.rgb(FRAME_W, FRAME_H, self._scaler), self._turns)
 
     def consume(self, view: FrameView):
         small = self._small(view)
@@ -225,11 +230,13 @@ class TransNetV2WindowConsumer:
                 out = self._push(self._last)
                 if out is not None:
                     yield out
-        yield "per_video", (self._vid, ("transnetv2_windows", self._window_idx))
+        yield "per_video", VideoPart(self._vid, "transnetv2_windows", self._window_idx)
 
 
 class LGSSConsumer:
-    """Per-frame LGSS HSV and Luv deltas on [::N, ::N]-subsampled BGR frames."""
+    """Per-frame LGSS HSV and Luv deltas on [::N, ::N]-subsampled BGR frames (part 'lgss')."""
+
+    parts = ("lgss",)
 
     def start(self, info: StreamInfo):
         self._vid = info.video_id
@@ -254,7 +261,6 @@ class LGSSConsumer:
         return ()
 
     def finish(self):
-        yield "per_video", (
-            self._vid,
-            ("lgss", {"hsv": np.asarray(self._hsv, np.float32), "luv": np.asarray(self._luv, np.float32)}),
+        yield "per_video", VideoPart(
+            self._vid, "lgss", {"hsv": np.asarray(self._hsv, np.float32), "luv": np.asarray(self._luv, np.float32)}
         )

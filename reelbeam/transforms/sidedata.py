@@ -27,6 +27,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# FFmpeg decoders that export motion vectors (the mpegvideo family and H.264).
+MV_CODECS = frozenset(
+    {"h264", "mpeg4", "mpeg2video", "mpeg1video", "h263", "h263p", "flv1", "msmpeg4v2", "msmpeg4v3", "wmv1", "wmv2"}
+)
+
 # libavutil/motion_vector.h AVMotionVector, natural alignment: 40 bytes.
 MOTION_VECTOR_DTYPE = np.dtype(
     [
@@ -47,17 +52,22 @@ _PTR_OFFSETS = (24,)
 _FORCE_PYAV = os.environ.get("REELBEAM_PYAV_SIDEDATA", "") not in ("", "0")
 
 
-def _pyav_vectors(frame: av.VideoFrame) -> Optional[np.ndarray]:
+def pyav_vectors(frame: av.VideoFrame) -> Optional[np.ndarray]:
     mvs = frame.side_data.get("MOTION_VECTORS")
     if mvs is None:
         return None
     return mvs.to_ndarray()
 
 
-class _FastReader:
-    """ctypes access to av_frame_get_side_data of the libavutil that PyAV itself loaded."""
+class SideDataReader:
+    """ctypes access to av_frame_get_side_data of the libavutil that PyAV itself loaded.
 
-    def __init__(self) -> None:
+    width_offset: where AVFrame's width field sits (the layout check reads it); a test passes a
+    wrong one to see the reader fall back to PyAV.
+    """
+
+    def __init__(self, width_offset: int = _AVFRAME_WIDTH_OFFSET) -> None:
+        self._width_offset = width_offset
         self.state = "unchecked"  # unchecked -> ok | off
         self.offset = 0
         self._lock = threading.Lock()
@@ -92,15 +102,15 @@ class _FastReader:
 
     def _check(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
         """Find and verify the pointer offset on this frame; returns PyAV's reading."""
-        reference = _pyav_vectors(frame)
+        reference = pyav_vectors(frame)
         if reference is None:
             return None  # nothing to compare against yet: stay unchecked
         for offset in _PTR_OFFSETS:
             ptr = ctypes.c_void_p.from_address(id(frame) + offset).value
             if not ptr or ptr % 8:
                 continue
-            w = ctypes.c_int.from_address(ptr + _AVFRAME_WIDTH_OFFSET).value
-            h = ctypes.c_int.from_address(ptr + _AVFRAME_WIDTH_OFFSET + 4).value
+            w = ctypes.c_int.from_address(ptr + self._width_offset).value
+            h = ctypes.c_int.from_address(ptr + self._width_offset + 4).value
             if (w, h) != (frame.width, frame.height):
                 continue
             got = self._raw(frame, offset)
@@ -115,24 +125,19 @@ class _FastReader:
         if self.state == "ok":
             return self._raw(frame, self.offset)
         if self.state == "off":
-            return _pyav_vectors(frame)
+            return pyav_vectors(frame)
         with self._lock:
             if self.state == "unchecked":
                 return self._check(frame)
         return self.vectors(frame)
 
 
-_READER: Optional[_FastReader] = None
+_READER: Optional[SideDataReader] = None
 
 
 def motion_vectors(frame: av.VideoFrame) -> Optional[np.ndarray]:
     """The frame's motion vectors (MOTION_VECTOR_DTYPE array), or None when it exports none."""
     global _READER
     if _READER is None:
-        _READER = _FastReader()
+        _READER = SideDataReader()
     return _READER.vectors(frame)
-
-
-def fast_reader_state() -> str:
-    """'ok' (ctypes path verified), 'off' (PyAV's reader) or 'unchecked' (no vectors seen yet)."""
-    return _READER.state if _READER is not None else "unchecked"

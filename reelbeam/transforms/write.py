@@ -1,4 +1,9 @@
-"""WriteTables: every table to `OUTPUT/<table>/part-SSSSS-of-NNNNN.parquet` with its schema.
+"""Writing tables: every (stage, table) to its own part files, with its schema.
+
+Files: `OUTPUT/<table>/part-<run id>-<stage>-SSSSS-of-NNNNN.parquet`. The run id and the stage in
+the name say which run and stage made each file, so a run adds files beside earlier runs' instead
+of replacing them, `--overwrite` can remove exactly one stage's files, and files of a stage whose
+ledger rows (`stage_runs`) never landed can be told from finished work.
 
 Beam's file sinks write to a temporary folder and rename on finalize, so readers never see a
 partial Parquet file. Small tables arrive as row dicts (Beam buffers them into row groups); large
@@ -9,9 +14,10 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import time
 import uuid
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import apache_beam as beam
 import fsspec
@@ -19,18 +25,41 @@ import fsspec
 from reelbeam.schemas.tables import TABLES, schema_for
 
 CODECS = ("zstd", "snappy", "gzip", "none")
-
-
-def table_prefix(output: str, table: str, run_id: str = "") -> str:
-    """OUTPUT/<table>/part[-<run_id>]: each run writes its own files, so a resumed run
-    (--skip-existing) adds files next to the earlier run's instead of replacing them."""
-    name = f"part-{run_id}" if run_id else "part"
-    return posixpath.join(output.rstrip("/"), table, name)
+BATCHED_TABLES = frozenset({"frames"})  # arrive as one pyarrow Table per video
+_PART = re.compile(
+    r"^part-(?P<run>\d{8}T\d{6}Z-[0-9a-f]{4})(?:-(?P<stage>[a-z][a-z0-9_]*))?-\d{5}-of-\d{5}\.parquet$"
+)
 
 
 def new_run_id() -> str:
     """UTC time plus 4 random hex digits, e.g. 20261122T031500Z-9f3a."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
+
+
+def table_prefix(output: str, table: str, run_id: str = "", stage: str = "") -> str:
+    """OUTPUT/<table>/part[-<run_id>[-<stage>]] (Beam appends -SSSSS-of-NNNNN.parquet)."""
+    name = "-".join(["part", *(x for x in (run_id, stage) if x)])
+    return posixpath.join(output.rstrip("/"), table, name)
+
+
+class PartFile(NamedTuple):
+    """A table's part file: its path (with the URL's protocol), run id and stage (None for files
+    of reelbeam versions before stages were named in files)."""
+
+    path: str
+    run_id: Optional[str]
+    stage: Optional[str]
+
+
+def table_files(output: str, table: str) -> list[PartFile]:
+    """The Parquet files of `table` under `output`, sorted by name."""
+    fs, root = fsspec.core.url_to_fs(output)
+    out = []
+    for path in sorted(fs.glob(posixpath.join(root, table, "*.parquet"))):
+        m = _PART.match(posixpath.basename(path))
+        full = path if "://" not in output else fs.unstrip_protocol(path)
+        out.append(PartFile(full, m["run"] if m else None, m["stage"] if m else None))
+    return out
 
 
 def existing_tables(output: str) -> list[str]:
@@ -40,56 +69,48 @@ def existing_tables(output: str) -> list[str]:
 
 
 def remove_tables(output: str) -> None:
-    """Delete every table folder (and the JSON and scene clip folders) under `output` (for
-    --overwrite)."""
+    """Delete every table folder (and the JSON, scene clip, run manifest and quarantine folders)
+    under `output` (--overwrite of a full run)."""
     fs, root = fsspec.core.url_to_fs(output)
-    for name in (*TABLES, "json", "clips"):
+    for name in (*TABLES, "json", "clips", "_runs", "_incomplete"):
         path = posixpath.join(root, name)
         if fs.exists(path):
             fs.rm(path, recursive=True)
 
 
-class WriteTables(beam.PTransform):
-    """Write each named PCollection as its table.
+def remove_stage_files(output: str, stage: str, tables) -> int:
+    """Delete the part files `stage` wrote into `tables` (and its ledger files); returns how many."""
+    fs, _ = fsspec.core.url_to_fs(output)
+    removed = 0
+    for table in (*tables, "stage_runs"):
+        for part in table_files(output, table):
+            if part.stage == stage:
+                fs.rm(fsspec.core.url_to_fs(part.path)[1])
+                removed += 1
+    return removed
 
-    rows: table name -> PCollection of dicts (fields of the table's schema).
-    batches: table name -> PCollection of pyarrow Tables with the table's schema.
+
+class WriteTable(beam.PTransform):
+    """One table's PCollection -> its part files (none when it is empty); returns the PCollection of
+    written file names (available once the files are final: a barrier for what must come after them).
+
+    Rows are dicts with the table's fields; `frames` arrives as pyarrow Tables (one per video).
     """
 
-    def __init__(
-        self,
-        output: str,
-        rows: Optional[dict] = None,
-        batches: Optional[dict] = None,
-        codec: str = "zstd",
-        run_id: str = "",
-    ) -> None:
+    def __init__(self, output: str, table: str, run_id: str, stage: str, codec: str = "zstd") -> None:
         super().__init__()
-        self._run_id = run_id
         if codec not in CODECS:
             raise ValueError(f"parquet codec must be one of {CODECS}, got {codec!r}")
-        self._output = output
-        self._rows = rows or {}
-        self._batches = batches or {}
+        self._prefix = table_prefix(output, table, run_id, stage)
+        self._table = table
         self._codec = codec
 
-    def expand(self, pbegin):
-        results = {}
-        for table, pcoll in sorted(self._rows.items()):
-            results[table] = pcoll | f"Write_{table}" >> beam.io.WriteToParquet(
-                table_prefix(self._output, table, self._run_id),
-                schema_for(table),
-                codec=self._codec,
-                file_name_suffix=".parquet",
-            )
-        for table, pcoll in sorted(self._batches.items()):
-            results[table] = pcoll | f"Write_{table}" >> beam.io.WriteToParquetBatched(
-                table_prefix(self._output, table, self._run_id),
-                schema_for(table),
-                codec=self._codec,
-                file_name_suffix=".parquet",
-            )
-        return results
+    def expand(self, pcoll):
+        sink = beam.io.WriteToParquetBatched if self._table in BATCHED_TABLES else beam.io.WriteToParquet
+        write = sink(self._prefix, schema_for(self._table), codec=self._codec, file_name_suffix=".parquet")
+        # No rows, no file: a resumed run that had nothing to do for a stage leaves no empty files.
+        write._sink.skip_if_empty = True  # noqa: SLF001 - Beam's Parquet transforms do not pass it through
+        return pcoll | "WriteParquet" >> write
 
 
 class _WriteJsonFn(beam.DoFn):
@@ -113,7 +134,7 @@ class _WriteJsonFn(beam.DoFn):
 
 
 class WriteJson(beam.PTransform):
-    """ModelScope-shaped per-video JSON documents under OUTPUT/json/."""
+    """ModelScope-shaped per-video JSON documents under OUTPUT/json/; returns the written paths."""
 
     def __init__(self, output: str) -> None:
         super().__init__()

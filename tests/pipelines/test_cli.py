@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import synthetic
-from reelbeam.pipelines.cli import main, run, table_row_counts
+from reelbeam.pipelines.cli import main, run
 from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.outputs import table_row_counts
 from reelbeam.schemas import schema_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -104,10 +105,14 @@ def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpu
 
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    proc = reelbeam("run", "--input", str(root), "--output", str(copy), "--skip-existing", "--shot-detector", "none")
+    proc = reelbeam("run", "--input", str(root), "--output", str(copy), "--skip-existing")
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = table_row_counts(str(copy))
     assert counts["videos"] == 2  # each ok video exactly once
+    assert "2 done earlier (skipped)" in proc.stdout and "no new rows" in proc.stdout
+    # Resuming with settings that change what the decode pass writes is refused, saying why.
+    proc = reelbeam("run", "--input", str(root), "--output", str(copy), "--skip-existing", "--shot-detector", "none")
+    assert proc.returncode == 2 and "stage decode already ran here with other settings" in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -156,26 +161,28 @@ def test_precision_on_a_cpu_without_bf16_kernels(tmp_path, short_video, monkeypa
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from reelbeam.models import transnetv2
-    from reelbeam.pipelines.options import build_config
+    from reelbeam.models.device import resolve_precision
+    from reelbeam.pipelines.plan import build_plan
 
     monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: False)
     args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu", "--transnetv2-precision"]
-    build_config(PipelineOptions(args + ["bf16"]))
+    build_plan(PipelineOptions(args + ["bf16"]))
     assert "no oneDNN bf16 kernels" in caplog.text
     caplog.clear()
-    cfg = build_config(PipelineOptions(args + ["int8"]))
+    build_plan(PipelineOptions(args + ["int8"]))
     assert "bf16" not in caplog.text
-    assert cfg.encoder_precision == "fp32"  # the encoders have no int8; emulated bf16 is slower
-    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: True)
-    assert build_config(PipelineOptions(args + ["int8"])).encoder_precision == "bf16"
-    assert build_config(PipelineOptions(args + ["fp32"])).encoder_precision == "fp32"
+    # The other models follow --model-precision, resolved on the worker that loads them.
+    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("bf16", "cpu") == "bf16"
 
 
 def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--input", short_video, "--output", str(tmp_path), "--shot-detector", "magic"])
     assert e.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'magic'" in err and "reelbeam run --help" in err
+    assert len(err.strip().splitlines()) == 2  # the error and where to look, not 30 lines of usage
 
 
 def test_help_explains_every_flag(capsys):
@@ -188,8 +195,46 @@ def test_help_explains_every_flag(capsys):
 
 
 def test_schemas_command(capsys):
+    from reelbeam.schemas.tables import SHOT_EMBEDDINGS
+
     assert main(["schemas"]) == 0
-    assert "shot_embeddings" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    doc = SHOT_EMBEDDINGS.field("embedding").metadata[b"doc"].decode()
+    assert doc in out  # whole, not truncated
+    assert "written by: bassl_encoder (--scene-checkpoint); scrl_encoder (--scrl-checkpoint)" in out
+    assert "summaries: " in out and "nothing yet" in out
+
+
+def test_every_flag_shows_its_default_and_docs_list_them_all(capsys):
+    from reelbeam.pipelines.cli import flags_markdown
+
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--jpeg-quality", "--video-timeout-s", "--scene-window", "--scene-threshold", "--parquet-codec",
+                 "--motion-map-dtype", "--keyframe-buffer-mb", "--max-frame-pixels", "--device", "--small-frame-scaler"):
+        block = text[text.index(f"\n  {flag}") + 3 :].split("\n  --")[0]
+        assert "(default: " in " ".join(block.split()), flag
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "cli.md")
+    doc = open(path, encoding="utf-8").read()
+    begin, end = "<!-- flags: generated -->\n", "<!-- end of flags -->"
+    assert doc[doc.index(begin) + len(begin) : doc.index(end)] == flags_markdown(), "regenerate the flag reference in docs/cli.md"
+
+
+@pytest.mark.parametrize("spelling", [["--no_json"], ["--no_motion_stats"], ["--shot_detector", "lgss"], ["--transnetv2-scaler", "BICUBIC"]])
+def test_underscore_and_former_spellings_are_accepted(tmp_path, short_video, spelling):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from reelbeam.pipelines.plan import build_plan
+
+    plan = build_plan(PipelineOptions(["--input", short_video, "--output", str(tmp_path / "o"), *spelling]))
+    if spelling == ["--no_json"]:
+        assert not plan.running("modelscope_json")
+    elif spelling == ["--no_motion_stats"]:
+        assert not plan.running("motion_stats")
+    elif spelling[0] == "--shot_detector":
+        assert plan.stage("shots").config.detector == "lgss"
+    else:
+        assert plan.stage("shots").config.transnetv2_scaler == "BICUBIC"
 
 
 def test_docs_tables_md_is_generated_from_the_schemas():

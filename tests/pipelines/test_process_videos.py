@@ -1,6 +1,8 @@
 """ProcessVideos end to end in a TestPipeline, with a fake transition model that records batches."""
 
+import json
 import os
+import pathlib
 
 import apache_beam as beam
 import numpy as np
@@ -11,14 +13,16 @@ from apache_beam.testing.util import assert_that, equal_to
 
 import synthetic
 from fakes import BATCHES, FakeTransitionHandler
-from reelbeam.pipelines.options import build_config
+from reelbeam.pipelines.plan import build_plan
 from reelbeam.pipelines.video_pipeline import ProcessVideos
-from reelbeam.transforms.assemble import assemble_video, IncompleteVideo
-from reelbeam.transforms.shots import ShotConfig
 
 def config_for(tmp_path, *extra):
     options = PipelineOptions(["--input", str(tmp_path), "--output", str(tmp_path / "out"), *extra])
-    return build_config(options)
+    return build_plan(options)
+
+
+def json_documents(plan):
+    return [json.loads(p.read_text()) for p in sorted(pathlib.Path(plan.output, "json").glob("*.json"))]
 
 
 def test_two_videos_batched_together_give_shots_at_the_cuts(tmp_path):
@@ -53,57 +57,21 @@ def test_two_videos_batched_together_give_shots_at_the_cuts(tmp_path):
     assert sum(BATCHES) == 6 and max(BATCHES) == 4
 
 
-def _records(n=120, windows=None, drop=()):
-    meta = {"uri": "x.mp4", "frame_count": n, "nominal_fps": 25.0, "size_bytes": 1}
-    frames = {
-        "frame_idx": np.arange(n, dtype=np.int32),
-        "pts": list(range(n)),
-        "pts_time": np.arange(n) / 25.0,
-        "is_keyframe": np.zeros(n, bool),
-        "pict_type": ["P"] * n,
-        "duration": np.full(n, 0.04),
-    }
-    count = windows if windows is not None else (25 + n + 25 + (50 - n % 50 if n % 50 else 0) - 100) // 50 + 1
-    probs = np.zeros(count * 50, np.float32)
-    probs[59] = 0.95
-    recs = [("meta", meta), ("frames", frames), ("transnetv2_windows", count)]
-    recs += [("transnetv2_probs", (i, probs[i * 50 : (i + 1) * 50])) for i in range(count) if i not in drop]
-    return recs
+def test_videos_done_earlier_are_not_decoded_again(tmp_path):
+    from reelbeam.pipelines.cli import run
 
-
-def test_assemble_builds_partitioning_shots_with_times():
-    result = assemble_video("vid", _records(), ShotConfig())
-    spans = [(s["start_frame"], s["end_frame"], s["start_time"], s["end_time"]) for s in result["shots"]]
-    assert spans == [(0, 59, 0.0, 2.4), (60, 119, 2.4, pytest.approx(4.8))]
-    assert result["frames"].num_rows == 120
-    assert result["frames"].column("transition_prob").to_pylist()[59] == pytest.approx(0.95)
-    assert result["json"]["shot_meta_list"][1] == {"frame": [60, 119], "timestamps": ["00:00:02.400", "00:00:04.800"]}
-
-
-def test_assemble_refuses_a_video_with_a_missing_window():
-    with pytest.raises(IncompleteVideo, match="2 of 3"):
-        assemble_video("vid", _records(drop={1}), ShotConfig())
-
-
-def test_assemble_drops_orphans():
-    assert assemble_video("vid", _records()[1:], ShotConfig()) is None
-
-
-def test_skip_ids_are_not_processed(tmp_path):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (30,))
-    cfg = config_for(tmp_path, "--shot-detector", "none")
-    from reelbeam.transforms.listing import make_video_id
-
-    path = str(tmp_path / "a.mp4")
-    vid = make_video_id(path, os.path.getsize(path))
+    run(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--shot-detector", "none"])
+    plan = config_for(tmp_path, "--shot-detector", "none", "--skip-existing")
+    assert plan.skip_listing and plan.skip["decode"] == plan.skip_listing
     with TestPipeline() as p:
-        out = p | ProcessVideos(cfg, skip_ids=frozenset({vid}))
+        out = p | ProcessVideos(plan)
         assert_that(out["videos"], equal_to([]), label="videos")
         assert_that(out["failures"], equal_to([]), label="failures")
 
 
 def test_rows_of_failed_videos_are_dropped():
-    from reelbeam.transforms.assemble import KeepRowsOfOkVideos
+    from reelbeam.transforms.failures import KeepRowsOfOkVideos
 
     with TestPipeline() as p:
         videos = p | "Videos" >> beam.Create([{"video_id": "ok"}])
@@ -157,4 +125,4 @@ def test_training_free_scenes_end_to_end(tmp_path):
             equal_to([(0, 0, 59), (1, 60, 119)]),
             label="scenes",
         )
-        assert_that(out["json"] | beam.Map(lambda kv: kv[1]["scene_num"]), equal_to([2]), label="json")
+    assert [d["scene_num"] for d in json_documents(cfg)] == [2]

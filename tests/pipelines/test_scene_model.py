@@ -2,6 +2,7 @@
 encoded once, CRN boundaries, model scenes and the ModelScope-shaped JSON."""
 
 import io
+import json
 import os
 
 import apache_beam as beam
@@ -15,8 +16,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 import synthetic
-from reelbeam.models.bassl import BaSSL, load_bassl, preprocess_transform, save_modelscope_layout
-from reelbeam.pipelines.options import ConfigError, build_config
+from reelbeam.models.bassl import BaSSL, BoundaryHandler, load_bassl, preprocess_transform, save_modelscope_layout
+from reelbeam.models.checkpoints import model_id
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.plan import build_plan
 from reelbeam.pipelines.video_pipeline import ProcessVideos
 from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
 from reelbeam.transforms.scene_model import scenes_from_probabilities
@@ -79,7 +82,7 @@ def test_second_pass_fetches_exactly_the_planned_frames(tmp_path, gop):
 
 def test_full_bassl_path_end_to_end(tmp_path, checkpoint):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
-    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
+    cfg = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
     def check_embeddings(rows):
         rows = sorted(rows, key=lambda r: r["shot_idx"])
         assert [r["shot_idx"] for r in rows] == [0, 1, 2], "each shot encoded exactly once"
@@ -107,20 +110,25 @@ def test_full_bassl_path_end_to_end(tmp_path, checkpoint):
         assert_that(
             out["scenes"] | beam.Map(lambda s: s["method"]) | beam.Distinct(), equal_to(["bassl(threshold=0.8)"]), label="scenes"
         )
-        assert_that(
-            out["json"] | beam.Map(lambda kv: (kv[1]["shot_num"], kv[1]["scene_num"] >= 1, len(kv[1]["scene_meta_list"]) == kv[1]["scene_num"])),
-            equal_to([(3, True, True)]),
-            label="json",
-        )
+    (doc,) = [json.loads(p.read_text()) for p in (tmp_path / "out" / "json").glob("*.json")]
+    assert doc["shot_num"] == 3 and doc["scene_num"] >= 1 and len(doc["scene_meta_list"]) == doc["scene_num"]
 
 
-def test_pretraining_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
+def test_pretraining_checkpoint_gives_shot_embeddings_and_training_free_scenes(tmp_path, checkpoint):
+    """A BaSSL Lightning .ckpt from pre-training has no boundary head: it encodes shots, and the
+    scenes stay training-free (as --scene-checkpoint's help says)."""
     state = {k: v for k, v in torch.load(checkpoint, weights_only=True).items() if not k.startswith("head_sbd.")}
     path = tmp_path / "model-v1.ckpt"
     torch.save({"state_dict": {**state, "loss.head_pp.weight": torch.zeros(2, 768)}}, path)
-    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
-    with pytest.raises(ConfigError, match="no boundary head"):
-        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scene-checkpoint", str(path)]))
+    synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30))
+    plan = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scene-checkpoint", str(path)]))
+    assert plan.running("bassl_encoder") and not plan.running("boundaries") and not plan.running("model_scenes")
+    assert plan.running("histogram_scenes")
+    with TestPipeline() as p:
+        out = p | ProcessVideos(plan, transition_handler=FakeTransitionHandler())
+        assert_that(out["shot_embeddings"] | beam.Map(lambda r: r["shot_idx"]), equal_to([0, 1]), label="emb")
+        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["histogram"]), label="scenes")
+        assert "boundaries" not in out
 
 
 def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
@@ -132,7 +140,7 @@ def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
 
     def run(extra):
-        cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--overwrite", *extra]))
+        cfg = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--overwrite", *extra]))
         return cfg
 
     alone = run(["--scrl-checkpoint", scrl])
@@ -141,7 +149,7 @@ def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
         out = p | "Alone" >> ProcessVideos(alone, transition_handler=FakeTransitionHandler())
         assert_that(
             out["shot_embeddings"] | beam.Map(lambda r: (r["model"], r["shot_idx"], len(r["embedding"]))),
-            equal_to([("scrl-resnet50:scrl.pth.tar", s, 2048) for s in range(3)]),
+            equal_to([(model_id("scrl-resnet50", scrl), s, 2048) for s in range(3)]),
             label="scrl_rows",
         )
         assert "boundaries" not in out
@@ -160,7 +168,7 @@ def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
 def test_wrong_scrl_checkpoint_is_refused_before_the_run(tmp_path, checkpoint):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (10,))
     with pytest.raises(ConfigError, match="--scrl-checkpoint: .*BaSSL.*--scene-checkpoint"):
-        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scrl-checkpoint", checkpoint]))
+        build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scrl-checkpoint", checkpoint]))
 
 
 @pytest.mark.parametrize("buffer_mb, second_pass_frames", [(512, []), (30, [169])])
@@ -179,8 +187,8 @@ def test_shot_keyframes_come_from_the_decode_pass(tmp_path, checkpoint, monkeypa
 
     monkeypatch.setattr(kf, "extract_keyframes", spy)
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 200), width=640, height=360)
-    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint, "--keyframe-buffer-mb", str(buffer_mb)]))
-    assert cfg.shots_in_decode_pass
+    cfg = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint, "--keyframe-buffer-mb", str(buffer_mb)]))
+    assert cfg.stage("shots").inline and cfg.stage("shots").capture
     expected = [("shot", s, k, f) for s, span in enumerate([(0, 39), (40, 69), (70, 269)]) for k, f in enumerate(shot_keyframe_indices(*span))]
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
@@ -205,7 +213,7 @@ def test_crn_windows_of_several_videos_share_batches(checkpoint, monkeypatch):
     monkeypatch.setattr(bassl.BoundaryHandler, "run_inference", spy)
     rng = np.random.default_rng(0)
     feats = {"a": rng.normal(size=(5, 2048)).astype(np.float32), "b": rng.normal(size=(7, 2048)).astype(np.float32)}
-    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "m", "embedding": f[i].tolist()} for v, f in feats.items() for i in range(len(f))]
+    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "bassl-resnet50:m", "embedding": f[i].tolist()} for v, f in feats.items() for i in range(len(f))]
     model = load_bassl(checkpoint).model
     expected = {(v, i): float(p) for v, f in feats.items() for i, p in enumerate(model.boundary_probabilities(torch.from_numpy(f)).numpy())}
 
@@ -217,7 +225,7 @@ def test_crn_windows_of_several_videos_share_batches(checkpoint, monkeypatch):
         return True
 
     with TestPipeline() as p:
-        out = p | beam.Create(rows) | ScoreBoundaries(checkpoint, device="cpu")
+        out = p | beam.Create(rows) | ScoreBoundaries(BoundaryHandler(checkpoint, "cpu"), "bassl-crn:m")
         assert_that(out["boundaries"] | beam.combiners.ToList() | beam.Map(check), equal_to([True]), label="p")
         assert_that(out["failures"], equal_to([]), label="none_failed")
     assert {"a", "b"} in batches, batches  # a batch held windows of both videos
@@ -231,9 +239,9 @@ def test_a_failing_crn_gives_one_failure_per_video_and_no_partial_boundaries(che
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(bassl.BoundaryHandler, "run_inference", boom)
-    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "m", "embedding": [0.0] * 2048} for v in "ab" for i in range(3)]
+    rows = [{"video_id": v, "shot_idx": i, "shot_id": f"{v}{i}", "model": "bassl-resnet50:m", "embedding": [0.0] * 2048} for v in "ab" for i in range(3)]
     with TestPipeline() as p:
-        out = p | beam.Create(rows) | ScoreBoundaries(checkpoint, device="cpu", batch=2)
+        out = p | beam.Create(rows) | ScoreBoundaries(BoundaryHandler(checkpoint, "cpu", max_batch_size=2), "bassl-crn:m")
         assert_that(out["boundaries"], equal_to([]), label="none")
         assert_that(
             out["failures"] | beam.Map(lambda r: (r["video_id"], r["stage"], r["error_type"], "out of memory" in r["message"])),
@@ -251,7 +259,7 @@ def test_a_failing_shot_encoder_is_a_failures_row_with_the_videos_uri(tmp_path, 
     monkeypatch.setattr(bassl.ShotEncoderHandler, "run_inference", boom)
     path = str(tmp_path / "a.mp4")
     synthetic.make_shot_video(path, (40, 30))
-    cfg = build_config(PipelineOptions(["--input", path, "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
+    cfg = build_plan(PipelineOptions(["--input", path, "--output", str(tmp_path / "out"), "--scene-checkpoint", checkpoint]))
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
         assert_that(
@@ -265,8 +273,8 @@ def test_a_failing_shot_encoder_is_a_failures_row_with_the_videos_uri(tmp_path, 
 
 def test_shot_keyframes_without_any_encoder(tmp_path):
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50))
-    cfg = build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--shot-keyframes"]))
-    assert cfg.shot_keyframes and not cfg.scene_checkpoint
+    cfg = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "out"), "--shot-keyframes"]))
+    assert cfg.running("shot_keyframes") and not cfg.running("bassl_encoder")
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
         assert_that(
@@ -275,4 +283,4 @@ def test_shot_keyframes_without_any_encoder(tmp_path):
         )
         assert "shot_embeddings" not in out and "boundaries" not in out
     with pytest.raises(ConfigError, match="--iframes-only"):
-        build_config(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o2"), "--shot-keyframes", "--iframes-only"]))
+        build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o2"), "--shot-keyframes", "--iframes-only"]))

@@ -12,6 +12,7 @@ DESIGN_TABLES = {
     "videos", "failures", "frames", "shots", "keyframes", "shot_embeddings", "boundaries", "scenes",
     "frame_embeddings", "frame_scores", "summaries", "video_embeddings", "motion",
     "scene_clips",  # beyond DESIGN.md: written by --save-scene-clips (issue 5)
+    "stage_runs",  # the resume ledger (issue 11)
 }
 
 

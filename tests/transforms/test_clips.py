@@ -9,7 +9,8 @@ import pytest
 
 import synthetic
 from reelbeam.pipelines.cli import main
-from reelbeam.pipelines.options import ConfigError, build_config
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.plan import build_plan
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.clips import write_scene_clips
 
@@ -84,7 +85,7 @@ def test_exact_cuts_alone_is_a_configuration_error(av_video, tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     with pytest.raises(ConfigError, match="--save-scene-clips"):
-        build_config(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), "--exact-cuts"]))
+        build_plan(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), "--exact-cuts"]))
 
 
 def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, tmp_path, monkeypatch):

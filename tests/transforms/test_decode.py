@@ -20,8 +20,8 @@ def ref_of(path):
 
 def run_decode(path, config=DecodeConfig()):
     outs = list(decode_video(ref_of(path), [FrameIndexConsumer()], config))
-    meta = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "meta"]
-    chunks = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "frames"]
+    meta = [v.payload for t, v in outs if t == "per_video" and v.kind == "meta"]
+    chunks = [v.payload for t, v in outs if t == "per_video" and v.kind == "frames"]
     return meta[0], chunks
 
 
@@ -79,7 +79,7 @@ def test_rotation_is_read_from_the_display_matrix(video_dir, rotation):
 
 def test_frame_index_chunks_bound_memory(shot_video):
     outs = list(decode_video(ref_of(shot_video), [FrameIndexConsumer(chunk=64)]))
-    chunks = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "frames"]
+    chunks = [v.payload for t, v in outs if t == "per_video" and v.kind == "frames"]
     assert [len(c["frame_idx"]) for c in chunks] == [64, 64, 22]
 
 
@@ -100,9 +100,9 @@ def test_bad_inputs_become_failures_and_good_videos_survive(tmp_path, shot_video
     refs = [ref_of(str(tmp_path / name)) for name in expected] + [ref_of(shot_video), ref_of(short_video)]
     with TestPipeline() as p:
         out = p | beam.Create(refs) | DecodeVideo()
-        metas = out.per_video | beam.Filter(lambda kv: kv[1][0] == "meta")
+        metas = out.per_video | beam.Filter(lambda kv: kv[1].kind == "meta")
         assert_that(
-            metas | beam.Map(lambda kv: (os.path.basename(kv[1][1]["uri"]), kv[1][1]["frame_count"])),
+            metas | beam.Map(lambda kv: (os.path.basename(kv[1].payload["uri"]), kv[1].payload["frame_count"])),
             equal_to([("shots.mp4", 150), ("short.mp4", 30)]),
             label="ok",
         )

@@ -132,7 +132,7 @@ def test_keyframes_are_stored_as_players_show_them(tmp_path, rotation):
     import synthetic
     from reelbeam.schemas.records import VideoRef
     from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
-    from reelbeam.transforms.inline_shots import frame_jpeg
+    from reelbeam.transforms.media import frame_jpeg
     from reelbeam.transforms.motion import IFrameConsumer
 
     img = np.zeros((96, 160, 3), np.uint8)
@@ -164,16 +164,16 @@ def test_decode_pass_scoring_equals_the_runinference_path(shot_video, tmp_path, 
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from reelbeam.pipelines.options import build_config
+    from reelbeam.pipelines.plan import build_plan
     from reelbeam.pipelines.video_pipeline import ProcessVideos
 
     cfgs = {}
     for mode in ("on", "off"):
-        cfgs[mode] = build_config(PipelineOptions([
+        cfgs[mode] = build_plan(PipelineOptions([
             "--input", shot_video, "--output", str(tmp_path / mode), "--shots-in-decode-pass", mode,
             "--transnetv2-precision", precision, "--inference-batch-size", "4",
         ]))
-        assert cfgs[mode].shots_in_decode_pass == (mode == "on")
+        assert cfgs[mode].stage("shots").inline == (mode == "on")
 
     def same(element):
         _, g = element

@@ -9,7 +9,7 @@ from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
 from reelbeam.transforms.motion import (
     IFrameConsumer,
-    MotionConfig,
+    MotionMapConfig,
     MotionMapConsumer,
     MotionSampling,
     MotionStatsConsumer,
@@ -93,7 +93,7 @@ def test_sampling_parse_rejects(spec):
 
 def test_config_validates():
     with pytest.raises(ValueError, match="dtype"):
-        MotionConfig(map_dtype="int16")
+        MotionMapConfig(dtype="int16")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -106,12 +106,12 @@ def decode_with(path, consumers, config=DecodeConfig()):
 
 
 def stats_of(outs):
-    chunks = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "motion_stats"]
+    chunks = [v.payload for t, v in outs if t == "per_video" and v.kind == "motion_stats"]
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 def meta_of(outs):
-    return [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "meta"][0]
+    return [v.payload for t, v in outs if t == "per_video" and v.kind == "meta"][0]
 
 
 @pytest.mark.parametrize("codec, step", [("libx264", 4), ("libx264", 8), ("mpeg4", 4)])
@@ -143,15 +143,15 @@ def test_static_shot_has_no_motion(video_dir):
 def test_vp9_has_no_vectors_and_is_no_error(video_dir):
     path = str(video_dir / "pan.webm")
     synthetic.write_video(path, pan_frames(10, 4), codec="libvpx-vp9", options={"deadline": "realtime"})
-    outs = decode_with(path, [MotionStatsConsumer(), MotionMapConsumer(MotionSampling("all"))])
+    outs = decode_with(path, [MotionStatsConsumer(), MotionMapConsumer(MotionMapConfig(MotionSampling("all")))])
     assert meta_of(outs)["motion_vectors"] == "unavailable"
-    assert not [o for o in outs if o[0] == "motion" or (o[0] == "per_video" and o[1][1][0] == "motion_stats")]
+    assert not [o for o in outs if o[0] == "motion" or (o[0] == "per_video" and o[1].kind == "motion_stats")]
 
 
 def test_motion_maps_of_a_pan(video_dir):
     path = str(video_dir / "pan_maps.mp4")
     synthetic.write_video(path, pan_frames(12, 4), codec="libx264")
-    outs = decode_with(path, [MotionMapConsumer(MotionSampling("every", 2), None, "float16")])
+    outs = decode_with(path, [MotionMapConsumer(MotionMapConfig(MotionSampling("every", 2), None, "float16"))])
     rows = [v for t, v in outs if t == "motion"]
     assert [r["frame_idx"] for r in rows] == [2, 4, 6, 8, 10]  # frame 0 is an I-frame
     r = rows[1]

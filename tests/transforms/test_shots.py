@@ -103,7 +103,7 @@ def test_window_consumer_emits_the_reference_windows(video_dir, n):
     synthetic.make_shot_video(path, (n,), width=96, height=54)
     outs = _decode(path, [TransNetV2WindowConsumer("BICUBIC")])
     windows = [v for t, v in outs if t == "windows"]
-    expected_count = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "transnetv2_windows"]
+    expected_count = [v.payload for t, v in outs if t == "per_video" and v.kind == "transnetv2_windows"]
     assert [k for k, _ in windows] == [("v", i) for i in range(num_windows(n))]
     assert expected_count == [num_windows(n)]
     with av.open(path) as c:
@@ -115,6 +115,6 @@ def test_window_consumer_emits_the_reference_windows(video_dir, n):
 
 def test_lgss_consumer_sees_the_cuts(shot_video):
     outs = _decode(shot_video, [LGSSConsumer()])
-    deltas = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "lgss"][0]
+    deltas = [v.payload for t, v in outs if t == "per_video" and v.kind == "lgss"][0]
     assert len(deltas["hsv"]) == 150
     assert lgss_cuts(deltas["hsv"], deltas["luv"]) == [40, 70, 120]

@@ -28,25 +28,24 @@ def fields(arr):
 @pytest.mark.parametrize("codec, ext", [("libx264", "mp4"), ("mpeg4", "avi")])
 def test_fast_reader_equals_pyav(video_dir, codec, ext):
     path = synthetic.write_video(str(video_dir / f"pan_sd.{ext}"), pan_frames(16, 4), codec=codec)
-    reader = sidedata._FastReader()
+    reader = sidedata.SideDataReader()
     seen = 0
     for frame in frames_with_vectors(path):
         ours = reader.vectors(frame)
-        theirs = sidedata._pyav_vectors(frame)
+        theirs = sidedata.pyav_vectors(frame)
         assert fields(ours) == fields(theirs)
         seen += ours is not None and len(ours) > 0
     assert seen >= 10
     assert reader.state == "ok"  # the fast path was verified and used, not the fallback
 
 
-def test_failed_check_falls_back_to_pyav(video_dir, monkeypatch):
+def test_failed_check_falls_back_to_pyav(video_dir):
     path = synthetic.write_video(str(video_dir / "pan_fb.mp4"), pan_frames(8, 4))
-    monkeypatch.setattr(sidedata, "_AVFRAME_WIDTH_OFFSET", 0)  # a layout that does not match
-    reader = sidedata._FastReader()
+    reader = sidedata.SideDataReader(width_offset=0)  # a layout that does not match
     got = [reader.vectors(f) for f in frames_with_vectors(path)]
     assert reader.state == "off"
     assert sum(v is not None for v in got) >= 6
-    assert all(fields(a) == fields(sidedata._pyav_vectors(f)) for a, f in zip(got, frames_with_vectors(path)))
+    assert all(fields(a) == fields(sidedata.pyav_vectors(f)) for a, f in zip(got, frames_with_vectors(path)))
 
 
 def test_motion_stats_are_the_same_on_every_run(video_dir):
@@ -59,7 +58,7 @@ def test_motion_stats_are_the_same_on_every_run(video_dir):
     for _ in range(4):
         ref = VideoRef("v", path, os.path.getsize(path))
         outs = decode_video(ref, [FrameIndexConsumer(), MotionStatsConsumer()], DecodeConfig(threads=2), True)
-        chunk = [v[1][1] for t, v in outs if t == "per_video" and v[1][0] == "motion_stats"][0]
+        chunk = [v.payload for t, v in outs if t == "per_video" and v.kind == "motion_stats"][0]
         runs.append(chunk)
     for run in runs[1:]:
         for k in runs[0]:

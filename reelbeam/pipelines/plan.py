@@ -1,0 +1,339 @@
+"""From flags to a plan: which stages run, which tables come from an earlier run, and which videos
+each stage must leave alone. Everything here runs on the launcher, before the pipeline is built,
+and every problem is a ConfigError saying what to change.
+
+- Stages configure themselves from the options (`Stage.configure`); the enabled ones run, or, with
+  `--start-from TABLE[,...]`, those downstream of the named tables, or exactly `--stages NAME[,...]`.
+- A stage needs its `reads`: made by a stage running earlier in this job, or read (committed files
+  only) from `--from` (default `--output`) when starting from an earlier run. A table neither made
+  nor readable fails here, naming the flag that would make it.
+- The output: a run into tables that this run's stages already wrote needs `--skip-existing`
+  (resume: the ledger in `stage_runs` says, per video and stage, what is done; work done with other
+  settings is refused) or `--overwrite` (remove what this run writes first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Optional
+
+import fsspec
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from reelbeam.pipelines import outputs
+from reelbeam.pipelines.options import ReelbeamOptions
+from reelbeam.schemas.tables import TABLES
+from reelbeam import stages
+from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
+from reelbeam.transforms.write import new_run_id, remove_stage_files, remove_tables, table_files
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Plan:
+    """A validated run: the stages that run, in order, and where their inputs come from.
+
+    stored: table -> committed part files (PartFile) to read from `source`: tables no running stage
+      makes, and, when resuming, the rows of videos whose producing stage is done.
+    skip: stage name -> videos it must not write rows for (done before, per the ledger).
+    skip_listing: videos the decode pass need not read at all.
+    """
+
+    options: object
+    env: RunEnv
+    stages: list
+    output: str
+    source: str
+    run_id: str
+    codec: str = "zstd"
+    stored: dict = dataclasses.field(default_factory=dict)
+    skip: dict = dataclasses.field(default_factory=dict)
+    skip_listing: frozenset = frozenset()
+    skip_existing: bool = False
+    overwrite: bool = False
+    quarantined: list = dataclasses.field(default_factory=list)
+    counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
+
+    def running(self, name: str) -> Optional[Stage]:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def stage(self, name: str) -> Stage:
+        stage = self.running(name)
+        if stage is None:
+            raise KeyError(f"stage {name!r} does not run in this plan ({', '.join(self.stage_names)})")
+        return stage
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    @property
+    def written_tables(self) -> list[str]:
+        """Tables this run writes rows into, in schema order."""
+        made = {t for s in self.stages for t in s.writes} | {"failures", outputs.LEDGER}
+        return [t for t in TABLES if t in made]
+
+
+def check_stored(stored: dict) -> None:
+    """Each file a stage will read must hold its table in this version's schema (ConfigError)."""
+    from reelbeam.transforms.read import check_schema
+
+    for table, parts in stored.items():
+        for part in parts:
+            problem = check_schema(table, part.path)
+            if problem:
+                raise ConfigError(f"cannot read `{table}` from an earlier run: {problem}")
+
+
+def _split(value: Optional[str]) -> list[str]:
+    return [x.strip() for x in (value or "").split(",") if x.strip()]
+
+
+def producers(table: str) -> list[type[Stage]]:
+    return [cls for cls in stages.REGISTRY if table in cls.writes]
+
+
+def _who_makes(table: str) -> str:
+    makers = producers(table)
+    if not makers:
+        return "no stage writes it"
+    return "; ".join(f"stage {c.name} writes it ({c.enabled_by})" for c in makers)
+
+
+def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
+    """(running stages, mode): mode is 'full', 'start_from' or 'stages'."""
+    start_from, named = _split(o.start_from), _split(o.stages)
+    if start_from and named:
+        raise ConfigError("--start-from and --stages both choose what runs; give one of them")
+    by_name = {s.name: s for s in enabled}
+    if named:
+        known = {cls.name: cls for cls in stages.REGISTRY}
+        for name in named:
+            cls = known.get(name)
+            if cls is None:
+                raise ConfigError(f"--stages: unknown stage {name!r}; stages: {', '.join(known)}")
+            if cls.in_decode_pass:
+                raise ConfigError(f"--stages: {name} runs inside the decode pass; name `decode` to run the pass")
+            if name not in by_name:
+                raise ConfigError(f"--stages: stage {name} is off with these flags; turn it on with {cls.enabled_by}")
+        running = [s for s in enabled if s.name in named or (s.in_decode_pass and "decode" in named)]
+        return running, "stages"
+    if start_from:
+        for table in start_from:
+            if table not in TABLES:
+                raise ConfigError(f"--start-from: unknown table {table!r}; tables: {', '.join(TABLES)}")
+        fresh = set(start_from)
+        running = []
+        for stage in enabled:
+            if stage.name == "decode" or stage.in_decode_pass:
+                continue
+            if fresh & set(stage.reads + stage.optional_reads):
+                running.append(stage)
+                fresh |= set(stage.writes)
+        if not running:
+            raise ConfigError(
+                f"--start-from {','.join(start_from)}: no enabled stage reads {'it' if len(start_from) == 1 else 'them'}; "
+                "turn on a stage downstream (e.g. --scene-checkpoint, --scrl-checkpoint, --save-scene-clips)"
+            )
+        return running, "start_from"
+    return list(enabled), "full"
+
+
+def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: list[str]) -> dict[str, list]:
+    """table -> committed files of `source` to read; ConfigError for a table a stage needs that is
+    neither made in this job nor readable."""
+    made: set[str] = set()
+    stored: dict[str, list[str]] = {}
+    committed = outputs.committed_pairs(source) if mode != "full" else set()
+
+    def readable(table: str) -> list[str]:
+        if table not in stored:
+            stored[table] = outputs.committed_parts(source, table, committed)
+        return stored[table]
+
+    for table in start_from:
+        if not readable(table):
+            raise ConfigError(f"--start-from {table}: {source!r} holds no committed `{table}` files (--from says where to read)")
+    for stage in running:
+        for table in stage.reads:
+            if table in made:
+                continue
+            if table in STREAMS:
+                raise ConfigError(f"stage {stage.name} needs the in-job stream {table!r}, which no running stage makes")
+            if mode == "full":
+                raise ConfigError(f"stage {stage.name} needs table `{table}`, which no enabled stage writes: {_who_makes(table)}")
+            if not readable(table):
+                raise ConfigError(
+                    f"stage {stage.name} needs table `{table}`: this run does not make it and {source!r} holds no "
+                    f"committed `{table}` files; {_who_makes(table)}"
+                )
+        for table in stage.optional_reads:
+            if table not in made and table not in STREAMS and mode != "full":
+                readable(table)
+        made |= set(stage.writes)
+        if stage.in_decode_pass:
+            made |= {tag for tag, t in stage.streams.items() if t is None and tag in STREAMS}
+    if mode != "full" and "videos" not in made:
+        readable("videos")  # failures rows of later stages take their video's uri from it
+    return {t: files for t, files in stored.items() if files and t not in made}
+
+
+def _existing_work(output: str, running: list[Stage], ledger: outputs.Ledger) -> list[str]:
+    """What this run's stages (or stages filling the same role) already wrote into `output`."""
+    found = []
+    names = {s.name for s in running}
+    exclusive = {s.exclusive for s in running if s.exclusive}
+    for cls in stages.REGISTRY:
+        if cls.replaces_its_files:
+            continue
+        mine = cls.name in names
+        rival = cls.exclusive in exclusive and not mine
+        if not (mine or rival):
+            continue
+        if ledger.videos(cls.name) or any(f.stage == cls.name for t in cls.writes for f in table_files(output, t)):
+            found.append(f"stage {cls.name}" + (" (fills the same table)" if rival else ""))
+    for stage in running:
+        for table in stage.writes:
+            if any(f.stage is None for f in table_files(output, table)):
+                found.append(f"table {table} (from an earlier reelbeam version)")
+    return sorted(set(found))
+
+
+def _remove_for_overwrite(output: str, running: list[Stage]) -> None:
+    if any(s.name == "decode" for s in running):
+        remove_tables(output)
+        return
+    exclusive = {s.exclusive for s in running if s.exclusive}
+    targets = {s.name: s.writes for s in running}
+    targets.update({c.name: c.writes for c in stages.REGISTRY if c.exclusive in exclusive})
+    for name, tables in targets.items():
+        remove_stage_files(output, name, tables)
+    fs, root = fsspec.core.url_to_fs(output)
+    for name, folder in (("scene_clips", "clips"), ("modelscope_json", "json")):
+        if name in targets and fs.exists(f"{root}/{folder}"):
+            fs.rm(f"{root}/{folder}", recursive=True)
+
+
+def _skip_sets(running: list[Stage], ledger: outputs.Ledger) -> dict[str, frozenset]:
+    """Per stage, the videos it must not redo: done per the ledger, and every upstream stage that
+    runs in this job done for them too (a video an upstream stage redoes is redone downstream)."""
+    eff: dict[str, frozenset] = {}
+    makers: dict[str, list[str]] = {}
+    decode = next((s for s in running if s.name == "decode"), None)
+    for stage in running:
+        skip = ledger.videos(stage.name)
+        if stage.in_decode_pass and decode is not None:
+            skip &= eff["decode"]
+        for table in (*stage.reads, *stage.optional_reads):
+            for maker in makers.get(table, []):
+                skip &= eff[maker]
+        eff[stage.name] = frozenset(skip)
+        for table in (*stage.writes, *(stage.streams if stage.in_decode_pass else ())):
+            makers.setdefault(table, []).append(stage.name)
+    return eff
+
+
+def _check_settings(running: list[Stage], ledger: outputs.Ledger) -> None:
+    for stage in running:
+        recorded = ledger.settings(stage.name) - {""}
+        current = stage.settings()
+        other = sorted(recorded - {current})
+        if other:
+            raise ConfigError(
+                f"--skip-existing: stage {stage.name} already ran here with other settings ({other[0]}); this run asks "
+                f"{current or 'its defaults'}. Keep the earlier settings, write to another --output (with --from to "
+                "reuse earlier tables), or --overwrite"
+            )
+
+
+def build_plan(options: PipelineOptions, check_paths: bool = True) -> Plan:
+    """Validate the options into a Plan; raise ConfigError saying what to change."""
+    o = options.view_as(ReelbeamOptions)
+    if not o.output:
+        raise ConfigError("--output is required: the folder (or gs://, s3:// URL) to write tables to")
+    if o.model_copies is not None and o.model_copies < 1:
+        raise ConfigError(f"--model-copies must be >= 1, got {o.model_copies}")
+    if o.skip_existing and o.overwrite:
+        raise ConfigError("--skip-existing and --overwrite contradict each other; choose one")
+    output = o.output.rstrip("/")
+    source = (getattr(o, "from") or output).rstrip("/")
+    env = RunEnv(device=o.device, model_copies=o.model_copies, model_precision=o.model_precision)
+    if o.device == "cuda" and check_paths and not env.hardware.cuda:
+        LOG.info("--device cuda: this machine sees no CUDA device; the workers must (they check when they load a model)")
+    enabled = [s for s in (cls.configure(o, env) for cls in stages.REGISTRY) if s is not None]
+    running, mode = select_stages(o, enabled)
+    decode = next((s for s in running if s.name == "decode"), None)
+    if decode is not None and not o.input:
+        raise ConfigError("--input is required: a video, folder, glob, manifest or URL")
+    if decode is None and o.input:
+        LOG.info("--input is not read: this run starts from earlier tables")
+    stored = resolve_inputs(running, mode, source, _split(o.start_from)) if check_paths or mode != "full" else {}
+    plan = Plan(o, env, running, output, source, new_run_id(), o.parquet_codec, stored,
+                skip_existing=o.skip_existing, overwrite=o.overwrite)
+    for stage in running:
+        stage.connect(plan)
+    if check_paths:
+        if decode is not None:
+            from reelbeam.transforms.listing import check_input_spec
+
+            for spec in o.input:
+                try:
+                    check_input_spec(spec)
+                except ValueError as e:
+                    raise ConfigError(str(e)) from e
+        try:
+            outputs.check_output(output)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        _prepare_output(plan)
+    check_stored(plan.stored)
+    return plan
+
+
+def _prepare_output(plan: Plan) -> None:
+    output, running = plan.output, plan.stages
+    legacy = outputs.has_legacy_files(output) and not outputs.committed_pairs(output)
+    ledger = outputs.read_ledger(output)
+    existing = _existing_work(output, running, ledger)
+    if existing and not (plan.skip_existing or plan.overwrite):
+        raise ConfigError(
+            f"--output {output!r} already holds what this run writes ({'; '.join(existing)}); pass --skip-existing "
+            "to resume (do only what is not done yet), --overwrite to replace it, or choose another folder"
+        )
+    if plan.overwrite:
+        _remove_for_overwrite(output, running)
+        return
+    if not plan.skip_existing:
+        return
+    exclusive = {s.exclusive: s.name for s in running if s.exclusive}
+    for cls in stages.REGISTRY:
+        if cls.exclusive in exclusive and exclusive[cls.exclusive] != cls.name and ledger.videos(cls.name):
+            raise ConfigError(
+                f"--skip-existing: {output!r} holds rows of stage {cls.name}, and this run's {exclusive[cls.exclusive]} "
+                "writes the same table; --overwrite to replace them or choose another --output"
+            )
+    plan.quarantined = outputs.quarantine_uncommitted(output)
+    if legacy:
+        LOG.warning("--skip-existing: %s was written by an earlier reelbeam without a ledger; videos with an ok "
+                    "`videos` row count as done for every stage", output)
+        ledger = outputs.legacy_ledger(output, running)
+    else:
+        _check_settings(running, ledger)
+    plan.skip = _skip_sets(running, ledger)
+    decode = plan.running("decode")
+    if decode is not None:
+        listing = plan.skip["decode"]
+        for stage in running:
+            if stage.in_decode_pass:
+                listing &= plan.skip[stage.name]
+        plan.skip_listing = listing
+    if any(plan.skip.values()):
+        # The rows of videos a stage does not redo come from the earlier runs' committed files.
+        committed = outputs.committed_pairs(output)
+        wanted = {t for s in running for t in (*s.reads, *s.optional_reads) if t not in STREAMS} | {"videos"}
+        for table in sorted(wanted - set(plan.stored)):
+            parts = outputs.committed_parts(output, table, committed)
+            if parts:
+                plan.stored[table] = parts

@@ -1,0 +1,82 @@
+"""The pipeline's stages, in order (see `reelbeam.stages.base` for the contract).
+
+Adding a stage: one module here with its `Stage` subclass, plus one line in REGISTRY. The pipeline
+(`reelbeam.pipelines.video_pipeline`), the writers, `reelbeam run --help`, the run summary and the
+stage graph in docs/architecture.md all come from this list.
+"""
+
+from reelbeam.stages.base import STREAMS, ConfigError, PassStage, RunEnv, Stage, VideoAssembly
+from reelbeam.stages.bassl import BaSSLEncoderStage, BoundariesStage, ModelScenesStage
+from reelbeam.stages.decode import DecodeStage
+from reelbeam.stages.histogram_scenes import HistogramScenesStage
+from reelbeam.stages.modelscope_json import ModelScopeJsonStage
+from reelbeam.stages.motion import IFramesStage, MotionMapsStage, MotionStatsStage
+from reelbeam.stages.scene_clips import SceneClipsStage
+from reelbeam.stages.scrl import SCRLEncoderStage
+from reelbeam.stages.shot_keyframes import ShotKeyframesStage
+from reelbeam.stages.shots import ShotsStage
+
+REGISTRY: tuple[type[Stage], ...] = (
+    DecodeStage,
+    ShotsStage,
+    MotionStatsStage,
+    MotionMapsStage,
+    IFramesStage,
+    HistogramScenesStage,
+    ShotKeyframesStage,
+    BaSSLEncoderStage,
+    SCRLEncoderStage,
+    BoundariesStage,
+    ModelScenesStage,
+    SceneClipsStage,
+    ModelScopeJsonStage,
+)
+
+
+def stage_class(name: str) -> type[Stage]:
+    """The registered stage called `name`; KeyError naming the known stages."""
+    for cls in REGISTRY:
+        if cls.name == name:
+            return cls
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(c.name for c in REGISTRY)}")
+
+
+__all__ = ["REGISTRY", "STREAMS", "ConfigError", "PassStage", "RunEnv", "Stage", "VideoAssembly", "stage_class"]
+
+
+def graph_markdown() -> str:
+    """The stage graph as Markdown (docs/architecture.md holds it between markers; a test keeps
+    it in step with REGISTRY): each stage with the tables it reads and writes."""
+    rows = [
+        "| stage | runs | reads | writes | on when |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for cls in REGISTRY:
+        where = "in the decode pass" if cls.in_decode_pass else ("first" if cls.name == "decode" else "after")
+        reads = [f"`{t}`" for t in cls.reads] + [f"`{t}` (optional)" for t in cls.optional_reads]
+        if cls.in_decode_pass:
+            reads = ["decoded frames"]
+        writes = [f"`{t}`" for t in cls.writes]
+        if cls.in_decode_pass and cls.frame_columns:
+            writes.append(f"`frames` columns {', '.join(cls.frame_columns[:2])}{', ...' if len(cls.frame_columns) > 2 else ''}")
+        if cls.name == "modelscope_json":
+            writes.append("OUTPUT/json/")
+        if cls.name == "scene_clips":
+            writes.append("OUTPUT/clips/")
+        rows.append(
+            f"| `{cls.name}` | {where} | {', '.join(reads) or 'the inputs (--input)'} | {', '.join(writes) or '-'} | {cls.enabled_by} |"
+        )
+    lines = ["```"]
+    made: dict[str, str] = {}
+    for cls in REGISTRY:
+        if cls.in_decode_pass:
+            lines.append(f"  decode pass + {cls.name:<18} -> {', '.join(cls.writes) or 'frames columns'}")
+        elif cls.name == "decode":
+            lines.append(f"inputs -> {cls.name:<27} -> {', '.join(cls.writes)}")
+        else:
+            src = ", ".join((*cls.reads, *(f"[{t}]" for t in cls.optional_reads if t not in STREAMS)))
+            lines.append(f"{src:<33} -> {cls.name:<18} -> {', '.join(cls.writes) or 'files'}")
+        for t in cls.writes:
+            made.setdefault(t, cls.name)
+    lines.append("```")
+    return "\n".join(rows + [""] + lines) + "\n"

@@ -1,0 +1,253 @@
+"""The stage contract: the unit of the pipeline.
+
+A stage is one module under `reelbeam/stages/` that declares
+
+- `reads` / `optional_reads` / `writes`: table names from `reelbeam.schemas.TABLES` (reads may also
+  name an in-job stream from `STREAMS`, which exists only inside one job and is never written);
+- `add_flags(group)`: its command-line flags, shown under its own heading in `reelbeam run --help`;
+- `configure(options, env)`: the stage built from the validated options, or None when it was not
+  asked for; a bad value raises `ConfigError` saying what to change (before the pipeline starts);
+- `settings()`: what changes the rows it writes (recorded per video in `stage_runs`, so
+  `--skip-existing` can tell finished work from work done differently);
+- `expand(tables)`: a dict of table PCollections (its reads) -> a dict with its tables, `failures`
+  rows and `processed` (the video_ids it handled, for the resume ledger).
+
+Stages that work on frames run inside the single decode pass instead (`PassStage`): they add
+`FrameConsumer`s to it and declare the per-video `parts` those consumers emit; the decode stage's
+per-video assembly hands each stage its parts (`assemble`), and an undeclared part kind is an error
+when the pipeline is built.
+
+`reelbeam.stages.REGISTRY` lists the stages in order; the pipeline is a fold over the enabled ones
+(`reelbeam.pipelines.video_pipeline.ProcessVideos`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
+
+import apache_beam as beam
+
+# In-job streams a stage may read besides tables: made by one stage for another inside the same job,
+# never written (they hold decoded pixels or per-frame data that tables store differently).
+STREAMS = {
+    "shot_frames": "frames the decode pass JPEG-encoded because they may be shot keyframes (CapturedFrame)",
+    "shot_frames_index": "per video, the frame indices in `shot_frames` ((video_id, [frame_idx]))",
+}
+
+
+class ConfigError(ValueError):
+    """Bad configuration, detected before the pipeline starts."""
+
+
+def add_flag(parser, name: str, *aliases: str, **kwargs) -> None:
+    """`--name` (and `--alias` for older names), stored under `na_me`; Beam's underscore spellings
+    (`--na_me`, `--no_na_me` for a boolean pair) are accepted too but not listed in the help.
+
+    The help text gets the default appended, so `--help` shows every default (pass
+    show_default=False where the help text already says it)."""
+    show_default = kwargs.pop("show_default", True)
+    dest = name.replace("-", "_")
+    names = [name, *aliases]
+    default = kwargs.get("default")
+    action = kwargs.get("action")
+    help_text = kwargs.get("help")
+    if show_default and help_text and help_text is not argparse.SUPPRESS and action not in ("store_true", "store_false"):
+        shown = "off" if default is None else default
+        if isinstance(shown, bool):
+            shown = "on" if shown else "off"
+        kwargs["help"] = f"{help_text} (default: {shown})"
+    parser.add_argument(f"--{name}", dest=dest, **kwargs)
+    hidden = [f"--{a}" for a in aliases] + [f"--{n.replace('-', '_')}" for n in names if "-" in n]
+    if action is argparse.BooleanOptionalAction:
+        hidden += [f"--no_{n.replace('-', '_')}" for n in names] + [f"--no-{a}" for a in aliases]
+        negations = [h for h in hidden if h.startswith(("--no_", "--no-"))]
+        parser.add_argument(*negations, dest=dest, action="store_false", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        hidden = [h for h in hidden if h not in negations]
+    if hidden:
+        alias = {k: v for k, v in kwargs.items() if k != "help"}
+        alias["default"] = argparse.SUPPRESS
+        if action is argparse.BooleanOptionalAction:
+            alias["action"] = "store_true"
+        parser.add_argument(*hidden, dest=dest, help=argparse.SUPPRESS, **alias)
+
+
+@dataclasses.dataclass
+class Hardware:
+    """What this process's machine can do, probed once and only when asked (torch is imported on
+    first use, so `--help` and configuration errors stay fast)."""
+
+    @functools.cached_property
+    def cuda(self) -> bool:
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    @functools.cached_property
+    def onednn_bf16(self) -> bool:
+        from reelbeam.models.transnetv2 import onednn_bf16
+
+        return onednn_bf16()
+
+    @functools.cached_property
+    def int8_unavailable(self) -> Optional[str]:
+        """None where oneDNN int8 convolutions run here, else why not."""
+        from reelbeam.models.transnetv2 import int8_available
+
+        return int8_available()
+
+
+@dataclasses.dataclass
+class RunEnv:
+    """What every stage's `configure` may consult besides its own flags: the run-wide options and
+    the hardware (probed once for all stages).
+
+    device: 'auto', 'cpu' or 'cuda' as asked (`--device`).
+    model_copies: model copies per worker process (None: Beam's default).
+    model_precision: the precision asked for the models other than TransNetV2.
+    """
+
+    device: str = "auto"
+    model_copies: Optional[int] = None
+    model_precision: str = "auto"
+    hardware: Hardware = dataclasses.field(default_factory=Hardware)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the models are expected on a GPU (the pipeline's layout follows it)."""
+        return self.device == "cuda" or (self.device == "auto" and self.hardware.cuda)
+
+    def precision_for(self, supported: Sequence[str] = ("fp32", "bf16")) -> str:
+        """The precision a model stage runs in: `--model-precision`, where 'auto' is bf16 on a GPU
+        and fp32 on a CPU (bf16 on CPUs gains little for these models and moves numbers more)."""
+        precision = self.model_precision
+        if precision == "auto":
+            precision = "bf16" if self.on_gpu else "fp32"
+        if precision not in supported:
+            raise ConfigError(f"--model-precision {precision} is not supported here; use one of {', '.join(supported)}")
+        return precision
+
+
+class Stage(beam.PTransform):
+    """One stage of the pipeline (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # heading of its flags in `reelbeam run --help`
+    reads: ClassVar[tuple[str, ...]] = ()
+    optional_reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    # How a user turns the stage on (named in errors when a table it writes is needed but missing).
+    enabled_by: ClassVar[str] = ""
+    # Stages with the same key fill the same role in a table (e.g. 'scenes' from colour histograms or
+    # from BaSSL): one output holds the rows of only one of them.
+    exclusive: ClassVar[Optional[str]] = None
+    in_decode_pass: ClassVar[bool] = False
+    # A model stage: a Reshuffle before it breaks fusion with the CPU work upstream, so its workers
+    # (GPU ones on Dataflow) get the elements, not the tail of the decode pass's bundles.
+    reshuffle_inputs: ClassVar[bool] = False
+    # Its outputs are files it replaces per video (no table rows): running it again duplicates
+    # nothing, so a later job may redo it without --skip-existing or --overwrite.
+    replaces_its_files: ClassVar[bool] = False
+
+    @classmethod
+    def label_of(cls) -> str:
+        """The stage's step label (a Dataflow step name: stable)."""
+        return "".join(part.capitalize() for part in cls.name.split("_"))
+
+    @staticmethod
+    def add_flags(group) -> None:
+        """Add the stage's flags to its argparse group (use `add_flag`)."""
+
+    @classmethod
+    def configure(cls, options: argparse.Namespace, env: RunEnv) -> Optional["Stage"]:
+        """The stage configured from the parsed options, or None when not asked for."""
+        raise NotImplementedError
+
+    def settings(self) -> str:
+        """A short description of the settings that change what the stage writes."""
+        return ""
+
+    def checkpoints(self) -> Mapping[str, str]:
+        """Flag -> checkpoint path the stage loads (recorded with a sha256 in the run manifest)."""
+        return {}
+
+    def connect(self, plan) -> None:
+        """Called once the plan knows which stages run in this job (a stage may adapt, e.g. the shot
+        detector captures shot keyframes in the decode pass only when the keyframe stage runs)."""
+
+    def expand(self, tables):
+        raise NotImplementedError
+
+
+class PassStage(Stage):
+    """A stage that runs inside the single decode pass (see the module docstring).
+
+    parts: per-video part kinds its consumers (or `expand`) emit; the assembly hands them to
+      `assemble` as {kind: [payload, ...]}.
+    streams: decode-pass output tags its consumers use -> the table rows they are (None: an in-job
+      stream named in `STREAMS`). Table rows are kept only for videos that end with a `videos` row.
+    assembled: the tables its `assemble` fills (rows of ok videos).
+    frame_columns: the `frames` columns its `assemble` fills (nulls when the stage is off).
+    """
+
+    in_decode_pass: ClassVar[bool] = True
+    parts: ClassVar[tuple[str, ...]] = ()
+    streams: ClassVar[Mapping[str, Optional[str]]] = {}
+    assembled: ClassVar[tuple[str, ...]] = ()
+    frame_columns: ClassVar[tuple[str, ...]] = ()
+
+    def frame_consumers(self) -> Sequence[Callable[[], Any]]:
+        """Zero-argument factories (classes or functools.partial: picklable) of FrameConsumers."""
+        return ()
+
+    def has_step_before_assembly(self) -> bool:
+        """Whether `expand` adds a step between the decode pass and the assembly."""
+        return type(self).expand is not PassStage.expand
+
+    def expand(self, decoded):
+        """Between the decode pass and the assembly: `decoded` is a dict of the decode pass's
+        outputs by tag ('per_video' and the consumers' tags); return {'parts': PCollection of
+        (video_id, VideoPart)}."""
+        raise NotImplementedError
+
+    def assemble(self, video: "VideoAssembly", parts: Mapping[str, list]) -> None:
+        """Add this stage's rows / frame columns / videos fields for one video."""
+
+
+@dataclasses.dataclass
+class VideoAssembly:
+    """One video being assembled from its decode-pass parts, handed to each pass stage in order.
+
+    meta: the `videos` row (stages may add fields: num_shots, shot_detector, num_scenes).
+    index: the frame index columns (frame_idx, pts, pts_time, is_keyframe, pict_type, duration).
+    columns: extra `frames` columns (pyarrow arrays) filled by pass stages.
+    rows: table -> rows added by pass stages (e.g. 'shots', 'scenes').
+    spans: the shots as inclusive (start, end) frame spans, once the shot stage set them.
+    """
+
+    video_id: str
+    meta: dict
+    index: dict
+    columns: dict = dataclasses.field(default_factory=dict)
+    rows: dict = dataclasses.field(default_factory=dict)
+    spans: list = dataclasses.field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.index["frame_idx"])
+
+    @property
+    def keyframes_only(self) -> bool:
+        return bool(self.meta.get("keyframes_only"))
+
+    def end_time(self, end: int) -> float:
+        """End of frame `end` in seconds: the next frame's PTS, or the frame's PTS plus its duration
+        (or 1/fps) for the last frame."""
+        pts_time, durations = self.index["pts_time"], self.index["duration"]
+        if end + 1 < self.num_frames:
+            return float(pts_time[end + 1])
+        fps = self.meta.get("nominal_fps") or self.meta.get("avg_fps") or 25.0
+        d = durations[end]
+        return float(pts_time[end] + (d if d == d and d > 0 else 1.0 / fps))

@@ -1,0 +1,63 @@
+"""Stage `shot_keyframes`: every shot's first, middle and last frame as JPEG -> `keyframes` (kind
+'shot'), from `videos`, `frames` and `shots` (of this job or an earlier run).
+
+In the same job as a CPU decode pass, the frames come from the pass itself (the shot detector keeps
+the frames that may become keyframes, within `--keyframe-buffer-mb`); the rest come from a second,
+seeking read of the file. This is the reshard point between CPU work and the GPU encoders.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+from reelbeam.stages.base import ConfigError, Stage, add_flag
+
+
+class ShotKeyframesStage(Stage):
+    name: ClassVar[str] = "shot_keyframes"
+    title: ClassVar[str] = "Shot keyframes (JPEG; also the quality of I-frame JPEGs)"
+    reads: ClassVar[tuple[str, ...]] = ("videos", "frames", "shots")
+    optional_reads: ClassVar[tuple[str, ...]] = ("shot_frames", "shot_frames_index")
+    writes: ClassVar[tuple[str, ...]] = ("keyframes",)
+    enabled_by: ClassVar[str] = "--shot-keyframes (implied by --scene-checkpoint and --scrl-checkpoint)"
+
+    def __init__(self, max_side: int, quality: int, buffer_mb: int) -> None:
+        super().__init__()
+        self.max_side = max_side
+        self.quality = quality
+        self.buffer_mb = buffer_mb
+
+    @staticmethod
+    def add_flags(group) -> None:
+        add_flag(group, "shot-keyframes", action="store_true",
+                 help="write every shot's first, middle and last frame as JPEG into `keyframes` (kind 'shot'); "
+                 "implied by --scene-checkpoint and --scrl-checkpoint")
+        add_flag(group, "shot-keyframe-max-side", type=int, default=0,
+                 help="downscale shot keyframe JPEGs to this longer side (0: full resolution, as the reference)")
+        add_flag(group, "jpeg-quality", type=int, default=90, help="JPEG quality of shot and I-frame keyframes (1-100)")
+        add_flag(group, "keyframe-buffer-mb", type=int, default=512,
+                 help="decoded frames held per video while their shot role is unknown (keyframes captured in the "
+                 "decode pass); keyframes of longer shots than it covers come from a second, seeking read")
+
+    @classmethod
+    def configure(cls, options, env) -> Optional["ShotKeyframesStage"]:
+        if not 1 <= options.jpeg_quality <= 100:
+            raise ConfigError(f"--jpeg-quality must be in 1..100, got {options.jpeg_quality}")
+        if options.keyframe_buffer_mb < 1:
+            raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {options.keyframe_buffer_mb}")
+        if options.shot_keyframe_max_side < 0:
+            raise ConfigError(f"--shot-keyframe-max-side must be >= 0, got {options.shot_keyframe_max_side}")
+        if not (options.shot_keyframes or options.scene_checkpoint or options.scrl_checkpoint):
+            return None
+        if options.iframes_only:
+            flag = "--shot-keyframes" if options.shot_keyframes else "--scene-checkpoint/--scrl-checkpoint"
+            raise ConfigError(f"{flag} needs every frame decoded: drop --iframes-only (or {flag})")
+        return cls(options.shot_keyframe_max_side, options.jpeg_quality, options.keyframe_buffer_mb)
+
+    def settings(self) -> str:
+        return f"max_side={self.max_side} quality={self.quality}"
+
+    def expand(self, tables):
+        from reelbeam.transforms.keyframes import ExtractShotKeyframes
+
+        return tables | "ExtractShotKeyframes" >> ExtractShotKeyframes(self.max_side, self.quality)

@@ -1,0 +1,109 @@
+"""Tables as the interface between stages: a run split into two jobs at any reshard point writes the
+same rows as one run, and --skip-existing after a run that stopped between stages does only the
+missing stages."""
+
+import json
+import os
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import synthetic
+from reelbeam.models.bassl import BaSSL, save_modelscope_layout
+from reelbeam.pipelines.cli import run
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.schemas.tables import TABLES
+from reelbeam.transforms.write import table_files
+
+# Columns that say when or how long, not what: they differ between any two runs.
+RUN_COLUMNS = {"decode_seconds", "time"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("bassl") / "pytorch_model.pt"
+    save_modelscope_layout(BaSSL().eval(), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reshard")
+    synthetic.make_shot_video(str(root / "a.mp4"), (40, 30, 50))
+    synthetic.make_shot_video(str(root / "b.mp4"), (30, 45), seed=4)
+    return str(root)
+
+
+def flags(corpus, out, checkpoint):
+    return ["--input", corpus, "--output", out, "--scene-checkpoint", checkpoint, "--motion-maps", "every:20", "--iframes"]
+
+
+def snapshot(out) -> dict:
+    """Every table's rows (as sorted tuples, run columns left out) and the JSON documents."""
+    tables = {}
+    for name in TABLES:
+        if name == "stage_runs":
+            continue
+        rows = []
+        for part in table_files(out, name):
+            for row in pq.read_table(part.path).to_pylist():
+                rows.append(tuple(sorted((k, repr(v)) for k, v in row.items() if k not in RUN_COLUMNS)))
+        if rows:
+            tables[name] = sorted(rows)
+    docs = {p: json.load(open(os.path.join(out, "json", p))) for p in sorted(os.listdir(os.path.join(out, "json")))}
+    return {"tables": tables, "json": docs}
+
+
+@pytest.fixture(scope="module")
+def full_run(corpus, checkpoint, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("full") / "out")
+    run(flags(corpus, out, checkpoint))
+    return snapshot(out)
+
+
+@pytest.mark.parametrize(
+    "first_stages, start_from",
+    [
+        ("decode", "shots"),  # after the decode pass: CPU job, then everything else
+        ("decode,shot_keyframes", "keyframes"),  # CPU workers, then the GPU stages
+        ("decode,shot_keyframes,bassl_encoder", "shot_embeddings"),  # then the CRN and scenes only
+    ],
+)
+def test_a_run_split_at_a_reshard_point_writes_the_same_rows(corpus, checkpoint, full_run, tmp_path, first_stages, start_from):
+    out = str(tmp_path / "out")
+    first = run(flags(corpus, out, checkpoint) + ["--stages", first_stages])
+    assert [s.name for s in first.stages if not s.in_decode_pass] == first_stages.split(",")
+    second = run(["--output", out, "--scene-checkpoint", checkpoint, "--start-from", start_from])
+    assert "decode" not in second.stage_names
+    got = snapshot(out)
+    assert got["tables"].keys() == full_run["tables"].keys()
+    for table in full_run["tables"]:
+        assert got["tables"][table] == full_run["tables"][table], table
+    assert got["json"] == full_run["json"]
+
+
+def test_skip_existing_after_a_run_that_stopped_between_stages_does_only_the_rest(corpus, checkpoint, full_run, tmp_path):
+    out = str(tmp_path / "out")
+    # A run that got as far as the shot keyframes ...
+    first = run(flags(corpus, out, checkpoint) + ["--stages", "decode,shot_keyframes"])
+    # ... and had written an embeddings file when it was killed (no ledger rows for that stage).
+    part = table_files(out, "keyframes")[0].path
+    stray = os.path.join(out, "shot_embeddings", f"part-{first.run_id}-bassl_encoder-00000-of-00001.parquet")
+    os.makedirs(os.path.dirname(stray))
+    shutil.copy(part, stray)
+    with pytest.raises(ConfigError, match="--skip-existing"):
+        run(flags(corpus, out, checkpoint))
+    resumed = run(flags(corpus, out, checkpoint) + ["--skip-existing"])
+    assert resumed.quarantined == [stray]
+    assert os.path.exists(os.path.join(out, "_incomplete", first.run_id, "shot_embeddings", os.path.basename(stray)))
+    done_again = {f.stage for t in TABLES for f in table_files(out, t) if f.run_id == resumed.run_id and t != "failures"}
+    assert done_again == {"bassl_encoder", "boundaries", "model_scenes", "modelscope_json"}
+    assert snapshot(out) == full_run
+    # Nothing left to do: a third run writes no rows.
+    third = run(flags(corpus, out, checkpoint) + ["--skip-existing"])
+    written = {t: sum(pq.ParquetFile(f.path).metadata.num_rows for f in table_files(out, t) if f.run_id == third.run_id) for t in TABLES}
+    assert not any(n for t, n in written.items() if t not in ("failures", "stage_runs")), written
+    assert snapshot(out) == full_run
