@@ -99,6 +99,10 @@ def match_videos(output: str, truth_names: Sequence[str], mapping: str | None) -
     return out
 
 
+def _positive(x) -> bool:
+    return x is not None and bool(np.isfinite(x)) and x > 0
+
+
 def _by_video(table: dict, key: str, order: str) -> dict[str, dict]:
     """Rows grouped by video_id, each group's columns sorted by `order`."""
     out = {}
@@ -163,8 +167,8 @@ def evaluate_scenes(args, truth: dict, matched: dict) -> tuple:
         s = scenes.get(video["video_id"])
         if s is None:
             raise EvaluationError(f"{video['uri']}: no rows in the scenes table")
-        fps = video.get("avg_fps") or video.get("nominal_fps")
-        if not fps:
+        fps = next((f for f in (video.get("avg_fps"), video.get("nominal_fps")) if _positive(f)), None)
+        if fps is None:
             raise EvaluationError(f"{video['uri']}: the videos table has no frame rate to convert --tolerance-s")
         pred = np.stack([s["start_frame"], s["end_frame"]], 1)
         c = scene_boundaries.match_boundaries(
@@ -215,7 +219,9 @@ def evaluate_summaries(args, truth: dict, matched: dict) -> tuple:
     rows = []
     for name, video in matched.items():
         t: summarization.SummaryTruth = truth[name]
-        n = int(t.n_frames or video["frame_count"])
+        n = t.n_frames or (int(video["frame_count"]) if _positive(video.get("frame_count")) else None)
+        if n is None:
+            raise EvaluationError(f"{video['uri']}: neither the truth nor the videos table gives its frame count")
         has_shots = t.user_summary is not None and t.change_points is not None
         baseline = None
         if has_shots and args.random_seeds:

@@ -1,10 +1,13 @@
 """Summary F-score, the reference protocol's summary, rank correlations and the random baseline on
 hand-made cases; the TVSum / SumMe readers on tiny files."""
 
+import itertools
 import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reelbeam.metrics import (
     TruthFormatError,
@@ -46,6 +49,22 @@ def test_knapsack_exact_and_reference_tie_break():
     # strictly raise the table).
     assert knapsack(1, [1, 1], [1.0, 1.0]) == [0]
     assert knapsack(3, [4, 5], [1.0, 1.0]) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 12), st.floats(0, 1, allow_nan=False)), min_size=0, max_size=8),
+    st.integers(0, 30),
+)
+def test_knapsack_is_optimal(items, capacity):
+    weights, values = [w for w, _ in items], [v for _, v in items]
+    kept = knapsack(capacity, weights, values)
+    best = max(
+        (sum(values[i] for i in c) for r in range(len(items) + 1) for c in itertools.combinations(range(len(items)), r)
+         if sum(weights[i] for i in c) <= capacity),
+    )
+    assert sum(weights[i] for i in kept) <= capacity and sorted(set(kept)) == kept
+    assert sum(values[i] for i in kept) == pytest.approx(best)
 
 
 def test_reference_summary_by_hand():
