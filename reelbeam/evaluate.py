@@ -103,15 +103,14 @@ def _positive(x) -> bool:
     return x is not None and bool(np.isfinite(x)) and x > 0
 
 
-def _by_video(table: dict, key: str, order: str) -> dict[str, dict]:
-    """Rows grouped by video_id, each group's columns sorted by `order`."""
-    out = {}
-    vids = table["video_id"]
-    for vid in np.unique(vids):
-        idx = np.flatnonzero(vids == vid)
-        idx = idx[np.argsort(table[order][idx], kind="stable")]
-        out[vid] = {c: table[c][idx] for c in table}
-    return out
+def _by_video(table: dict, order: str) -> dict[str, dict]:
+    """Rows grouped by video_id, each group's columns sorted by `order`: {video_id: {column: array}}."""
+    vids = table["video_id"].astype(str)
+    if len(vids) == 0:
+        return {}
+    idx = np.lexsort((table[order], vids))
+    starts = np.flatnonzero(np.r_[True, vids[idx][1:] != vids[idx][:-1]])
+    return {vids[idx[a]]: {c: col[idx[a:b]] for c, col in table.items()} for a, b in zip(starts, np.r_[starts[1:], len(idx)])}
 
 
 def _one_value(table: dict, column: str, chosen: str | None, flag: str) -> dict:
@@ -122,7 +121,7 @@ def _one_value(table: dict, column: str, chosen: str | None, flag: str) -> dict:
     if chosen is None and len(values) > 1:
         raise EvaluationError(f"the table holds several {column}s {values}; choose one with {flag}")
     chosen = chosen or (values[0] if values else None)
-    keep = table[column] == chosen
+    keep = np.array([str(x) == chosen for x in table[column]], bool)
     if not keep.any():
         raise EvaluationError(f"no rows with {column} {chosen!r}; the table has {values}")
     return {c: a[keep] for c, a in table.items()}
@@ -138,9 +137,9 @@ def _counts_row(c: Counts) -> dict:
 
 def evaluate_shots(args, truth: dict, matched: dict) -> tuple:
     if args.threshold is None:
-        shots = _by_video(read_table(args.output, "shots", ["video_id", "shot_idx", "start_frame", "end_frame"]), "video_id", "shot_idx")
+        shots = _by_video(read_table(args.output, "shots", ["video_id", "shot_idx", "start_frame", "end_frame"]), "shot_idx")
     else:
-        frames = _by_video(read_table(args.output, "frames", ["video_id", "frame_idx", "transition_prob"]), "video_id", "frame_idx")
+        frames = _by_video(read_table(args.output, "frames", ["video_id", "frame_idx", "transition_prob"]), "frame_idx")
     rows, total = [], Counts()
     for name, video in matched.items():
         vid = video["video_id"]
@@ -161,7 +160,7 @@ def evaluate_shots(args, truth: dict, matched: dict) -> tuple:
 
 def evaluate_scenes(args, truth: dict, matched: dict) -> tuple:
     table = read_table(args.output, "scenes", ["video_id", "scene_idx", "start_frame", "end_frame", "method"])
-    scenes = _by_video(_one_value(table, "method", args.method, "--method"), "video_id", "scene_idx")
+    scenes = _by_video(_one_value(table, "method", args.method, "--method"), "scene_idx")
     rows, total, mious = [], Counts(), []
     for name, video in matched.items():
         s = scenes.get(video["video_id"])
@@ -184,7 +183,7 @@ def evaluate_scenes(args, truth: dict, matched: dict) -> tuple:
 
 def evaluate_movienet(args, truth: dict, matched: dict) -> tuple:
     table = read_table(args.output, "boundaries", ["video_id", "shot_idx", "p_boundary", "model"])
-    bounds = _by_video(_one_value(table, "model", args.model, "--model"), "video_id", "shot_idx")
+    bounds = _by_video(_one_value(table, "model", args.model, "--model"), "shot_idx")
     probs, rows, skipped = {}, [], {}
     for name, video in matched.items():
         b = bounds.get(video["video_id"])
