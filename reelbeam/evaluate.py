@@ -316,7 +316,7 @@ def format_table(cols: Sequence[str], rows: list[dict], overall: dict) -> str:
     if rows and "group" in cols:
         body += [[f"ALL ({label})", label, *(_fmt(o.get(c)) for c in cols[1:])] for label, o in overall.items()]
     else:
-        body.append([f"ALL ({len(rows)} videos)", *(_fmt(overall.get(c)) for c in cols)])
+        body.append([f"ALL ({len(rows)} video{'s' * (len(rows) != 1)})", *(_fmt(overall.get(c)) for c in cols)])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(line, widths))) for line in [head, *body]]
     return "\n".join(lines)
@@ -362,8 +362,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result["truth_without_video"]:
         print(f"{len(result['truth_without_video'])} ground-truth videos not in OUTPUT: {', '.join(result['truth_without_video'][:10])}")
     if args.json:
-        with fsspec.open(args.json, "w") as f:
-            json.dump(_jsonable(result), f, indent=1)
+        try:
+            with fsspec.open(args.json, "w") as f:
+                json.dump(_jsonable(result), f, indent=1)
+        except OSError as e:
+            print(f"reelbeam evaluate: error: cannot write {args.json}: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

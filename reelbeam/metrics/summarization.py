@@ -45,7 +45,6 @@ import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from scipy import stats
 
 from reelbeam.metrics.truth import TruthFormatError, read_json, text_lines
 
@@ -130,6 +129,8 @@ def reference_summary(shots, scores, n_frames: int, positions=None, budget: floa
 
 def rank_correlations(scores, user_scores, method: str = "kendall") -> np.ndarray:
     """Kendall's tau or Spearman's rho of frame `scores` [frames] with each user's [users, frames]."""
+    from scipy import stats  # a second to import: only when correlations are asked for
+
     users = np.atleast_2d(np.asarray(user_scores, np.float64))
     x = np.asarray(scores, np.float64).ravel()
     if users.shape[1] != len(x):
