@@ -16,8 +16,10 @@ One-to-one: the truth and the detections are walked together in time order (Tran
 pointers); at each step the earlier one that cannot overlap the other is counted as a miss (false
 negative) or a false alarm (false positive), and overlapping ones are paired and both consumed.
 Each true transition is matched at most once and so is each detection: two detected cuts inside
-one dissolve give one true positive and one false positive. For detections that are cuts and
-truths whose widened intervals do not overlap each other, this pairing is a maximum matching.
+one dissolve give one true positive and one false positive. When the detections are cuts and no
+true transition lies strictly inside another (true of transitions between consecutive shots), this
+pairing is a maximum matching: the earliest detection taken by the earliest-ending truth it reaches
+can always be swapped into an optimal pairing.
 
 Counts pool over videos (sum of tp, fp, fn, then the ratios), as TransNetV2's `evaluate.py` does.
 

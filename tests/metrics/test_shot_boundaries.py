@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reelbeam.metrics import (
     Counts,
@@ -166,3 +168,37 @@ def test_reader_errors_are_one_line(tmp_path, name, content, fmt, message):
 def test_missing_truth_file(tmp_path):
     with pytest.raises(TruthFormatError, match="no such file"):
         read_shot_truth(str(tmp_path / "nope.json"))
+
+
+def _maximum_matching(truth, cuts, t):
+    """Size of a maximum matching where cut s may pair with truth (a, b) iff a + 1 - t <= s <= b + t."""
+    pair: dict[int, int] = {}
+
+    def augment(j, seen):
+        for i, (a, b) in enumerate(truth):
+            if a + 1 - t <= cuts[j] <= b + t and i not in seen:
+                seen.add(i)
+                if i not in pair or augment(pair[i], seen):
+                    pair[i] = j
+                    return True
+        return False
+
+    return sum(augment(j, set()) for j in range(len(cuts)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(1, 12), min_size=2, max_size=8),  # shot lengths
+    st.lists(st.integers(0, 4), min_size=1, max_size=7),  # gaps (gradual transitions) between shots
+    st.lists(st.integers(0, 80), max_size=10, unique=True),  # detected cuts
+    st.integers(0, 3),
+)
+def test_matching_is_maximum_for_cuts(lengths, gaps, cuts, tolerance):
+    spans, start = [], 0
+    for k, n in enumerate(lengths):
+        spans.append((start, start + n - 1))
+        start += n + gaps[k % len(gaps)]
+    truth = transitions_from_shots(spans)
+    c = evaluate_transitions(truth, transitions_from_cuts(cuts), tolerance)
+    assert c.tp == _maximum_matching(truth.tolist(), sorted(cuts), tolerance)
+    assert (c.tp + c.fp, c.tp + c.fn) == (len(cuts), len(truth))
