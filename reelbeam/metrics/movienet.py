@@ -5,8 +5,9 @@ Source: kakaobrain/bassl `finetune/utils/metric.py` and `finetune_wrapper.py` (`
 probability that each shot ends a scene (`boundaries.p_boundary`, BaSSL's `softmax(logits)[:, 1]`)
 and the truth label of each shot (MovieNet `label318`: 1 ends a scene; -1 is read as 1, as BaSSL's
 `abs` and LGSS do). BaSSL's binary prediction is the argmax of the two classes, i.e.
-`prob > 0.5` (a tie goes to class 0). All figures are fractions in [0, 1]; BaSSL's table prints
-them x100.
+`prob > 0.5` (a tie goes to class 0). A detector that gives only 0/1 decisions can pass them as
+probabilities 1.0 / 0.0 (its AP is then that of a single threshold). All figures are fractions in
+[0, 1]; BaSSL's table prints them x100.
 
 - `ap`: sklearn's `average_precision_score` over all shots of all movies pooled (not a per-movie
   mean): the sum over score thresholds, highest first, of (recall step) x precision. NaN inputs
