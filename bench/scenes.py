@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 from common import bench_parser, report  # noqa: E402
 
 import synthetic  # noqa: E402
+from reelbeam.metrics import Counts, match_boundaries, scene_ends, scene_miou  # noqa: E402
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
 from reelbeam.schemas.records import VideoRef  # noqa: E402
 from reelbeam.transforms.decode import FrameIndexConsumer, decode_video  # noqa: E402
@@ -68,43 +69,20 @@ def scene_video(path: str, seed: int, num_scenes: int = 5):
     return shot_spans, scene_spans
 
 
-def miou(pred: list[tuple[int, int]], gt: list[tuple[int, int]]) -> float:
-    def iou(a, b):
-        inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
-        union = max(a[1], b[1]) - min(a[0], b[0])
-        return inter / union if union else 0.0
-
-    g = np.mean([max(iou(x, p) for p in pred) for x in gt])
-    p = np.mean([max(iou(x, q) for q in gt) for x in pred])
-    return float((g + p) / 2)
-
-
-def boundary_prf(pred_ends: list[int], gt_ends: list[int], tol_frames: int):
-    used, tp = set(), 0
-    for e in pred_ends:
-        for i, g in enumerate(gt_ends):
-            if i not in used and abs(e - g) <= tol_frames:
-                used.add(i)
-                tp += 1
-                break
-    return tp, len(pred_ends) - tp, len(gt_ends) - tp
-
-
 def evaluate(items, window, threshold, shots_key):
-    tp = fp = fn = 0
+    """Boundaries within 1 s (FPS frames) and mIoU, by reelbeam.metrics.scene_boundaries."""
+    counts = Counts()
     ious = []
     for it in items:
         spans = it[shots_key]
         desc = shot_descriptors(it["hists"], spans)
         groups, _ = group_shots(desc, window, threshold)
         scenes = [(spans[a][0], spans[b][1]) for a, b in groups]
-        t, f, n = boundary_prf([e for _, e in scenes[:-1]], [e for _, e in it["scenes"][:-1]], FPS)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        ious.append(miou(scenes, it["scenes"]))
-    p = tp / (tp + fp) if tp + fp else 1.0
-    r = tp / (tp + fn) if tp + fn else 1.0
-    return {"window": window, "threshold": threshold, "precision": round(p, 4), "recall": round(r, 4),
-            "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4), "miou": round(float(np.mean(ious)), 4)}
+        counts += match_boundaries(scene_ends(scenes), scene_ends(it["scenes"]), FPS)
+        ious.append(scene_miou(scenes, it["scenes"]))
+    c = counts.as_dict()
+    return {"window": window, "threshold": threshold, "precision": c["precision"], "recall": c["recall"],
+            "f1": c["f1"], "miou": round(float(np.mean(ious)), 4)}
 
 
 def main(argv=None) -> int:

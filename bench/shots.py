@@ -19,9 +19,11 @@ under --real if present. Methods, each on the same files:
   `predict_frames` and `predictions_to_scenes`;
 - pyscenedetect: PySceneDetect's ContentDetector with its PyAV backend (defaults).
 
-A detected boundary (a shot start s, between frames s-1 and s) is a true positive if it falls
-within +-2 frames of a true cut or inside a true gradual transition (one match per transition).
-Prints one JSON document; ratios compare methods measured in this run.
+Accuracy as TransNetV2's evaluation (reelbeam.metrics.shot_boundaries, tolerance 2 frames): a
+detected boundary (a shot start s, the cut (s-1, s)) is a true positive if it lies within 2 frames
+of a true cut, or inside a true dissolve or within 2 frames of its ends; each true transition and
+each detection is matched at most once. Prints one JSON document; ratios compare methods measured
+in this run.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from common import bench_parser, report  # noqa: E402  (also puts tests/ and the
 import synthetic  # noqa: E402
 from av.video.reformatter import VideoReformatter  # noqa: E402
 
+from reelbeam.metrics import Counts, evaluate_transitions, transitions_from_cuts  # noqa: E402
 from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
 from reelbeam.schemas.records import VideoRef  # noqa: E402
 from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer  # noqa: E402
@@ -66,8 +69,9 @@ CODECS = {"h264": ("libx264", {"preset": "veryfast"}), "hevc": ("libx265", {"pre
 
 
 def generated_video(path: str, size: tuple[int, int], codec: str, seed: int, num_shots: int = 7):
-    """Shots of 25-60 frames; every third boundary is a dissolve of 8-14 frames. Returns truth:
-    a list of (first, last) frame ranges in which the boundary lies."""
+    """Shots of 25-60 frames; every third boundary is a dissolve of 8-14 frames. Returns the true
+    transitions (a, b) in TransNetV2's convention: a the last frame of the outgoing shot, b the first
+    frame of the incoming one (a cut at c is (c-1, c), a dissolve mixing frames p..p+d-1 is (p-1, p+d))."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(25, 61, num_shots)
     w, h = size
@@ -83,7 +87,7 @@ def generated_video(path: str, size: tuple[int, int], codec: str, seed: int, num
                 a = (k + 1) / (d + 1)
                 prev = synthetic.scene_frame(prev_seed, int(lengths[s - 1]) + k, w, h).astype(np.float32)
                 shot[k] = (prev * (1 - a) + shot[k].astype(np.float32) * a).astype(np.uint8)
-            truth.append((pos, pos + d - 1))
+            truth.append((pos - 1, pos + d))
         elif s:
             truth.append((pos - 1, pos))
         frames.extend(shot)
@@ -91,25 +95,6 @@ def generated_video(path: str, size: tuple[int, int], codec: str, seed: int, num
     enc, opts = CODECS[codec]
     synthetic.write_video(path, frames, fps=25, codec=enc, options=opts)
     return truth, len(frames)
-
-
-def match(detected: list[int], truth: list[tuple[int, int]]) -> tuple[int, int, int]:
-    """(tp, fp, fn) with one match per true transition."""
-    used = set()
-    tp = 0
-    for s in sorted(detected):
-        for i, (a, b) in enumerate(truth):
-            if i not in used and a - TOLERANCE <= s <= b + TOLERANCE:
-                used.add(i)
-                tp += 1
-                break
-    return tp, len(detected) - tp, len(truth) - tp
-
-
-def prf(tp: int, fp: int, fn: int) -> dict:
-    p = tp / (tp + fp) if tp + fp else 1.0
-    r = tp / (tp + fn) if tp + fn else 1.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4), "tp": tp, "fp": fp, "fn": fn}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,7 +243,7 @@ def main(argv=None) -> int:
         print("pyscenedetect not installed (bench/install_bench_deps.sh); skipping it", file=sys.stderr)
 
     per_file = []
-    totals = {m: {"seconds": 0.0, "frames": 0, "tp": 0, "fp": 0, "fn": 0} for m in methods}
+    totals = {m: {"seconds": 0.0, "frames": 0, "counts": Counts()} for m in methods}
     gen_totals = {m: {"seconds": 0.0, "frames": 0} for m in methods}
 
     real = [] if args.skip_real else sorted(p for p in glob.glob(os.path.join(args.real, "*")) if not p.endswith(".json"))
@@ -287,10 +272,9 @@ def main(argv=None) -> int:
                 gen_totals[name]["seconds"] += seconds
                 gen_totals[name]["frames"] += n
                 if name not in ("plain_decode", "reelbeam_decode"):
-                    tp, fp, fn_ = match(starts, item["truth"])
-                    entry.update(prf(tp, fp, fn_))
-                    for k, v in zip(("tp", "fp", "fn"), (tp, fp, fn_)):
-                        totals[name][k] += v
+                    counts = evaluate_transitions(item["truth"], transitions_from_cuts(starts), TOLERANCE)
+                    entry.update(counts.as_dict())
+                    totals[name]["counts"] += counts
             row["methods"][name] = entry
         for name, counts in (("reelbeam_bf16", agreement_bf16), ("reelbeam_int8", agreement_int8)):
             if name in starts_by_method and "transnetv2_reference" in starts_by_method:
@@ -309,7 +293,7 @@ def main(argv=None) -> int:
 
     summary = {
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
-        "accuracy_generated": {m: prf(t["tp"], t["fp"], t["fn"]) for m, t in totals.items() if m not in ("plain_decode", "reelbeam_decode")},
+        "accuracy_generated": {m: t["counts"].as_dict() for m, t in totals.items() if m not in ("plain_decode", "reelbeam_decode")},
         "fps_all_files": {m: round(fps(m), 1) for m in methods if fps(m)},
         "fps_generated": {m: round(fps(m, gen_totals), 1) for m in methods if fps(m, gen_totals)},
         "ratios": {
