@@ -34,7 +34,6 @@ import sys
 from collections.abc import Iterable, Sequence
 
 import fsspec
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from reelbeam import api
@@ -58,7 +57,7 @@ CSV_HEADER = [
 
 def timecode(seconds: float) -> str:
     """HH:MM:SS.mmm (milliseconds rounded), as ModelScope's metadata and PySceneDetect's CSV."""
-    ms = int(round(max(seconds, 0.0) * 1000))
+    ms = round(max(seconds, 0.0) * 1000)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)

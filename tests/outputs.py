@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 import synthetic
+
 from reelbeam import read
 from reelbeam.schemas import schema_for
 

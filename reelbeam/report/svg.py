@@ -85,15 +85,17 @@ def bands(spans: Sequence[Band], duration: float, height: int, cls: str, label: 
     for i, b in enumerate(spans):
         x0, x1 = _x(b.start, duration), _x(b.end, duration)
         w = max(x1 - x0, 0.6)
+        cls_ = b.cls or ("even" if i % 2 == 0 else "odd")
         rect = (
-            f'<rect class="band {b.cls or ("even" if i % 2 == 0 else "odd")}" x="{x0:.2f}" y="1" '
+            f'<rect class="band {cls_}" x="{x0:.2f}" y="1" '
             f'width="{w:.2f}" height="{height - 2}"><title>{escape(b.title or b.label)}</title></rect>'
         )
         parts.append(f'<a href="{escape(b.href)}">{rect}</a>' if b.href else rect)
         # ~7 px per character on a ~1000 px wide track
         if b.label and w >= 7 * len(b.label) + 6:
             labels.append(
-                f'<span style="left:{x0 / WIDTH * 100:.3f}%;width:{w / WIDTH * 100:.3f}%">{escape(b.label)}</span>'
+                f'<span class="{cls_}" style="left:{x0 / WIDTH * 100:.3f}%;width:{w / WIDTH * 100:.3f}%">'
+                f"{escape(b.label)}</span>"
             )
     return _canvas(_svg(height, "".join(parts), f"bands {cls}", label), labels, height)
 
