@@ -272,7 +272,9 @@ FRAME_PLOTS = {"transition_prob": "transition", "content_delta": "content_delta"
 def _frame_plots(output: str, timing: dict[str, _Timing]) -> dict[str, dict[str, Series]]:
     reducers = {name: _Reducer() for name in FRAME_PLOTS}
     data = api.dataset(output, "frames")
-    for batch in data.to_batches(columns=["video_id", "pts_time", *FRAME_PLOTS], batch_size=65536):
+    # one file at a time: the scan's memory stays bounded whatever the number of files
+    columns = ["video_id", "pts_time", *FRAME_PLOTS]
+    for batch in data.to_batches(columns=columns, batch_size=65536, fragment_readahead=1, batch_readahead=4):
         times = _float_column(batch, "pts_time")
         for vid, idx in _batches_by_video(batch):
             if vid not in timing:
