@@ -102,7 +102,7 @@ def test_video_page_renders_timeline_thumbnails_and_plots(browser, report):
 
     # pointing at the timeline reads out time, frame, shot and scene
     box = page.locator("svg.bands.shots").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     readout = page.locator(".readout").inner_text()
     assert "frame" in readout and "shot 1" in readout and "scene 1" in readout, readout
     assert page.locator(".cursor").first.is_visible()
