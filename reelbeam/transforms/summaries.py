@@ -54,7 +54,8 @@ def l2_normalize_rows(features: np.ndarray) -> np.ndarray:
     """Each row divided by its L2 norm, in float32, as the reference's `norm_feature` does it
     (row / np.linalg.norm(row), one row at a time, so the last bits match): [N, D] -> [N, D]."""
     x = np.array(features, dtype=np.float32)
-    x = x.reshape(len(x), -1)
+    if x.ndim != 2:
+        x = x.reshape(len(x), -1)
     for i in range(len(x)):
         x[i] = x[i] / np.linalg.norm(x[i])
     return x
@@ -189,10 +190,10 @@ def kts_change_points(
     normalize=False when the rows are already normalised with `l2_normalize_rows` (normalising
     twice can move the last bits). Above `block` frames (None: never) see the module docstring.
     """
+    if len(features) == 0:
+        raise ValueError("KTS needs at least one frame feature")
     x = l2_normalize_rows(features) if normalize else np.asarray(features, np.float32)
     n = len(x)
-    if n == 0:
-        raise ValueError("KTS needs at least one frame feature")
     if block is None or n <= block:
         K = np.dot(x, x.T)
         return cpd_auto(K, ncp=min(n - 1, max_change_points), vmax=vmax, lmin=1)[0]
