@@ -275,17 +275,20 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
         self._precision = precision
         self._cache_dir = cache_dir
 
-    def _resolved(self) -> tuple[str, str]:
-        device = default_device(self._device)
-        precision = self._precision or ("bf16" if device.startswith("cuda") else "fp32")
-        return device, precision
+    @property
+    def device(self) -> str:
+        """Where the model runs: 'auto' resolved where the handler runs (a worker), not at launch."""
+        return default_device(self._device)
+
+    @property
+    def precision(self) -> str:
+        return self._precision or ("bf16" if self.device.startswith("cuda") else "fp32")
 
     def load_model(self) -> torch.nn.Module:
-        device, _ = self._resolved()
-        return load_clip(self._source, device, cache_dir=self._cache_dir).model
+        return load_clip(self._source, self.device, cache_dir=self._cache_dir).model
 
     def run_inference(self, batch: Sequence[np.ndarray], model: torch.nn.Module, inference_args=None):
-        _, precision = self._resolved()
+        precision = self.precision
         x = torch.from_numpy(np.stack([clip_pixels(_ensure_resized(f)) for f in batch]))
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):

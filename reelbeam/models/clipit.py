@@ -259,7 +259,9 @@ def text_block(sentence_features: np.ndarray, num_sentences: int = NUM_SENTENCES
     whole concatenation (as the reference's `norm_feature` on its (1, 3584) array)."""
     feats = np.asarray(sentence_features, dtype=np.float32)
     if feats.ndim != 2 or len(feats) == 0:
-        raise ValueError(f"a CLIP-It text block needs at least one sentence feature [k >= 1, D], got {feats.shape}")
+        raise ValueError(
+            f"a CLIP-It text block needs at least one sentence feature [k >= 1, D], got {feats.shape}"
+        )
     return l2_normalize_rows(feats[sentence_indices(len(feats), num_sentences)].reshape(1, -1))[0]
 
 

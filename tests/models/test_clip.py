@@ -179,6 +179,7 @@ def test_cosine_scores():
 def test_handler_encodes_frames_of_any_size(clip_dir, clip):
     handler = CLIPImageHandler(clip_dir, device="cpu", max_batch_size=4)
     assert handler.get_metrics_namespace() == "reelbeam.clip_image" and handler.normalised is False
+    assert (handler.device, handler.precision) == ("cpu", "fp32")
     assert handler.batch_elements_kwargs()["max_batch_size"] == 4
     model = handler.load_model()
     frames = [resize_for_clip(frame(90, 160, 1)), resize_for_clip(frame(300, 200, 2)), frame(50, 70, 3)]
@@ -216,3 +217,15 @@ def test_run_inference_keyed_by_frame(clip_dir):
     with TestPipeline() as p:
         out = p | beam.Create(frames) | RunInference(handler)
         assert_that(out, check)
+
+
+@pytest.mark.gpu
+def test_handler_on_cuda_runs_bf16_close_to_cpu_fp32(clip_dir):
+    frames = [resize_for_clip(frame(90, 160, s)) for s in range(6)]
+    cpu = CLIPImageHandler(clip_dir, device="cpu")
+    gpu = CLIPImageHandler(clip_dir, device="cuda")
+    assert (gpu.device, gpu.precision) == ("cuda", "bf16")
+    a = np.stack([r.inference for r in cpu.run_inference(frames, cpu.load_model())])
+    b = np.stack([r.inference for r in gpu.run_inference(frames, gpu.load_model())])
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99

@@ -325,3 +325,12 @@ def test_full_size_scores_equal_the_reference(monkeypatch):
         got = score_frames(model, frames, text_block(sentences))
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
         assert n == 1 or got.std() > 1e-3
+
+
+@pytest.mark.gpu
+def test_scores_on_cuda_match_cpu(checkpoint, model):
+    gpu = load_clipit(checkpoint, device="cuda", config=TINY)
+    frames, t = features(40, 32, 11), text_block(features(4, 32, 11))
+    np.testing.assert_allclose(
+        score_frames(gpu, frames, t), score_frames(model, frames, t), rtol=0, atol=1e-3
+    )
