@@ -7,6 +7,7 @@ import apache_beam as beam
 import fsspec
 import numpy as np
 import pytest
+import reference_openai_clip as openai_clip
 import torch
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -161,6 +162,61 @@ def test_text_features_do_not_depend_on_batch_padding(clip):
         out = clip.model.get_text_features(**batch)
     want = out if isinstance(out, torch.Tensor) else out.pooler_output
     np.testing.assert_allclose(together[0], want[0].numpy(), rtol=0, atol=1e-5)
+
+
+def test_clipmodel_equals_openai_clip_with_the_same_weights():
+    """transformers' CLIPModel (what reelbeam runs) against a literal copy of OpenAI's CLIP model
+    code (what the reference runs), the same random weights in both (fan-in scaled, so the output
+    depends on the input): image and text features to 1e-5."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    ref = openai_clip.CLIP(64, 224, 2, 64, 32, 2, 77, 100, 64, 2, 2).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+            elif ".ln_" in name or name.startswith(("ln_", "visual.ln_")):
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
+            elif (
+                name.endswith(("proj", "text_projection"))
+                and p.ndim == 2
+                and "attn" not in name
+                and "mlp" not in name
+            ):
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[0] ** 0.5)  # used as x @ proj
+            elif p.ndim >= 2 and "embedding" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) / np.prod(p.shape[1:]) ** 0.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g))
+    common = {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2}
+    cfg = CLIPConfig(
+        text_config={**common, "vocab_size": 100, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
+                     "bos_token_id": 98, "eos_token_id": 99, "pad_token_id": 0},
+        vision_config={**common, "image_size": 224, "patch_size": 32, "hidden_act": "quick_gelu"},
+        projection_dim=64,
+    )  # fmt: skip
+    model = CLIPModel(cfg).eval()
+    missing, unexpected = model.load_state_dict(
+        openai_clip.to_transformers(ref.state_dict(), 2, 2), strict=False
+    )
+    assert not unexpected and all("position_ids" in k for k in missing)
+
+    pixels = torch.from_numpy(np.stack([preprocess(frame(200 + 30 * s, 300, s)) for s in range(4)]))
+    with torch.no_grad():
+        want = ref.encode_image(pixels)
+    got = image_features(model, pixels)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert (got[0] - got[1]).abs().max() > 1e-2
+
+    ids = torch.zeros(3, 77, dtype=torch.long)  # clip.tokenize's layout: SOT, tokens, EOT, zeros
+    for i, n in enumerate((1, 5, 20)):
+        ids[i, : n + 2] = torch.tensor([98, *torch.randint(1, 97, (n,), generator=g).tolist(), 99])
+    with torch.no_grad():
+        want = ref.encode_text(ids)
+        got = model.text_projection(model.text_model(input_ids=ids).pooler_output)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
 def test_a_sentence_over_77_tokens_is_refused_unless_truncated(clip):
