@@ -122,7 +122,8 @@ def default_cache_dir() -> str:
 def resolve_clip_source(source: str, cache_dir: str | None = None) -> str:
     """A local folder or Hugging Face id for `from_pretrained`: a local path (or file:// URL) as
     is; any other fsspec URL (gs://, s3://, memory://, ...) copied once into
-    `cache_dir/<hash of URL and file sizes>` (atomically, so concurrent workers do not clash);
+    `cache_dir/<hash of the URL and its files' sizes and versions>` (atomically, so concurrent
+    workers do not clash; a changed remote file gives a new copy);
     anything else is taken as a Hugging Face id."""
     if "://" not in source:
         return source
@@ -135,7 +136,7 @@ def resolve_clip_source(source: str, cache_dir: str | None = None) -> str:
         listing = fs.find(root, detail=True)
     except FileNotFoundError:
         listing = {}
-    files = {p: info.get("size") for p, info in listing.items() if info.get("type", "file") == "file"}
+    files = {p: _version(info) for p, info in listing.items() if info.get("type", "file") == "file"}
     if not files:
         raise CheckpointError(f"CLIP model folder {source} not found or empty")
     root = root.rstrip("/")
@@ -159,6 +160,19 @@ def resolve_clip_source(source: str, cache_dir: str | None = None) -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _version(info: dict) -> tuple:
+    """What identifies a remote file's content without reading it, where the filesystem says."""
+    tag = next(
+        (
+            info[k]
+            for k in ("etag", "ETag", "md5Hash", "crc32c", "mtime", "LastModified", "updated")
+            if k in info
+        ),
+        None,
+    )
+    return info.get("size"), str(tag)
 
 
 def load_clip(
