@@ -19,14 +19,15 @@ TatsuyaShirakawa/KTS as ModelScope copies it):
   matrix (with invalid (t, l) pairs set to +inf once), and one pass with backtracking serves both
   the model choice and the change points (row k depends only on row k - 1, so the first k rows are
   the same whatever the largest k is).
-- Cost: time O(ncp * N^2 / 2) and memory ~3 N^2 float64 (the scatter matrix and its cumulative
-  sums). Measured on this project's 2-core machine (bench/clip.py): N = 1000 sampled frames (8 min
-  of 30 fps video at 1 frame in 15) ~0.2 s; N = 4000 (the CLIP-It model's limit, 33 min) ~2.5 s and
-  ~0.4 GB. Above `KTS_BLOCK` sampled frames (default 4000) the sequence is cut into equal
-  consecutive blocks of at most that length, KTS runs on each block (ncp = min(len - 1, 120) per
-  block, so more change points overall, as a longer video needs) and each block start is a change
-  point. Up to the block length the result is exactly the reference's; beyond it the reference
-  itself needs > 16 N^2 bytes (1.6 GB at N = 10,000) and minutes of Python loops.
+- Cost: time O(ncp * N^2 / 2), memory ~18 N^2 bytes (the scatter matrix in float64, the kernel
+  and its cumulative sums in float32). On this project's 2-core machine (bench/clip.py,
+  docs/BENCHMARKS.md): N = 1000 sampled frames (8 min of 30 fps video at 1 frame in 15) ~0.3 s
+  and 24 MB; N = 4000 (the CLIP-It model's limit, 33 min) ~4 s and 0.28 GB; 4-7x less CPU time
+  than ModelScope's loop. Above `KTS_BLOCK` sampled frames (default 4000) the sequence is cut
+  into equal consecutive blocks of at most that length, KTS runs on each block (ncp =
+  min(len - 1, 120) per block, so more change points overall, as a longer video needs) and each
+  block start is a change point: time and memory then grow linearly. Up to the block length the
+  result is exactly the reference's.
 """
 
 from __future__ import annotations
