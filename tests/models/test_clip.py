@@ -21,6 +21,7 @@ from reelbeam.models.clip import (
     CLIP_MEAN,
     CLIP_STD,
     CLIPImageHandler,
+    clip_available,
     clip_pixels,
     clip_resize_size,
     cosine_scores,
@@ -130,6 +131,17 @@ def test_a_missing_model_is_one_clear_line(source, monkeypatch, tmp_path):
         load_clip(source, cache_dir=str(tmp_path), local_files_only=True)
     msg = str(err.value)
     assert "\n" not in msg and source in msg
+
+
+def test_clip_available_says_where_a_model_is_without_network(clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert clip_available(clip_dir) and clip_available(f"file://{clip_dir}")
+    fs = fsspec.filesystem("memory")
+    fs.put_file(os.path.join(clip_dir, "config.json"), "/avail/clip/config.json")
+    assert clip_available("memory://avail/clip")
+    assert not clip_available("memory://avail/none")
+    assert not clip_available(str(tmp_path))  # a folder without config.json
+    assert not clip_available("no-such-org/no-such-clip") and not clip_available("/no/such/folder")
 
 
 def test_a_folder_without_a_model_is_refused(tmp_path):
