@@ -46,13 +46,13 @@ def _schema(table: str, fields: list[pa.Field], doc: str) -> pa.Schema:
     )
 
 
-_VIDEO_ID = _f("video_id", pa.string(), "deterministic id: sha1 of URI and size in bytes, 16 hex chars", False)
+_VIDEO_ID = _f("video_id", pa.string(), "deterministic id: sha1 of `videos.uri` (canonical) and size in bytes, 16 hex chars", False)
 
 VIDEOS = _schema(
     "videos",
     [
         _VIDEO_ID,
-        _f("uri", pa.string(), "input location as listed (local path or fsspec URL)", False),
+        _f("uri", pa.string(), "input location, canonical: a local file's absolute path (symlinks kept), other URLs as given", False),
         _f("size_bytes", pa.int64(), "file size in bytes"),
         _f("container", pa.string(), "demuxer name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'"),
         _f("codec", pa.string(), "video codec name, e.g. 'h264'"),

@@ -7,6 +7,9 @@ An input spec is one of:
 - a manifest: `.txt`/`.lst` (one URI per line, `#` comments), `.csv` (column `uri`, else the first
   column) or `.parquet` (column `uri`); relative entries resolve against the manifest's folder.
 
+Every listed location is put in one canonical form (`canonical_uri`) before its id is derived, so
+`a.mp4`, `/abs/a.mp4` and `file:///abs/a.mp4` are one video with one id and one `videos.uri`.
+
 Expansion happens on the workers (folders of 100k files list in parallel with the rest of the
 job); `check_input_spec` runs at construction so a spec that matches nothing fails before the
 pipeline starts. The listing is followed by a Reshuffle so one slow video does not pin a worker.
@@ -18,6 +21,7 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import posixpath
 from typing import Iterable, Iterator, Optional
 
@@ -34,15 +38,37 @@ VIDEO_EXTENSIONS = frozenset(
 )
 MANIFEST_EXTENSIONS = frozenset({".txt", ".lst", ".csv", ".parquet"})
 _GLOB_CHARS = frozenset("*?[")
+# fsspec's names for the local file system: `file:///x` and `local:///x` are the path `/x`.
+_LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def canonical_uri(uri: str) -> str:
+    """The one spelling of a location that `video_id` and `videos.uri` are derived from.
+
+    A local file (a relative or absolute path, `file://...`, `local://...`) becomes an absolute
+    POSIX path: relative paths resolve against the current directory, and `.`, `..` and repeated
+    slashes are collapsed lexically, as `os.path.abspath` does. The part after `file://` is read
+    as fsspec reads it: not percent-decoded, relative when it does not start with `/`.
+    Symbolic links are kept, not resolved: the path the user named is the one stored (a dataset
+    of links into a content-addressed store keeps its file names), and two links to one file are
+    two inputs. Any other URL (gs://, s3://, http(s)://, memory://, chained `a::b` URLs) is
+    returned as given: its spelling is the remote store's business.
+    """
+    protocol, sep, rest = uri.partition("://")
+    if not sep:
+        return os.path.abspath(uri)
+    if protocol.lower() in _LOCAL_PROTOCOLS:
+        return os.path.abspath(rest)
+    return uri
 
 
 def make_video_id(uri: str, size_bytes: Optional[int]) -> str:
-    """Deterministic id: sha1 of the URI and the size, 16 hex chars.
+    """Deterministic id: sha1 of the canonical URI (`canonical_uri`) and the size, 16 hex chars.
 
     The size is part of the key so that a file replaced in place gets a new id (and
     `--skip-existing` processes it again); the URI alone keys files whose size is unknown.
     """
-    key = f"{uri}\x00{size_bytes if size_bytes is not None else ''}"
+    key = f"{canonical_uri(uri)}\x00{size_bytes if size_bytes is not None else ''}"
     return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -92,21 +118,23 @@ def expand_input_spec(spec: str) -> Iterator[tuple[str, Optional[int], Optional[
     """Yield (uri, size_bytes, error) for every video an input spec names.
 
     `error` is set (and size None) for an entry that does not exist, so that a manifest naming a
-    missing file yields a `failures` row rather than silently fewer videos.
+    missing file yields a `failures` row rather than silently fewer videos. Every uri is in its
+    canonical form (`canonical_uri`).
     """
+    spec = canonical_uri(spec)
     fs, path = fsspec.core.url_to_fs(spec)
     if any(c in spec for c in _GLOB_CHARS):
         for p in sorted(fs.glob(path)):
             if fs.isfile(p):
-                yield _join_protocol(fs, spec, p), fs.size(p), None
+                yield canonical_uri(_join_protocol(fs, spec, p)), fs.size(p), None
         return
     if fs.isdir(path):
         for p in sorted(fs.find(path)):
             if _ext(p) in VIDEO_EXTENSIONS:
-                yield _join_protocol(fs, spec, p), fs.size(p), None
+                yield canonical_uri(_join_protocol(fs, spec, p)), fs.size(p), None
         return
     if _ext(spec) in MANIFEST_EXTENSIONS and fs.isfile(path):
-        for entry in _read_manifest(spec):
+        for entry in map(canonical_uri, _read_manifest(spec)):
             efs, epath = fsspec.core.url_to_fs(entry)
             try:
                 size = efs.size(epath)
@@ -153,12 +181,15 @@ class _ExpandInputFn(beam.DoFn):
 class ListVideos(beam.PTransform):
     """PBegin -> PCollection[VideoRef] (main) and dict rows (tag 'failures').
 
-    Duplicate URIs (the same file named twice) are processed once.
+    Duplicate URIs (the same file named twice, in any spelling `canonical_uri` unifies) are
+    processed once.
     """
 
     def __init__(self, specs: list[str]) -> None:
         super().__init__()
-        self._specs = list(specs)
+        # Canonical here, on the launcher: a relative path means the launcher's current folder,
+        # whatever folder the workers run in.
+        self._specs = [canonical_uri(s) for s in specs]
 
     def expand(self, pbegin):
         listed = (

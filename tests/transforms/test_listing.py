@@ -8,7 +8,13 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from reelbeam.transforms.listing import ListVideos, check_input_spec, expand_input_spec, make_video_id
+from reelbeam.transforms.listing import (
+    ListVideos,
+    canonical_uri,
+    check_input_spec,
+    expand_input_spec,
+    make_video_id,
+)
 
 
 @pytest.fixture()
@@ -74,7 +80,45 @@ def test_fsspec_memory_folder_and_file_url(tree):
     fs.pipe("/corpus/y.txt", b"no")
     assert list(expand_input_spec("memory://corpus")) == [("memory:///corpus/x.mp4", 5, None)]
     url = "file://" + str(tree / "a.mp4")
-    assert list(expand_input_spec(url)) == [(url, 1, None)]
+    assert list(expand_input_spec(url)) == [(str(tree / "a.mp4"), 1, None)]  # the canonical path
+
+
+def test_canonical_uri_makes_local_paths_absolute_and_keeps_remote_urls(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    a = str(tree / "a.mp4")
+    for spelling in ["a.mp4", "./a.mp4", "sub/../a.mp4", a, f"{tree}//a.mp4", "file://" + a, "local://" + a, "file://a.mp4"]:
+        assert canonical_uri(spelling) == a, spelling
+    for url in ["gs://b/x/../y.mp4", "s3://b/y.mp4", "https://h/y.mp4?t=1", "memory:///c/x.mp4", "simplecache::gs://b/y.mp4"]:
+        assert canonical_uri(url) == url
+    assert canonical_uri(canonical_uri("a.mp4")) == a
+
+
+def test_one_file_in_three_spellings_is_one_video_with_one_id(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    a = str(tree / "a.mp4")
+    want = [(a, 1, make_video_id(a, 1))]
+    for spec in ["a.mp4", a, "file://" + a]:
+        assert [(u, s, make_video_id(u, s)) for u, s, _e in expand_input_spec(spec)] == want, spec
+    assert make_video_id("a.mp4", 1) == make_video_id("file://" + a, 1) == make_video_id(a, 1)
+    with TestPipeline() as p:
+        out = p | ListVideos(["a.mp4", a, "file://" + a])
+        assert_that(out["videos"] | beam.Map(lambda r: (r.uri, r.size_bytes, r.video_id)), equal_to(want))
+
+
+def test_relative_folders_globs_and_manifests_list_absolute_paths(tree, monkeypatch):
+    monkeypatch.chdir(tree / "sub")
+    b, c = str(tree / "sub" / "b.MKV"), str(tree / "sub" / "deeper" / "c.webm")
+    assert _uris(".") == _uris("file://" + str(tree / "sub")) == sorted([b, c])
+    assert _uris("deeper/*.webm") == _uris("./deeper/../deeper/*.webm") == [c]
+    (tree / "sub" / "list.txt").write_text("b.MKV\ndeeper/c.webm\n../sub/b.MKV\n")
+    assert _uris("list.txt") == _uris("file://" + str(tree / "sub" / "list.txt")) == sorted([b, b, c])
+
+
+def test_symlinks_are_kept_as_named_not_resolved(tree):
+    link = tree / "link.mp4"
+    link.symlink_to(tree / "a.mp4")
+    assert canonical_uri(str(link)) == str(link)
+    assert list(expand_input_spec(str(link))) == [(str(link), 1, None)]
 
 
 def test_check_input_spec_rejects_what_names_nothing(tree):
