@@ -111,3 +111,17 @@ def test_bad_inputs_become_failures_and_good_videos_survive(tmp_path, shot_video
             equal_to([(name, "decode", error) for name, error in expected.items()]),
             label="failures",
         )
+
+
+def test_animated_gif_decodes_as_a_video_and_animated_webp_is_refused(video_dir):
+    # Why folder listings take .gif but not .webp (see listing.VIDEO_EXTENSIONS).
+    frames = synthetic.numbered_frames(12, 64, 48)
+    gif = synthetic.write_video(str(video_dir / "anim.gif"), frames, fps=10, codec="gif", pix_fmt="rgb8")
+    meta, chunks = run_decode(gif)
+    assert (meta["codec"], meta["frame_count"]) == ("gif", 12)
+    assert meta["duration_s"] == pytest.approx(1.2)
+    np.testing.assert_allclose(np.concatenate([c["pts_time"] for c in chunks]), np.arange(12) / 10)
+    webp = synthetic.write_video(str(video_dir / "anim.webp"), frames, fps=10, codec="libwebp_anim")
+    with pytest.raises(VideoError) as e:
+        run_decode(webp)
+    assert e.value.error_type == "not_a_video"

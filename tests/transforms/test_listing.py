@@ -1,3 +1,4 @@
+import collections
 import os
 
 import apache_beam as beam
@@ -9,11 +10,14 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from reelbeam.transforms.listing import (
+    VIDEO_EXTENSIONS,
     ListVideos,
     canonical_uri,
     check_input_spec,
     expand_input_spec,
     make_video_id,
+    skipped_files,
+    skipped_files_from_metrics,
 )
 
 
@@ -155,3 +159,70 @@ def test_list_videos_transform_dedups_and_reports_missing(tree):
             equal_to([("missing.mp4", "list", "not_found")]),
             label="failures",
         )
+
+
+def test_a_folder_that_holds_no_video_fails_before_the_run(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    with pytest.raises(ValueError, match="the folder is empty"):
+        check_input_spec(str(empty))
+    stills = tmp_path / "stills"
+    (stills / "sub").mkdir(parents=True)
+    for name in ["a.webp", "sub/b.webp", "notes.txt"]:
+        (stills / name).write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"no file with a video extension; 3 files \(2 \.webp, 1 \.txt\)") as e:
+        check_input_spec(str(stills))
+    # The glob the message suggests takes them (and then they are rows in `failures` if not videos).
+    hint = str(e.value).split("--input '")[2].split("'")[0]
+    assert hint == f"{stills}/**/*.webp"
+    check_input_spec(hint)
+    assert _uris(hint) == [str(stills / "a.webp"), str(stills / "sub" / "b.webp")]
+
+
+def test_a_glob_matching_only_folders_and_an_empty_manifest_name_nothing(tree):
+    with pytest.raises(ValueError, match="matches no file"):
+        check_input_spec(str(tree / "su*"))
+    manifest = tree / "list.txt"
+    manifest.write_text("# nothing yet\n\n")
+    with pytest.raises(ValueError, match="the manifest names no file"):
+        check_input_spec(str(manifest))
+    manifest.write_text("a.mp4\n")
+    check_input_spec(str(manifest))
+
+
+def test_animated_gif_is_a_video_and_webp_is_not():
+    assert ".gif" in VIDEO_EXTENSIONS and ".webp" not in VIDEO_EXTENSIONS
+
+
+def test_a_folder_listing_counts_the_files_it_passes_over(tree):
+    (tree / "anim.gif").write_bytes(b"gif")
+    (tree / "sub" / "still.webp").write_bytes(b"webp")
+    (tree / "sub" / "README").write_bytes(b"")
+    skipped = collections.Counter()
+    uris = sorted(u for u, _s, _e in expand_input_spec(str(tree), skipped))
+    assert str(tree / "anim.gif") in uris and len(uris) == 4
+    want = {".md": 1, ".webp": 1, "(none)": 1}
+    assert dict(skipped) == want
+    assert skipped_files(str(tree)) == want
+    assert skipped_files(str(tree / "sub" / "*")) == {} and skipped_files(str(tree / "a.mp4")) == {}
+
+
+def test_the_run_metrics_say_how_many_files_the_listings_passed_over(tree):
+    (tree / "sub" / "still.webp").write_bytes(b"webp")
+    p = TestPipeline()
+    out = p | ListVideos([str(tree), str(tree / "sub"), str(tree / "a.mp4")])
+    assert_that(out["videos"] | beam.Map(lambda r: os.path.basename(r.uri)), equal_to(["a.mp4", "b.MKV", "c.webm"]))
+    result = p.run()
+    result.wait_until_finish()
+    # readme.md once, still.webp twice (listed by both folder specs).
+    assert skipped_files_from_metrics(result.metrics()) == {".md": 1, ".webp": 2}
+
+
+def test_an_empty_folder_as_input_is_a_configuration_error(tmp_path, capsys):
+    from reelbeam.pipelines.cli import main
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "empty"), "--output", str(out)]) == 2
+    assert "the folder is empty" in capsys.readouterr().err
+    assert not out.exists()
