@@ -125,3 +125,25 @@ def test_animated_gif_decodes_as_a_video_and_animated_webp_is_refused(video_dir)
     with pytest.raises(VideoError) as e:
         run_decode(webp)
     assert e.value.error_type == "not_a_video"
+
+
+@pytest.mark.parametrize(
+    "name, frames, gop",
+    [
+        ("sparse_keyframes.mp4", 100, 30),  # keyframes 0, 30, 60, 90: the last 10 frames follow the last one
+        ("one_keyframe.mp4", 60, 250),  # a single keyframe (one-GOP files: duration was one frame)
+        ("sparse_keyframes.mkv", 100, 30),  # Matroska: no stream duration, the container's is used
+    ],
+)
+def test_keyframes_only_takes_duration_and_rate_from_the_stream(video_dir, name, frames, gop):
+    path = str(video_dir / f"kf_{name}")
+    synthetic.write_video(path, synthetic.shot_frames([frames], 96, 64), fps=25, gop=gop)
+    full, _ = run_decode(path)
+    fast, chunks = run_decode(path, DecodeConfig(keyframes_only=True))
+    keyframes = sum(len(c["frame_idx"]) for c in chunks)
+    assert fast["keyframes_only"] and fast["frame_count"] == keyframes < frames
+    assert full["duration_s"] == pytest.approx(frames / 25, abs=1e-3)
+    assert fast["duration_s"] == pytest.approx(full["duration_s"], abs=1e-3)
+    assert fast["avg_fps"] == pytest.approx(25, rel=1e-3) and fast["nominal_fps"] == pytest.approx(25)
+    assert fast["declared_frame_count"] == full["declared_frame_count"]
+    assert fast["start_time_s"] == full["start_time_s"] == 0
