@@ -243,11 +243,11 @@ def check_input_spec(spec: str) -> None:
             if not skipped:
                 raise ValueError(f"--input {spec!r}: the folder is empty")
             example = max(skipped, key=skipped.get)
+            hint = f"{spec.rstrip('/')}/**/*{example if example.startswith('.') else ''}"
             raise ValueError(
                 f"--input {spec!r}: the folder holds no file with a video extension; "
                 f"{_describe_skipped(skipped)} passed over. To take files whatever their extension, "
-                f"give a glob (--input '{spec.rstrip('/')}/**/*{example if example.startswith('.') else ''}') "
-                "or a manifest"
+                f"give a glob (--input '{hint}') or a manifest"
             )
     elif _ext(spec) in MANIFEST_EXTENSIONS and not _read_manifest(canonical_uri(spec)):
         raise ValueError(f"--input {spec!r}: the manifest names no file")

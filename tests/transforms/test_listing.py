@@ -90,9 +90,13 @@ def test_fsspec_memory_folder_and_file_url(tree):
 def test_canonical_uri_makes_local_paths_absolute_and_keeps_remote_urls(tree, monkeypatch):
     monkeypatch.chdir(tree)
     a = str(tree / "a.mp4")
-    for spelling in ["a.mp4", "./a.mp4", "sub/../a.mp4", a, f"{tree}//a.mp4", "file://" + a, "local://" + a, "file://a.mp4"]:
+    spellings = ["a.mp4", "./a.mp4", "sub/../a.mp4", a, f"{tree}//a.mp4"]
+    spellings += ["file://" + a, "local://" + a, "file://a.mp4"]
+    for spelling in spellings:
         assert canonical_uri(spelling) == a, spelling
-    for url in ["gs://b/x/../y.mp4", "s3://b/y.mp4", "https://h/y.mp4?t=1", "memory:///c/x.mp4", "simplecache::gs://b/y.mp4"]:
+    remote = ["gs://b/x/../y.mp4", "s3://b/y.mp4", "https://h/y.mp4?t=1", "memory:///c/x.mp4"]
+    remote += ["simplecache::gs://b/y.mp4"]
+    for url in remote:
         assert canonical_uri(url) == url
     assert canonical_uri(canonical_uri("a.mp4")) == a
 
@@ -170,7 +174,8 @@ def test_a_folder_that_holds_no_video_fails_before_the_run(tmp_path):
     (stills / "sub").mkdir(parents=True)
     for name in ["a.webp", "sub/b.webp", "notes.txt"]:
         (stills / name).write_bytes(b"x")
-    with pytest.raises(ValueError, match=r"no file with a video extension; 3 files \(2 \.webp, 1 \.txt\)") as e:
+    counted = r"no file with a video extension; 3 files \(2 \.webp, 1 \.txt\)"
+    with pytest.raises(ValueError, match=counted) as e:
         check_input_spec(str(stills))
     # The glob the message suggests takes them (and then they are rows in `failures` if not videos).
     hint = str(e.value).split("--input '")[2].split("'")[0]
@@ -211,7 +216,8 @@ def test_the_run_metrics_say_how_many_files_the_listings_passed_over(tree):
     (tree / "sub" / "still.webp").write_bytes(b"webp")
     p = TestPipeline()
     out = p | ListVideos([str(tree), str(tree / "sub"), str(tree / "a.mp4")])
-    assert_that(out["videos"] | beam.Map(lambda r: os.path.basename(r.uri)), equal_to(["a.mp4", "b.MKV", "c.webm"]))
+    names = out["videos"] | beam.Map(lambda r: os.path.basename(r.uri))
+    assert_that(names, equal_to(["a.mp4", "b.MKV", "c.webm"]))
     result = p.run()
     result.wait_until_finish()
     # readme.md once, still.webp twice (listed by both folder specs).
