@@ -159,14 +159,29 @@ def pan_frames(n, step, width=192, height=108):
         yield np.ascontiguousarray(big[:, t * step : t * step + width])
 
 
-def write_video_with_audio(path: str, frames: Sequence[np.ndarray], fps: int = 25, gop: int = 12, sample_rate: int = 16000) -> str:
-    """H.264 (2 B-frames, a keyframe every `gop` frames) plus a mono AAC sine as long as the video."""
+def write_video_with_audio(
+    path: str,
+    frames: Sequence[np.ndarray],
+    fps: int = 25,
+    gop: int = 12,
+    sample_rate: int = 16000,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio_codec: str = "aac",
+    format: str | None = None,
+) -> str:
+    """Video plus a mono sine as long as it, a keyframe every `gop` frames. The default is H.264
+    (2 B-frames) and AAC; other encoders PyAV has (mpeg4, mjpeg, ffv1, svq1, qtrle, png, flv, ...,
+    pcm_*, adpcm_*) make sources in other codecs, in the container `format` (else the extension's)."""
     height, width = frames[0].shape[:2]
-    with av.open(path, "w") as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "2", "preset": "ultrafast"}
-        a = out.add_stream("aac", rate=sample_rate)
+    with av.open(path, "w", format=format) as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        if codec == "libx264":
+            v.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "2", "preset": "ultrafast"}
+        else:
+            v.codec_context.gop_size = gop
+        a = out.add_stream(audio_codec, rate=sample_rate)
         a.layout = "mono"
         for i, img in enumerate(frames):
             f = av.VideoFrame.from_ndarray(img, format="rgb24")

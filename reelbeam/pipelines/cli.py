@@ -103,9 +103,14 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict]) -> str:
         head = f"reelbeam: stages {', '.join(plan.stage_names)} (from {plan.source})"
     if stage_failed:
         head += f"; {len({f['video_id'] for f in stage_failed})} videos with a failed later stage"
-    skipped = getattr(plan, "counters", {}).get("videos_skipped", 0)
+    counters = getattr(plan, "counters", {})
+    skipped = counters.get("videos_skipped", 0)
     if skipped:
         head += f"; {skipped} done earlier (skipped)"
+    not_videos = {k.split(":", 1)[1]: n for k, n in counters.items() if k.startswith("files_skipped:") and n}
+    if not_videos:
+        listed = ", ".join(f"{ext or '(none)'} x{n}" for ext, n in sorted(not_videos.items(), key=lambda kv: -kv[1]))
+        head += f"; {sum(not_videos.values())} files in folders skipped as not videos by extension ({listed})"
     lines = [f"{head}; tables under {plan.output}/ (run {plan.run_id})"]
     for table, n in counts.items():
         if n:

@@ -46,13 +46,13 @@ def _schema(table: str, fields: list[pa.Field], doc: str) -> pa.Schema:
     )
 
 
-_VIDEO_ID = _f("video_id", pa.string(), "deterministic id: sha1 of URI and size in bytes, 16 hex chars", False)
+_VIDEO_ID = _f("video_id", pa.string(), "deterministic id: sha1 of `videos.uri` (canonical) and size in bytes, 16 hex chars", False)
 
 VIDEOS = _schema(
     "videos",
     [
         _VIDEO_ID,
-        _f("uri", pa.string(), "input location as listed (local path or fsspec URL)", False),
+        _f("uri", pa.string(), "input location, canonical: a local file's absolute path (symlinks kept), other URLs as given", False),
         _f("size_bytes", pa.int64(), "file size in bytes"),
         _f("container", pa.string(), "demuxer name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'"),
         _f("codec", pa.string(), "video codec name, e.g. 'h264'"),
@@ -64,16 +64,16 @@ VIDEOS = _schema(
         _f("rotation", pa.int16(), "display rotation in degrees counter-clockwise (0, 90, 180, 270) from the display matrix"),
         _f("sample_aspect_ratio", pa.string(), "pixel aspect ratio as 'num:den'"),
         _f("display_aspect_ratio", pa.string(), "display aspect ratio as 'num:den'"),
-        _f("avg_fps", pa.float64(), "average frame rate: decoded frames / PTS duration, frames per second"),
+        _f("avg_fps", pa.float64(), "average frame rate: decoded frames / PTS duration, frames per second (keyframes_only: the stream's average rate)"),
         _f("nominal_fps", pa.float64(), "container's nominal (r_frame_rate) frame rate, frames per second"),
         _f("frame_count", pa.int64(), "frames actually decoded"),
         _f("declared_frame_count", pa.int64(), "frame count the container declares (0 when unknown)"),
-        _f("duration_s", pa.float64(), "seconds from the first frame's PTS to the end of the last frame"),
+        _f("duration_s", pa.float64(), "seconds from the first frame's PTS to the end of the last frame (keyframes_only: the stream's duration, else the container's)"),
         _f("start_time_s", pa.float64(), "PTS of the first decoded frame, seconds"),
         _f("bitrate", pa.int64(), "container bit rate, bits per second"),
         _f("has_audio", pa.bool_(), "the container has at least one audio stream"),
         _f("motion_vectors", pa.string(), "'available', 'unavailable' (codec exports none) or 'off'"),
-        _f("keyframes_only", pa.bool_(), "only keyframes were decoded (--iframes-only); frame_count counts them"),
+        _f("keyframes_only", pa.bool_(), "only keyframes were decoded (--iframes-only); frame_count counts them, declared_frame_count is the video's frames when the container knows"),
         _f("shot_detector", pa.string(), "detector that produced this video's shots ('none' when off)"),
         _f("num_shots", pa.int32(), "rows in `shots` for this video"),
         _f("num_scenes", pa.int32(), "rows in `scenes` for this video (null: scenes off)"),
@@ -226,8 +226,8 @@ SCENE_CLIPS = _schema(
         _VIDEO_ID,
         _f("scene_idx", pa.int32(), "scene index as in `scenes`", False),
         _f("scene_id", pa.string(), "scene id as in `scenes`", False),
-        _f("uri", pa.string(), "the clip file: OUTPUT/clips/<video_id>/scene_<idx>.mp4 (or .mkv)", False),
-        _f("mode", pa.string(), "'stream_copy' (packets copied; ends snapped to what the codec allows) or 'reencode' (--exact-cuts)"),
+        _f("uri", pa.string(), "the clip file: OUTPUT/clips/<video_id>/scene_<idx>.mp4 (a stream copy MP4 cannot carry: .mkv, .mov or .avi)", False),
+        _f("mode", pa.string(), "'stream_copy' (packets copied; ends snapped to what the codec allows) or 'reencode' (exact cuts, H.264)"),
         _f("start_frame", pa.int32(), "the scene's first frame, inclusive"),
         _f("end_frame", pa.int32(), "the scene's last frame, inclusive"),
         _f("actual_start_frame", pa.int32(), "first frame the clip shows: the codec keyframe at or before start_frame when stream-copied"),
@@ -237,7 +237,7 @@ SCENE_CLIPS = _schema(
         _f("start_snapped", pa.bool_(), "the clip starts before the scene (actual_start_frame != start_frame)"),
         _f("end_snapped", pa.bool_(), "the clip ends after the scene (actual_end_frame != end_frame)"),
         _f("num_frames", pa.int32(), "video frames in the clip"),
-        _f("has_audio", pa.bool_(), "the first audio stream was copied (packets starting inside the clip's span)"),
+        _f("has_audio", pa.bool_(), "the clip has the first audio stream (packets starting inside its span; re-encoded to AAC where its container cannot carry them)"),
         _f("size_bytes", pa.int64(), "clip file size"),
     ],
     "one row per scene clip written by --save-scene-clips",

@@ -1,9 +1,12 @@
 """Stage `scene_clips`: each scene cut into its own file under OUTPUT/clips/<video_id>/ and a
-`scene_clips` row saying exactly what each file holds (stream copy by default; --exact-cuts
-re-encodes so a clip holds exactly its scene's frames)."""
+`scene_clips` row saying exactly what each file holds. `--clip-mode exact` (the default, as
+PySceneDetect's split-video and ModelScope) re-encodes so a clip holds exactly its scene's frames;
+`copy` copies packets (lossless and ~100x faster, but a clip starts at the codec keyframe at or
+before its scene)."""
 
 from __future__ import annotations
 
+import argparse
 from typing import ClassVar, Optional
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
@@ -16,34 +19,39 @@ class SceneClipsStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("scene_clips",)
     enabled_by: ClassVar[str] = "--save-scene-clips"
 
-    def __init__(self, output: str, exact: bool) -> None:
+    def __init__(self, output: str, mode: str) -> None:
         super().__init__()
         self.output = output
-        self.exact = exact
+        self.mode = mode
 
     @staticmethod
     def add_flags(group) -> None:
         add_flag(group, "save-scene-clips", action="store_true",
                  help="write each scene as its own file under OUTPUT/clips/<video_id>/ (stream copy: the start "
                  "snaps back to a codec keyframe) and a scene_clips row saying what each file holds")
-        add_flag(group, "exact-cuts", action="store_true",
-                 help="with --save-scene-clips: re-encode (H.264, CRF 18) so each clip holds exactly its scene's frames")
+        add_flag(group, "clip-mode", default=None, choices=("exact", "copy"), show_default=False,
+                 help="exact: re-encode (H.264 CRF 18, MP4) so each clip holds exactly its scene; copy: copy packets "
+                 "(lossless, far faster; a clip starts at the keyframe at or before its scene, see "
+                 "scene_clips.actual_start_frame) (default: exact)")
+        add_flag(group, "exact-cuts", action="store_true", help=argparse.SUPPRESS)  # before --clip-mode existed
 
     @classmethod
     def configure(cls, options, env) -> Optional["SceneClipsStage"]:
-        if options.exact_cuts and not options.save_scene_clips:
-            raise ConfigError("--exact-cuts changes how --save-scene-clips cuts; add --save-scene-clips")
+        if options.exact_cuts and options.clip_mode == "copy":
+            raise ConfigError("--exact-cuts and --clip-mode copy contradict each other; choose one")
+        if (options.clip_mode or options.exact_cuts) and not options.save_scene_clips:
+            raise ConfigError("--clip-mode says how --save-scene-clips cuts; add --save-scene-clips")
         if not options.save_scene_clips:
             return None
-        return cls(options.output.rstrip("/"), options.exact_cuts)
+        return cls(options.output.rstrip("/"), options.clip_mode or "exact")
 
     def settings(self) -> str:
-        return "reencode" if self.exact else "stream_copy"
+        return self.mode
 
     def expand(self, tables):
         from reelbeam.transforms.clips import SaveSceneClips
 
         clips = (tables["videos"], tables["frames"], tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
-            self.output, self.exact
+            self.output, self.mode
         )
         return {"scene_clips": clips.clips, "failures": clips.failures, "processed": clips.processed}

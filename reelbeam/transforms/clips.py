@@ -1,70 +1,150 @@
 """SaveSceneClips (`--save-scene-clips`): each scene as its own video file, and a `scene_clips` row
 saying exactly what the file holds.
 
-Two modes:
-- stream copy (default): packets are copied, not decoded; fast and lossless. A copied clip must
+Two modes (`mode`):
+- 'exact' (re-encode): the scene's frames, and only those, are decoded and re-encoded (H.264,
+  CRF 18, frame timing and display rotation kept) into MP4. Slower; every clip holds exactly its
+  scene.
+- 'copy' (stream copy): packets are copied, not decoded; fast and lossless. A copied clip must
   start on a codec keyframe, so its start is snapped back to the keyframe at or before the
-  scene's first frame (the clip then begins with frames of the previous scene). It ends with the
-  scene's last frame in decode order; frames the last ones reference (B-frames' future
-  references) come along, so the clip may also hold a few frames after the scene. The row records
-  the clip's actual first and last frame and whether either end was snapped.
-- `--exact-cuts`: the scene's frames, and only those, are decoded and re-encoded (H.264, CRF 18,
-  frame timing kept). Slower; no snapping.
+  scene's first frame: the clip then begins with frames of the previous scene, as many as the
+  GOP allows (on a file with a keyframe every 8 s a 41-frame scene becomes a 240-frame clip). It
+  ends with the scene's last frame in decode order; frames the last ones reference (B-frames'
+  future references) come along, so the clip may also hold a few frames after the scene. The row
+  records the clip's actual first and last frame and whether either end was snapped.
 
-Audio (the first audio stream) is copied in both modes: packets whose start falls inside the
-clip's time span, so it is exact to one audio packet (about 20 ms for AAC).
+Containers: a re-encoded clip is MP4. A stream copy goes into the first of MP4, Matroska,
+QuickTime and AVI that can carry the video and audio codecs as they are (FFmpeg's muxers are
+asked, by writing a header in memory): H.264 into MP4, FFV1 into Matroska, Sorenson (SVQ1/SVQ3),
+QuickTime RLE and ADPCM IMA QT into QuickTime, MS ADPCM into AVI. Where no container carries the
+audio with the video, the audio is re-encoded to AAC beside the copied video; where none carries
+the video, the video's clips are re-encoded as in 'exact' mode (the rows say `mode = 'reencode'`).
 
-Files: OUTPUT/clips/<video_id>/scene_<idx:04d>.<mp4|mkv> (MP4 for codecs it carries, Matroska
-otherwise); a failure to write one video's clips is a `failures` row with stage `scene_clips`, its
-clip folder is removed, and its other tables stand. ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each
-scene's last frame; neither is copied here.
+Audio (the first audio stream) comes along in both modes: packets whose start falls inside the
+clip's time span, so it is exact to one audio packet (about 20 ms for AAC). It is copied when the
+clip's container carries its codec, else decoded and re-encoded to AAC.
+
+Files: OUTPUT/clips/<video_id>/scene_<idx:04d>.<mp4|mkv|mov|avi>; a failure to write one video's
+clips is a `failures` row with stage `scene_clips`, its clip folder is removed, and its other
+tables stand. ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each scene's last
+frame; 'exact' keeps it.
 """
 
 from __future__ import annotations
 
-import bisect
+import dataclasses
+import io
 import itertools
 import os
 import posixpath
 import shutil
 import tempfile
 from fractions import Fraction
-from typing import Optional
 
 import apache_beam as beam
 import av
 import fsspec
+from av.video.frame import PictureType
 from fsspec.implementations.local import LocalFileSystem
 
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.failures import failure_row
+from reelbeam.transforms.failures import IncompleteVideo, failure_row
 from reelbeam.transforms.media import SWS_THREADS, opened_video
 
-MP4_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9", "mpeg2video", "mjpeg"})
-MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
+CLIP_MODES = ("exact", "copy")
+# Where a stream copy may go, in order of preference: MP4 plays everywhere; Matroska carries most
+# other codecs; QuickTime carries Apple's (Sorenson, QuickTime RLE, ADPCM IMA QT); AVI the
+# Video-for-Windows / WAV ones (MS ADPCM, IMA WAV ADPCM) the others refuse.
+COPY_CONTAINERS = (("mp4", "mp4"), ("matroska", "mkv"), ("mov", "mov"), ("avi", "avi"))
 EXACT_CRF = 18
+# Sample rates the AAC encoder takes; audio at another rate is resampled to 48 kHz.
+AAC_RATES = frozenset(
+    {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+)
 
 
-def clip_path(output: str, video_id: str, scene_idx: int, codec: Optional[str], exact: bool, audio_codec: Optional[str] = None) -> str:
-    """Where a scene's clip goes: MP4 when it can carry the copied streams, else Matroska."""
-    mp4 = exact or (codec in MP4_CODECS and (audio_codec is None or audio_codec in MP4_AUDIO))
-    ext = "mp4" if mp4 else "mkv"
+@dataclasses.dataclass(frozen=True)
+class ClipPlan:
+    """How one video's clips are written: the muxer (`format`) and file extension, the video
+    'copy' or 'encode' (H.264), the audio 'copy', 'encode' (AAC) or None (no audio)."""
+
+    format: str
+    ext: str
+    video: str
+    audio: str | None
+
+
+def can_carry(fmt: str, streams: list) -> bool:
+    """Whether FFmpeg's `fmt` muxer takes these input streams as they are (stream copy): the
+    header is written into memory, which is where muxers check codecs and tags."""
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as out:
+            for stream in streams:
+                out.add_stream_from_template(stream, opaque=True)
+            out.start_encoding()
+    except (av.FFmpegError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
+def plan_clips(vstream, astream, mode: str) -> ClipPlan:
+    """Choose container and per-stream copy/encode for a video's clips (see the module doc).
+    `astream` is None for a video without audio (or whose audio cannot be decoded)."""
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
+    if mode == "copy":
+        if astream is not None:
+            for fmt, ext in COPY_CONTAINERS:
+                if can_carry(fmt, [vstream, astream]):
+                    return ClipPlan(fmt, ext, "copy", "copy")
+        for fmt, ext in COPY_CONTAINERS:
+            if can_carry(fmt, [vstream]):
+                return ClipPlan(fmt, ext, "copy", None if astream is None else "encode")
+    audio = None
+    if astream is not None:
+        audio = "copy" if can_carry("mp4", [astream]) else "encode"
+    return ClipPlan("mp4", "mp4", "encode", audio)
+
+
+def clip_path(output: str, video_id: str, scene_idx: int, ext: str) -> str:
+    """Where a scene's clip goes: OUTPUT/clips/<video_id>/scene_<idx:04d>.<ext>."""
     return posixpath.join(output, "clips", video_id, f"scene_{scene_idx:04d}.{ext}")
 
 
 class _FrameIndex:
-    """pts -> frame index and keyframe positions, from the `frames` table of the first pass."""
+    """pts -> frame index, from the `frames` table of the first pass."""
 
-    def __init__(self, pts: list, is_keyframe: list) -> None:
+    def __init__(self, pts: list) -> None:
         self.pts = pts
-        self.keyframes = [i for i, k in enumerate(is_keyframe) if k] or [0]
         self.index_of = {p: i for i, p in enumerate(pts) if p is not None}
 
-    def keyframe_at_or_before(self, frame: int) -> int:
-        return self.keyframes[max(bisect.bisect_right(self.keyframes, frame) - 1, 0)]
+
+def _keyframe_at_or_before(container, vstream, target: int) -> int:
+    """pts of the codec keyframe at or before pts `target`, from the packets' keyframe flags (the
+    container's index): the decoder does not flag keyframes for every codec (SVQ1's flags none,
+    so the `frames` table's is_keyframe cannot be trusted for this)."""
+    container.seek(target, stream=vstream, backward=True, any_frame=False)
+    for packet in container.demux(vstream):
+        if packet.size and packet.pts is not None and packet.is_keyframe:
+            if packet.pts <= target:
+                return packet.pts
+            break
+    # The demuxer landed after the target (a file without an index): scan from the start.
+    container.seek(0, backward=True, any_frame=False)
+    found = None
+    for packet in container.demux(vstream):
+        if not packet.size or packet.pts is None:
+            continue
+        if packet.dts is not None and packet.dts > target:
+            break
+        if packet.is_keyframe and packet.pts <= target:
+            found = packet.pts
+    if found is None:
+        raise ValueError(f"no keyframe at or before pts {target}")
+    return found
 
 
-def _time(value: Optional[int], tb: Fraction) -> Optional[float]:
+def _time(value: int | None, tb: Fraction) -> float | None:
     return None if value is None else float(value * tb)
 
 
@@ -85,10 +165,47 @@ def _audio_packets(container, astream, t0: float, t1: float, seek_pts: int, vstr
     return out
 
 
-def _copy_clip(container, vstream, astream, index: _FrameIndex, start: int, end: int, path: str, fmt: str) -> dict:
+def _add_audio_stream(out, astream, how: str):
+    if how == "copy":
+        return out.add_stream_from_template(astream)
+    src = astream.codec_context
+    oa = out.add_stream("aac", rate=src.sample_rate if src.sample_rate in AAC_RATES else 48000)
+    # By channel count: a source layout can be unnamed ("1 channels"), which the encoder refuses.
+    oa.layout = "mono" if src.layout.nb_channels == 1 else "stereo"
+    return oa
+
+
+def _mux_audio(out, oa, astream, packets: list, how: str, origin: float) -> None:
+    """Mux a clip's audio packets, copied or re-encoded, with times from `origin` (seconds in
+    the source) on."""
+    atb = astream.time_base
+    if how == "copy":
+        shift = round(origin / atb)
+        for p in packets:
+            p.pts = p.pts - shift
+            p.dts = None if p.dts is None else p.dts - shift
+            p.stream = oa
+            out.mux(p)
+        return
+    astream.codec_context.flush_buffers()  # no state from the previous clip's packets
+    next_t = None
+    for p in packets:
+        for frame in p.decode():
+            t = float(frame.pts * frame.time_base) if frame.pts is not None else next_t
+            if t is None:
+                t = float(p.pts * atb)
+            next_t = t + frame.samples / frame.sample_rate
+            frame.pts = max(round((t - origin) * frame.sample_rate), 0)
+            frame.time_base = Fraction(1, frame.sample_rate)
+            out.mux(oa.encode(frame))
+    out.mux(oa.encode(None))
+
+
+def _copy_clip(
+    container, vstream, astream, index: _FrameIndex, start: int, end: int, path: str, plan: ClipPlan
+) -> dict:
     vtb = vstream.time_base
-    key = index.keyframe_at_or_before(start)
-    start_pts, end_pts = index.pts[key], index.pts[end]
+    start_pts, end_pts = _keyframe_at_or_before(container, vstream, index.pts[start]), index.pts[end]
     container.seek(int(start_pts), stream=vstream, backward=True, any_frame=False)
     # Packets from the keyframe on (leading pictures of an open GOP, which refer to the previous
     # GOP, are skipped), in decode order.
@@ -113,97 +230,109 @@ def _copy_clip(container, vstream, astream, index: _FrameIndex, start: int, end:
             packets.append(packet)
     shown = sorted(index.index_of[p.pts] for p in packets if p.pts in index.index_of)
     t0 = float(start_pts * vtb)
-    frame_dur = (index.pts[end + 1] - end_pts) if end + 1 < len(index.pts) and index.pts[end + 1] is not None else (packets[-1].duration or 0)
+    nxt = index.pts[end + 1] if end + 1 < len(index.pts) else None
+    frame_dur = (nxt - end_pts) if nxt is not None else (packets[-1].duration or 0)
     t1 = float((end_pts + frame_dur) * vtb)
     audio = _audio_packets(container, astream, t0, t1, int(start_pts), vstream)
     offset = min(p.dts if p.dts is not None else p.pts for p in packets)
-    with av.open(path, "w", format=fmt) as out:
-        ov = out.add_stream_from_template(vstream)
-        oa = out.add_stream_from_template(astream) if audio else None
+    with av.open(path, "w", format=plan.format) as out:
+        # opaque: the stream is described from the decoder's parameters; copying needs no encoder
+        # (SVQ3 has none).
+        ov = out.add_stream_from_template(vstream, opaque=True)
+        oa = _add_audio_stream(out, astream, plan.audio) if audio else None
         for p in packets:
             p.pts = None if p.pts is None else p.pts - offset
             p.dts = None if p.dts is None else p.dts - offset
             p.stream = ov
             out.mux(p)
         if oa is not None:
-            a_offset = int(round(float(offset * vtb) / astream.time_base))
-            for p in audio:
-                p.pts = p.pts - a_offset
-                p.dts = None if p.dts is None else p.dts - a_offset
-                p.stream = oa
-                out.mux(p)
+            _mux_audio(out, oa, astream, audio, plan.audio, float(offset * vtb))
     return {
-        "actual_start_frame": shown[0] if shown else key,
+        "actual_start_frame": shown[0] if shown else index.index_of.get(start_pts, start),
         "actual_end_frame": shown[-1] if shown else end,
         "num_frames": len(shown),
         "has_audio": bool(audio),
     }
 
 
-def _exact_clip(container, vstream, astream, index: _FrameIndex, start: int, end: int, path: str) -> dict:
+def _exact_clip(
+    container, vstream, astream, index: _FrameIndex, start: int, end: int, path: str, plan: ClipPlan
+) -> dict:
     vtb = vstream.time_base
-    key = index.keyframe_at_or_before(start)
     start_pts, end_pts = index.pts[start], index.pts[end]
+    key_pts = _keyframe_at_or_before(container, vstream, start_pts)
     rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
     t0 = float(start_pts * vtb)
     nxt = index.pts[end + 1] if end + 1 < len(index.pts) else None
     t1 = float(nxt * vtb) if nxt is not None else float(end_pts * vtb) + 1.0 / float(rate)
     # Every stream must exist before the first packet is written: collect the audio first.
-    audio = _audio_packets(container, astream, t0, t1, int(index.pts[key]), vstream)
-    container.seek(int(index.pts[key]), stream=vstream, backward=True, any_frame=False)
+    audio = _audio_packets(container, astream, t0, t1, int(key_pts), vstream)
+    # The decoder may still hold a frame of the previous clip (delayed output, frame threads);
+    # neither PyAV's seek nor a flush drops it for every codec (SVQ3 keeps its delayed picture),
+    # and it would come out first, out of order: drain it, then reset the decoder.
+    for _stale in vstream.codec_context.decode(None):
+        pass
+    vstream.codec_context.flush_buffers()
+    container.seek(int(key_pts), stream=vstream, backward=True, any_frame=False)
     written = 0
-    with av.open(path, "w", format="mp4") as out:
+    with av.open(path, "w", format=plan.format) as out:
         w, h = vstream.codec_context.width // 2 * 2, vstream.codec_context.height // 2 * 2
         ov = out.add_stream("libx264", rate=rate)
         ov.width, ov.height, ov.pix_fmt = w, h, "yuv420p"
         ov.time_base = vtb
         ov.codec_context.time_base = vtb
         ov.options = {"crf": str(EXACT_CRF), "preset": "veryfast"}
-        oa = out.add_stream_from_template(astream) if audio else None
-        a_offset = int(round(t0 / astream.time_base)) if audio else 0
-        for p in audio:
-            p.pts = p.pts - a_offset
-            p.dts = None if p.dts is None else p.dts - a_offset
-            p.stream = oa
-        pending = list(audio)
+        oa = _add_audio_stream(out, astream, plan.audio) if audio else None
         for frame in container.decode(vstream):
             if frame.pts is None or frame.pts < start_pts:
                 continue
             if frame.pts > end_pts:
                 break
+            if not written and frame.rotation:
+                # The display matrix (phone videos) is stream side data: set before the header.
+                ov.set_display_rotation(frame.rotation)
             new = frame.reformat(width=w, height=h, format="yuv420p", threads=SWS_THREADS)
             new.pts = frame.pts - start_pts
             new.time_base = vtb
+            # The source's picture types would be forced on x264 (a P where it needs its first
+            # I-frame, B-frames it did not plan): it chooses its own.
+            new.pict_type = PictureType.NONE
             for packet in ov.encode(new):
                 out.mux(packet)
             written += 1
         for packet in ov.encode(None):
             out.mux(packet)
-        for p in pending:
-            out.mux(p)
-    return {"actual_start_frame": start, "actual_end_frame": end, "num_frames": written, "has_audio": bool(audio)}
+        if oa is not None:
+            _mux_audio(out, oa, astream, audio, plan.audio, t0)
+    return {
+        "actual_start_frame": start,
+        "actual_end_frame": end,
+        "num_frames": written,
+        "has_audio": bool(audio),
+    }
 
 
-def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], pts: list, is_keyframe: list, output: str, exact: bool):
-    """Write one video's scene clips; yield `scene_clips` rows (raises on an unreadable source)."""
-    index = _FrameIndex(pts, is_keyframe)
+def write_scene_clips(ref: VideoRef, scenes: list[dict], pts: list, output: str, mode: str = "exact"):
+    """Write one video's scene clips; yield `scene_clips` rows (raises on an unreadable source).
+
+    `pts`: every frame's PTS in presentation order (the `frames` table's column), to map frames
+    to times. `mode` is 'exact' (re-encode) or 'copy' (stream copy); see the module doc, and
+    `plan_clips` for the container and what is re-encoded."""
+    index = _FrameIndex(pts)
     fs, _ = fsspec.core.url_to_fs(output)
     local = isinstance(fs, LocalFileSystem)
     with opened_video(ref.uri) as container, tempfile.TemporaryDirectory(prefix="reelbeam-clips-") as tmpdir:
         vstream = container.streams.video[0]
         astream = container.streams.audio[0] if container.streams.audio else None
-        audio_codec = astream.codec_context.name if astream is not None and astream.codec_context is not None else None
-        if astream is not None and (audio_codec is None or (exact and audio_codec not in MP4_AUDIO)):
-            astream = None  # MP4 (re-encoded clips) cannot carry this audio as it is
+        if astream is not None and astream.codec_context is None:
+            astream = None  # no decoder: neither copied (its codec is unknown) nor re-encoded
+        plan = plan_clips(vstream, astream, mode)
+        write = _copy_clip if plan.video == "copy" else _exact_clip
         for scene in sorted(scenes, key=lambda s: s["scene_idx"]):
             start, end = int(scene["start_frame"]), int(scene["end_frame"])
-            dest = clip_path(output, ref.video_id, scene["scene_idx"], codec, exact, audio_codec if astream is not None else None)
-            fmt = "mp4" if dest.endswith(".mp4") else "matroska"
+            dest = clip_path(output, ref.video_id, scene["scene_idx"], plan.ext)
             tmp = os.path.join(tmpdir, posixpath.basename(dest))
-            if exact:
-                info = _exact_clip(container, vstream, astream, index, start, end, tmp)
-            else:
-                info = _copy_clip(container, vstream, astream, index, start, end, tmp, fmt)
+            info = write(container, vstream, astream, index, start, end, tmp, plan)
             size = os.path.getsize(tmp)
             _, dest_path = fsspec.core.url_to_fs(dest)
             fs.makedirs(posixpath.dirname(dest_path), exist_ok=True)
@@ -218,7 +347,7 @@ def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], p
                 "scene_idx": scene["scene_idx"],
                 "scene_id": scene["scene_id"],
                 "uri": dest,
-                "mode": "reencode" if exact else "stream_copy",
+                "mode": "stream_copy" if plan.video == "copy" else "reencode",
                 "start_frame": start,
                 "end_frame": end,
                 "actual_start_frame": info["actual_start_frame"],
@@ -234,9 +363,9 @@ def write_scene_clips(ref: VideoRef, codec: Optional[str], scenes: list[dict], p
 
 
 class _SaveClipsFn(beam.DoFn):
-    def __init__(self, output: str, exact: bool) -> None:
+    def __init__(self, output: str, mode: str) -> None:
         self._output = output
-        self._exact = exact
+        self._mode = mode
         self._count = beam.metrics.Metrics.counter("reelbeam", "scene_clips")
 
     def process(self, element):
@@ -247,13 +376,12 @@ class _SaveClipsFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput("processed", video_id)
         meta = videos[0]
         ref = VideoRef(video_id, meta["uri"], meta.get("size_bytes"))
-        table = frames[0]
         try:
+            if not frames:
+                raise IncompleteVideo("scene_clips", "incomplete", "no `frames` rows for the video's scenes")
+            table = frames[0]
             rows = list(
-                write_scene_clips(
-                    ref, meta.get("codec"), scenes, table.column("pts").to_pylist(),
-                    table.column("is_keyframe").to_pylist(), self._output, self._exact,
-                )
+                write_scene_clips(ref, scenes, table.column("pts").to_pylist(), self._output, self._mode)
             )
         except Exception as e:  # noqa: BLE001 - one video's clips failing must not stop the run
             _remove_clips(self._output, video_id)  # no clip files without their rows
@@ -278,22 +406,30 @@ def _frames_key(table):
 
 class SaveSceneClips(beam.PTransform):
     """(videos rows, frames Tables, scenes rows) -> scene_clips rows; tags 'failures' and
-    'processed' (video_ids)."""
+    'processed' (video_ids).
 
-    def __init__(self, output: str, exact: bool = False) -> None:
+    `mode`: 'exact' (re-encode, the default) or 'copy' (stream copy).
+    """
+
+    def __init__(self, output: str, mode: str = "exact") -> None:
         super().__init__()
+        if mode not in CLIP_MODES:
+            raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
         self._output = output.rstrip("/")
-        self._exact = exact
+        self._mode = mode
 
     def expand(self, inputs):
         videos, frames, scenes = inputs
         keyed = {
             "videos": videos | "KeyVideos" >> beam.Map(lambda r: (r["video_id"], r)),
-            "frames": frames | "KeyFrames" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrameTables" >> beam.Map(_frames_key),
+            "frames": frames
+            | "KeyFrames" >> beam.Filter(lambda t: t.num_rows > 0)
+            | "KeyFrameTables" >> beam.Map(_frames_key),
             "scenes": scenes | "KeyScenes" >> beam.Map(lambda r: (r["video_id"], r)),
         }
         return (
             keyed
             | "GroupForClips" >> beam.CoGroupByKey()
-            | "WriteClips" >> beam.ParDo(_SaveClipsFn(self._output, self._exact)).with_outputs("failures", "processed", main="clips")
+            | "WriteClips"
+            >> beam.ParDo(_SaveClipsFn(self._output, self._mode)).with_outputs("failures", "processed", main="clips")
         )

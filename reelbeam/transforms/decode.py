@@ -380,7 +380,21 @@ def decode_video(
         if not last_duration:
             last_duration = 1.0 / fps_guess
         duration = (last_time - first_time) + last_duration
+        avg_fps = (index / duration) if duration > 0 else None
         declared = int(stream.frames or 0)
+        if config.keyframes_only:
+            # The decoded keyframes span first-to-last keyframe (one keyframe: one frame), not the
+            # video: take the duration from the stream header (else the container's), and the
+            # rate from libavformat's average over the whole stream (else declared frames /
+            # duration); the keyframe span stays where no header says more.
+            header = (
+                float(stream.duration * tb)
+                if stream.duration
+                else (container.duration / av.time_base if container.duration else 0.0)
+            )
+            duration = max(duration, header)
+            rate = stream.average_rate
+            avg_fps = float(rate) if rate else (declared / duration if declared and duration > 0 else None)
         warnings.extend(truncated)
         if corrupt:
             warnings.append(f"{corrupt} corrupt packets skipped")
@@ -407,7 +421,7 @@ def decode_video(
             "rotation": rotation,
             "sample_aspect_ratio": _ratio_str(cc.sample_aspect_ratio),
             "display_aspect_ratio": _ratio_str(cc.display_aspect_ratio),
-            "avg_fps": (index / duration) if duration > 0 else None,
+            "avg_fps": avg_fps,
             "nominal_fps": info.nominal_fps or None,
             "frame_count": index,
             "declared_frame_count": declared,

@@ -1,5 +1,5 @@
 """--save-scene-clips: stream-copied clips (start snapped to a keyframe, recorded), exact re-encoded
-clips, audio, and the scene_clips table written by a real run."""
+clips, audio, sources in codecs MP4 cannot carry, and the scene_clips table written by a real run."""
 
 import os
 
@@ -12,7 +12,7 @@ from reelbeam.pipelines.cli import main
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.clips import write_scene_clips
+from reelbeam.transforms.clips import SaveSceneClips, write_scene_clips
 
 SCENES = [(0, 29), (30, 61), (62, 89)]
 
@@ -24,9 +24,13 @@ def av_video(tmp_path_factory):
 
 
 def source_index(path):
+    """Frames' PTS in presentation order, and which frames are codec keyframes (from the packets:
+    not every decoder flags its keyframes)."""
     with av.open(path) as c:
-        frames = list(c.decode(video=0))
-    return [f.pts for f in frames], [bool(f.key_frame) for f in frames]
+        keyframes = {p.pts for p in c.demux(video=0) if p.is_keyframe}
+    with av.open(path) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+    return pts, [p in keyframes for p in pts]
 
 
 def decoded_numbers(path):
@@ -40,7 +44,7 @@ def scene_dicts():
 
 def test_stream_copy_starts_on_a_keyframe_and_says_so(av_video, tmp_path):
     pts, key = source_index(av_video)
-    rows = list(write_scene_clips(VideoRef("v", av_video, os.path.getsize(av_video)), "h264", scene_dicts(), pts, key, str(tmp_path), exact=False))
+    rows = list(write_scene_clips(VideoRef("v", av_video, os.path.getsize(av_video)), scene_dicts(), pts, str(tmp_path), "copy"))
     assert [r["scene_idx"] for r in rows] == [0, 1, 2]
     for r, (a, b) in zip(rows, SCENES):
         numbers, audio_streams = decoded_numbers(r["uri"])
@@ -56,8 +60,8 @@ def test_stream_copy_starts_on_a_keyframe_and_says_so(av_video, tmp_path):
 
 
 def test_exact_cuts_hold_exactly_the_scene(av_video, tmp_path):
-    pts, key = source_index(av_video)
-    rows = list(write_scene_clips(VideoRef("v", av_video, os.path.getsize(av_video)), "h264", scene_dicts(), pts, key, str(tmp_path), exact=True))
+    pts, _ = source_index(av_video)
+    rows = list(write_scene_clips(VideoRef("v", av_video, os.path.getsize(av_video)), scene_dicts(), pts, str(tmp_path), "exact"))
     for r, (a, b) in zip(rows, SCENES):
         numbers, audio_streams = decoded_numbers(r["uri"])
         assert numbers == list(range(a, b + 1))
@@ -81,11 +85,90 @@ def test_a_run_writes_clips_and_their_table(av_video, tmp_path):
         assert os.path.exists(r["uri"]) and decoded_numbers(r["uri"])[0] == list(range(r["start_frame"], r["end_frame"] + 1))
 
 
-def test_exact_cuts_alone_is_a_configuration_error(av_video, tmp_path):
+# Sources in codecs MP4 cannot carry as they are. copy: (clip extension, clip audio codec): the first
+# of MP4, Matroska, QuickTime, AVI that carries both streams, else the first that carries the video
+# with the audio re-encoded to AAC. exact: always H.264 in MP4, the audio copied where MP4 takes it.
+OTHER_CODECS = [
+    # name, video codec, pix_fmt, audio codec, sample rate, copy -> (ext, audio), exact audio
+    ("svq1_adpcm.mov", "svq1", "yuv410p", "adpcm_ima_qt", 16000, ("mov", "adpcm_ima_qt"), "aac"),
+    ("qtrle_pcm.mov", "qtrle", "rgb24", "pcm_s16be", 16000, ("mov", "pcm_s16be"), "pcm_s16be"),
+    ("mpeg4_adpcm.avi", "mpeg4", "yuv420p", "adpcm_ms", 16000, ("avi", "adpcm_ms"), "aac"),
+    ("mjpeg_pcm.avi", "mjpeg", "yuvj420p", "pcm_s16le", 16000, ("mp4", "pcm_s16le"), "pcm_s16le"),
+    ("ffv1_pcm.mkv", "ffv1", "yuv420p", "pcm_u8", 16000, ("mkv", "pcm_u8"), "aac"),
+    # Flash video: Sorenson Spark goes only into AVI, Flash ADPCM into none of the four.
+    ("flv1_adpcm.flv", "flv", "yuv420p", "adpcm_swf", 22050, ("avi", "aac"), "aac"),
+]
+
+
+@pytest.mark.parametrize("mode", ["copy", "exact"])
+@pytest.mark.parametrize(
+    "name, vcodec, pix_fmt, acodec, rate, copy, exact_audio", OTHER_CODECS, ids=[c[0] for c in OTHER_CODECS]
+)
+def test_clips_of_sources_in_other_codecs(
+    tmp_path_factory, tmp_path, mode, name, vcodec, pix_fmt, acodec, rate, copy, exact_audio
+):
+    path = str(tmp_path_factory.getbasetemp() / "other_codecs" / name)
+    if not os.path.exists(path):  # one source for both modes
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        frames = synthetic.numbered_frames(90)
+        synthetic.write_video_with_audio(
+            path, frames, gop=12, sample_rate=rate, codec=vcodec, pix_fmt=pix_fmt, audio_codec=acodec
+        )
+    pts, key = source_index(path)
+    ref = VideoRef("v", path, os.path.getsize(path))
+    rows = list(write_scene_clips(ref, scene_dicts(), pts, str(tmp_path), mode))
+    assert len(rows) == len(SCENES)
+    ext, audio = copy if mode == "copy" else ("mp4", exact_audio)
+    for r, (a, b) in zip(rows, SCENES):
+        assert r["uri"].endswith(f"scene_{r['scene_idx']:04d}.{ext}")
+        numbers, _ = decoded_numbers(r["uri"])
+        if mode == "copy":
+            assert r["mode"] == "stream_copy" and key[r["actual_start_frame"]]
+            assert r["actual_start_frame"] == max(i for i in range(a + 1) if key[i])
+            assert numbers == list(range(r["actual_start_frame"], r["actual_end_frame"] + 1))
+        else:
+            assert r["mode"] == "reencode" and numbers == list(range(a, b + 1))
+        assert r["num_frames"] == len(numbers)
+        with av.open(r["uri"]) as c:
+            video_codec = c.streams.video[0].codec_context.name
+            assert video_codec == ("h264" if mode == "exact" else vcodec)
+            assert r["has_audio"] and [s.codec_context.name for s in c.streams.audio] == [audio]
+            samples = sum(f.samples for f in c.decode(audio=0))
+        assert samples / rate == pytest.approx(len(numbers) / 25, abs=0.2)
+
+
+@pytest.mark.parametrize("mode", ["copy", "exact"])
+def test_clips_keep_the_display_rotation(tmp_path, mode):
+    path = synthetic.write_video(str(tmp_path / "rotated.mp4"), synthetic.numbered_frames(90), rotation=90, gop=12)
+    pts, _ = source_index(path)
+    rows = list(write_scene_clips(VideoRef("v", path, os.path.getsize(path)), scene_dicts(), pts, str(tmp_path / "o"), mode))
+    with av.open(path) as c:
+        rotation = next(c.decode(video=0)).rotation
+    assert rotation != 0
+    for r in rows:
+        with av.open(r["uri"]) as c:
+            assert next(c.decode(video=0)).rotation == rotation
+
+
+@pytest.mark.parametrize(
+    "flags, mode",
+    [([], "exact"), (["--clip-mode", "copy"], "copy"), (["--clip-mode", "exact"], "exact"), (["--exact-cuts"], "exact")],
+)
+def test_clip_mode_defaults_to_exact(av_video, tmp_path, flags, mode):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    with pytest.raises(ConfigError, match="--save-scene-clips"):
-        build_plan(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), "--exact-cuts"]))
+    plan = build_plan(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), "--save-scene-clips", *flags]))
+    assert plan.stage("scene_clips").mode == mode
+    with pytest.raises(ValueError, match="clip mode"):
+        SaveSceneClips("o", "fast")
+
+
+@pytest.mark.parametrize("flags", [["--exact-cuts"], ["--clip-mode", "copy"]])
+def test_a_clip_mode_without_clips_is_a_configuration_error(av_video, tmp_path, flags):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    with pytest.raises(ConfigError, match="add --save-scene-clips"):
+        build_plan(PipelineOptions(["--input", av_video, "--output", str(tmp_path / "o"), *flags]))
 
 
 def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, tmp_path, monkeypatch):
@@ -113,7 +196,7 @@ def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, t
         videos = p | "V" >> beam.Create([{"video_id": "v", "uri": av_video, "size_bytes": os.path.getsize(av_video), "codec": "h264"}])
         tables = p | "F" >> beam.Create([frames])
         scenes = p | "S" >> beam.Create([{"video_id": "v", **s} for s in scene_dicts()])
-        result = (videos, tables, scenes) | clips.SaveSceneClips(out)
+        result = (videos, tables, scenes) | clips.SaveSceneClips(out, "copy")
         assert_that(result.clips, equal_to([]), label="no_rows")
         assert_that(result.failures | beam.Map(lambda r: (r["stage"], "disk full" in r["message"])), equal_to([("scene_clips", True)]), label="failure")
     assert not os.path.exists(os.path.join(out, "clips", "v"))

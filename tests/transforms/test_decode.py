@@ -111,3 +111,39 @@ def test_bad_inputs_become_failures_and_good_videos_survive(tmp_path, shot_video
             equal_to([(name, "decode", error) for name, error in expected.items()]),
             label="failures",
         )
+
+
+def test_animated_gif_decodes_as_a_video_and_animated_webp_is_refused(video_dir):
+    # Why folder listings take .gif but not .webp (see listing.VIDEO_EXTENSIONS).
+    frames = synthetic.numbered_frames(12, 64, 48)
+    gif = synthetic.write_video(str(video_dir / "anim.gif"), frames, fps=10, codec="gif", pix_fmt="rgb8")
+    meta, chunks = run_decode(gif)
+    assert (meta["codec"], meta["frame_count"]) == ("gif", 12)
+    assert meta["duration_s"] == pytest.approx(1.2)
+    np.testing.assert_allclose(np.concatenate([c["pts_time"] for c in chunks]), np.arange(12) / 10)
+    webp = synthetic.write_video(str(video_dir / "anim.webp"), frames, fps=10, codec="libwebp_anim")
+    with pytest.raises(VideoError) as e:
+        run_decode(webp)
+    assert e.value.error_type == "not_a_video"
+
+
+@pytest.mark.parametrize(
+    "name, frames, gop",
+    [
+        ("sparse_keyframes.mp4", 100, 30),  # keyframes 0, 30, 60, 90: the last 10 frames follow the last one
+        ("one_keyframe.mp4", 60, 250),  # a single keyframe (one-GOP files: duration was one frame)
+        ("sparse_keyframes.mkv", 100, 30),  # Matroska: no stream duration, the container's is used
+    ],
+)
+def test_keyframes_only_takes_duration_and_rate_from_the_stream(video_dir, name, frames, gop):
+    path = str(video_dir / f"kf_{name}")
+    synthetic.write_video(path, synthetic.shot_frames([frames], 96, 64), fps=25, gop=gop)
+    full, _ = run_decode(path)
+    fast, chunks = run_decode(path, DecodeConfig(keyframes_only=True))
+    keyframes = sum(len(c["frame_idx"]) for c in chunks)
+    assert fast["keyframes_only"] and fast["frame_count"] == keyframes < frames
+    assert full["duration_s"] == pytest.approx(frames / 25, abs=1e-3)
+    assert fast["duration_s"] == pytest.approx(full["duration_s"], abs=1e-3)
+    assert fast["avg_fps"] == pytest.approx(25, rel=1e-3) and fast["nominal_fps"] == pytest.approx(25)
+    assert fast["declared_frame_count"] == full["declared_frame_count"]
+    assert fast["start_time_s"] == full["start_time_s"] == 0
