@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Run reelbeam on the bundled sample with Beam's DirectRunner, offline.
+# Run reelbeam on the bundled sample with Beam's DirectRunner, offline, then write its HTML report.
 # Usage: ./run_local.sh [reelbeam run options...]   (defaults: the sample in, ./output out)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/ensure_venv.sh
 ensure_venv
 
+OUT=""
 if [ $# -eq 0 ]; then
-  set -- --input samples/sintel_trailer_30s.mp4 --output output --overwrite --shot-keyframes
+  OUT=output
+  set -- --input samples/sintel_trailer_30s.mp4 --output "$OUT" --overwrite --shot-keyframes
 fi
-exec .venv/bin/reelbeam run \
+.venv/bin/reelbeam run \
   --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \
   --default_sdk_harness_log_level=WARNING \
   --sdk_harness_log_level_overrides='{"apache_beam.options.pipeline_options": "ERROR", "apache_beam.runners.worker.sdk_worker_main": "ERROR", "apache_beam.io.filebasedsink": "ERROR"}' \
   "$@"
+if [ -n "$OUT" ]; then
+  .venv/bin/reelbeam report "$OUT"
+fi

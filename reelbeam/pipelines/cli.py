@@ -240,6 +240,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     top.add_argument("--version", action="version", version=f"reelbeam {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the pipeline (see `reelbeam run --help`)", add_help=False)
+    sub.add_parser("report", help="write a static HTML report of an output folder (see `reelbeam report --help`)", add_help=False)
+    sub.add_parser("export", help="export scenes as CSV, keyframes as JPEG files, ModelScope JSON", add_help=False)
+    sub.add_parser("evaluate", help="score an output against ground truth (shots, scenes, summaries)", add_help=False)
     schemas = sub.add_parser("schemas", help="print every table's schema (--markdown: as docs/tables.md)")
     schemas.add_argument("--markdown", action="store_true")
     if not argv:
@@ -252,8 +255,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if command == "schemas":
         print(tables_markdown() if "--markdown" in rest else schemas_text(), end="" if "--markdown" in rest else "\n")
         return 0
+    if command == "report":
+        from reelbeam.report import main as report_main
+
+        return report_main(rest)
+    if command == "export":
+        from reelbeam.export import main as export_main
+
+        return export_main(rest)
+    if command == "evaluate":
+        from reelbeam.evaluate import main as evaluate_main
+
+        return evaluate_main(rest)
     if command != "run":
-        top.error(f"unknown command {command!r} (commands: run, schemas)")
+        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, schemas)")
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
         return 0
