@@ -33,8 +33,8 @@ import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from PIL import Image
 
-from reelbeam.models.bassl import default_device
 from reelbeam.models.checkpoints import CheckpointError
+from reelbeam.models.device import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 CLIP_SIZE = 224
@@ -315,7 +315,7 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
     @property
     def device(self) -> str:
         """Where the model runs: 'auto' resolved where the handler runs (a worker), not at launch."""
-        return default_device(self._device)
+        return resolve_device(self._device)
 
     @property
     def precision(self) -> str:
