@@ -46,3 +46,25 @@ def load_state_dict(path: str) -> Mapping[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} does not hold a state_dict of tensors")
     return obj
+
+
+def state_dict_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the state_dict at `path` (unwrapping {'state_dict': ...} as
+    `load_state_dict` does), read without the tensor data: torch.load onto the meta device reads
+    only the archive's metadata (a few kB, also through fsspec), so checkpoints can be checked at
+    configuration time."""
+    try:
+        with fsspec.open(path, "rb") as f:
+            obj = torch.load(f, map_location="meta", weights_only=True)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint not found: {path}") from e
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to load {path}: it is not a plain weights file (it would run code when "
+            f"unpickled, which reelbeam never allows). Re-save it as a state_dict. Detail: {e}"
+        ) from e
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} does not hold a state_dict of tensors")
+    return {k: tuple(v.shape) for k, v in obj.items()}
