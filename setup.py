@@ -18,7 +18,6 @@ setup(
     install_requires=[
         "apache-beam==2.77.*",
         "av>=14",
-        "decord==0.6.0",
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
         "numba>=0.60",  # the per-frame motion-vector statistics kernel
@@ -35,6 +34,9 @@ setup(
         "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6"],
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],
+        # Optional second clip-frame reader, for comparison (docs/cmd.md): no wheels for macOS
+        # arm64 or Linux aarch64, fails on 90/270-degree rotated videos, slower than PyAV seeks.
+        "decord": ["decord==0.6.0"],
     },
     entry_points={"console_scripts": ["reelbeam=reelbeam.pipelines.cli:main"]},
 )
