@@ -329,19 +329,32 @@ def resize_clip_frame(rgb: np.ndarray, size: int = SCALE_SIZE) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(out, Image.BILINEAR))
 
 
+def _normalised_levels() -> np.ndarray:
+    """float32 [3, 256]: ((v / 255) - mean[c]) / std[c] for every uint8 value v and channel c,
+    with the float32 operations the reference applies to each pixel."""
+    levels = np.arange(256, dtype=np.float32)[None, :] / np.float32(255)
+    mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None]
+    std = np.asarray(IMAGENET_STD, np.float32)[:, None]
+    return (levels - mean) / std
+
+
+_LEVELS = _normalised_levels()
+
+
 def clip_tensor(frames: np.ndarray, crop: int = CROP_SIZE) -> np.ndarray:
     """Resized frames uint8 [T, h, w, 3] (from `resize_clip_frame`) -> float32 [3, T, 112, 112]:
     centre crop (offsets floor((w - 112) / 2), floor((h - 112) / 2), as the reference), values
-    / 255, minus the ImageNet mean, over the ImageNet std (float32 throughout: the reference's
-    ToTensor + Normalize arithmetic, bit for bit)."""
+    / 255, minus the ImageNet mean, over the ImageNet std. The arithmetic is the reference's
+    float32 ToTensor + Normalize, bit for bit, done once per uint8 level and looked up."""
     frames = np.asarray(frames)
     h, w = frames.shape[1:3]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"expected uint8 frames [T, h, w, 3], got {frames.dtype} {frames.shape}")
     if min(h, w) < crop:
         raise ValueError(f"frames of {w}x{h} are smaller than the {crop}x{crop} crop; resize them first")
     y, x = (h - crop) // 2, (w - crop) // 2
-    out = frames[:, y : y + crop, x : x + crop].astype(np.float32) / np.float32(255)
-    out = (out - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(out.transpose(3, 0, 1, 2))
+    cropped = frames[:, y : y + crop, x : x + crop]
+    return np.stack([_LEVELS[c][cropped[..., c]] for c in range(3)])
 
 
 def video_embedding(clip_features: np.ndarray) -> np.ndarray:
