@@ -107,7 +107,11 @@ def frame_index(path: str) -> FrameIndex:
 
 def reference_frames(path: str, wanted: set) -> dict:
     with av.open(path) as c:
-        return {i: resize_clip_frame(f.to_ndarray(format="rgb24")) for i, f in enumerate(c.decode(video=0)) if i in wanted}
+        return {
+            i: resize_clip_frame(f.to_ndarray(format="rgb24"))
+            for i, f in enumerate(c.decode(video=0))
+            if i in wanted
+        }
 
 
 def fetch_cost(path: str, repeat: int) -> dict:
@@ -135,19 +139,29 @@ def fetch_cost(path: str, repeat: int) -> dict:
         stream = c.streams.video[0]
         size = f"{stream.codec_context.width}x{stream.codec_context.height}"
     out = {
-        "file": os.path.basename(path), "size": size, "frames": n, "codec_keyframes": int(index.is_keyframe.sum()),
-        "distinct_clip_frames": len(wanted), "decode_pass_s": round(decode_s, 3),
+        "file": os.path.basename(path),
+        "size": size,
+        "frames": n,
+        "codec_keyframes": int(index.is_keyframe.sum()),
+        "distinct_clip_frames": len(wanted),
+        "decode_pass_s": round(decode_s, 3),
     }
     for name, fetch in methods.items():
         got, seconds = best_of(fetch, repeat)
         same = all(np.array_equal(got[i], expected[i]) for i in wanted)
-        out[name] = {"s": round(seconds, 3), "vs_decode_pass": round(seconds / decode_s, 3), "frames_equal_straight_decode": same}
+        out[name] = {
+            "s": round(seconds, 3),
+            "vs_decode_pass": round(seconds / decode_s, 3),
+            "frames_equal_straight_decode": same,
+        }
     # The shot granularity: shots of 100 frames (4 s), one clip each, fetched as whole clips.
     shots = [(a, min(a + 99, n - 1)) for a in range(0, n, 100)]
     clips = np.concatenate([shot_clip_indices(a, b) for a, b in shots])
     _, shot_s = best_of(lambda: sum(1 for _ in iter_clips(path, clips, index)), repeat)
     out["shot_clips_pyav"] = {
-        "clips": len(clips), "s": round(shot_s, 3), "vs_decode_pass": round(shot_s / decode_s, 3),
+        "clips": len(clips),
+        "s": round(shot_s, 3),
+        "vs_decode_pass": round(shot_s / decode_s, 3),
     }
     # Resizing the 160 decoded frames (full-size input, as in the methods).
     with av.open(path) as c:
@@ -204,7 +218,9 @@ def end_to_end(fetch: list, model: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "cmd")
-    parser.add_argument("--quick", action="store_true", help="small videos only (a check that the bench runs)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small videos only (a check that the bench runs)"
+    )
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     repeat = 1 if args.quick else 3

@@ -48,7 +48,9 @@ class FrameIndex:
 
     def __post_init__(self) -> None:
         if len(self.pts) != len(self.is_keyframe):
-            raise ValueError(f"pts ({len(self.pts)}) and is_keyframe ({len(self.is_keyframe)}) differ in length")
+            raise ValueError(
+                f"pts ({len(self.pts)}) and is_keyframe ({len(self.is_keyframe)}) differ in length"
+            )
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -60,7 +62,9 @@ class FrameIndex:
     @classmethod
     def from_frames_table(cls, table) -> FrameIndex:
         """From one video's rows of the `frames` table (a pyarrow Table, in any row order)."""
-        order = np.argsort(np.asarray(table.column("frame_idx").to_numpy(zero_copy_only=False)), kind="stable")
+        order = np.argsort(
+            np.asarray(table.column("frame_idx").to_numpy(zero_copy_only=False)), kind="stable"
+        )
         pts = table.column("pts").to_pylist()
         key = table.column("is_keyframe").to_pylist()
         return cls.of([pts[i] for i in order], [bool(key[i]) for i in order])
@@ -227,7 +231,9 @@ def iter_frames_decord(
             try:
                 frames = reader.get_batch(chunk).asnumpy()
             except decord.DECORDError as e:
-                raise ValueError(f"decord cannot read frames of {ref.uri} (a 90/270-degree rotated video?): {e}") from e
+                raise ValueError(
+                    f"decord cannot read frames of {ref.uri} (a 90/270-degree rotated video?): {e}"
+                ) from e
             for idx, rgb in zip(chunk, frames):
                 yield idx, transform(rgb)
     finally:
@@ -285,4 +291,3 @@ def iter_clips(
                     refs[g] -= 1
                     if refs[g] == 0:
                         del held[g]
-

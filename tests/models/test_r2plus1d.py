@@ -37,11 +37,20 @@ from reelbeam.models.r2plus1d import (
 
 
 def conv1x3x3(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, kernel_size=(1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
+    return nn.Conv3d(
+        in_planes,
+        out_planes,
+        kernel_size=(1, 3, 3),
+        stride=(1, stride, stride),
+        padding=(0, 1, 1),
+        bias=False,
+    )
 
 
 def conv3x1x1(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False)
+    return nn.Conv3d(
+        in_planes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False
+    )
 
 
 def conv1x1x1(in_planes, out_planes, stride=1):
@@ -83,9 +92,13 @@ class RefResNet2p1d(nn.Module):
         super().__init__()
         self.inplanes = 64
         midplanes = (3 * self.inplanes * 3 * 7 * 7) // (3 * 7 * 7 + self.inplanes * 3)
-        self.conv1_s = nn.Conv3d(3, midplanes, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+        self.conv1_s = nn.Conv3d(
+            3, midplanes, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False
+        )
         self.bn1_s = nn.BatchNorm3d(midplanes)
-        self.conv1_t = nn.Conv3d(midplanes, self.inplanes, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0), bias=False)
+        self.conv1_t = nn.Conv3d(
+            midplanes, self.inplanes, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0), bias=False
+        )
         self.bn1_t = nn.BatchNorm3d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
@@ -99,7 +112,8 @@ class RefResNet2p1d(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
-                conv1x1x1(self.inplanes, planes * block.expansion, stride), nn.BatchNorm3d(planes * block.expansion)
+                conv1x1x1(self.inplanes, planes * block.expansion, stride),
+                nn.BatchNorm3d(planes * block.expansion),
             )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
@@ -196,18 +210,25 @@ def test_key_layout_is_the_published_one():
     shapes = expected_shapes()
     assert len(shapes) == 228  # 54 convs + 58 BNs x 5 (weight, bias, running stats, batches)
     assert shapes["conv1_s.weight"] == (83, 3, 1, 7, 7) and shapes["conv1_t.weight"] == (64, 83, 3, 1, 1)
-    for layer, (w, m, first_in) in enumerate([(64, 144, 64), (128, 288, 256), (256, 576, 512), (512, 1152, 1024)], 1):
+    for layer, (w, m, first_in) in enumerate(
+        [(64, 144, 64), (128, 288, 256), (256, 576, 512), (512, 1152, 1024)], 1
+    ):
         for b, cin in ((0, first_in), (1, 4 * w)):
             p = f"layer{layer}.{b}."
             assert shapes[p + "conv1.weight"] == (w, cin, 1, 1, 1)
             assert shapes[p + "conv2_s.weight"] == (m, w, 1, 3, 3) and shapes[p + "bn2_s.running_var"] == (m,)
             assert shapes[p + "conv2_t.weight"] == (w, m, 3, 1, 1) and shapes[p + "bn2_t.weight"] == (w,)
-            assert shapes[p + "conv3.weight"] == (4 * w, w, 1, 1, 1) and shapes[p + "bn3.num_batches_tracked"] == ()
+            assert (
+                shapes[p + "conv3.weight"] == (4 * w, w, 1, 1, 1)
+                and shapes[p + "bn3.num_batches_tracked"] == ()
+            )
         assert shapes[f"layer{layer}.0.downsample.0.weight"] == (4 * w, first_in, 1, 1, 1)
         assert f"layer{layer}.0.downsample.1.running_mean" in shapes
         assert not any(k.startswith(f"layer{layer}.1.downsample") for k in shapes)
     assert not any(k.startswith(("fc.", "avgpool", "dropout")) for k in shapes)
-    params = sum(math.prod(s) for k, s in shapes.items() if k.endswith(("weight", "bias")) and "running" not in k)
+    params = sum(
+        math.prod(s) for k, s in shapes.items() if k.endswith(("weight", "bias")) and "running" not in k
+    )
     assert params == 26_507_471  # the spec's ~26.51 M
 
 
@@ -218,7 +239,9 @@ def test_a_hara_structured_model_takes_the_same_file_strictly(checkpoint):
 
 @pytest.mark.parametrize("url", ["local", "file", "memory"])
 def test_checkpoint_loads_from_local_and_fsspec_paths(model, checkpoint, url):
-    path = {"local": checkpoint, "file": f"file://{checkpoint}", "memory": "memory://cmd/pytorch_model.pt"}[url]
+    path = {"local": checkpoint, "file": f"file://{checkpoint}", "memory": "memory://cmd/pytorch_model.pt"}[
+        url
+    ]
     if url == "memory":
         with fsspec.open(path, "wb") as f, open(checkpoint, "rb") as src:
             f.write(src.read())
@@ -236,10 +259,22 @@ def _save(state, path):
 def test_wrong_layouts_name_the_file_and_the_keys(model, tmp_path):
     state = model.state_dict()
     cases = {
-        "dataparallel.pt": ({f"module.{k}": v for k, v in state.items()}, ["missing 228 (", "unexpected 228 (", "'module.'"]),
-        "finetuned.pt": ({**state, "fc.weight": torch.zeros(101, 2048), "fc.bias": torch.zeros(101)}, ["unexpected 2 (fc.bias, fc.weight)", "classifier"]),
-        "r3d.pt": ({**state, "conv1_s.weight": torch.zeros(64, 3, 3, 7, 7)}, ["wrong shapes 1 (conv1_s.weight (64, 3, 3, 7, 7) != (83, 3, 1, 7, 7))"]),
-        "truncated.pt": ({k: v for k, v in state.items() if not k.startswith("layer4.1.")}, ["missing 24 (layer4.1.bn1.bias, "]),
+        "dataparallel.pt": (
+            {f"module.{k}": v for k, v in state.items()},
+            ["missing 228 (", "unexpected 228 (", "'module.'"],
+        ),
+        "finetuned.pt": (
+            {**state, "fc.weight": torch.zeros(101, 2048), "fc.bias": torch.zeros(101)},
+            ["unexpected 2 (fc.bias, fc.weight)", "classifier"],
+        ),
+        "r3d.pt": (
+            {**state, "conv1_s.weight": torch.zeros(64, 3, 3, 7, 7)},
+            ["wrong shapes 1 (conv1_s.weight (64, 3, 3, 7, 7) != (83, 3, 1, 7, 7))"],
+        ),
+        "truncated.pt": (
+            {k: v for k, v in state.items() if not k.startswith("layer4.1.")},
+            ["missing 24 (layer4.1.bn1.bias, "],
+        ),
     }
     for name, (bad, expected) in cases.items():
         path = _save(bad, tmp_path / name)
@@ -323,7 +358,18 @@ def test_shot_clip_indices_long_shots():
     idx = shot_clip_indices(0, 999)
     np.testing.assert_array_equal(idx[:, 0], [19 + 100 * j for j in range(10)])
     assert shot_clip_indices(0, 99_999, max_clips=3).shape == (3, 16)
-    for start, end in [(0, 0), (3, 9), (5, 20), (0, 60), (0, 61), (0, 121), (40, 400), (0, 609), (0, 610), (7, 5000)]:
+    for start, end in [
+        (0, 0),
+        (3, 9),
+        (5, 20),
+        (0, 60),
+        (0, 61),
+        (0, 121),
+        (40, 400),
+        (0, 609),
+        (0, 610),
+        (7, 5000),
+    ]:
         idx = shot_clip_indices(start, end)
         assert idx.min() >= start and idx.max() <= end
         assert (np.diff(idx, axis=1) >= 0).all()
