@@ -10,15 +10,16 @@ only at its end, so the (at most 10 x 16) frames a video's clips need are fetche
   `reelbeam.transforms.keyframes.extract_keyframes` does. Without it, `packet_index` builds the
   same index from the packets (demuxing only, no decoding).
 - decord (`iter_frames_decord`): `VideoReader.get_batch`, as the reference reads its frames;
-  an optional extra (`pip install reelbeam[decord]`), kept for comparison. It was measured slower
-  on long-GOP files and fails on 90/270-degree rotated videos (docs/BENCHMARKS.md, CMD).
+  an optional extra (`pip install reelbeam[decord]`), kept for comparison. It was 1.3-2.5x slower
+  on every file measured and fails on 90/270-degree rotated videos (docs/cmd.md).
 
 Frame indices are the project's: 0-based presentation order of the decoded frames, equal to
 `frames.frame_idx`. Frames are returned in display orientation (the stream's rotation applied,
 as keyframes and TransNetV2's frames are); decord 0.6.0 rotates 180-degree videos the same way
 and cannot read 90/270-degree ones, so for every video the reference can read the pixels are the
-same. Every frame is passed through `transform` (default `resize_clip_frame`: short side 128)
-right after decoding, so no full-resolution frame outlives its conversion.
+same (and PyAV's RGB conversion equals decord's pixel for pixel). Every frame is passed through
+`transform` (default `resize_clip_frame`: short side 128) right after decoding, so no
+full-resolution frame outlives its conversion.
 """
 
 from __future__ import annotations
