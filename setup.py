@@ -19,7 +19,6 @@ setup(
     install_requires=[
         "apache-beam==2.77.*",
         "av>=14",
-        "decord==0.6.0",
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
         "jinja2>=3.1",  # the HTML report's templates (autoescaped)
@@ -39,6 +38,9 @@ setup(
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],
+        # Optional second clip-frame reader, for comparison (docs/cmd.md): no wheels for macOS
+        # arm64 or Linux aarch64, fails on 90/270-degree rotated videos, slower than PyAV seeks.
+        "decord": ["decord==0.6.0"],
     },
     entry_points={"console_scripts": ["reelbeam=reelbeam.pipelines.cli:main"]},
 )
