@@ -64,7 +64,7 @@ def keyframe_cost(path, model, handler):
     ref = VideoRef("b", path, os.path.getsize(path))
     outs, decode_s = best_of(lambda: list(decode_video(ref, [FrameIndexConsumer(), TransNetV2WindowConsumer()])), repeat=5)
     windows = [v[1] for tag, v in outs if tag == "windows"]
-    chunks = [v[1][1] for tag, v in outs if tag == "per_video" and v[1][0] == "frames"]
+    chunks = [v.payload for tag, v in outs if tag == "per_video" and v.kind == "frames"]
     n = sum(len(c["frame_idx"]) for c in chunks)
     window_probs = [handler.run_inference([w], model)[0].inference for w in windows]
     probs = stitch_window_predictions(window_probs, n)
@@ -83,7 +83,7 @@ def keyframe_cost(path, model, handler):
 
     _, plain_inline_s = best_of(lambda: inline(False), repeat=5)
     captured_outs, capture_inline_s = best_of(lambda: inline(True), repeat=5)
-    captured = [v[1][1] for tag, v in captured_outs if tag == "per_video" and v[1][0] == "shot_frames_captured"][0]
+    captured = [v[1] for tag, v in captured_outs if tag == "shot_frames_index"][0]
     missing = [t for t in targets if t[0] not in set(captured)]
     second_s = 0.0
     if missing:

@@ -38,7 +38,7 @@ import synthetic  # noqa: E402
 
 from reelbeam.schemas.records import VideoRef  # noqa: E402
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video  # noqa: E402
-from reelbeam.transforms.motion import IFrameConsumer, MotionMapConsumer, MotionSampling, MotionStatsConsumer  # noqa: E402
+from reelbeam.transforms.motion import IFrameConsumer, MotionMapConfig, MotionMapConsumer, MotionSampling, MotionStatsConsumer  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 CODECS = {"h264": ("libx264", {"preset": "veryfast", "g": "50", "keyint_min": "50", "sc_threshold": "0"}, ".mp4"),
@@ -76,8 +76,8 @@ def reelbeam_pass(path, consumers, mv, config=DecodeConfig()):
     def run():
         n = 0
         for tag, value in decode_video(VideoRef("b", path, os.path.getsize(path)), [FrameIndexConsumer(), *[c() for c in consumers]], config, mv):
-            if tag == "per_video" and value[1][0] == "meta":
-                n = value[1][1]["frame_count"]
+            if tag == "per_video" and value.kind == "meta":
+                n = value.payload["frame_count"]
         return n
     return run
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                 "plain_decode": plain(path, threads),
                 "pass_no_mv": reelbeam_pass(path, [], False, cfg),
                 "pass_mv_stats": reelbeam_pass(path, [MotionStatsConsumer], True, cfg),
-                "pass_mv_maps": reelbeam_pass(path, [MotionStatsConsumer, lambda: MotionMapConsumer(MotionSampling("all"))], True, cfg),
+                "pass_mv_maps": reelbeam_pass(path, [MotionStatsConsumer, lambda: MotionMapConsumer(MotionMapConfig(MotionSampling("all")))], True, cfg),
             }.items():
                 n, dt = best_of(fn, args.repeat)
                 assert n == frames, (name, n, frames)

@@ -32,8 +32,7 @@ import numpy as np
 
 from reelbeam.models.r2plus1d import resize_clip_frame
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.decode import SWS_THREADS, opened_video
-from reelbeam.transforms.motion import display_orientation
+from reelbeam.transforms.media import SWS_THREADS, display_orientation, opened_video
 
 Transform = Callable[[np.ndarray], np.ndarray]
 METHODS = ("pyav", "decord")
@@ -82,7 +81,7 @@ def packet_index(video: VideoRef | str) -> FrameIndex:
     kept packet decodes to one frame (true of well-formed files); the `frames` table is exact."""
     pts: list = []
     key: list = []
-    with opened_video(_ref(video)) as container:
+    with opened_video(_ref(video).uri) as container:
         stream = container.streams.video[0]
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:  # the demuxer's flush packet; edit-list cuts
@@ -145,7 +144,7 @@ def iter_frames(
     wanted = _validate(indices, len(index))
     transform = transform or (lambda rgb: rgb)
     pending = set(wanted)
-    with opened_video(ref) as container:
+    with opened_video(ref.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         key_positions = np.flatnonzero(index.is_keyframe).tolist()
@@ -181,7 +180,7 @@ def iter_frames(
         # A seek that landed past its keyframe (a demuxer with a coarse index) or a stream that
         # ended early: decode what is left straight through from the start, frames by PTS or count.
         last = max(pending)
-        with opened_video(ref) as container:
+        with opened_video(ref.uri) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):

@@ -139,3 +139,9 @@ def frame_jpeg(frame, max_side: int = 0, quality: int = 90, sar=None) -> tuple[b
     returns (jpeg, width, height)."""
     rgb = display_rgb(frame, max_side, sar)
     return jpeg_bytes(rgb, quality), int(rgb.shape[1]), int(rgb.shape[0])
+
+
+def display_orientation(rgb: np.ndarray, frame) -> np.ndarray:
+    """`rgb` (a conversion of `frame`) turned as the stream's display matrix says (rotation only;
+    the pixel aspect is left as coded, as the models' references read frames)."""
+    return turned(rgb, quarter_turns(frame))

@@ -46,7 +46,7 @@ def videos(tmp_path_factory):
 
 def straight(path):
     """Every frame in display orientation, its PTS and keyframe flag, from one decode."""
-    from reelbeam.transforms.motion import display_orientation
+    from reelbeam.transforms.media import display_orientation
 
     with av.open(path) as c:
         frames = [
