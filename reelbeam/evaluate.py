@@ -210,7 +210,7 @@ def _groups(table: dict | None, vid: str, source: str, keys: Sequence[str]) -> d
 
 
 def evaluate_summaries(args, truth: dict, matched: dict) -> tuple:
-    sums = read_table(args.output, "summaries", ["video_id", "query_id", "method", "start_frame", "end_frame", "selected"], required=False)
+    sums = read_table(args.output, "summaries", ["video_id", "query_id", "scorer", "method", "start_frame", "end_frame", "selected"], required=False)
     scores = read_table(args.output, "frame_scores", ["video_id", "frame_idx", "query_id", "model", "scorer", "score"], required=False)
     if sums is None and scores is None:
         raise EvaluationError(f"{args.output}: neither a `summaries` nor a `frame_scores` table to evaluate")
@@ -229,7 +229,7 @@ def evaluate_summaries(args, truth: dict, matched: dict) -> tuple:
             )
             baseline = r["mean"]
         groups: dict[str, dict] = {}
-        for label, g in _groups(sums, video["video_id"], "summaries", ["query_id", "method"]).items():
+        for label, g in _groups(sums, video["video_id"], "summaries", ["query_id", "scorer", "method"]).items():
             if t.user_summary is not None:
                 summary = np.zeros(n, np.int8)
                 kept = g["selected"].astype(bool) if "selected" in g else np.ones(len(g["start_frame"]), bool)

@@ -96,12 +96,13 @@ def add_optional_tables(out: str) -> dict:
         for q, query in enumerate(QUERIES):
             score = float(0.5 + 0.5 * np.sin(f["frame_idx"] / 10 + q))
             score_rows.append({"video_id": f["video_id"], "frame_idx": f["frame_idx"], "pts_time": f["pts_time"],
-                               "query_id": f"q{q:015d}", "query": query, "score": score, "model": "clipit:test"})
+                               "query_id": f"q{q:015d}", "query": query, "score": score, "scorer": "clipit",
+                               "model": "clipit:test"})
             key = (f["video_id"], query)
             if score > best.get(key, (-1, None))[0]:
                 best[key] = (score, f["frame_idx"])
         fe_rows.append({"video_id": f["video_id"], "frame_idx": f["frame_idx"], "pts_time": f["pts_time"],
-                        "model": "openai/clip-vit-base-patch32", "embedding": [0.0] * 8})
+                        "model": "openai/clip-vit-base-patch32", "embedding": [0.0] * 512, "normalised": False})
     _write(out, "frame_scores", score_rows)
     _write(out, "frame_embeddings", fe_rows)
     for v in videos:
@@ -109,12 +110,13 @@ def add_optional_tables(out: str) -> dict:
         for q, query in enumerate(QUERIES):
             for i, (a, b) in enumerate(((0, n // 3 - 1), (n // 3, 2 * n // 3 - 1), (2 * n // 3, n - 1))):
                 summary_rows.append({"video_id": v["video_id"], "query_id": f"q{q:015d}", "query": query,
-                                     "segment_idx": i, "start_frame": a, "end_frame": b, "start_time": a / fps,
-                                     "end_time": (b + 1) / fps, "score": 0.3 + 0.2 * i, "selected": i != q})
+                                     "scorer": "clipit", "segment_idx": i, "start_frame": a, "end_frame": b,
+                                     "start_time": a / fps, "end_time": (b + 1) / fps, "score": 0.3 + 0.2 * i,
+                                     "selected": i != q, "method": "kts+knapsack", "budget": 0.15})
     _write(out, "summaries", summary_rows)
     _write(out, "video_embeddings", [
-        {"video_id": v["video_id"], "model": "cmd-r2p1d:test.pt", "num_clips": 3,
-         "embedding": shot_embedding(500 + i).tolist()} for i, v in enumerate(videos)
+        {"video_id": v["video_id"], "granularity": "video", "model": "cmd-r2p1d:test.pt", "num_clips": 3,
+         "clip_frames": [0] * 48, "embedding": shot_embedding(500 + i).tolist()} for i, v in enumerate(videos)
     ])
     os.makedirs(os.path.join(out, "_runs"), exist_ok=True)
     with open(os.path.join(out, "_runs", "20260101T000000Z-test.json"), "w") as f:

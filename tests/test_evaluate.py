@@ -120,12 +120,13 @@ def test_summaries_and_frame_scores(tmp_path, capsys):
     write(out, "videos", [video("s1", "/tvsum/AwmHb44_ouw.mp4", frames=20)])
     # The run's summary keeps frames 10-12 of 20.
     write(out, "summaries", [
-        {"video_id": "s1", "query_id": "q", "segment_idx": 0, "start_frame": 0, "end_frame": 9, "selected": False},
-        {"video_id": "s1", "query_id": "q", "segment_idx": 1, "start_frame": 10, "end_frame": 12, "selected": True},
+        {"video_id": "s1", "query_id": "q", "scorer": "clip", "method": "kts+knapsack", "segment_idx": 0, "start_frame": 0, "end_frame": 9, "selected": False},
+        {"video_id": "s1", "query_id": "q", "scorer": "clip", "method": "kts+knapsack", "segment_idx": 1, "start_frame": 10, "end_frame": 12, "selected": True},
     ])
     # Scores at frames 0, 10, 13: 0.2, 0.6, 0.9 -> per frame 0.2 x10, 0.6 x3, 0.9 x7.
     write(out, "frame_scores", [
-        {"video_id": "s1", "frame_idx": f, "query_id": "q", "score": s, "model": "clip"} for f, s in ((13, 0.9), (0, 0.2), (10, 0.6))
+        {"video_id": "s1", "frame_idx": f, "query_id": "q", "score": s, "scorer": "clip", "model": "clip"}
+        for f, s in ((13, 0.9), (0, 0.2), (10, 0.6))
     ])
     users = [[0] * 10 + [1] * 6 + [0] * 4, [0] * 13 + [1] * 3 + [0] * 4]
     truth = tmp_path / "tvsum.json"
@@ -137,8 +138,8 @@ def test_summaries_and_frame_scores(tmp_path, capsys):
     assert code == 0, out_text
     r = json.loads((tmp_path / "r.json").read_text())
     rows = {v["group"]: v for v in r["videos"]}
-    assert sorted(rows) == ["frame_scores: query_id=q model=clip", "summaries: query_id=q"]
-    summary, scores = rows["summaries: query_id=q"], rows["frame_scores: query_id=q model=clip"]
+    assert sorted(rows) == ["frame_scores: query_id=q model=clip scorer=clip", "summaries: query_id=q scorer=clip method=kts+knapsack"]
+    summary, scores = rows["summaries: query_id=q scorer=clip method=kts+knapsack"], rows["frame_scores: query_id=q model=clip scorer=clip"]
     # Summary {10, 11, 12}: user 1 overlap 3, P 1, R 1/2, F 2/3; user 2 overlap 0. Mean 1/3.
     assert summary["fscore"] == pytest.approx(1 / 3)
     # The scores through the dataset's shots and a 3-frame budget keep shot [10, 12] too.

@@ -370,15 +370,18 @@ def video_embedding(clip_features: np.ndarray) -> np.ndarray:
 # Beam ModelHandler
 
 
-def default_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+def crop_clip(frames: np.ndarray, crop: int = CROP_SIZE) -> np.ndarray:
+    """Resized frames uint8 [T, h, w, 3] -> their centre crop uint8 [T, 112, 112, 3] (what
+    `clip_tensor` keeps): a quarter of the bytes to carry to the model, same result."""
+    h, w = frames.shape[1:3]
+    y, x = (h - crop) // 2, (w - crop) // 2
+    return np.ascontiguousarray(frames[:, y : y + crop, x : x + crop])
 
 
 class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]):
-    """RunInference: one preprocessed clip float32 [3, 16, 112, 112] (`clip_tensor`) -> its
-    2048-d feature (float32 numpy). Batches stack clips of any videos and shots; wrap it in a
+    """RunInference: one clip, uint8 frames [16, h, w, 3] (`resize_clip_frame`d, or already
+    `crop_clip`ped) or float32 [3, 16, 112, 112] (`clip_tensor`) -> its 2048-d feature (float32
+    numpy). precision 'auto' is bf16 on a GPU and fp32 on a CPU, decided where the model loads. Batches stack clips of any videos and shots; wrap it in a
     KeyedModelHandler to carry (video, clip) keys and average with `video_embedding` after.
 
     The model is loaded with BatchNorm folded into the convolutions. precision 'bf16' runs under
@@ -398,7 +401,7 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
         model_copies: int | None = None,
         large_model: bool = False,
     ) -> None:
-        if precision not in PRECISIONS:
+        if precision not in (*PRECISIONS, "auto"):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -412,18 +415,24 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
         self._device = device
         self._precision = precision
 
-    def _channels_last(self, device: str) -> bool:
+    def _resolved(self) -> tuple[str, str]:
+        from reelbeam.models.device import resolve_device, resolve_precision
+
+        device = resolve_device(self._device)
+        return device, resolve_precision(self._precision, device)
+
+    def _channels_last(self, device: str, precision: str) -> bool:
         # oneDNN's 3D convolutions run ~2x faster channels-last on CPU in both precisions
         # (bench/cmd.py); on GPU only the bf16 path uses it (tensor cores), fp32 stays as the
         # reference runs.
-        return device == "cpu" or self._precision == "bf16"
+        return device == "cpu" or precision == "bf16"
 
     def load_model(self) -> R2Plus1D26:
-        device = default_device(self._device)
+        device, precision = self._resolved()
         model = load_r2plus1d(self._checkpoint, device, fuse=True)
-        if self._channels_last(device):
+        if self._channels_last(device, precision):
             model = model.to(memory_format=torch.channels_last_3d)
-        if self._precision == "bf16" and device == "cpu":
+        if precision == "bf16" and device == "cpu":
             from reelbeam.models.transnetv2 import onednn_bf16
 
             if not onednn_bf16():
@@ -436,8 +445,9 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
         model: R2Plus1D26,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        channels_last = self._channels_last(default_device(self._device))
-        feats = model.embed(np.stack(batch), bf16=self._precision == "bf16", channels_last=channels_last)
+        device, precision = self._resolved()
+        clips = np.stack([clip_tensor(c) if np.asarray(c).dtype == np.uint8 else c for c in batch])
+        feats = model.embed(clips, bf16=precision == "bf16", channels_last=self._channels_last(device, precision))
         return [PredictionResult(c, f) for c, f in zip(batch, feats)]
 
     def get_metrics_namespace(self) -> str:

@@ -42,7 +42,7 @@ _OPTIONAL_COLUMNS = {
     "summaries": ["video_id", "query_id", "query", "segment_idx", "start_frame", "end_frame", "start_time",
                   "end_time", "score", "selected"],
     "scene_clips": ["video_id", "scene_idx", "uri", "mode", "num_frames", "size_bytes"],
-    "video_embeddings": ["video_id", "model", "num_clips", "embedding"],
+    "video_embeddings": ["video_id", "granularity", "model", "num_clips", "embedding"],
 }
 _SORT_KEYS = {
     "shots": "shot_idx",

@@ -277,6 +277,8 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
 
     embeddings = []
     for e in corpus.rows("video_embeddings", vid):
+        if (e.get("granularity") or "video") != "video":
+            continue  # per-shot embeddings: the page shows the video's
         vec = np.asarray(e.get("embedding") or [], np.float32)
         embeddings.append({
             "model": e.get("model") or "", "num_clips": e.get("num_clips"), "dim": len(vec),
@@ -317,7 +319,7 @@ def _neighbours(corpus: data.Corpus, k: int = NEIGHBOURS) -> dict[tuple[str, str
         return {}
     by_model: dict[str, list[tuple[str, list]]] = {}
     for row in group.table.to_pylist():
-        if row.get("embedding"):
+        if row.get("embedding") and (row.get("granularity") or "video") == "video":
             by_model.setdefault(row.get("model") or "", []).append((row["video_id"], row["embedding"]))
     out = {}
     for model, items in by_model.items():

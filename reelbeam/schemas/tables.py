@@ -24,6 +24,8 @@ SCHEMA_VERSION = "1"
 # Embedding widths of the published models, fixed in the schema so that readers get
 # FixedSizeList columns they can turn into 2-D arrays without a copy.
 SHOT_EMBEDDING_DIM = 2048  # ResNet-50 avgpool (BaSSL shot encoder)
+CLIP_EMBEDDING_DIM = 512  # CLIP ViT-B/32 projection (the CLIP-It reference's model)
+VIDEO_EMBEDDING_DIM = 2048  # R(2+1)D-26 global average pool (CMD)
 
 
 def _list(value_type: pa.DataType, size: int = -1) -> pa.DataType:
@@ -247,54 +249,63 @@ FRAME_EMBEDDINGS = _schema(
     "frame_embeddings",
     [
         _VIDEO_ID,
-        _f("frame_idx", pa.int32(), "0-based frame index", False),
-        _f("pts_time", pa.float64(), "seconds"),
-        _f("model", pa.string(), "CLIP model id"),
-        _f("embedding", _list(pa.float32()), "CLIP image embedding (model width, e.g. 512)"),
+        _f("frame_idx", pa.int32(), "0-based frame index of the sampled frame", False),
+        _f("pts_time", pa.float64(), "presentation time, seconds"),
+        _f("model", pa.string(), "CLIP model: the Hugging Face id, or the folder's name and a short hash of its files"),
+        _f("embedding", _list(pa.float32(), CLIP_EMBEDDING_DIM), "CLIP image feature (the projection output, 512-d for ViT-B/32)"),
+        _f("normalised", pa.bool_(), "whether `embedding` is L2-normalised (false: raw, as the model outputs it)"),
     ],
-    "CLIP image embeddings of sampled frames",
+    "CLIP image features of the sampled frames (every 15th frame by default); a reshard point for the scorers",
 )
 
 FRAME_SCORES = _schema(
     "frame_scores",
     [
         _VIDEO_ID,
-        _f("frame_idx", pa.int32(), "0-based frame index", False),
-        _f("pts_time", pa.float64(), "seconds"),
-        _f("query_id", pa.string(), "sha1 of the query text, 16 hex chars"),
-        _f("query", pa.string(), "the language query"),
-        _f("score", pa.float32(), "CLIP-It frame importance score in [0, 1]"),
-        _f("model", pa.string(), "scorer name and checkpoint"),
+        _f("frame_idx", pa.int32(), "0-based frame index of the sampled frame", False),
+        _f("pts_time", pa.float64(), "presentation time, seconds"),
+        _f("query_id", pa.string(), "sha1 of the query text, 16 hex chars; 'video' for the query-less importance", False),
+        _f("query", pa.string(), "the language query (empty for the query-less importance)"),
+        _f("score", pa.float32(), "clip: cosine similarity of frame and text features in [-1, 1]; clipit: importance in (0, 1)"),
+        _f("scorer", pa.string(), "'clip' (CLIP weights alone) or 'clipit' (the CLIP-It scoring transformer)", False),
+        _f("model", pa.string(), "the scorer's weights: CLIP model, and the CLIP-It checkpoint's name and short hash"),
     ],
-    "language-guided frame scores",
+    "language-guided frame scores, per sampled frame, query and scorer",
 )
 
 SUMMARIES = _schema(
     "summaries",
     [
         _VIDEO_ID,
-        _f("query_id", pa.string(), "sha1 of the query text, 16 hex chars"),
-        _f("query", pa.string(), "the language query"),
-        _f("segment_idx", pa.int32(), "0-based segment index"),
-        _f("start_frame", pa.int32(), "inclusive"),
-        _f("end_frame", pa.int32(), "inclusive"),
-        _f("start_time", pa.float64(), "seconds"),
-        _f("end_time", pa.float64(), "seconds"),
-        _f("score", pa.float32(), "mean frame score of the segment"),
+        _f("query_id", pa.string(), "as in `frame_scores`", False),
+        _f("query", pa.string(), "the language query (empty for the query-less importance)"),
+        _f("scorer", pa.string(), "the frame scores the summary was made from: 'clip' or 'clipit'", False),
+        _f("segment_idx", pa.int32(), "0-based KTS segment index", False),
+        _f("start_frame", pa.int32(), "first frame, inclusive"),
+        _f("end_frame", pa.int32(), "last frame, inclusive"),
+        _f("start_time", pa.float64(), "PTS of the first frame, seconds"),
+        _f("end_time", pa.float64(), "end of the last frame, seconds"),
+        _f("score", pa.float32(), "mean frame score of the segment (each source frame takes its sampled frame's score)"),
         _f("selected", pa.bool_(), "the knapsack kept this segment in the summary"),
+        _f("method", pa.string(), "'kts+knapsack' (CLIP-It's: KTS change points on the CLIP features, 0/1 knapsack)"),
+        _f("budget", pa.float32(), "summary length as a fraction of the video's frames (0.15: the reference's)"),
     ],
-    "KTS segments and the knapsack's choice per query",
+    "KTS segments of each video and the knapsack's choice per query and scorer: the summary is the selected segments",
 )
 
 VIDEO_EMBEDDINGS = _schema(
     "video_embeddings",
     [
         _VIDEO_ID,
-        _f("model", pa.string(), "embedding model and checkpoint"),
+        _f("granularity", pa.string(), "'video' (the reference: 10 clips spread over the video) or 'shot' (clips inside one shot)", False),
+        _f("shot_id", pa.string(), "shot id as in `shots` (granularity 'shot'), else null"),
+        _f("shot_idx", pa.int32(), "shot index (granularity 'shot'), else null"),
         _f("num_clips", pa.int32(), "clips averaged"),
-        _f("embedding", _list(pa.float32()), "mean of the clip features (CMD R(2+1)D-26: 2048-d, not normalised)"),
+        _f("clip_frames", _list(pa.int32()), "frame indices of the clips, clip after clip (num_clips x 16; the reference pads past-the-end with frame 0)"),
+        _f("model", pa.string(), "`cmd-r2plus1d26:<file>@<first 8 hex of sha256>`"),
+        _f("embedding", _list(pa.float32(), VIDEO_EMBEDDING_DIM), "mean of the clip features (CMD R(2+1)D-26: 2048-d, not normalised, all >= 0)"),
     ],
-    "clip-level video embeddings",
+    "clip-level video embeddings (CMD), per video and per shot",
 )
 
 STAGE_RUNS = _schema(

@@ -15,6 +15,7 @@ from reelbeam.stages.scene_clips import SceneClipsStage
 from reelbeam.stages.scrl import SCRLEncoderStage
 from reelbeam.stages.shot_keyframes import ShotKeyframesStage
 from reelbeam.stages.shots import ShotsStage
+from reelbeam.stages.video_embeddings import VideoEmbeddingsStage
 
 REGISTRY: tuple[type[Stage], ...] = (
     DecodeStage,
@@ -28,6 +29,7 @@ REGISTRY: tuple[type[Stage], ...] = (
     SCRLEncoderStage,
     BoundariesStage,
     ModelScenesStage,
+    VideoEmbeddingsStage,
     SceneClipsStage,
     ModelScopeJsonStage,
 )
