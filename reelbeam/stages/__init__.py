@@ -7,6 +7,7 @@ stage graph in docs/architecture.md all come from this list.
 
 from reelbeam.stages.base import STREAMS, ConfigError, PassStage, RunEnv, Stage, VideoAssembly
 from reelbeam.stages.bassl import BaSSLEncoderStage, BoundariesStage, ModelScenesStage
+from reelbeam.stages.clip import ClipSamplingStage, FrameEmbeddingsStage, FrameScoresStage
 from reelbeam.stages.decode import DecodeStage
 from reelbeam.stages.histogram_scenes import HistogramScenesStage
 from reelbeam.stages.modelscope_json import ModelScopeJsonStage
@@ -15,6 +16,7 @@ from reelbeam.stages.scene_clips import SceneClipsStage
 from reelbeam.stages.scrl import SCRLEncoderStage
 from reelbeam.stages.shot_keyframes import ShotKeyframesStage
 from reelbeam.stages.shots import ShotsStage
+from reelbeam.stages.summaries import SummariesStage
 from reelbeam.stages.video_embeddings import VideoEmbeddingsStage
 
 REGISTRY: tuple[type[Stage], ...] = (
@@ -24,12 +26,16 @@ REGISTRY: tuple[type[Stage], ...] = (
     MotionMapsStage,
     IFramesStage,
     HistogramScenesStage,
+    ClipSamplingStage,
     ShotKeyframesStage,
     BaSSLEncoderStage,
     SCRLEncoderStage,
     BoundariesStage,
     ModelScenesStage,
     VideoEmbeddingsStage,
+    FrameEmbeddingsStage,
+    FrameScoresStage,
+    SummariesStage,
     SceneClipsStage,
     ModelScopeJsonStage,
 )
@@ -61,6 +67,8 @@ def graph_markdown() -> str:
         writes = [f"`{t}`" for t in cls.writes]
         if cls.in_decode_pass and cls.frame_columns:
             writes.append(f"`frames` columns {', '.join(cls.frame_columns[:2])}{', ...' if len(cls.frame_columns) > 2 else ''}")
+        if cls.in_decode_pass:
+            writes += [f"`{t}` (stream)" for t, d in cls.streams.items() if d is None and t in STREAMS]
         if cls.name == "modelscope_json":
             writes.append("OUTPUT/json/")
         if cls.name == "scene_clips":
@@ -72,7 +80,9 @@ def graph_markdown() -> str:
     made: dict[str, str] = {}
     for cls in REGISTRY:
         if cls.in_decode_pass:
-            lines.append(f"  decode pass + {cls.name:<18} -> {', '.join(cls.writes) or 'frames columns'}")
+            made_here = list(cls.writes) or (["frames columns"] if cls.frame_columns else [])
+            made_here += [f"{t} (stream)" for t, d in cls.streams.items() if d is None and t in STREAMS]
+            lines.append(f"  decode pass + {cls.name:<18} -> {', '.join(made_here)}")
         elif cls.name == "decode":
             lines.append(f"inputs -> {cls.name:<27} -> {', '.join(cls.writes)}")
         else:

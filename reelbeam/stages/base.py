@@ -35,6 +35,8 @@ import apache_beam as beam
 STREAMS = {
     "shot_frames": "frames the decode pass JPEG-encoded because they may be shot keyframes (CapturedFrame)",
     "shot_frames_index": "per video, the frame indices in `shot_frames` ((video_id, [frame_idx]))",
+    "clip_frames": "the frames sampled for CLIP, resized in the decode pass (ClipFrame)",
+    "clip_frames_count": "per video, how many frames were sampled for CLIP ((video_id, n))",
 }
 
 
@@ -197,6 +199,9 @@ class PassStage(Stage):
     streams: ClassVar[Mapping[str, Optional[str]]] = {}
     assembled: ClassVar[tuple[str, ...]] = ()
     frame_columns: ClassVar[tuple[str, ...]] = ()
+    # In-job streams kept only for videos that end with a `videos` row (small per-video records
+    # that gate a later stage; bulky streams are filtered by joining with those instead).
+    gated_streams: ClassVar[tuple[str, ...]] = ()
 
     def frame_consumers(self) -> Sequence[Callable[[], Any]]:
         """Zero-argument factories (classes or functools.partial: picklable) of FrameConsumers."""

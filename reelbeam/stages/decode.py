@@ -121,6 +121,10 @@ class DecodeStage(Stage):
                     out[f"{stage.name}/{table}"] = (assembled.videos, streams[tag]) | (
                         f"Keep{stage.label_of()}{tag.capitalize()}OfOkVideos" >> KeepRowsOfOkVideos()
                     )
+                elif tag in stage.gated_streams:
+                    out[tag] = (assembled.videos, streams[tag]) | (
+                        f"Keep{stage.label_of()}{tag.capitalize()}OfOkVideos" >> KeepRowsOfOkVideos()
+                    )
                 elif tag in STREAMS:
                     out[tag] = streams[tag]
         return out

@@ -16,7 +16,7 @@ class ModelScopeJsonStage(Stage):
     name: ClassVar[str] = "modelscope_json"
     title: ClassVar[str] = "ModelScope-shaped JSON per video"
     reads: ClassVar[tuple[str, ...]] = ("videos", "shots")
-    optional_reads: ClassVar[tuple[str, ...]] = ("scenes",)
+    optional_reads: ClassVar[tuple[str, ...]] = ("scenes", "summaries")
     enabled_by: ClassVar[str] = "--json (default on)"
     replaces_its_files: ClassVar[bool] = True
 

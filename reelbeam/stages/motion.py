@@ -84,7 +84,7 @@ class MotionMapsStage(PassStage):
     name: ClassVar[str] = "motion_maps"
     title: ClassVar[str] = "CMD motion maps (in the decode pass)"
     writes: ClassVar[tuple[str, ...]] = ("motion",)
-    enabled_by: ClassVar[str] = "--motion-maps all|every:N|fps:R"
+    enabled_by: ClassVar[str] = "--motion-maps all, every:N or fps:R"
     streams: ClassVar[dict] = {"motion": "motion"}
     needs_motion_vectors: ClassVar[bool] = True
 

@@ -105,7 +105,7 @@ def _rows_of_ok_video(element):
 class KeepRowsOfOkVideos(beam.PTransform):
     """(videos rows, rows) -> the rows whose video ended with a `videos` row.
 
-    Rows are dicts with a `video_id`, or objects with a `video_id` attribute."""
+    Rows are dicts with a `video_id`, objects with a `video_id` attribute, or (video_id, ...)."""
 
     def expand(self, pcolls):
         videos, rows = pcolls
@@ -120,7 +120,9 @@ class KeepRowsOfOkVideos(beam.PTransform):
 
 
 def _video_id(row) -> str:
-    return row["video_id"] if isinstance(row, dict) else row.video_id
+    if isinstance(row, dict):
+        return row["video_id"]
+    return row.video_id if hasattr(row, "video_id") else row[0]  # a record, or (video_id, ...)
 
 
 def _fill_uri(element):

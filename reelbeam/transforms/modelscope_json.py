@@ -1,8 +1,9 @@
 """The per-video JSON in ModelScope's result shape, rebuilt from the tables.
 
 `{'video_id', 'uri', 'shot_num', 'shot_meta_list': [{'frame': [s, e], 'timestamps': [...]}],
-'scene_num', 'scene_meta_list': [{'shot': [...], 'frame': [s, e], 'timestamps': [...]}]}` (scene
-keys only when the video has scenes): frame ranges inclusive, timestamps HH:MM:SS.mmm. Built from
+'scene_num', 'scene_meta_list': [{'shot': [...], 'frame': [s, e], 'timestamps': [...]}],
+'summaries': [{'query_id', 'query', 'scorer', 'output': [{'frame': [s, e], 'timestamps': [...]}]}]}`
+(scene and summary keys only when the video has them; `output` is CLIP-It's result shape): frame ranges inclusive, timestamps HH:MM:SS.mmm. Built from
 `videos`, `shots` and `scenes` rows alone, so it is the same whether those came from this job or
 an earlier run.
 """
@@ -37,8 +38,31 @@ def scene_meta_list(scenes: list[dict]) -> list[dict]:
     ]
 
 
-def video_document(video: dict, shots: list[dict], scenes: list[dict]) -> dict:
-    """One video's document from its `videos` row and its shot and scene rows (any order)."""
+def summary_outputs(summaries: list[dict]) -> list[dict]:
+    """Per query and scorer, CLIP-It's output: the maximal runs of selected segments as
+    {'frame': [s, e], 'timestamps': [start of s, end of e]} (timestamps '%02d:%02d:%06.3f')."""
+    from reelbeam.transforms.summaries import timestamp
+
+    groups: dict[tuple, dict] = {}
+    for r in sorted(summaries, key=lambda r: (r["query_id"], r["scorer"], r["segment_idx"])):
+        g = groups.setdefault((r["query_id"], r["scorer"]), {"query_id": r["query_id"], "query": r["query"], "scorer": r["scorer"], "runs": []})
+        if not r["selected"]:
+            continue
+        runs = g["runs"]
+        if runs and r["start_frame"] == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], r["end_frame"], runs[-1][2], r["end_time"])
+        else:
+            runs.append((r["start_frame"], r["end_frame"], r["start_time"], r["end_time"]))
+    out = []
+    for g in groups.values():
+        runs = g.pop("runs")
+        g["output"] = [{"frame": [s, e], "timestamps": [timestamp(t0), timestamp(t1)]} for s, e, t0, t1 in runs]
+        out.append(g)
+    return out
+
+
+def video_document(video: dict, shots: list[dict], scenes: list[dict], summaries: list[dict] = ()) -> dict:
+    """One video's document from its `videos` row and its shot, scene and summary rows (any order)."""
     shots = sorted(shots, key=lambda r: r["shot_idx"])
     doc = {
         "video_id": video["video_id"],
@@ -50,6 +74,8 @@ def video_document(video: dict, shots: list[dict], scenes: list[dict]) -> dict:
         scenes = sorted(scenes, key=lambda r: r["scene_idx"])
         doc["scene_num"] = len(scenes)
         doc["scene_meta_list"] = scene_meta_list(scenes)
+    if summaries:
+        doc["summaries"] = summary_outputs(list(summaries))
     return doc
 
 
@@ -57,7 +83,7 @@ def _documents(element):
     video_id, g = element
     videos = list(g["videos"])
     if videos:
-        yield video_id, video_document(videos[0], list(g["shots"]), list(g["scenes"]))
+        yield video_id, video_document(videos[0], list(g["shots"]), list(g["scenes"]), list(g["summaries"]))
 
 
 class BuildModelScopeJson(beam.PTransform):
@@ -67,10 +93,10 @@ class BuildModelScopeJson(beam.PTransform):
     def expand(self, tables):
         keyed = {
             name: tables[name] | f"{name.capitalize()}ByVideo" >> beam.Map(lambda r: (r["video_id"], r))
-            for name in ("videos", "shots", "scenes")
+            for name in ("videos", "shots", "scenes", "summaries")
             if tables.get(name) is not None
         }
-        for name in ("shots", "scenes"):
+        for name in ("shots", "scenes", "summaries"):
             if name not in keyed:
                 keyed[name] = tables["videos"].pipeline | f"No{name.capitalize()}" >> beam.Create([])
         return keyed | "JoinVideoTables" >> beam.CoGroupByKey() | "Documents" >> beam.FlatMap(_documents)

@@ -1,0 +1,269 @@
+"""CLIP frame scoring as stages (the CLIP-It seed):
+
+- `clip_sampling` (in the decode pass): every Nth frame (or R a second), resized for CLIP in the
+  pass -> the in-job streams `clip_frames`, `clip_frames_count`;
+- `frame_embeddings`: CLIP image features of those frames through RunInference -> `frame_embeddings`
+  (a reshard point: the scoring below can start from it);
+- `frame_scores`: per video, query and scorer (`clip`, and `clipit` with a CLIP-It checkpoint) ->
+  `frame_scores`.
+
+They run when CLIP weights are at hand (`--clip-model`: a Hugging Face id in the local cache, a
+folder or an fsspec URL of one; default openai/clip-vit-base-patch32); without them the stages are
+skipped with one log line naming the flag, and asking for a query without them is an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import weakref
+from typing import ClassVar, Optional
+
+from reelbeam.stages.base import ConfigError, PassStage, Stage, add_flag
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+
+
+def _queries(options) -> list[str]:
+    from reelbeam.transforms.clip_scoring import read_queries_file
+
+    out = list(options.query or [])
+    if options.queries_file:
+        try:
+            out += read_queries_file(options.queries_file)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--queries-file {options.queries_file!r}: cannot read it ({e})") from e
+    return list(dict.fromkeys(q.strip() for q in out if q.strip()))
+
+
+@functools.lru_cache(maxsize=8)
+def _available(source: str) -> bool:
+    from reelbeam.models.clip import clip_available
+
+    return clip_available(source)
+
+
+def _projection_dim(source: str) -> Optional[int]:
+    """The model's feature width from its config.json where it can be read without loading it."""
+    path = None
+    if "://" not in source and os.path.isdir(source):
+        path = os.path.join(source, "config.json")
+    elif "://" not in source:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(source, "config.json")
+            path = found if isinstance(found, str) else None
+        except ValueError:
+            path = None
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("projection_dim")
+
+
+_DECIDED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def clip_source(options) -> Optional[str]:
+    """The CLIP model the CLIP stages use, or None when they are off (with one log line saying
+    which flag turns them on); ConfigError when they are asked for and cannot run. Decided once
+    per parsed options (every CLIP stage asks)."""
+    if options not in _DECIDED:
+        _DECIDED[options] = _decide(options)
+    return _DECIDED[options]
+
+
+def _decide(options) -> Optional[str]:
+    source = options.clip_model or DEFAULT_CLIP_MODEL
+    wanted = _queries(options) or options.clipit_checkpoint
+    if options.clip_scoring == "off":
+        if wanted:
+            raise ConfigError("--query/--queries-file/--clipit-checkpoint need the CLIP stages: drop --clip-scoring off")
+        return None
+    if options.iframes_only:
+        if wanted or options.clip_scoring == "on":
+            raise ConfigError("CLIP frame scoring needs every frame decoded: drop --iframes-only")
+        return None
+    if not _available(source):
+        where = "not in the local Hugging Face cache" if "://" not in source and not os.path.isdir(source) else "not found"
+        if wanted or options.clip_scoring == "on" or source != DEFAULT_CLIP_MODEL:
+            flag = "--query" if _queries(options) else ("--clipit-checkpoint" if options.clipit_checkpoint else "--clip-model")
+            raise ConfigError(
+                f"{flag} needs CLIP weights, and --clip-model {source!r} is {where}: give a folder written by "
+                "CLIPModel.save_pretrained (with its tokenizer), an fsspec URL of one, or a Hugging Face id in the cache"
+            )
+        LOG.info("CLIP frame scoring and summaries skipped: no CLIP weights here (%s is %s); give --clip-model PATH", source, where)
+        return None
+    dim = _projection_dim(source)
+    if dim is not None and dim != 512:
+        raise ConfigError(
+            f"--clip-model {source!r} gives {dim}-d features; frame_embeddings and CLIP-It take the 512-d features of "
+            "ViT-B/32 class models (e.g. openai/clip-vit-base-patch32)"
+        )
+    return source
+
+
+class ClipSamplingStage(PassStage):
+    name: ClassVar[str] = "clip_sampling"
+    title: ClassVar[str] = "CLIP frame sampling (in the decode pass)"
+    enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+    streams: ClassVar[dict] = {"clip_frames": None, "clip_frames_count": None}
+    gated_streams: ClassVar[tuple[str, ...]] = ("clip_frames_count",)  # frames of failed videos go no further
+
+    def __init__(self, sampling) -> None:
+        super().__init__()
+        self.sampling = sampling
+
+    @staticmethod
+    def add_flags(group) -> None:
+        add_flag(group, "clip-sample", default="every:15",
+                 help="which frames CLIP sees: every:N (every Nth frame, 15 as the reference, whatever the fps) "
+                 "or fps:R (R a second)")
+
+    @classmethod
+    def configure(cls, options, env) -> Optional["ClipSamplingStage"]:
+        from reelbeam.transforms.clip_scoring import ClipSampling
+
+        try:
+            sampling = ClipSampling.parse(options.clip_sample)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        return cls(sampling) if clip_source(options) else None
+
+    def settings(self) -> str:
+        return str(self.sampling)
+
+    def frame_consumers(self):
+        from reelbeam.transforms.clip_scoring import ClipFrameConsumer
+
+        return [functools.partial(ClipFrameConsumer, self.sampling)]
+
+
+class FrameEmbeddingsStage(Stage):
+    name: ClassVar[str] = "frame_embeddings"
+    title: ClassVar[str] = "CLIP frame features and language-guided scores (the CLIP-It seed)"
+    reads: ClassVar[tuple[str, ...]] = ("clip_frames", "clip_frames_count")
+    writes: ClassVar[tuple[str, ...]] = ("frame_embeddings",)
+    enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+
+    def __init__(self, source: str, device: str, precision: str, model_copies: Optional[int], batch: int, sampling: str) -> None:
+        super().__init__()
+        self.source = source
+        self.device = device
+        self.precision = precision
+        self.model_copies = model_copies
+        self.batch = batch
+        self.sampling = sampling
+
+    @staticmethod
+    def add_flags(group) -> None:
+        add_flag(group, "clip-model", default=None, show_default=False,
+                 help="CLIP weights: a Hugging Face id (in the local cache; nothing is downloaded), a folder written "
+                 "by CLIPModel.save_pretrained or an fsspec URL of one (default: openai/clip-vit-base-patch32, the "
+                 "reference's ViT-B/32); without weights the CLIP stages are skipped")
+        add_flag(group, "clip-scoring", default="auto", choices=("auto", "on", "off"),
+                 help="the CLIP stages (sampling, frame_embeddings, frame_scores, summaries): auto runs them when the "
+                 "weights are at hand; on makes missing weights an error")
+        add_flag(group, "query", action="append", default=None, show_default=False,
+                 help="a language query to score every frame against (repeatable); several sentences in one query "
+                 "are one CLIP-It sentence set")
+        add_flag(group, "queries-file", default=None, show_default=False,
+                 help="a text file of queries, one per line (local or fsspec). A CSV/Parquet --input manifest's "
+                 "`query` column adds per-video queries (several separated by ' | ')")
+        add_flag(group, "clipit-checkpoint", default=None, show_default=False,
+                 help="CLIP-It's scoring transformer: ModelScope's pytorch_model.pt (loaded strict with weights_only); "
+                 "adds the `clipit` scorer beside the plain CLIP cosine (`clip`)")
+        add_flag(group, "clip-batch-size", type=int, default=None, show_default=False,
+                 help="frames per CLIP RunInference batch (default 16 on CPU, 128 on GPU)")
+
+    @classmethod
+    def configure(cls, options, env) -> Optional["FrameEmbeddingsStage"]:
+        if options.clip_batch_size is not None and options.clip_batch_size < 1:
+            raise ConfigError(f"--clip-batch-size must be >= 1, got {options.clip_batch_size}")
+        source = clip_source(options)
+        if source is None:
+            return None
+        precision = env.model_precision if env.model_precision != "auto" else None
+        batch = options.clip_batch_size or (128 if env.on_gpu else 16)
+        return cls(source, env.device, precision, env.model_copies, batch, options.clip_sample)
+
+    def settings(self) -> str:
+        return f"clip={self.source} sample={self.sampling}"
+
+    def expand(self, tables):
+        from reelbeam.models.clip import CLIPImageHandler
+        from reelbeam.transforms.clip_scoring import EmbedFrames
+
+        handler = CLIPImageHandler(self.source, self.device, self.precision, self.batch, self.model_copies)
+        return tables | "EmbedFrames" >> EmbedFrames(handler, self.source)
+
+
+def _check_clipit(path: str) -> None:
+    from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, tensor_shapes
+    from reelbeam.models.clipit import ClipIt
+
+    try:
+        shapes = {k.removeprefix("module."): v for k, v in tensor_shapes(path).items()}
+        compare_keys(path, shapes, expected_shapes(ClipIt), "CLIP-It scoring transformer")
+    except CheckpointError as e:
+        raise ConfigError(f"--clipit-checkpoint: {e}") from e
+
+
+class FrameScoresStage(Stage):
+    name: ClassVar[str] = "frame_scores"
+    title: ClassVar[str] = "Language-guided frame scores (clip; clipit with --clipit-checkpoint)"
+    reads: ClassVar[tuple[str, ...]] = ("frame_embeddings",)
+    optional_reads: ClassVar[tuple[str, ...]] = ("videos",)
+    writes: ClassVar[tuple[str, ...]] = ("frame_scores",)
+    enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+
+    def __init__(self, source: str, clipit: Optional[str], queries: list[str], by_uri: dict, device: str) -> None:
+        super().__init__()
+        self.source = source
+        self.clipit = clipit
+        self.queries = queries
+        self.by_uri = by_uri
+        self.device = device
+        self.clipit_id = None
+        if clipit:
+            from reelbeam.models.checkpoints import CheckpointError, model_id
+
+            try:
+                self.clipit_id = model_id("clipit", clipit)
+            except CheckpointError as e:
+                raise ConfigError(f"--clipit-checkpoint: {e}") from e
+
+    @classmethod
+    def configure(cls, options, env) -> Optional["FrameScoresStage"]:
+        from reelbeam.transforms.clip_scoring import manifest_queries
+
+        source = clip_source(options)
+        if source is None:
+            return None
+        if options.clipit_checkpoint:
+            _check_clipit(options.clipit_checkpoint)
+        try:
+            by_uri = manifest_queries(options.input or ())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--input manifest queries: {e}") from e
+        return cls(source, options.clipit_checkpoint, _queries(options), by_uri, env.device)
+
+    def settings(self) -> str:
+        scorers = "clip,clipit" if self.clipit else "clip"
+        queries = "; ".join(self.queries) or "query-less"
+        per_video = f" + per-video queries of {len(self.by_uri)} videos" if self.by_uri else ""
+        return f"scorers={scorers} clipit={self.clipit_id or '-'} queries=[{queries}]{per_video}"
+
+    def checkpoints(self):
+        return {"--clipit-checkpoint": self.clipit} if self.clipit else {}
+
+    def expand(self, tables):
+        from reelbeam.transforms.clip_scoring import ScoreFrames
+
+        return tables | "ScoreFrames" >> ScoreFrames(
+            self.source, self.clipit, self.clipit_id, self.device, self.queries, self.by_uri
+        )

@@ -1,0 +1,51 @@
+"""Stage `summaries`: language-guided summaries as CLIP-It makes them: KTS segments on each video's
+CLIP frame features and, per query and scorer, the segments a 0/1 knapsack keeps under a length
+budget (15% of the frames, the reference's) -> `summaries`; `--save-summary-video` writes each
+summary as one playable file under OUTPUT/summaries/<video_id>/."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+from reelbeam.stages.base import ConfigError, Stage, add_flag
+
+
+class SummariesStage(Stage):
+    name: ClassVar[str] = "summaries"
+    title: ClassVar[str] = "Summaries (KTS + knapsack, from the frame scores)"
+    reads: ClassVar[tuple[str, ...]] = ("videos", "frames", "frame_embeddings", "frame_scores")
+    writes: ClassVar[tuple[str, ...]] = ("summaries",)
+    enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+
+    def __init__(self, budget: float, video_output: Optional[str]) -> None:
+        super().__init__()
+        self.budget = budget
+        self.video_output = video_output
+
+    @staticmethod
+    def add_flags(group) -> None:
+        add_flag(group, "summary-budget", type=float, default=0.15,
+                 help="summary length as a fraction of the video's frames (0.15: the reference's)")
+        add_flag(group, "save-summary-video", action="store_true",
+                 help="write each summary as one playable file, OUTPUT/summaries/<video_id>/<query_id>-<scorer>.mp4 "
+                 "(stream copy where every segment is whole GOPs, else re-encoded; audio kept)")
+
+    @classmethod
+    def configure(cls, options, env) -> Optional["SummariesStage"]:
+        from reelbeam.stages.clip import clip_source
+
+        if not 0.0 < options.summary_budget <= 1.0:
+            raise ConfigError(f"--summary-budget must be in (0, 1], got {options.summary_budget:g}")
+        if clip_source(options) is None:
+            if options.save_summary_video:
+                raise ConfigError("--save-summary-video needs the CLIP stages, which are off: give --clip-model PATH")
+            return None
+        return cls(options.summary_budget, options.output.rstrip("/") if options.save_summary_video else None)
+
+    def settings(self) -> str:
+        return f"kts+knapsack budget={self.budget:g}"
+
+    def expand(self, tables):
+        from reelbeam.transforms.summarize import Summarize
+
+        return tables | "Summarize" >> Summarize(self.budget, self.video_output)
