@@ -12,7 +12,7 @@ ensure_venv() {
     echo "reelbeam: installing dependencies into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch and torchvision are pinned in setup.py; pip takes them from the local wheel cache.
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    .venv/bin/python -m pip install --quiet -e ".[test,dask]"
     touch "$stamp"
   fi
 }

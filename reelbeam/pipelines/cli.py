@@ -107,7 +107,8 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict]) -> str:
     skipped = counters.get("videos_skipped", 0)
     if skipped:
         head += f"; {skipped} done earlier (skipped)"
-    not_videos = {k.split(":", 1)[1]: n for k, n in counters.items() if k.startswith("files_skipped:") and n}
+    decode = plan.running("decode")
+    not_videos = dict(decode.listing.skipped) if decode is not None and decode.listing is not None else {}
     if not_videos:
         listed = ", ".join(f"{ext or '(none)'} x{n}" for ext, n in sorted(not_videos.items(), key=lambda kv: -kv[1]))
         head += f"; {sum(not_videos.values())} files in folders skipped as not videos by extension ({listed})"
@@ -165,6 +166,7 @@ def _manifest(plan, argv: Sequence[str], beam_args: Sequence[str]) -> dict:
         "read_from": plan.source if plan.stored else None,
         "tables_read": {t: len(parts) for t, parts in plan.stored.items()},
         "checkpoints": checkpoints,
+        "inputs": _inputs_of(plan),
         "quarantined_files": plan.quarantined,
         "started": now(),
         "status": "running",
@@ -185,12 +187,38 @@ def _counters(result) -> dict[str, int]:
     return out
 
 
+def _log_files(n: int) -> int:
+    logging.getLogger("reelbeam").debug("%d files written", n)
+    return n
+
+
+def _inputs_of(plan) -> dict:
+    decode = plan.running("decode")
+    if decode is None or decode.listing is None:
+        return {}
+    return {
+        "specs": list(decode.inputs),
+        "listed": decode.listing.count,
+        "files_passed_over_by_extension": decode.listing.skipped,
+    }
+
+
 def build_pipeline(pipeline, plan):
     """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
+    import apache_beam as beam
+
     from reelbeam.pipelines.video_pipeline import apply_stages, write_outputs
 
     fold = apply_stages(pipeline, plan)
-    write_outputs(fold, plan)
+    files = write_outputs(fold, plan)
+    # The job's last step depends on every file it writes: runners that compute only what the
+    # final step needs (Beam's DaskRunner) then run the whole job.
+    _ = (
+        files
+        | "OneKey" >> beam.Map(lambda path: (None, path))
+        | "EveryFile" >> beam.GroupByKey()
+        | "RunComplete" >> beam.Map(lambda kv: _log_files(len(list(kv[1]))))
+    )
     return fold
 
 
@@ -202,21 +230,22 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.pipelines.options import ConfigError, unknown_beam_args
+    from reelbeam.pipelines.options import ConfigError, runner_args, unknown_beam_args
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
     from reelbeam.pipelines.plan import build_plan
 
     argv = list(sys.argv[1:] if argv is None else argv)
     _, beam_args = _run_parser().parse_known_args(argv)
+    beam_args = runner_args(beam_args)
     unknown = unknown_beam_args(beam_args)
     if unknown:
         raise ConfigError(f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` (and Beam's runner options)")
     plan = build_plan(PipelineOptions(argv))
-    manifest = _manifest(plan, argv, beam_args)
-    write_manifest(plan.output, plan.run_id, manifest)
     # The runner gets only Beam's flags: reelbeam's live in the plan, captured by the stages.
     pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=PipelineOptions(beam_args))
-    build_pipeline(pipeline, plan)
+    build_pipeline(pipeline, plan)  # lists the inputs
+    manifest = _manifest(plan, argv, beam_args)
+    write_manifest(plan.output, plan.run_id, manifest)
     if test_pipeline is not None:
         return plan
     try:

@@ -64,9 +64,41 @@ class ReelbeamOptions(PipelineOptions):
             stage.add_flags(group)
 
 
+DASK_RUNNER = "reelbeam.runners.dask.DaskRunner"  # Beam's DaskRunner, one defect fixed
+_RUNNER_NAMES = {"dask": DASK_RUNNER, "daskrunner": DASK_RUNNER, "apache_beam.runners.dask.dask_runner.daskrunner": DASK_RUNNER}
+
+
+def runner_args(args: Sequence[str]) -> list[str]:
+    """Beam's flags with reelbeam's runner short names resolved (`--runner dask` / `DaskRunner`, or
+    Beam's module path: Beam's DaskRunner as `reelbeam.runners.dask` adapts it) and, on Dask, one
+    video per partition unless the flags size the partitions (Dask parallelises by partition only)."""
+    out, runner, i = [], None, 0
+    args = list(args)
+    while i < len(args):
+        a = args[i]
+        if a == "--runner" and i + 1 < len(args):
+            runner = _RUNNER_NAMES.get(args[i + 1].lower(), args[i + 1])
+            out += ["--runner", runner]
+            i += 2
+            continue
+        if a.startswith("--runner="):
+            runner = _RUNNER_NAMES.get(a.split("=", 1)[1].lower(), a.split("=", 1)[1])
+            a = f"--runner={runner}"
+        out.append(a)
+        i += 1
+    if runner == DASK_RUNNER and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in out):
+        out.append("--dask_partition_size=1")
+    return out
+
+
 def unknown_beam_args(args: Sequence[str]) -> list[str]:
     """The flags in `args` that neither reelbeam nor any Beam/runner options class knows."""
     from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    try:  # runner options classes register themselves when their module is imported
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+    except ImportError:
+        pass
 
     parser = _BeamArgumentParser(allow_abbrev=False)
     seen = set()

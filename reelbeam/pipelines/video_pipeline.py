@@ -215,12 +215,15 @@ def _ledger_rows(stage_name: str, run_id: str, settings: str):
     return rows
 
 
-def _after_files(row, *files):
-    return row  # the side inputs (written file names) only make this step wait for them
+def _rows_after_files(element):
+    _key, g = element
+    yield from g["rows"]  # only now: the group exists once every file in g["files"] is final
 
 
-def write_outputs(fold: Fold, plan: Plan) -> None:
-    """Write every stage's tables, the failures, and each stage's ledger rows once its files are final."""
+def write_outputs(fold: Fold, plan: Plan):
+    """Write every stage's tables, the failures, and each stage's ledger rows once its files are
+    final (a CoGroupByKey with the final file names: a barrier every runner keeps). Returns the
+    PCollection of every file written, the job's last step depending on all of them."""
     written: dict[str, list] = {}
     for r in fold.results:
         label = r.stage.label_of()
@@ -231,7 +234,8 @@ def write_outputs(fold: Fold, plan: Plan) -> None:
         if r.written is not None:
             files.append(r.written)
         written[r.stage.name] = files
-    _ = fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec)
+    everything = [pc for files in written.values() for pc in files]
+    everything.append(fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec))
     for r in fold.results:
         if r.processed is None:
             continue
@@ -247,6 +251,17 @@ def write_outputs(fold: Fold, plan: Plan) -> None:
             | f"{label}_LedgerRows" >> beam.FlatMap(_ledger_rows(r.stage.name, plan.run_id, r.stage.settings()))
         )
         barrier = [pc for name in (r.stage.name, *r.after) for pc in written.get(name, [])]
-        side = [beam.pvalue.AsList(pc) for pc in barrier]
-        ledger = ledger | f"{label}_AfterItsFiles" >> beam.Map(_after_files, *side)
-        _ = ledger | f"Write_stage_runs_{label}" >> WriteTable(plan.output, "stage_runs", plan.run_id, r.stage.name, plan.codec)
+        if barrier:
+            files = barrier[0] if len(barrier) == 1 else barrier | f"{label}_ItsFiles" >> beam.Flatten()
+            ledger = (
+                {
+                    "rows": ledger | f"{label}_KeyRows" >> beam.Map(lambda row: (None, row)),
+                    "files": files | f"{label}_KeyFiles" >> beam.Map(lambda path: (None, path)),
+                }
+                | f"{label}_AfterItsFiles" >> beam.CoGroupByKey()
+                | f"{label}_Rows" >> beam.FlatMap(_rows_after_files)
+            )
+        everything.append(
+            ledger | f"Write_stage_runs_{label}" >> WriteTable(plan.output, "stage_runs", plan.run_id, r.stage.name, plan.codec)
+        )
+    return everything | "AllFilesWritten" >> beam.Flatten()

@@ -41,6 +41,7 @@ class DecodeStage(Stage):
         self.config = config  # reelbeam.transforms.decode.DecodeConfig
         self.pass_stages: list[PassStage] = []
         self.plan = None
+        self.listing = None
 
     @staticmethod
     def add_flags(group) -> None:
@@ -86,7 +87,9 @@ class DecodeStage(Stage):
         from reelbeam.transforms.failures import KeepRowsOfOkVideos
         from reelbeam.transforms.listing import ListVideos
 
-        listed = pbegin | "ListVideos" >> ListVideos(list(self.inputs))
+        lister = ListVideos(list(self.inputs))
+        self.listing = lister.listing  # what the inputs name (the run summary and manifest say it)
+        listed = pbegin | "ListVideos" >> lister
         videos = listed["videos"]
         skip = self.plan.skip_listing if self.plan is not None else frozenset()
         if skip:

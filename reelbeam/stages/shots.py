@@ -29,12 +29,11 @@ def _scored_window(element):
     return key.video_id, VideoPart(key.video_id, "transnetv2_probs", (key.index, result.inference))
 
 
-def _failed_batch_to_errors(element):
+def _failed_window_to_error(element):
     from reelbeam.schemas.records import VideoPart
 
-    batch, exc = element
-    for key in {k.video_id for k, _ in batch}:
-        yield key, VideoPart(key, "error", ("transition_model", "inference_error", f"{type(exc).__name__}: {exc}"))
+    key, message = element
+    return key.video_id, VideoPart(key.video_id, "error", ("transition_model", "inference_error", message))
 
 
 class ShotsStage(PassStage):
@@ -177,15 +176,13 @@ class ShotsStage(PassStage):
     def expand(self, decoded):
         """With TransNetV2 outside the decode pass: windows -> RunInference (batches mix videos) ->
         'transnetv2_probs' parts; a failed batch -> an 'error' part for each of its videos."""
-        from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+        from reelbeam.transforms.portable import infer
 
-        scored, dlq = decoded["windows"] | "ScoreTransitions" >> RunInference(
-            KeyedModelHandler(self.handler())
-        ).with_exception_handling()
+        scored, failed = infer(decoded["windows"], self.handler(), "ScoreTransitions")
         return {
             "parts": (
                 scored | "KeyScoresByVideo" >> beam.Map(_scored_window),
-                dlq.failed_inferences | "FailedWindowsToErrors" >> beam.FlatMap(_failed_batch_to_errors),
+                failed | "FailedWindowsToErrors" >> beam.Map(_failed_window_to_error),
             ) | "FlattenScores" >> beam.Flatten()
         }
 

@@ -236,9 +236,7 @@ class AssembleVideos(beam.PTransform):
         self._tables = sorted({t for s in stages for t in s.assembled})
 
     def expand(self, parts):
-        return (
-            parts
-            | "GroupPerVideo" >> beam.GroupByKey()
-            | "AssembleVideo"
-            >> beam.ParDo(_AssembleVideoFn(self._stages)).with_outputs("videos", "frames", "failures", *self._tables)
-        )
+        from reelbeam.transforms.portable import split_outputs
+
+        grouped = parts | "GroupPerVideo" >> beam.GroupByKey()
+        return split_outputs(grouped, _AssembleVideoFn(self._stages), ["frames", "failures", *self._tables], "videos", "AssembleVideo")

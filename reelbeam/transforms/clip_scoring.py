@@ -146,15 +146,14 @@ class EmbedFrames(beam.PTransform):
         self._stage = stage
 
     def expand(self, tables):
-        from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+        from reelbeam.transforms.portable import infer
 
-        frames = tables["clip_frames"]
-        embedded, dlq = (
-            frames
+        keyed = (
+            tables["clip_frames"]
             | "KeyByFrame" >> beam.Map(lambda f: (FrameKey(f.video_id, f.frame_idx, f.pts_time), f.pixels))
             | "SpreadFrames" >> beam.Reshuffle()
-            | "EmbedFramesCLIP" >> RunInference(KeyedModelHandler(self._handler)).with_exception_handling()
         )
+        embedded, failed = infer(keyed, self._handler, "EmbedFramesCLIP")
         rows = (
             {
                 "rows": embedded | "EmbeddingRows" >> beam.Map(_embedding_row(self._model_id)),
@@ -165,7 +164,7 @@ class EmbedFrames(beam.PTransform):
         )
         return {
             "frame_embeddings": rows,
-            "failures": dlq.failed_inferences | "ModelFailures" >> OneFailurePerVideo(self._stage),
+            "failures": failed | "ModelFailures" >> OneFailurePerVideo(self._stage),
             "processed": tables["clip_frames_count"] | "ProcessedIds" >> beam.Map(lambda kv: kv[0]),
         }
 
@@ -353,9 +352,8 @@ class ScoreFrames(beam.PTransform):
                 else p | "NoVideos" >> beam.Create([])
             ),
         }
-        out = (
-            keyed
-            | "JoinVideo" >> beam.CoGroupByKey()
-            | "ScoreVideo" >> beam.ParDo(self._fn).with_outputs("failures", "processed", main="scores")
-        )
+        from reelbeam.transforms.portable import split_outputs
+
+        joined = keyed | "JoinVideo" >> beam.CoGroupByKey()
+        out = split_outputs(joined, self._fn, ["failures", "processed"], "scores", "ScoreVideo")
         return {"frame_scores": out.scores, "failures": out.failures, "processed": out.processed}

@@ -404,6 +404,17 @@ def _frames_key(table):
     return table.column("video_id")[0].as_py(), table
 
 
+class _SplitClips(beam.PTransform):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self._fn = fn
+
+    def expand(self, grouped):
+        from reelbeam.transforms.portable import split_outputs
+
+        return split_outputs(grouped, self._fn, ["failures", "processed"], "clips", "SaveClips")
+
+
 class SaveSceneClips(beam.PTransform):
     """(videos rows, frames Tables, scenes rows) -> scene_clips rows; tags 'failures' and
     'processed' (video_ids).
@@ -430,6 +441,5 @@ class SaveSceneClips(beam.PTransform):
         return (
             keyed
             | "GroupForClips" >> beam.CoGroupByKey()
-            | "WriteClips"
-            >> beam.ParDo(_SaveClipsFn(self._output, self._mode)).with_outputs("failures", "processed", main="clips")
+            | "WriteClips" >> _SplitClips(_SaveClipsFn(self._output, self._mode))
         )

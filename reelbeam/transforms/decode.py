@@ -498,6 +498,7 @@ class DecodeVideo(beam.PTransform):
         self._motion_vectors = motion_vectors
 
     def expand(self, videos):
-        return videos | "DecodeFrames" >> beam.ParDo(
-            _DecodeVideoFn(self._factories, self._config, self._motion_vectors)
-        ).with_outputs("per_video", "failures", *self.tags)
+        from reelbeam.transforms.portable import split_outputs
+
+        fn = _DecodeVideoFn(self._factories, self._config, self._motion_vectors)
+        return split_outputs(videos, fn, ["failures", *self.tags], "per_video", "DecodeFrames")

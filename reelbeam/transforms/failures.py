@@ -148,10 +148,9 @@ class FillFailureUris(beam.PTransform):
         )
 
 
-def _failed_videos(element):
-    batch, exc = element
-    for key in {_key_video_id(k) for k, _ in batch}:
-        yield key, f"{type(exc).__name__}: {exc}"
+def _failed_video(element):
+    key, message = element
+    return _key_video_id(key), message
 
 
 def _key_video_id(key) -> str:
@@ -159,9 +158,9 @@ def _key_video_id(key) -> str:
 
 
 class OneFailurePerVideo(beam.PTransform):
-    """RunInference dead letters of a keyed handler (keys carry the video_id: a NamedTuple with a
-    `video_id` field or a tuple starting with it) -> one failures row per video (empty uri: filled
-    later from `videos`)."""
+    """Failed inferences (key, message) of a keyed handler (`portable.infer`; keys carry the
+    video_id: a NamedTuple with a `video_id` field or a tuple starting with it) -> one failures row
+    per video (empty uri: filled later from `videos`)."""
 
     def __init__(self, stage: str, error_type: str = "inference_error") -> None:
         super().__init__()
@@ -172,7 +171,7 @@ class OneFailurePerVideo(beam.PTransform):
         stage, error_type = self._stage, self._error_type
         return (
             failed
-            | "FailedVideos" >> beam.FlatMap(_failed_videos)
+            | "FailedVideos" >> beam.Map(_failed_video)
             | "FirstMessage" >> beam.CombinePerKey(min)
             | "FailureRows" >> beam.Map(lambda kv: Failure(kv[0], "", stage, error_type, kv[1]).to_row())
         )

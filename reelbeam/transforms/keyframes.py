@@ -22,6 +22,7 @@ import numpy as np
 from reelbeam.schemas.records import KeyframePlan
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
 from reelbeam.transforms.media import frame_jpeg, opened_video
+from reelbeam.transforms.portable import split_outputs
 
 
 def shot_keyframe_indices(start: int, end: int) -> tuple[int, int, int]:
@@ -193,19 +194,16 @@ class ExtractShotKeyframes(beam.PTransform):
         captured_index = tables.get("shot_frames_index")
         if captured_index is None:
             captured_index = p | "NoCapturedIndex" >> beam.Create([])
-        planned = (
-            {
-                "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-                "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
-                "shots": tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-                "captured": captured_index,
-            }
-            | "JoinShotInputs" >> beam.CoGroupByKey()
-            | "PlanKeyframes" >> beam.ParDo(_PlanVideoFn()).with_outputs("accepts", "failures", "processed", main="plans")
+        joined = {
+            "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+            "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
+            "shots": tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+            "captured": captured_index,
+        } | "JoinShotInputs" >> beam.CoGroupByKey()
+        planned = split_outputs(joined, _PlanVideoFn(), ["accepts", "failures", "processed"], "plans", "PlanKeyframes")
+        second = split_outputs(
+            planned.plans, _ExtractShotKeyframesFn(self._max_side, self._quality), ["failures"], "keyframes", "SecondPass"
         )
-        second = planned.plans | "SecondPass" >> beam.ParDo(
-            _ExtractShotKeyframesFn(self._max_side, self._quality)
-        ).with_outputs("failures", main="keyframes")
         parts = [second.keyframes]
         if tables.get("shot_frames") is not None:
             captured = tables["shot_frames"] | "KeyCapturedFrames" >> beam.Map(lambda c: ((c.video_id, c.frame_idx), c))

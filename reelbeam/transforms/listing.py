@@ -11,15 +11,18 @@ An input spec is one of:
 Every listed location is put in one canonical form (`canonical_uri`) before its id is derived, so
 `a.mp4`, `/abs/a.mp4` and `file:///abs/a.mp4` are one video with one id and one `videos.uri`.
 
-Expansion happens on the workers (folders of 100k files list in parallel with the rest of the
-job); `check_input_spec` runs at construction so a spec that names nothing (no such location, a
-glob matching no file, a folder without a video, a manifest without entries) fails before the
-pipeline starts. The listing is followed by a Reshuffle so one slow video does not pin a worker.
+Folders and globs are listed on the launcher (`list_inputs`: one listing call per folder, sizes
+from the listing itself; 100k files on gs:// take seconds), so the job knows its inputs and every
+runner gets one element per video from the start; manifest entries' sizes are read on the workers.
+`check_input_spec` runs before that, so a spec that names nothing (no such location, a glob
+matching no file, a folder without a video, a manifest without entries) fails before the pipeline
+starts. The listing is followed by a Reshuffle so one slow video does not pin a worker.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import csv
 import hashlib
 import io
@@ -32,7 +35,6 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
-from apache_beam.metrics.metric import MetricsFilter
 
 from reelbeam.schemas.records import Failure, VideoRef
 
@@ -42,7 +44,7 @@ LOG = logging.getLogger(__name__)
 # delays; datasets such as TGIF ship as .gif) that PyAV decodes with its timing, and folders that
 # hold it are usually video datasets. WebP is out: nearly all .webp files are still images, and
 # FFmpeg's WebP decoder (PyAV's, FFmpeg 8.1) rejects animated WebP ("Invalid data"). Files a folder
-# listing skips are counted (`skipped_files`, the `files_skipped` counters); a glob or a manifest
+# listing skips are counted (`skipped_files`, `Listing.skipped`); a glob or a manifest
 # takes any file whatever its extension.
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -55,7 +57,6 @@ VIDEO_EXTENSIONS = frozenset(
 MANIFEST_EXTENSIONS = frozenset({".txt", ".lst", ".csv", ".parquet"})
 _GLOB_CHARS = frozenset("*?[")
 METRICS_NAMESPACE = "reelbeam"
-_SKIPPED_PREFIX = "files_skipped:"  # + `_skip_key`: one counter per extension a listing passed over
 # fsspec's names for the local file system: `file:///x` and `local:///x` are the path `/x`.
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
@@ -144,42 +145,20 @@ def _skip_key(path: str) -> str:
 def expand_input_spec(
     spec: str, skipped: collections.Counter | None = None
 ) -> Iterator[tuple[str, int | None, str | None]]:
-    """Yield (uri, size_bytes, error) for every video an input spec names.
-
-    `error` is set (and size None) for an entry that does not exist, so that a manifest naming a
-    missing file yields a `failures` row rather than silently fewer videos. Every uri is in its
-    canonical form (`canonical_uri`). A folder listing takes the files with a video extension;
-    each file it passes over is counted into `skipped`, when given, under `_skip_key` (its
-    extension).
-    """
-    spec = canonical_uri(spec)
-    fs, path = fsspec.core.url_to_fs(spec)
-    if any(c in spec for c in _GLOB_CHARS):
-        for p in sorted(fs.glob(path)):
-            if fs.isfile(p):
-                yield canonical_uri(_join_protocol(fs, spec, p)), fs.size(p), None
-        return
-    if fs.isdir(path):
-        for p in sorted(fs.find(path)):
-            if _ext(p) in VIDEO_EXTENSIONS:
-                yield canonical_uri(_join_protocol(fs, spec, p)), fs.size(p), None
-            elif skipped is not None:
-                skipped[_skip_key(p)] += 1
-        return
-    if _ext(spec) in MANIFEST_EXTENSIONS and fs.isfile(path):
-        for entry in map(canonical_uri, _read_manifest(spec)):
-            efs, epath = fsspec.core.url_to_fs(entry)
+    """Yield (uri, size_bytes, error) for every video an input spec names (as `list_inputs`,
+    with manifest entries' sizes read here). `error` is set (and size None) for an entry that
+    does not exist. Files a folder listing passes over are counted into `skipped`, when given."""
+    listing = list_inputs([spec])
+    if skipped is not None:
+        skipped.update(listing.skipped)
+    for uri, size, error in listing.entries:
+        if size is None and error is None:
             try:
+                efs, epath = fsspec.core.url_to_fs(uri)
                 size = efs.size(epath)
             except (FileNotFoundError, OSError) as e:
-                yield entry, None, f"{type(e).__name__}: {e}"
-                continue
-            yield entry, size, None
-        return
-    if fs.isfile(path):
-        yield spec, fs.size(path), None
-        return
-    yield spec, None, f"no such file or folder: {spec}"
+                error = f"{type(e).__name__}: {e}"
+        yield uri, size, error
 
 
 def skipped_files(spec: str) -> dict[str, int]:
@@ -187,7 +166,7 @@ def skipped_files(spec: str) -> dict[str, int]:
     that is not a folder (a glob or a manifest takes every file it names).
 
     Lists the folder (no per-file calls): for a launcher that wants the figure before or without
-    the run; a finished run has it in its metrics (`skipped_files_from_metrics`).
+    the run; `list_inputs` counts the same while listing.
     """
     spec = canonical_uri(spec)
     fs, path = fsspec.core.url_to_fs(spec)
@@ -195,18 +174,6 @@ def skipped_files(spec: str) -> dict[str, int]:
         return {}
     counts = collections.Counter(_skip_key(p) for p in fs.find(path) if _ext(p) not in VIDEO_EXTENSIONS)
     return dict(sorted(counts.items()))
-
-
-def skipped_files_from_metrics(metrics) -> dict[str, int]:
-    """Files the folder listings of a finished run passed over, by extension, from its Beam
-    metrics (`PipelineResult.metrics()`): the `files_skipped:<ext>` counters."""
-    counts: collections.Counter = collections.Counter()
-    for result in metrics.query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
-        name = result.key.metric.name
-        if name.startswith(_SKIPPED_PREFIX):
-            value = result.committed if result.committed is not None else result.attempted
-            counts[name[len(_SKIPPED_PREFIX) :]] += value or 0
-    return dict(sorted((k, v) for k, v in counts.items() if v))
 
 
 def _describe_skipped(counts: dict[str, int]) -> str:
@@ -253,54 +220,108 @@ def check_input_spec(spec: str) -> None:
         raise ValueError(f"--input {spec!r}: the manifest names no file")
 
 
-class _ExpandInputFn(beam.DoFn):
+@dataclasses.dataclass
+class Listing:
+    """What the input specs name, listed on the launcher: (uri, size_bytes or None, error or None)
+    per entry, and the files folder listings passed over (by extension). Manifest entries are not
+    looked at here (a million-line manifest would take the launcher hours): their size is read
+    on the workers (`size_bytes` None, `error` None)."""
+
+    entries: list
+    skipped: dict
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+
+def _listed_files(fs, spec: str, path: str, skipped: collections.Counter):
+    """(uri, size) of the files a glob or folder spec names, sizes from the listing itself."""
+    if any(c in spec for c in _GLOB_CHARS):
+        found = fs.glob(path, detail=True)
+        for p in sorted(found):
+            info = found[p]
+            if info.get("type", "file") == "file":
+                yield canonical_uri(_join_protocol(fs, spec, p)), info.get("size")
+        return
+    found = fs.find(path, detail=True)
+    for p in sorted(found):
+        if _ext(p) in VIDEO_EXTENSIONS:
+            yield canonical_uri(_join_protocol(fs, spec, p)), found[p].get("size")
+        else:
+            skipped[_skip_key(p)] += 1
+
+
+def list_inputs(specs: list[str]) -> Listing:
+    """List every input spec on the launcher (see `Listing`); entries in spec order, each file once."""
+    entries, seen = [], set()
+    skipped: collections.Counter = collections.Counter()
+    for spec in map(canonical_uri, specs):
+        fs, path = fsspec.core.url_to_fs(spec)
+        if any(c in spec for c in _GLOB_CHARS) or fs.isdir(path):
+            before = sum(skipped.values())
+            found = [(u, size, None) for u, size in _listed_files(fs, spec, path, skipped)]
+            if sum(skipped.values()) > before:
+                LOG.info("--input %s: %s without a video extension passed over", spec,
+                         _describe_skipped({k: v for k, v in skipped.items()}))
+        elif _ext(spec) in MANIFEST_EXTENSIONS and fs.isfile(path):
+            found = [(entry, None, None) for entry in map(canonical_uri, _read_manifest(spec))]
+        elif fs.isfile(path):
+            found = [(spec, fs.size(path), None)]
+        else:
+            found = [(spec, None, f"no such file or folder: {spec}")]
+        for entry in found:
+            if entry[0] not in seen:
+                seen.add(entry[0])
+                entries.append(entry)
+    return Listing(entries, dict(sorted(skipped.items())))
+
+
+class _RefFn(beam.DoFn):
+    """(uri, size or None, error or None) -> VideoRef; a manifest entry's size is read here; an
+    entry that does not exist -> a `failures` row (tag 'failures')."""
+
     def __init__(self) -> None:
         self._listed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "videos_listed")
-        self._skipped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "files_skipped")
 
-    def process(self, spec: str) -> Iterable:
-        skipped: collections.Counter = collections.Counter()
-        for uri, size, error in expand_input_spec(spec, skipped):
-            ref = VideoRef(make_video_id(uri, size), uri, size)
-            self._listed.inc()
-            if error is not None:
-                yield beam.pvalue.TaggedOutput(
-                    "failures", Failure.of(ref, "list", "not_found", error).to_row()
-                )
-            else:
-                yield ref
-        if skipped:
-            # One counter per extension seen, read back by skipped_files_from_metrics.
-            self._skipped.inc(sum(skipped.values()))
-            for key, n in skipped.items():
-                beam.metrics.Metrics.counter(METRICS_NAMESPACE, _SKIPPED_PREFIX + key).inc(n)
-            LOG.info("--input %s: %s without a video extension passed over", spec, _describe_skipped(skipped))
+    def process(self, entry) -> Iterable:
+        uri, size, error = entry
+        if size is None and error is None:
+            try:
+                efs, epath = fsspec.core.url_to_fs(uri)
+                size = efs.size(epath)
+            except (FileNotFoundError, OSError) as e:
+                error = f"{type(e).__name__}: {e}"
+        ref = VideoRef(make_video_id(uri, size), uri, size)
+        self._listed.inc()
+        if error is not None:
+            yield beam.pvalue.TaggedOutput("failures", Failure.of(ref, "list", "not_found", error).to_row())
+        else:
+            yield ref
 
 
 class ListVideos(beam.PTransform):
-    """PBegin -> PCollection[VideoRef] (main) and dict rows (tag 'failures').
+    """PBegin -> {'videos': PCollection[VideoRef], 'failures': rows}, from a launcher-side
+    `Listing` (pass specs to list them here).
 
-    Duplicate URIs (the same file named twice, in any spelling `canonical_uri` unifies) are
-    processed once.
+    Each listed file is one element of the pipeline's first step, so every runner can spread the
+    videos over its workers from the start (Beam's DaskRunner partitions only there, and has no
+    Reshuffle). Duplicate URIs (the same file named twice, in any spelling `canonical_uri`
+    unifies) are processed once.
     """
 
-    def __init__(self, specs: list[str]) -> None:
+    def __init__(self, specs_or_listing) -> None:
         super().__init__()
-        # Canonical here, on the launcher: a relative path means the launcher's current folder,
-        # whatever folder the workers run in.
-        self._specs = [canonical_uri(s) for s in specs]
+        if isinstance(specs_or_listing, Listing):
+            self.listing = specs_or_listing
+        else:
+            # Canonical on the launcher: a relative path means the launcher's current folder.
+            self.listing = list_inputs([canonical_uri(s) for s in specs_or_listing])
 
     def expand(self, pbegin):
-        listed = (
-            pbegin
-            | "InputSpecs" >> beam.Create(self._specs)
-            | "ExpandInputs" >> beam.ParDo(_ExpandInputFn()).with_outputs("failures", main="videos")
-        )
-        videos = (
-            listed.videos
-            | "KeyByVideoId" >> beam.Map(lambda r: (r.video_id, r))
-            | "DropDuplicates" >> beam.CombinePerKey(lambda refs: next(iter(refs)))
-            | "Values" >> beam.Values()
-            | "Reshuffle" >> beam.Reshuffle()
-        )
+        from reelbeam.transforms.portable import split_outputs
+
+        entries = pbegin | "InputFiles" >> beam.Create(self.listing.entries)
+        listed = split_outputs(entries, _RefFn(), ["failures"], "videos", "MakeVideoRefs")
+        videos = listed.videos | "Reshuffle" >> beam.Reshuffle()
         return {"videos": videos, "failures": listed.failures}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from reelbeam.models.bassl import window_indices
 from reelbeam.schemas.records import ShotKey
 from reelbeam.transforms.assemble import scene_rows
 from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
+from reelbeam.transforms.portable import infer, split_outputs
 
 
 def scenes_from_probabilities(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -75,7 +75,7 @@ class EncodeShots(beam.PTransform):
 
     def __init__(self, handler, model_id: str, stage: str) -> None:
         super().__init__()
-        self._handler = KeyedModelHandler(handler)
+        self._handler = handler
         self._model_id = model_id
         self._stage = stage
 
@@ -87,10 +87,10 @@ class EncodeShots(beam.PTransform):
             | "GroupKeyframes" >> beam.GroupByKey()
             | "KeyframeJpegs" >> beam.Map(_group_keyframes)
         )
-        encoded, dlq = shots | "EncodeShotsResNet50" >> RunInference(self._handler).with_exception_handling()
+        encoded, failed = infer(shots, self._handler, "EncodeShotsResNet50")
         return {
             "embeddings": encoded | "EmbeddingRows" >> beam.Map(_embedding_row(self._model_id)),
-            "failures": dlq.failed_inferences | "EncoderFailures" >> OneFailurePerVideo(self._stage),
+            "failures": failed | "EncoderFailures" >> OneFailurePerVideo(self._stage),
             "processed": shot_rows | "ProcessedVideos" >> beam.Map(lambda r: r["video_id"]) | "Distinct" >> beam.Distinct(),
         }
 
@@ -148,7 +148,7 @@ class ScoreBoundaries(beam.PTransform):
 
     def __init__(self, handler, model_id: str, encoder_prefix: str = "bassl-resnet50:", stage: str = "boundary_model") -> None:
         super().__init__()
-        self._handler = KeyedModelHandler(handler)
+        self._handler = handler
         self._model_id = model_id
         self._prefix = encoder_prefix
         self._stage = stage
@@ -160,16 +160,16 @@ class ScoreBoundaries(beam.PTransform):
             mine
             | "KeyByVideo" >> beam.Map(lambda r: (r["video_id"], r))
             | "GroupShots" >> beam.GroupByKey()
-            | "ShotWindows" >> beam.ParDo(_WindowsOfVideoFn(self._stage)).with_outputs("failures", main="windows")
         )
-        scored, dlq = windows.windows | "ScoreWindowsCRN" >> RunInference(self._handler).with_exception_handling()
+        windows = split_outputs(windows, _WindowsOfVideoFn(self._stage), ["failures"], "windows", "ShotWindows")
+        scored, failed = infer(windows.windows, self._handler, "ScoreWindowsCRN")
         boundaries = (
             scored
             | "KeyScoresByVideo" >> beam.Map(lambda kv: ((kv[0][0], kv[0][3]), (kv[0][1], kv[0][2], float(kv[1].inference))))
             | "GroupScores" >> beam.GroupByKey()
             | "BoundaryRows" >> beam.FlatMap(_complete_video_rows(self._model_id))
         )
-        failures = dlq.failed_inferences | "CrnFailures" >> OneFailurePerVideo(self._stage)
+        failures = failed | "CrnFailures" >> OneFailurePerVideo(self._stage)
         return {
             "boundaries": boundaries,
             "failures": (failures, windows.failures) | "FlattenFailures" >> beam.Flatten(),
@@ -221,6 +221,6 @@ class AssembleModelScenes(beam.PTransform):
                 "p": tables["boundaries"] | "BoundariesByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
             }
             | "JoinSceneInputs" >> beam.CoGroupByKey()
-            | "ModelScenes" >> beam.ParDo(_ModelScenesFn(self._threshold, self._stage)).with_outputs("failures", "processed", main="scenes")
         )
+        out = split_outputs(out, _ModelScenesFn(self._threshold, self._stage), ["failures", "processed"], "scenes", "ModelScenes")
         return {"scenes": out.scenes, "failures": out.failures, "processed": out.processed}

@@ -161,14 +161,13 @@ class Summarize(beam.PTransform):
         self._fn = _SummarizeFn(budget, video_output, stage)
 
     def expand(self, tables):
-        out = (
-            {
-                "videos": _by_video(tables["videos"], "Videos"),
-                "frames": _by_video(tables["frames"], "Frames", table=True),
-                "embeddings": _by_video(tables["frame_embeddings"], "Embeddings"),
-                "scores": _by_video(tables["frame_scores"], "Scores"),
-            }
-            | "JoinSummaryInputs" >> beam.CoGroupByKey()
-            | "Summarize" >> beam.ParDo(self._fn).with_outputs("failures", "processed", "written", main="summaries")
-        )
+        from reelbeam.transforms.portable import split_outputs
+
+        joined = {
+            "videos": _by_video(tables["videos"], "Videos"),
+            "frames": _by_video(tables["frames"], "Frames", table=True),
+            "embeddings": _by_video(tables["frame_embeddings"], "Embeddings"),
+            "scores": _by_video(tables["frame_scores"], "Scores"),
+        } | "JoinSummaryInputs" >> beam.CoGroupByKey()
+        out = split_outputs(joined, self._fn, ["failures", "processed", "written"], "summaries", "Summarize")
         return {"summaries": out.summaries, "failures": out.failures, "processed": out.processed, "written": out.written}

@@ -16,9 +16,9 @@ from typing import NamedTuple, Optional
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
+from reelbeam.transforms.portable import infer, split_outputs
 
 GRANULARITIES = ("video", "shot")
 
@@ -158,17 +158,9 @@ class EmbedClips(beam.PTransform):
                 else p | "NoShots" >> beam.Create([])
             ),
         }
-        fetched = (
-            keyed
-            | "JoinVideoTables" >> beam.CoGroupByKey()
-            | "FetchClips"
-            >> beam.ParDo(_FetchClipsFn(self._granularities)).with_outputs("failures", "processed", "complete", main="clips")
-        )
-        embedded, dlq = (
-            fetched.clips
-            | "SpreadClips" >> beam.Reshuffle()
-            | "EmbedClipsR2Plus1D" >> RunInference(KeyedModelHandler(self._handler)).with_exception_handling()
-        )
+        joined = keyed | "JoinVideoTables" >> beam.CoGroupByKey()
+        fetched = split_outputs(joined, _FetchClipsFn(self._granularities), ["failures", "processed", "complete"], "clips", "FetchClips")
+        embedded, failed = infer(fetched.clips | "SpreadClips" >> beam.Reshuffle(), self._handler, "EmbedClipsR2Plus1D")
         units = (
             embedded
             | "KeyByUnit" >> beam.Map(_unit_key)
@@ -182,7 +174,7 @@ class EmbedClips(beam.PTransform):
         )
         failures = (
             fetched.failures,
-            dlq.failed_inferences | "ModelFailures" >> OneFailurePerVideo("video_embeddings"),
+            failed | "ModelFailures" >> OneFailurePerVideo("video_embeddings"),
         ) | "FlattenFailures" >> beam.Flatten()
         return {"video_embeddings": rows, "failures": failures, "processed": fetched.processed}
 

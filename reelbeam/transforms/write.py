@@ -5,9 +5,11 @@ the name say which run and stage made each file, so a run adds files beside earl
 of replacing them, `--overwrite` can remove exactly one stage's files, and files of a stage whose
 ledger rows (`stage_runs`) never landed can be told from finished work.
 
-Beam's file sinks write to a temporary folder and rename on finalize, so readers never see a
-partial Parquet file. Small tables arrive as row dicts (Beam buffers them into row groups); large
-per-video tables (frames) arrive as pyarrow Tables and are written as they are.
+Each bundle writes one file into a hidden temporary folder of the table, and a final step renames
+them all once every bundle is done, so readers never see a partial Parquet file (Beam's own file
+sinks work the same way, but use side inputs, which not every runner supports well: see
+`reelbeam.transforms.portable`). Small tables arrive as row dicts, written in row groups of 8192;
+large per-video tables (frames) arrive as pyarrow Tables and are written as they are.
 """
 
 from __future__ import annotations
@@ -90,11 +92,105 @@ def remove_stage_files(output: str, stage: str, tables) -> int:
     return removed
 
 
+class _WriteBundleFn(beam.DoFn):
+    """Rows (dicts, or pyarrow Tables for batched tables) -> one temporary Parquet file per bundle
+    in a hidden folder of the table; outputs the file's temporary path as soon as it is opened
+    (a bundle that fails is retried as a whole, its output dropped, its file never renamed)."""
+
+    def __init__(self, temp_dir: str, table: str, codec: str) -> None:
+        self._temp_dir = temp_dir
+        self._table = table
+        self._codec = codec
+
+    def setup(self):
+        self._schema = schema_for(self._table)
+        self._writer = None
+
+    def start_bundle(self):
+        self._writer = None
+        self._rows: list = []
+
+    def _open(self) -> str:
+        import pyarrow.parquet as pq
+
+        fs, _ = fsspec.core.url_to_fs(self._temp_dir)
+        path = posixpath.join(self._temp_dir, f"{uuid.uuid4().hex}.parquet")
+        fs.makedirs(fsspec.core.url_to_fs(self._temp_dir)[1], exist_ok=True)
+        self._file = fsspec.open(path, "wb").open()
+        compression = None if self._codec == "none" else self._codec
+        self._writer = pq.ParquetWriter(self._file, self._schema, compression=compression)
+        return path
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def process(self, element):
+        if self._writer is None:
+            yield self._open()
+        if isinstance(element, dict):
+            self._rows.append(element)
+            if len(self._rows) >= _ROW_GROUP:
+                self._flush()
+        else:
+            self._flush()
+            self._writer.write_table(element.cast(self._schema))
+
+    def finish_bundle(self):
+        if self._writer is not None:
+            self._flush()
+            self._writer.close()
+            self._file.close()
+            self._writer = None
+
+    def teardown(self):
+        if getattr(self, "_writer", None) is not None:
+            try:
+                self._writer.close()
+                self._file.close()
+            except Exception:  # noqa: BLE001 - a failed bundle's file is discarded anyway
+                pass
+
+
+class _FinalizeFn(beam.DoFn):
+    """All of a (run, stage, table)'s temporary files -> renamed to their part names
+    (`<prefix>-SSSSS-of-NNNNN.parquet`, in a stable order), the temporary folder removed (with any
+    file of a failed, retried bundle); outputs the final paths."""
+
+    def __init__(self, prefix: str, temp_dir: str) -> None:
+        self._prefix = prefix
+        self._temp_dir = temp_dir
+
+    def process(self, element):
+        _, paths = element
+        paths = sorted(set(paths))
+        fs, _ = fsspec.core.url_to_fs(self._prefix)
+        n = len(paths)
+        for i, path in enumerate(paths):
+            final = f"{self._prefix}-{i:05d}-of-{n:05d}.parquet"
+            fs.mv(fsspec.core.url_to_fs(path)[1], fsspec.core.url_to_fs(final)[1])
+            yield final
+        try:
+            fs.rm(fsspec.core.url_to_fs(self._temp_dir)[1], recursive=True)
+        except (FileNotFoundError, OSError):
+            pass
+
+
+_ROW_GROUP = 8192
+
+
 class WriteTable(beam.PTransform):
-    """One table's PCollection -> its part files (none when it is empty); returns the PCollection of
-    written file names (available once the files are final: a barrier for what must come after them).
+    """One table's PCollection -> its part files (none when it is empty); returns the PCollection
+    of the final file names, available once every file is complete and renamed (a barrier for what
+    must come after them).
 
     Rows are dicts with the table's fields; `frames` arrives as pyarrow Tables (one per video).
+    Each bundle writes one temporary file in a hidden folder of the table (readers never list it);
+    a GroupByKey then renames them all. No side inputs and no output from `finish_bundle`: the
+    same steps run on every runner (see `reelbeam.transforms.portable`).
     """
 
     def __init__(self, output: str, table: str, run_id: str, stage: str, codec: str = "zstd") -> None:
@@ -102,15 +198,18 @@ class WriteTable(beam.PTransform):
         if codec not in CODECS:
             raise ValueError(f"parquet codec must be one of {CODECS}, got {codec!r}")
         self._prefix = table_prefix(output, table, run_id, stage)
+        self._temp_dir = posixpath.join(output.rstrip("/"), table, f".tmp-{run_id}-{stage}")
         self._table = table
         self._codec = codec
 
     def expand(self, pcoll):
-        sink = beam.io.WriteToParquetBatched if self._table in BATCHED_TABLES else beam.io.WriteToParquet
-        write = sink(self._prefix, schema_for(self._table), codec=self._codec, file_name_suffix=".parquet")
-        # No rows, no file: a resumed run that had nothing to do for a stage leaves no empty files.
-        write._sink.skip_if_empty = True  # noqa: SLF001 - Beam's Parquet transforms do not pass it through
-        return pcoll | "WriteParquet" >> write
+        return (
+            pcoll
+            | "WriteBundles" >> beam.ParDo(_WriteBundleFn(self._temp_dir, self._table, self._codec))
+            | "OneKey" >> beam.Map(lambda path: (None, path))
+            | "AllFiles" >> beam.GroupByKey()
+            | "Rename" >> beam.ParDo(_FinalizeFn(self._prefix, self._temp_dir))
+        )
 
 
 class _WriteJsonFn(beam.DoFn):

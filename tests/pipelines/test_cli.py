@@ -202,7 +202,7 @@ def test_schemas_command(capsys):
     doc = SHOT_EMBEDDINGS.field("embedding").metadata[b"doc"].decode()
     assert doc in out  # whole, not truncated
     assert "written by: bassl_encoder (--scene-checkpoint); scrl_encoder (--scrl-checkpoint)" in out
-    assert "summaries: " in out and "nothing yet" in out
+    assert "summaries: " in out and "written by: summaries (CLIP weights at hand (--clip-model))" in out
 
 
 def test_every_flag_shows_its_default_and_docs_list_them_all(capsys):

@@ -1,0 +1,1 @@
+"""Runner adapters (see dask.py)."""

@@ -1,0 +1,148 @@
+"""Beam building blocks that behave the same on every runner reelbeam supports.
+
+Beam's DaskRunner (and some portable runners) implement a narrower Beam than the DirectRunner and
+Dataflow: on the DaskRunner a multi-output ParDo hands every consumer all the outputs of every tag,
+side inputs are computed by re-running their producers inside each consuming task (so upstream
+work would run several times), and outputs emitted in `finish_bundle` are dropped. The pipeline
+therefore uses, everywhere:
+
+- `split_outputs`: a DoFn's tagged outputs as separate PCollections, made from single-output steps
+  (the DoFn's outputs become (tag, value) pairs, then one filter per tag);
+- `GuardedModelHandler` + `infer`: RunInference whose failed batches come back as results marked
+  `BatchError` (no dead-letter tag), split into results and failures;
+- no side inputs (barriers are CoGroupByKeys), no outputs from `finish_bundle`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+
+
+class _TagPairs(beam.DoFn):
+    """Runs `fn` and turns its outputs into (tag, value): TaggedOutput(tag, v) -> (tag, v), a
+    plain output -> (main, v)."""
+
+    def __init__(self, fn: beam.DoFn, main: str) -> None:
+        self._fn = fn
+        self._main = main
+
+    def setup(self):
+        self._fn.setup()
+
+    def start_bundle(self):
+        self._fn.start_bundle()
+
+    def process(self, element, *args, **kwargs):
+        for out in self._fn.process(element, *args, **kwargs) or ():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield out.tag, out.value
+            else:
+                yield self._main, out
+
+    def finish_bundle(self):
+        if self._fn.finish_bundle():
+            raise RuntimeError(f"{type(self._fn).__name__}.finish_bundle must not emit outputs (see reelbeam.transforms.portable)")
+
+    def teardown(self):
+        self._fn.teardown()
+
+
+class Outputs(dict):
+    """Tag -> PCollection, also readable as attributes (like Beam's DoOutputsTuple)."""
+
+    def __getattr__(self, tag: str):
+        try:
+            return self[tag]
+        except KeyError:
+            raise AttributeError(tag) from None
+
+
+def split_outputs(pcoll, fn: beam.DoFn, tags: Sequence[str], main: str, label: str) -> Outputs:
+    """`pcoll | ParDo(fn).with_outputs(*tags, main=main)`, made of single-output steps."""
+    pairs = pcoll | label >> beam.ParDo(_TagPairs(fn, main))
+    out = Outputs()
+    for tag in (main, *tags):
+        out[tag] = pairs | f"{label}_{tag}" >> beam.FlatMap(lambda kv, t=tag: [kv[1]] if kv[0] == t else [])
+    return out
+
+
+class BatchError(NamedTuple):
+    """The result of an element whose batch raised in the model: the exception, as text."""
+
+    message: str
+
+
+class GuardedModelHandler(ModelHandler):
+    """Wraps a ModelHandler so that a batch raising in `run_inference` gives one result per
+    element carrying `BatchError` instead of failing the bundle (RunInference's own dead-letter
+    output is a tagged output: see the module docstring). Loading errors still fail the job."""
+
+    def __init__(self, inner: ModelHandler) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def load_model(self):
+        return self._inner.load_model()
+
+    def run_inference(self, batch, model, inference_args=None):
+        try:
+            return list(self._inner.run_inference(batch, model, inference_args))
+        except Exception as e:  # noqa: BLE001 - reported per element, becomes failures rows
+            error = BatchError(f"{type(e).__name__}: {e}")
+            return [PredictionResult(x, error) for x in batch]
+
+    def get_num_bytes(self, batch) -> int:
+        return self._inner.get_num_bytes(batch)
+
+    def get_metrics_namespace(self) -> str:
+        return self._inner.get_metrics_namespace()
+
+    def batch_elements_kwargs(self):
+        return self._inner.batch_elements_kwargs()
+
+    def share_model_across_processes(self) -> bool:
+        return self._inner.share_model_across_processes()
+
+    def model_copies(self) -> int:
+        return self._inner.model_copies()
+
+    def update_model_path(self, model_path: Optional[str] = None):
+        return self._inner.update_model_path(model_path)
+
+    def validate_inference_args(self, inference_args):
+        return self._inner.validate_inference_args(inference_args)
+
+    def get_resource_hints(self) -> dict:
+        return self._inner.get_resource_hints()
+
+    def should_skip_batching(self) -> bool:
+        return self._inner.should_skip_batching()
+
+    def set_environment_vars(self):
+        return self._inner.set_environment_vars()
+
+    def should_garbage_collect_on_timeout(self) -> bool:
+        return self._inner.should_garbage_collect_on_timeout()
+
+    def override_metrics(self, metrics_namespace: str = "") -> bool:
+        return self._inner.override_metrics(metrics_namespace)
+
+
+def _failed(element) -> bool:
+    return isinstance(element[1].inference, BatchError)
+
+
+def infer(keyed, handler: ModelHandler, label: str) -> tuple[Any, Any]:
+    """(key, example) -> RunInference with `handler` -> (results, failures): results are
+    (key, PredictionResult), failures (key, BatchError message)."""
+    scored = keyed | label >> RunInference(KeyedModelHandler(GuardedModelHandler(handler)))
+    ok = scored | f"{label}_Ok" >> beam.Filter(lambda kv: not _failed(kv))
+    failed = (
+        scored
+        | f"{label}_Failed" >> beam.Filter(_failed)
+        | f"{label}_Errors" >> beam.Map(lambda kv: (kv[0], kv[1].inference.message))
+    )
+    return ok, failed
