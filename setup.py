@@ -36,7 +36,8 @@ setup(
         # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
         "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6"],
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
-        "gcp": ["apache-beam[gcp]==2.77.*"],
+        # Dataflow (and gs:// through Beam's GCS IO); `build` makes the package --setup_file stages
+        "gcp": ["apache-beam[gcp]==2.77.*", "build>=1"],
         "dask": ["apache-beam[dask]==2.77.*"],  # --runner dask: Beam's DaskRunner on a dask.distributed cluster
         "s3": ["s3fs"],
         # Optional second clip-frame reader, for comparison (docs/cmd.md): no wheels for macOS

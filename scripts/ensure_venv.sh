@@ -8,11 +8,12 @@ ensure_venv() {
     "$py" -m venv .venv
   fi
   local stamp=.venv/.reelbeam-installed
-  if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ scripts/ensure_venv.sh -nt "$stamp" ]; then
     echo "reelbeam: installing dependencies into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch and torchvision are pinned in setup.py; pip takes them from the local wheel cache.
-    .venv/bin/python -m pip install --quiet -e ".[test,dask]"
+    # dask: the DaskRunner test; gcp: the offline Dataflow job test and run_dataflow.sh
+    .venv/bin/python -m pip install --quiet -e ".[test,dask,gcp]"
     touch "$stamp"
   fi
 }

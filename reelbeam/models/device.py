@@ -16,8 +16,9 @@ def resolve_device(device: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
-            "--device cuda: this worker sees no CUDA device (check the workers' accelerator and driver, "
-            "or use --device auto)"
+            "this model step asked for CUDA (--device cuda or --gpu-accelerator) but its worker sees no CUDA "
+            "device: check the workers' accelerator, its driver (install-nvidia-driver) and the container's "
+            "CUDA torch, or run with --device auto"
         )
     return device
 

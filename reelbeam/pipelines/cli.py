@@ -230,20 +230,34 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.pipelines.options import ConfigError, runner_args, unknown_beam_args
+    from reelbeam.pipelines.options import ConfigError, is_dry_run, normalize_dry_run, runner_args, unknown_beam_args
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
     from reelbeam.pipelines.plan import build_plan
+    from reelbeam.runners.checks import check_runner, is_dataflow
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = normalize_dry_run(list(sys.argv[1:] if argv is None else argv))
     _, beam_args = _run_parser().parse_known_args(argv)
     beam_args = runner_args(beam_args)
     unknown = unknown_beam_args(beam_args)
     if unknown:
         raise ConfigError(f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` (and Beam's runner options)")
-    plan = build_plan(PipelineOptions(argv))
+    dry_run = is_dry_run(beam_args)
+    check_runner(beam_args, dry_run)
+    plan = build_plan(PipelineOptions(argv), beam_args=beam_args, dry_run=dry_run)
     # The runner gets only Beam's flags: reelbeam's live in the plan, captured by the stages.
     pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=PipelineOptions(beam_args))
     build_pipeline(pipeline, plan)  # lists the inputs
+    if dry_run:
+        from reelbeam.pipelines.jobgraph import job_graph
+
+        proto = pipeline.to_runner_api()
+        if is_dataflow(beam_args) and test_pipeline is None:
+            # Dataflow's runner with --dry_run=True builds the job (its steps, environments and staged
+            # packages) and submits nothing.
+            pipeline.run().wait_until_finish()
+            proto = pipeline.runner.proto_pipeline
+        plan.graph = job_graph(proto)
+        return plan
     manifest = _manifest(plan, argv, beam_args)
     write_manifest(plan.output, plan.run_id, manifest)
     if test_pipeline is not None:
@@ -314,6 +328,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as e:
         print(f"reelbeam: error: {e}", file=sys.stderr)
         return 2
+    if plan.dry_run:
+        print("dry run: the job was built and not run (no input listed, nothing read or written)")
+        print("stages, in order:")
+        for stage in plan.stages:
+            gpu = stage.resource_hints.get("accelerator")
+            print(f"  {stage.name:<18} {'model step on GPU workers: ' + gpu if gpu else ''}".rstrip())
+        print("\n".join(plan.graph.lines()))
+        return 0
     print(summary(plan, rows_written(plan.output, plan.run_id), _failure_rows(plan.output, plan.run_id)))
     return 0
 

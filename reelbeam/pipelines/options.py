@@ -10,7 +10,8 @@ is built.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+import re
+from typing import Optional, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -44,13 +45,21 @@ def add_run_flags(group) -> None:
              help="delete what this run would write before running (everything, for a run that decodes)")
     add_flag(group, "parquet-codec", default="zstd", choices=CODECS, help="Parquet compression")
     add_flag(group, "device", default="auto", choices=("auto", "cpu", "cuda"),
-             help="device for the models (auto: a GPU where the worker has one)")
+             help="device for the models, decided on each worker (auto: a GPU where the worker has one). "
+             "The pipeline's layout (TransNetV2 in the decode pass or batched on its own, batch sizes) follows "
+             "this flag and --gpu-accelerator; only local runners also look at the launcher's own GPU")
+    add_flag(group, "gpu-accelerator", default=None, show_default=False, metavar="TYPE[:COUNT]|HINT",
+             help="attach GPUs to the model steps only (Beam resource hint `accelerator`, Dataflow right fitting): "
+             "a GPU type such as nvidia-l4 or nvidia-tesla-t4, optionally :COUNT, or a whole hint "
+             "'type:nvidia-l4;count:1;machine_type:g2-standard-8;install-nvidia-driver'. Model steps then "
+             "ask their workers for CUDA (failing on a worker without one) and run batched in bf16; the "
+             "decode pass and the writers stay on CPU workers")
     add_flag(group, "model-precision", default="auto", choices=("auto", "fp32", "bf16"),
              help="precision of the shot encoders and other models besides TransNetV2 (auto: bf16 on a GPU, "
              "fp32 on a CPU); TransNetV2 has --transnetv2-precision")
     add_flag(group, "model-copies", type=int, default=None, show_default=False,
              help="model copies per worker (bound GPU memory: one SDK process per core shares them) "
-             "(default: Beam's)")
+             "(default: 1 with --gpu-accelerator, else Beam's)")
 
 
 class ReelbeamOptions(PipelineOptions):
@@ -89,6 +98,79 @@ def runner_args(args: Sequence[str]) -> list[str]:
     if runner == DASK_RUNNER and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in out):
         out.append("--dask_partition_size=1")
     return out
+
+
+LOCAL_RUNNERS = {"directrunner", "switchingdirectrunner", "bundlebaseddirectrunner", "fnapirunner", "prismrunner",
+                 "interactiverunner", "testdirectrunner"}
+_GPU_TYPE = re.compile(r"^nvidia-[a-z0-9-]+$")
+_HINT_KEYS = {"type", "count", "machine_type", "install-nvidia-driver"}
+
+
+def runner_name(args: Sequence[str]) -> Optional[str]:
+    """The `--runner` in `args` (None: Beam's default, the DirectRunner)."""
+    for i, a in enumerate(args):
+        if a.startswith("--runner="):
+            return a.split("=", 1)[1]
+        if a == "--runner" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def is_local_runner(args: Sequence[str]) -> bool:
+    """Whether the workers of a run with these flags are processes of this machine (DirectRunner,
+    Prism, or Dask without --dask_client_address): only then may the launcher's GPU shape the job."""
+    runner = (runner_name(args) or "DirectRunner").rsplit(".", 1)[-1].lower()
+    if runner in ("dask", "daskrunner"):
+        return not any(a.startswith("--dask_client_address") for a in args)
+    return runner in LOCAL_RUNNERS
+
+
+def accelerator_hint(value: Optional[str]) -> Optional[str]:
+    """`--gpu-accelerator` as a Beam accelerator hint ('type:T;count:N;install-nvidia-driver'), or a
+    ConfigError saying what a valid value looks like."""
+    if not value:
+        return None
+    value = value.strip()
+    example = "e.g. nvidia-l4, nvidia-tesla-t4:2 or 'type:nvidia-l4;count:1;install-nvidia-driver'"
+    if ";" not in value and not value.startswith("type:"):
+        gpu, _, count = value.partition(":")
+        if not _GPU_TYPE.match(gpu) or (count and not (count.isdigit() and int(count) >= 1)):
+            raise ConfigError(f"--gpu-accelerator {value!r}: expected TYPE[:COUNT] with an nvidia-* GPU type ({example})")
+        return f"type:{gpu};count:{count or 1};install-nvidia-driver"
+    parts = [p.strip() for p in value.split(";") if p.strip()]
+    fields = {key: v for key, _, v in (p.partition(":") for p in parts)}
+    unknown = sorted(set(fields) - _HINT_KEYS)
+    if unknown or not _GPU_TYPE.match(fields.get("type", "")):
+        what = f"unknown key {unknown[0]!r}" if unknown else "no nvidia-* type"
+        raise ConfigError(f"--gpu-accelerator {value!r}: {what} ({example})")
+    if "count" in fields and not (fields["count"].isdigit() and int(fields["count"]) >= 1):
+        raise ConfigError(f"--gpu-accelerator {value!r}: count must be a whole number >= 1")
+    if "install-nvidia-driver" not in fields:
+        parts.append("install-nvidia-driver")  # without it the GPU has no driver on Dataflow's images
+    return ";".join(parts)
+
+
+def normalize_dry_run(args: Sequence[str]) -> list[str]:
+    """`--dry_run` / `--dry-run` alone mean `--dry_run=True` (Beam's flag takes a value)."""
+    out = []
+    for i, a in enumerate(args):
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if a in ("--dry_run", "--dry-run") and nxt.lower() not in ("true", "false"):
+            out.append("--dry_run=True")
+        elif a.startswith("--dry-run="):
+            out.append("--dry_run=" + a.split("=", 1)[1])
+        else:
+            out.append(a)
+    return out
+
+
+def is_dry_run(args: Sequence[str]) -> bool:
+    for i, a in enumerate(args):
+        if a.startswith("--dry_run="):
+            return a.split("=", 1)[1].lower() == "true"
+        if a == "--dry_run" and i + 1 < len(args):
+            return args[i + 1].lower() == "true"
+    return False
 
 
 def unknown_beam_args(args: Sequence[str]) -> list[str]:

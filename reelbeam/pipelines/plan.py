@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional
+from typing import Optional, Sequence
 
 import fsspec
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from reelbeam.pipelines import outputs
-from reelbeam.pipelines.options import ReelbeamOptions
+from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_local_runner
 from reelbeam.schemas.tables import TABLES
 from reelbeam import stages
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
-from reelbeam.transforms.write import new_run_id, remove_stage_files, remove_tables, table_files
+from reelbeam.transforms.write import PartFile, new_run_id, remove_stage_files, remove_tables, table_files
 
 LOG = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Plan:
     skip_existing: bool = False
     overwrite: bool = False
     quarantined: list = dataclasses.field(default_factory=list)
+    dry_run: bool = False  # the job is built, not run: inputs are not listed
+    graph: Optional[object] = None  # a dry run's JobGraph
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
 
     def running(self, name: str) -> Optional[Stage]:
@@ -141,16 +143,21 @@ def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
     return list(enabled), "full"
 
 
-def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: list[str]) -> dict[str, list]:
+def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: list[str],
+                   placeholders: bool = False) -> dict[str, list]:
     """table -> committed files of `source` to read; ConfigError for a table a stage needs that is
-    neither made in this job nor readable."""
+    neither made in this job nor readable. placeholders: nothing is listed (a dry run): each table
+    reads one placeholder path, `source/<table>/*.parquet`."""
     made: set[str] = set()
     stored: dict[str, list[str]] = {}
-    committed = outputs.committed_pairs(source) if mode != "full" else set()
+    committed = outputs.committed_pairs(source) if mode != "full" and not placeholders else set()
 
     def readable(table: str) -> list[str]:
         if table not in stored:
-            stored[table] = outputs.committed_parts(source, table, committed)
+            stored[table] = (
+                [PartFile(f"{source}/{table}/*.parquet", None, "earlier-run")] if placeholders
+                else outputs.committed_parts(source, table, committed)
+            )
         return stored[table]
 
     for table in start_from:
@@ -248,8 +255,14 @@ def _check_settings(running: list[Stage], ledger: outputs.Ledger) -> None:
             )
 
 
-def build_plan(options: PipelineOptions, check_paths: bool = True) -> Plan:
-    """Validate the options into a Plan; raise ConfigError saying what to change."""
+def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Sequence[str] = (),
+               dry_run: bool = False) -> Plan:
+    """Validate the options into a Plan; raise ConfigError saying what to change.
+
+    beam_args: the runner's flags (whether the workers are this machine's processes).
+    dry_run: build the job without touching inputs or output (nothing is listed, probed or written;
+      tables an earlier run made are read from placeholder paths).
+    """
     o = options.view_as(ReelbeamOptions)
     if not o.output:
         raise ConfigError("--output is required: the folder (or gs://, s3:// URL) to write tables to")
@@ -259,9 +272,17 @@ def build_plan(options: PipelineOptions, check_paths: bool = True) -> Plan:
         raise ConfigError("--skip-existing and --overwrite contradict each other; choose one")
     output = o.output.rstrip("/")
     source = (getattr(o, "from") or output).rstrip("/")
-    env = RunEnv(device=o.device, model_copies=o.model_copies, model_precision=o.model_precision)
-    if o.device == "cuda" and check_paths and not env.hardware.cuda:
+    accelerator = accelerator_hint(o.gpu_accelerator)
+    if accelerator and o.device == "cpu":
+        raise ConfigError("--gpu-accelerator attaches GPUs to the model steps, --device cpu keeps the models off them; "
+                          "drop one of them")
+    local = is_local_runner(beam_args)
+    model_copies = o.model_copies if o.model_copies is not None else (1 if accelerator else None)
+    env = RunEnv(device=o.device, model_copies=model_copies, model_precision=o.model_precision,
+                 accelerator=accelerator, local=local)
+    if o.device == "cuda" and local and check_paths and not dry_run and not env.hardware.cuda:
         LOG.info("--device cuda: this machine sees no CUDA device; the workers must (they check when they load a model)")
+    check_paths = check_paths and not dry_run
     enabled = [s for s in (cls.configure(o, env) for cls in stages.REGISTRY) if s is not None]
     running, mode = select_stages(o, enabled)
     decode = next((s for s in running if s.name == "decode"), None)
@@ -269,9 +290,12 @@ def build_plan(options: PipelineOptions, check_paths: bool = True) -> Plan:
         raise ConfigError("--input is required: a video, folder, glob, manifest or URL")
     if decode is None and o.input:
         LOG.info("--input is not read: this run starts from earlier tables")
-    stored = resolve_inputs(running, mode, source, _split(o.start_from)) if check_paths or mode != "full" else {}
+    stored = (
+        resolve_inputs(running, mode, source, _split(o.start_from), placeholders=dry_run)
+        if check_paths or mode != "full" else {}
+    )
     plan = Plan(o, env, running, output, source, new_run_id(), o.parquet_codec, stored,
-                skip_existing=o.skip_existing, overwrite=o.overwrite)
+                skip_existing=o.skip_existing, overwrite=o.overwrite, dry_run=dry_run)
     for stage in running:
         stage.connect(plan)
     if check_paths:
@@ -288,7 +312,8 @@ def build_plan(options: PipelineOptions, check_paths: bool = True) -> Plan:
         except ValueError as e:
             raise ConfigError(str(e)) from e
         _prepare_output(plan)
-    check_stored(plan.stored)
+    if not dry_run:
+        check_stored(plan.stored)
     return plan
 
 

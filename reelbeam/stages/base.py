@@ -107,6 +107,8 @@ class RunEnv:
     the hardware (probed once for all stages).
 
     device: 'auto', 'cpu' or 'cuda' as asked (`--device`).
+    accelerator: the Beam accelerator hint of `--gpu-accelerator` (GPUs on the model steps only).
+    local: whether the workers are processes of this machine (only then is its GPU looked at).
     model_copies: model copies per worker process (None: Beam's default).
     model_precision: the precision asked for the models other than TransNetV2.
     """
@@ -114,12 +116,34 @@ class RunEnv:
     device: str = "auto"
     model_copies: Optional[int] = None
     model_precision: str = "auto"
+    accelerator: Optional[str] = None
+    local: bool = True
     hardware: Hardware = dataclasses.field(default_factory=Hardware)
 
     @property
     def on_gpu(self) -> bool:
-        """Whether the models are expected on a GPU (the pipeline's layout follows it)."""
-        return self.device == "cuda" or (self.device == "auto" and self.hardware.cuda)
+        """Whether the model steps are expected on GPUs (the pipeline's layout and batch sizes follow
+        it): from the flags, and from this machine's GPU only when its processes are the workers."""
+        if self.device != "auto":
+            return self.device == "cuda"
+        if self.accelerator:
+            return True
+        return self.local and self.hardware.cuda
+
+    @property
+    def model_device(self) -> str:
+        """The device a RunInference step asks its worker for: 'cuda' on the steps --gpu-accelerator
+        attaches GPUs to (a worker without one fails on loading, saying so), else `--device`."""
+        return "cuda" if self.accelerator else self.device
+
+    @property
+    def cpu_step_device(self) -> str:
+        """The device of models run inside ordinary steps (they get no GPU from --gpu-accelerator)."""
+        return "auto" if self.accelerator else self.device
+
+    def resource_hints(self, device: str) -> dict:
+        """Beam resource hints for a model step on `device` (the accelerator on CUDA steps)."""
+        return {"accelerator": self.accelerator} if self.accelerator and device == "cuda" else {}
 
     def precision_for(self, supported: Sequence[str] = ("fp32", "bf16")) -> str:
         """The precision a model stage runs in: `--model-precision`, where 'auto' is bf16 on a GPU
@@ -152,6 +176,8 @@ class Stage(beam.PTransform):
     # Its outputs are files it replaces per video (no table rows): running it again duplicates
     # nothing, so a later job may redo it without --skip-existing or --overwrite.
     replaces_its_files: ClassVar[bool] = False
+    # Beam resource hints for its model step (the accelerator of --gpu-accelerator), set in configure.
+    resource_hints: Mapping[str, str] = {}
 
     @classmethod
     def label_of(cls) -> str:
@@ -178,6 +204,18 @@ class Stage(beam.PTransform):
     def connect(self, plan) -> None:
         """Called once the plan knows which stages run in this job (a stage may adapt, e.g. the shot
         detector captures shot keyframes in the decode pass only when the keyframe stage runs)."""
+
+    def hinted(self, env: RunEnv) -> "Stage":
+        """The stage with the resource hints its model device calls for (its `device` attribute)."""
+        self.resource_hints = env.resource_hints(self.device)
+        return self
+
+    def placed(self, handler):
+        """`handler` for RunInference with the stage's `resource_hints`: its model step, and no other
+        step of the stage, gets the accelerator (Beam sets the hints on RunInference's model ParDo)."""
+        from reelbeam.transforms.portable import GuardedModelHandler
+
+        return GuardedModelHandler(handler, self.resource_hints)
 
     def expand(self, tables):
         raise NotImplementedError

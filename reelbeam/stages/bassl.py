@@ -73,7 +73,7 @@ class BaSSLEncoderStage(Stage):
             return None
         if scene_checkpoint_layout(options.scene_checkpoint) == "encoder":
             LOG.info("--scene-checkpoint has no boundary head: writing shot embeddings only; scenes stay training-free")
-        return cls(options.scene_checkpoint, env.device, env.model_precision, env.model_copies)
+        return cls(options.scene_checkpoint, env.model_device, env.model_precision, env.model_copies).hinted(env)
 
     def settings(self) -> str:
         return self.model_id
@@ -86,7 +86,7 @@ class BaSSLEncoderStage(Stage):
         from reelbeam.transforms.scene_model import EncodeShots
 
         handler = ShotEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
-        out = tables["keyframes"] | "EncodeShots" >> EncodeShots(handler, self.model_id, "shot_encoder")
+        out = tables["keyframes"] | "EncodeShots" >> EncodeShots(self.placed(handler), self.model_id, "shot_encoder")
         return {"shot_embeddings": out["embeddings"], "failures": out["failures"], "processed": out["processed"]}
 
 
@@ -109,7 +109,7 @@ class BoundariesStage(Stage):
     def configure(cls, options, env) -> Optional["BoundariesStage"]:
         if not options.scene_checkpoint or scene_checkpoint_layout(options.scene_checkpoint) != "full":
             return None
-        return cls(options.scene_checkpoint, env.device, env.model_copies)
+        return cls(options.scene_checkpoint, env.model_device, env.model_copies).hinted(env)
 
     def settings(self) -> str:
         return self.model_id
@@ -122,7 +122,7 @@ class BoundariesStage(Stage):
         from reelbeam.transforms.scene_model import ScoreBoundaries
 
         handler = BoundaryHandler(self.checkpoint, self.device, model_copies=self.model_copies)
-        return tables["shot_embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(handler, self.model_id)
+        return tables["shot_embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(self.placed(handler), self.model_id)
 
 
 class ModelScenesStage(Stage):

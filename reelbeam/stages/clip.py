@@ -189,7 +189,7 @@ class FrameEmbeddingsStage(Stage):
             return None
         precision = env.model_precision if env.model_precision != "auto" else None
         batch = options.clip_batch_size or (128 if env.on_gpu else 16)
-        return cls(source, env.device, precision, env.model_copies, batch, options.clip_sample)
+        return cls(source, env.model_device, precision, env.model_copies, batch, options.clip_sample).hinted(env)
 
     def settings(self) -> str:
         return f"clip={self.source} sample={self.sampling}"
@@ -199,7 +199,7 @@ class FrameEmbeddingsStage(Stage):
         from reelbeam.transforms.clip_scoring import EmbedFrames
 
         handler = CLIPImageHandler(self.source, self.device, self.precision, self.batch, self.model_copies)
-        return tables | "EmbedFrames" >> EmbedFrames(handler, self.source)
+        return tables | "EmbedFrames" >> EmbedFrames(self.placed(handler), self.source)
 
 
 def _check_clipit(path: str) -> None:
@@ -250,7 +250,8 @@ class FrameScoresStage(Stage):
             by_uri = manifest_queries(options.input or ())
         except (OSError, ValueError) as e:
             raise ConfigError(f"--input manifest queries: {e}") from e
-        return cls(source, options.clipit_checkpoint, _queries(options), by_uri, env.device)
+        # Queries and CLIP-It scores run in an ordinary step: no GPU from --gpu-accelerator there.
+        return cls(source, options.clipit_checkpoint, _queries(options), by_uri, env.cpu_step_device)
 
     def settings(self) -> str:
         scorers = "clip,clipit" if self.clipit else "clip"

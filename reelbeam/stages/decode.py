@@ -85,9 +85,12 @@ class DecodeStage(Stage):
         from reelbeam.transforms.assemble import AssembleVideos
         from reelbeam.transforms.decode import DecodeVideo
         from reelbeam.transforms.failures import KeepRowsOfOkVideos
-        from reelbeam.transforms.listing import ListVideos
+        from reelbeam.transforms.listing import Listing, ListVideos
 
-        lister = ListVideos(list(self.inputs))
+        if self.plan is not None and self.plan.dry_run:
+            lister = ListVideos(Listing([], {}))  # a dry run lists nothing: the job's graph only
+        else:
+            lister = ListVideos(list(self.inputs))
         self.listing = lister.listing  # what the inputs name (the run summary and manifest say it)
         listed = pbegin | "ListVideos" >> lister
         videos = listed["videos"]

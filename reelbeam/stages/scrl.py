@@ -49,7 +49,7 @@ class SCRLEncoderStage(Stage):
             inspect_scrl(options.scrl_checkpoint)
         except CheckpointError as e:
             raise ConfigError(f"--scrl-checkpoint: {e}") from e
-        return cls(options.scrl_checkpoint, env.device, env.model_precision, env.model_copies)
+        return cls(options.scrl_checkpoint, env.model_device, env.model_precision, env.model_copies).hinted(env)
 
     def settings(self) -> str:
         return self.model_id
@@ -62,5 +62,5 @@ class SCRLEncoderStage(Stage):
         from reelbeam.transforms.scene_model import EncodeShots
 
         handler = SCRLEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
-        out = tables["keyframes"] | "EncodeShotsSCRL" >> EncodeShots(handler, self.model_id, "scrl_encoder")
+        out = tables["keyframes"] | "EncodeShotsSCRL" >> EncodeShots(self.placed(handler), self.model_id, "scrl_encoder")
         return {"shot_embeddings": out["embeddings"], "failures": out["failures"], "processed": out["processed"]}

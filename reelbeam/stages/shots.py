@@ -123,7 +123,12 @@ class ShotsStage(PassStage):
                 raise ConfigError(f"--transnetv2-weights {options.transnetv2_weights!r}: no such file")
         inline = (not on_gpu) if options.shots_in_decode_pass == "auto" else options.shots_in_decode_pass == "on"
         batch = options.inference_batch_size or (64 if on_gpu else 1)
-        return cls(config, options.transnetv2_weights, precision, env.device, inline and transnet, batch, env.model_copies)
+        # int8 runs on CPUs only: on a CPU worker, whatever --gpu-accelerator gives the other models.
+        device = "cpu" if precision == "int8" else (env.model_device if not inline else env.cpu_step_device)
+        stage = cls(config, options.transnetv2_weights, precision, device, inline and transnet, batch, env.model_copies)
+        if transnet and not stage.inline:
+            stage.resource_hints = env.resource_hints(device)
+        return stage
 
     def connect(self, plan) -> None:
         keyframes = plan.running("shot_keyframes")
@@ -178,7 +183,7 @@ class ShotsStage(PassStage):
         'transnetv2_probs' parts; a failed batch -> an 'error' part for each of its videos."""
         from reelbeam.transforms.portable import infer
 
-        scored, failed = infer(decoded["windows"], self.handler(), "ScoreTransitions")
+        scored, failed = infer(decoded["windows"], self.placed(self.handler()), "ScoreTransitions")
         return {
             "parts": (
                 scored | "KeyScoresByVideo" >> beam.Map(_scored_window),

@@ -75,7 +75,8 @@ class VideoEmbeddingsStage(Stage):
         except CheckpointError as e:
             raise ConfigError(f"--cmd-checkpoint: {e}") from e
         batch = options.cmd_batch_size or (32 if env.on_gpu else 8)
-        return cls(options.cmd_checkpoint, granularities, env.device, env.model_precision, env.model_copies, batch)
+        return cls(options.cmd_checkpoint, granularities, env.model_device, env.model_precision, env.model_copies,
+                   batch).hinted(env)
 
     def settings(self) -> str:
         return f"{self.model_id} granularity={','.join(self.granularities)}"
@@ -90,4 +91,4 @@ class VideoEmbeddingsStage(Stage):
         handler = CMDEmbeddingHandler(
             self.checkpoint, self.device, self.precision, max_batch_size=self.batch, model_copies=self.model_copies
         )
-        return tables | "EmbedClips" >> EmbedClips(handler, self.model_id, self.granularities)
+        return tables | "EmbedClips" >> EmbedClips(self.placed(handler), self.model_id, self.granularities)

@@ -80,9 +80,10 @@ class GuardedModelHandler(ModelHandler):
     element carrying `BatchError` instead of failing the bundle (RunInference's own dead-letter
     output is a tagged output: see the module docstring). Loading errors still fail the job."""
 
-    def __init__(self, inner: ModelHandler) -> None:
+    def __init__(self, inner: ModelHandler, resource_hints: Optional[dict] = None) -> None:
         super().__init__()
         self._inner = inner
+        self._hints = dict(resource_hints or {})
 
     def load_model(self):
         return self._inner.load_model()
@@ -116,7 +117,7 @@ class GuardedModelHandler(ModelHandler):
         return self._inner.validate_inference_args(inference_args)
 
     def get_resource_hints(self) -> dict:
-        return self._inner.get_resource_hints()
+        return {**self._inner.get_resource_hints(), **self._hints}
 
     def should_skip_batching(self) -> bool:
         return self._inner.should_skip_batching()
@@ -138,7 +139,8 @@ def _failed(element) -> bool:
 def infer(keyed, handler: ModelHandler, label: str) -> tuple[Any, Any]:
     """(key, example) -> RunInference with `handler` -> (results, failures): results are
     (key, PredictionResult), failures (key, BatchError message)."""
-    scored = keyed | label >> RunInference(KeyedModelHandler(GuardedModelHandler(handler)))
+    guarded = handler if isinstance(handler, GuardedModelHandler) else GuardedModelHandler(handler)
+    scored = keyed | label >> RunInference(KeyedModelHandler(guarded))
     ok = scored | f"{label}_Ok" >> beam.Filter(lambda kv: not _failed(kv))
     failed = (
         scored

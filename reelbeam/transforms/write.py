@@ -218,6 +218,10 @@ class _WriteJsonFn(beam.DoFn):
     def __init__(self, folder: str) -> None:
         self._folder = folder.rstrip("/")
 
+    def setup(self) -> None:
+        fs, path = fsspec.core.url_to_fs(self._folder)
+        fs.makedirs(path, exist_ok=True)  # on the worker: building the job touches no output
+
     def process(self, element):
         video_id, document = element
         # video_id is hex (see make_video_id): it cannot escape the folder.
@@ -240,6 +244,4 @@ class WriteJson(beam.PTransform):
         self._folder = posixpath.join(output.rstrip("/"), "json")
 
     def expand(self, docs):
-        fs, path = fsspec.core.url_to_fs(self._folder)
-        fs.makedirs(path, exist_ok=True)
         return docs | "WriteJsonFiles" >> beam.ParDo(_WriteJsonFn(self._folder))
