@@ -44,5 +44,5 @@ setup(
         # arm64 or Linux aarch64, fails on 90/270-degree rotated videos, slower than PyAV seeks.
         "decord": ["decord==0.6.0"],
     },
-    entry_points={"console_scripts": ["reelbeam=reelbeam.pipelines.cli:main"]},
+    entry_points={"console_scripts": ["reelbeam=reelbeam.pipelines.cli:entry"]},
 )

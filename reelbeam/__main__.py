@@ -1,8 +1,6 @@
 """`python -m reelbeam` is the same as the `reelbeam` console script."""
 
-import sys
-
-from reelbeam.pipelines.cli import main
+from reelbeam.pipelines.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

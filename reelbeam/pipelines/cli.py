@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import posixpath
 import sys
 from typing import Optional, Sequence
@@ -338,6 +339,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     print(summary(plan, rows_written(plan.output, plan.run_id), _failure_rows(plan.output, plan.run_id)))
     return 0
+
+
+def entry() -> None:
+    """The `reelbeam` command: `main`, then an exit that skips the interpreter's teardown.
+
+    Once a run has printed its summary everything is written and flushed; tearing down the native
+    libraries' thread pools (the DirectRunner's gRPC, torch, FFmpeg) then aborted the process about
+    one run in six ("terminate called without an active exception", exit status -6) after a
+    successful run. Exiting here keeps the exit status the run's own."""
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help / errors
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def flags_markdown() -> str:
