@@ -1,6 +1,13 @@
 """Shot detection benchmark: accuracy and speed of reelbeam against the references, one process.
 
     .venv/bin/python bench/shots.py [--real ../shared/corpus/real] [--out bench/out/shots.json]
+    .venv/bin/python bench/shots.py --development-only     # the development corpus section only
+
+Development corpus (bench/corpus.py, natural photographs with known transitions, fades, flashes
+and brightness ramps): the improved shot rule (`reelbeam.transforms.shot_rule`) against the
+reference rule and ablations, a sweep of its thresholds (the plateau the defaults sit in), what it
+changes on the real clips (for inspection), and the cost of its frame-difference signal against
+the decode pass.
 
 Corpus: videos generated here with known hard cuts and dissolves (360p, 720p, 1080p x H.264,
 HEVC, VP9), the bundled sample, and, for speed and agreement only (no ground truth), the real clips
@@ -219,13 +226,202 @@ def count_agreement(agreement: dict, ours: list[int], reference: list[int]) -> N
     agreement["reelbeam_cuts"] += len(ours)
 
 
+# ------------------------------------------------------------------------------------------------
+# The development corpus (bench/corpus.py): the improved rule against the reference rule. Kept
+# apart from the evaluation above; `match` is shared.
+
+
+def match_details(detected: list[int], truth: list[dict]) -> tuple[set, list[int]]:
+    """As `match`, but returns the indices of matched true transitions and the unmatched
+    detections."""
+    used, extra = set(), []
+    for s in sorted(detected):
+        for i, t in enumerate(truth):
+            if i not in used and t["first"] - TOLERANCE <= s <= t["last"] + TOLERANCE:
+                used.add(i)
+                break
+        else:
+            extra.append(s)
+    return used, extra
+
+
+def rule_variants(cfg):
+    """name -> starts(signals): the rules compared on the development corpus."""
+    from dataclasses import replace
+
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    off = replace(cfg, weak_threshold=cfg.single_threshold)  # no weak peak is ever confirmed
+
+    def improved(c, content_key=None, many=True, signals=True):
+        def run(sig):
+            return improved_shot_starts(sig["single"], sig["many_hot"] if many else None, sig if signals else None, c,
+                                        content=sig[content_key] if content_key else None)
+        return run
+
+    return {
+        "reference": lambda sig: transnetv2_shot_starts(sig["single"]),
+        "improved": improved(cfg),
+        "both_heads_only": improved(cfg, signals=False),
+        "both_heads_fades_ramps_no_confirmation": improved(off),
+        "single_head_with_signals": improved(cfg, many=False),
+        "improved_confirmed_by_pyscenedetect_hsv256": improved(cfg, "content_hsv256"),
+        "improved_confirmed_by_48x27_hsv": improved(cfg, "content_hsv48x27"),
+        "pyscenedetect_adaptive_on_hsv256": lambda sig: _adaptive_only(sig["content_hsv256"]),
+    }
+
+
+def _adaptive_only(content):
+    """PySceneDetect's AdaptiveDetector rule (ratio 3 over 2 neighbours each side, content >= 15,
+    15 frames between cuts) on its content value: the content detector alone."""
+    from reelbeam.transforms.shot_rule import adaptive_spikes
+
+    out, last = [], -15
+    for t in np.flatnonzero(adaptive_spikes(content, 2, 3.0, 15.0)):
+        if t - last >= 15:
+            out.append(int(t))
+            last = int(t)
+    return out
+
+
+def evaluate_rule(items, fn) -> dict:
+    tp = fp = fn_ = 0
+    by_kind: dict = {}
+    fp_where: dict = {}
+    for it in items:
+        starts = fn(it["signals"])
+        used, extra = match_details(starts, it["transitions"])
+        tp, fp, fn_ = tp + len(used), fp + len(extra), fn_ + len(it["transitions"]) - len(used)
+        for i, t in enumerate(it["transitions"]):
+            k = f"{t['kind']}_{'between' if t['scene_change'] else 'inside'}_scenes"
+            d = by_kind.setdefault(k, {"found": 0, "total": 0})
+            d["total"] += 1
+            d["found"] += int(i in used)
+        for s in extra:
+            where = next((e["kind"] for e in it["events"] if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE), "elsewhere")
+            fp_where[where] = fp_where.get(where, 0) + 1
+    return {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where}
+
+
+def rule_sweep(items, cfg) -> dict:
+    """F1 over one- and two-parameter grids around the defaults (the plateau the defaults sit in)."""
+    from dataclasses import replace
+
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    def f1(c):
+        r = evaluate_rule(items, lambda sig: improved_shot_starts(sig["single"], sig["many_hot"], sig, c))
+        return {"precision": r["precision"], "recall": r["recall"], "f1": r["f1"]}
+
+    one = {
+        "many_hot_threshold": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "weak_threshold": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
+        "spike_ratio": [1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
+        "spike_floor": [2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0],
+        "same_picture_corr": [0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01],
+        "brightness_change": [3.0, 6.0, 12.0, 20.0, 30.0, 1000.0],
+        "dark_luma": [8.0, 16.0, 24.0, 32.0, 48.0],
+        "dark_std": [2.0, 4.0, 8.0, 12.0, 16.0],
+    }
+    out = {"one_at_a_time": {k: [{"value": v, **f1(replace(cfg, **{k: v}))} for v in vals] for k, vals in one.items()}}
+    out["spike_ratio_x_spike_floor"] = [
+        {"spike_ratio": r, "spike_floor": fl, **f1(replace(cfg, spike_ratio=r, spike_floor=fl))}
+        for r in (2.0, 2.5, 3.0, 4.0, 5.0) for fl in (4.0, 8.0, 12.0, 16.0, 24.0)
+    ]
+    out["many_hot_threshold_x_weak_threshold"] = [
+        {"many_hot_threshold": m, "weak_threshold": w, **f1(replace(cfg, many_hot_threshold=m, weak_threshold=w))}
+        for m in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8) for w in (0.01, 0.02, 0.05, 0.1, 0.2)
+    ]
+    return out
+
+
+def difference_cost(paths: list[str], repeat: int = 2) -> dict:
+    """Time of the decode pass (frame index + TransNetV2's 48x27 frames) with and without the
+    frame-difference consumer (and, for comparison, PySceneDetect's HSV content value at width
+    256), best of `repeat`, per file and pooled."""
+    from reelbeam.transforms.frame_difference import FrameDifferenceConsumer
+    from signals import _ReferenceContentConsumer
+
+    def run(path, extra):
+        t = time.perf_counter()
+        for _ in decode_video(_ref(path), [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA"), *extra]):
+            pass
+        return time.perf_counter() - t
+
+    rows, tot = [], {"base": 0.0, "with_difference": 0.0, "with_hsv256": 0.0}
+    for path in paths:
+        best = {k: min(run(path, extra()) for _ in range(repeat)) for k, extra in (
+            ("base", lambda: []), ("with_difference", lambda: [FrameDifferenceConsumer()]),
+            ("with_hsv256", lambda: [_ReferenceContentConsumer()]))}
+        with av.open(path) as c:
+            st = c.streams.video[0]
+            size = f"{st.codec_context.width}x{st.codec_context.height}"
+        rows.append({"file": os.path.basename(path), "size": size, **{k: round(v, 3) for k, v in best.items()},
+                     "difference_extra": round(best["with_difference"] / best["base"] - 1, 3)})
+        for k in tot:
+            tot[k] += best[k]
+    return {"files": rows, "pooled_extra_difference": round(tot["with_difference"] / tot["base"] - 1, 3),
+            "pooled_extra_hsv256": round(tot["with_hsv256"] / tot["base"] - 1, 3), "seconds": {k: round(v, 2) for k, v in tot.items()}}
+
+
+def development_section(args, model) -> dict:
+    import corpus
+    import signals as bench_signals
+
+    from reelbeam.transforms.shot_rule import ShotRuleConfig
+
+    cache_dir = os.path.join(os.path.dirname(args.out), "signals_cache")
+    items = corpus.build_corpus(os.path.join(os.path.dirname(args.out), "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
+                                log=lambda m: print(m, file=sys.stderr))
+    for it in items:
+        it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
+    cfg = ShotRuleConfig()
+    out = {"corpus": corpus.summary(items), "defaults": cfg.__dict__.copy(), "tolerance_frames": TOLERANCE}
+    out["accuracy"] = {name: evaluate_rule(items, fn) for name, fn in rule_variants(cfg).items()}
+    out["accuracy_by_video_kind"] = {
+        kind: {name: prf(*[evaluate_rule([it for it in items if it["kind"] == kind], fn)[k] for k in ("tp", "fp", "fn")])
+               for name, fn in rule_variants(cfg).items() if name in ("reference", "improved")}
+        for kind in sorted({it["kind"] for it in items})
+    }
+    if not args.no_sweep:
+        out["sweep"] = rule_sweep(items, cfg)
+    # The real clips (no ground truth): what the improved rule changes, for inspection.
+    real = [] if args.skip_real else sorted(p for p in glob.glob(os.path.join(args.real, "*")) if not p.endswith(".json"))
+    sample = os.path.join(HERE, "..", "samples", "sintel_trailer_30s.mp4")
+    changes = []
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    for path in [sample, *real]:
+        try:
+            sig = bench_signals.video_signals(path, model, cache_dir)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            changes.append({"file": os.path.basename(path), "error": f"{type(e).__name__}: {e}"})
+            continue
+        ref = transnetv2_shot_starts(sig["single"])
+        new = improved_shot_starts(sig["single"], sig["many_hot"], sig, cfg)
+        changes.append({"file": os.path.basename(path), "frames": int(sig["frames"]), "reference": ref, "improved": new,
+                        "added": sorted(set(new) - set(ref)), "removed": sorted(set(ref) - set(new))})
+    out["real_clips"] = changes
+    cost_files = [it["path"] for it in items[:4]] + [p for p in real if any(k in p for k in ("testvideo", "bigbuckbunny", "counter", "bikes"))]
+    out["cost"] = difference_cost(cost_files)
+    return out
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "shots")
     parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"))
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--videos", type=int, default=40, help="videos of the development corpus")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the development corpus")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the threshold sweep")
+    parser.add_argument("--development-only", action="store_true",
+                        help="only the development-corpus section (rules, sweep, cost), not the speed comparison")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
+    development = development_section(args, load_transnetv2())
+    if args.development_only:
+        return report({"development_corpus": development}, args.out)
 
     generated = []
     for res, size in SIZES.items():
@@ -324,6 +520,7 @@ def main(argv=None) -> int:
         "agreement_bf16_with_reference": agreement_bf16,
         "agreement_int8_with_reference": agreement_int8,
         "files": per_file,
+        "development_corpus": development,
     }
     return report(summary, args.out)
 

@@ -205,17 +205,20 @@ def improved_shot_starts(
     many_hot: Optional[np.ndarray] = None,
     signals: Optional[Mapping[str, np.ndarray]] = None,
     config: ShotRuleConfig = ShotRuleConfig(),
+    content: Optional[np.ndarray] = None,
 ) -> list[int]:
     """Shot start frames (sorted, > 0) from both heads and the frame-difference signals (module
     docstring). Without `signals` only steps 1, 4 (the frame-0 part) and 5 apply; without
-    `many_hot`, only the single-frame head marks transitions."""
+    `many_hot`, only the single-frame head marks transitions. `content` replaces the content value
+    computed from the signals (the benchmark compares other difference measures with it)."""
     single = np.asarray(single, np.float64)
     n = len(single)
     if n < 2:
         return []
     mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
     if signals is not None:
-        content = content_value(signals["diff_luma"], signals["diff_chroma"])
+        if content is None:
+            content = content_value(signals["diff_luma"], signals["diff_chroma"])
         spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, config.spike_floor)
         for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
             if 0 < s < n:
