@@ -129,9 +129,14 @@ def evaluate(items, window, threshold, shots_key):
 # New features and grouping (the evaluation functions above are unchanged)
 
 
-def feature_frames(spans: list[tuple[int, int]]) -> list[list[int]]:
-    """Per shot, the frames its features are taken from: a quarter in, the middle, a quarter from
-    the end (inside the shot, away from transitions at its ends)."""
+def feature_frames(spans: list[tuple[int, int]], mode: str = "quarters") -> list[list[int]]:
+    """Per shot, the frames its features are taken from: 'quarters' (default: a quarter in, the
+    middle, a quarter from the end: inside the shot, away from transitions at its ends),
+    'middle', or 'first_middle_last' (the keyframes the BaSSL path captures)."""
+    if mode == "middle":
+        return [[a + (b - a) // 2] for a, b in spans]
+    if mode == "first_middle_last":
+        return [sorted({a, a + (b - a) // 2, b}) for a, b in spans]
     return [sorted({a + (b - a) // 4, a + (b - a) // 2, b - (b - a) // 4}) for a, b in spans]
 
 
@@ -181,8 +186,8 @@ class FeatureCache:
         self.seconds["hs_histogram"] += time.perf_counter() - t
         self.images += len(keys)
 
-    def shot_features(self, path: str, spans: list[tuple[int, int]]):
-        frames = feature_frames(spans)
+    def shot_features(self, path: str, spans: list[tuple[int, int]], mode: str = "quarters"):
+        frames = feature_frames(spans, mode)
         self.ensure(path, {i for f in frames for i in f})
         owner = [s for s, f in enumerate(frames) for _ in f]
         flat = [i for f in frames for i in f]
@@ -218,9 +223,9 @@ def methods(cache: FeatureCache, config: sg.SceneGroupingConfig):
     def current(it, spans):
         return group_shots(shot_descriptors(it["hist"], spans), default.window, default.threshold)[0]
 
-    def new(cfg, features="both", rule="dp"):
+    def new(cfg, features="both", rule="dp", frames="quarters"):
         def run(it, spans):
-            emb, hs = cache.shot_features(it["path"], spans)
+            emb, hs = cache.shot_features(it["path"], spans, frames)
             sim = sg.shot_similarity(emb if features != "hist" else None, hs if features != "embedding" else None, cfg.weight)
             if rule == "window":
                 return sg.windowed_boundaries(sim, 2, sg.video_threshold(sim, cfg))
@@ -235,6 +240,8 @@ def methods(cache: FeatureCache, config: sg.SceneGroupingConfig):
         "new_hs_histogram_only": new(config, "hist"),
         "new_embedding_only": new(config, "embedding"),
         "new_features_windowed_average": new(config, rule="window"),
+        "new_middle_frame_only": new(config, frames="middle"),
+        "new_first_middle_last_frames": new(config, frames="first_middle_last"),
     }
 
 
@@ -242,7 +249,7 @@ def load_items(paths_truths, model, cache_dir, rule_config):
     """Per video: its signals, true shots and scenes, and the shots the default rule detects."""
     items = []
     for path, truth in paths_truths:
-        sig = signals.video_signals(path, model, cache_dir, reference_content=False)
+        sig = signals.video_signals(path, model, cache_dir)
         n = int(sig["frames"])
         starts = improved_shot_starts(sig["single"], sig["many_hot"], sig, rule_config)
         items.append({

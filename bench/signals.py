@@ -24,7 +24,7 @@ from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 MODEL_VERSION = 1
-DIFF_VERSION = 2  # bump when reelbeam/transforms/frame_difference.py's signals change
+DIFF_VERSION = 3  # bump when reelbeam/transforms/frame_difference.py's signals change
 
 
 class _ReferenceContentConsumer:
@@ -69,13 +69,11 @@ def _cached(path: str, cache_dir: str, version: str, compute) -> dict[str, np.nd
     return out
 
 
-def _model_signals(path: str, model, reference_content: bool) -> dict[str, np.ndarray]:
+def _model_signals(path: str, model) -> dict[str, np.ndarray]:
     handler = TransNetV2ModelHandler(device="cpu", heads=2)
     probs, hists, n, fps = {}, [], 0, 25.0
     ref = _ReferenceContentConsumer()
-    consumers = [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA"), ColorHistogramConsumer()]
-    if reference_content:
-        consumers.append(ref)
+    consumers = [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA"), ColorHistogramConsumer(), ref]
     for tag, value in decode_video(VideoRef("bench", path, os.path.getsize(path)), consumers):
         if tag == "windows":
             (_, idx), window = value
@@ -89,22 +87,37 @@ def _model_signals(path: str, model, reference_content: bool) -> dict[str, np.nd
                 fps = payload["avg_fps"] or fps
     p = stitch_window_predictions([probs[i] for i in range(len(probs))], n)
     out = {"single": p[:, 0], "many_hot": p[:, 1], "hist": np.concatenate(hists), "fps": np.float64(fps), "frames": np.int64(n)}
-    if reference_content:
-        out["content_hsv256"] = np.asarray(ref.values, np.float32)
-        out["content_hsv48x27"] = np.asarray(ref.small_values, np.float32)
+    out["content_hsv256"] = np.asarray(ref.values, np.float32)
+    out["content_hsv48x27"] = np.asarray(ref.small_values, np.float32)
     return out
 
 
+OTHER_GRIDS = (64, 256)  # grid widths compared with the default (content value only)
+
+
 def _difference_signals(path: str) -> dict[str, np.ndarray]:
-    chunks = [
-        v[1][1]
-        for t, v in decode_video(VideoRef("bench", path, os.path.getsize(path)), [FrameDifferenceConsumer()])
-        if t == "per_video" and v[1][0] == "frame_difference"
-    ]
-    return {k: v for k, v in concat_chunks(chunks).items() if k != "frame_idx"}
+    """The default consumer's signals, and the content value (diff_luma + diff_chroma) on other
+    grid widths as 'content_grid{width}'; one decode pass."""
+    consumers = [FrameDifferenceConsumer(), *(FrameDifferenceConsumer(grid_width=g) for g in OTHER_GRIDS)]
+    chunks: list[list] = [[] for _ in consumers]
+    outs = decode_video(VideoRef("bench", path, os.path.getsize(path)), consumers)
+    # Consumers emit in their order (decode_video calls them in turn): a chunk's rank among those
+    # starting at the same frame says which consumer it came from.
+    seen: dict = {}
+    for t, v in outs:
+        if t == "per_video" and v[1][0] == "frame_difference":
+            start = int(v[1][1]["frame_idx"][0])
+            k = seen.get(start, 0)
+            seen[start] = k + 1
+            chunks[k].append(v[1][1])
+    out = {k: v for k, v in concat_chunks(chunks[0]).items() if k != "frame_idx"}
+    for g, ch in zip(OTHER_GRIDS, chunks[1:]):
+        c = concat_chunks(ch)
+        out[f"content_grid{g}"] = c["diff_luma"] + c["diff_chroma"]
+    return out
 
 
-def video_signals(path: str, model, cache_dir: str, reference_content: bool = True) -> dict[str, np.ndarray]:
-    out = _cached(path, cache_dir, f"model{MODEL_VERSION}", lambda: _model_signals(path, model, reference_content))
+def video_signals(path: str, model, cache_dir: str) -> dict[str, np.ndarray]:
+    out = _cached(path, cache_dir, f"model{MODEL_VERSION}", lambda: _model_signals(path, model))
     out.update(_cached(path, cache_dir, f"diff{DIFF_VERSION}", lambda: _difference_signals(path)))
     return out

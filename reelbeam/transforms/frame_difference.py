@@ -4,8 +4,9 @@ The kind of signal PySceneDetect's adaptive detector thresholds: how much frame 
 frame t-1, taken on a grid of the decoded (full-resolution) planes rather than on TransNetV2's
 48x27 frames, where a cut between two views of similar content can nearly vanish. The grid is a
 point sample of the luma and chroma planes with a stride chosen so that about `grid_width`
-columns are read, which is what PySceneDetect's downscaling does (`frame[::k, ::k]`, effective
-width 256); it needs no pixel conversion, so it costs the same at any resolution.
+columns are read (default 128), which is what PySceneDetect's downscaling does
+(`frame[::k, ::k]`, effective width 256); it needs no pixel conversion, so it costs the same at any
+resolution: one compiled call per frame, ~25-60 us (docs/BENCHMARKS.md).
 
 Per frame (frame 0 compares with itself: zeros):
 - `diff_luma`: mean |Y_t - Y_{t-1}| over the grid (0..255);
@@ -36,7 +37,7 @@ from reelbeam.transforms.decode import FrameView, StreamInfo
 LAGS = (2, 4, 8, 16, 32, 64)
 SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS))
 COARSE_COLUMNS = 32
-DEFAULT_GRID_WIDTH = 256
+DEFAULT_GRID_WIDTH = 128
 _PLANAR = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": (1, 1), "yuvj444p": (1, 1)}
 
 
@@ -46,83 +47,103 @@ def grid_step(width: int, height: int, grid_width: int = DEFAULT_GRID_WIDTH) -> 
 
 
 @numba.njit(cache=True, nogil=True)
-def _luma_grid_stats(y, step, prev, coarse, block):  # pragma: no cover - compiled; see luma_grid_stats
-    """Sample `y` every `step` pixels into `prev`'s shape; returns (sum |d|, sum, sum sq, sum
-    cross, prev sum, prev sum sq), overwrites `prev` with the new grid and `coarse` with the
-    grid's sums over `block` x `block` cells."""
-    gh, gw = prev.shape
+def _frame_signals(y, step, prev_y, prev_sums, c0, c1, cstep_y, cstep_x, coff0, coff1, cstride, prev_c0, prev_c1,
+                   coarse, block, cell, ring, pos, filled, lags, out):  # pragma: no cover - compiled
+    """All signals of one frame in one call (the consumer's cost is mostly per-call overhead):
+    samples the luma plane every `step` pixels against `prev_y`, the two chroma planes (or one
+    interleaved NV12 plane read with `cstride` 2 and offsets 0/1) against `prev_c*`, averages the
+    luma grid into `coarse` cells, stores it in `ring[pos]` and correlates it with the frames `lags`
+    back. Writes SIGNALS' values into `out`; overwrites the previous-frame grids. The numpy
+    reference is `luma_grid_stats`, `coarse_grid` and `correlation`."""
+    gh, gw = prev_y.shape
     coarse[:, :] = 0.0
-    sd = 0.0
-    s = 0.0
-    ss = 0.0
-    sx = 0.0
-    ps = 0.0
-    pss = 0.0
+    # Integer sums (exact, and faster than floats); the previous grid's sum and sum of squares are
+    # the previous call's, kept in prev_sums.
+    sd = 0
+    s = 0
+    ss = 0
+    sx = 0
     for i in range(gh):
         row = y[i * step]
+        prow = prev_y[i]
         ci = i // block
         for j in range(gw):
-            v = float(row[j * step])
-            p = float(prev[i, j])
+            v = np.int64(row[j * step])
+            p = np.int64(prow[j])
             sd += abs(v - p)
             s += v
             ss += v * v
             sx += v * p
-            ps += p
-            pss += p * p
-            prev[i, j] = row[j * step]
+            prow[j] = row[j * step]
             coarse[ci, j // block] += v
-    return sd, s, ss, sx, ps, pss
-
-
-@numba.njit(cache=True, nogil=True)
-def _ring_correlations(ring, pos, filled, lags, out):  # pragma: no cover - compiled; see ring_correlations
-    """Correlation of ring[pos] with ring[pos - k] for each k in `lags` (NaN where fewer than k
-    earlier frames exist; 1 when both are flat, 0 when one is)."""
+    ps = prev_sums[0]
+    pss = prev_sums[1]
+    prev_sums[0] = s
+    prev_sums[1] = ss
+    n = gh * gw
+    mean = s / n
+    var = max(ss / n - mean * mean, 0.0)
+    pmean = ps / n
+    pvar = max(pss / n - pmean * pmean, 0.0)
+    if var < 1.0 and pvar < 1.0:
+        corr = 1.0
+    elif var < 1.0 or pvar < 1.0:
+        corr = 0.0
+    else:
+        corr = min(1.0, max(-1.0, (sx / n - mean * pmean) / np.sqrt(var * pvar)))
+    ch, cw = prev_c0.shape
+    dc = 0
+    for i in range(ch):
+        r0 = c0[i * cstep_y]
+        r1 = c1[i * cstep_y]
+        p0 = prev_c0[i]
+        p1 = prev_c1[i]
+        for j in range(cw):
+            a = np.int64(r0[j * cstep_x * cstride + coff0])
+            b = np.int64(r1[j * cstep_x * cstride + coff1])
+            dc += abs(a - np.int64(p0[j])) + abs(b - np.int64(p1[j]))
+            p0[j] = a
+            p1[j] = b
+    out[0] = sd / n
+    out[1] = dc / (2 * ch * cw) if ch * cw > 0 else 0.0
+    out[2] = mean
+    out[3] = np.sqrt(var)
+    out[4] = corr
+    # Coarse grid into the ring, then its correlations with earlier frames.
     size = ring.shape[0]
-    n = ring.shape[1]
-    a = ring[pos]
+    m = ring.shape[1]
+    cur = ring[pos]
+    k = 0
+    for i in range(coarse.shape[0]):
+        for j in range(coarse.shape[1]):
+            cur[k] = coarse[i, j] / cell[k]
+            k += 1
     sa = 0.0
     saa = 0.0
-    for m in range(n):
-        sa += a[m]
-        saa += a[m] * a[m]
-    va = saa / n - (sa / n) ** 2
+    for q in range(m):
+        sa += cur[q]
+        saa += cur[q] * cur[q]
+    va = saa / m - (sa / m) ** 2
     for li in range(len(lags)):
-        k = lags[li]
-        if k > filled:
-            out[li] = np.nan
+        lag = lags[li]
+        if lag > filled:
+            out[5 + li] = np.nan
             continue
-        b = ring[(pos - k) % size]
+        b = ring[(pos - lag) % size]
         sb = 0.0
         sbb = 0.0
         sab = 0.0
-        for m in range(n):
-            sb += b[m]
-            sbb += b[m] * b[m]
-            sab += a[m] * b[m]
-        vb = sbb / n - (sb / n) ** 2
+        for q in range(m):
+            sb += b[q]
+            sbb += b[q] * b[q]
+            sab += cur[q] * b[q]
+        vb = sbb / m - (sb / m) ** 2
         if va < 1.0 and vb < 1.0:
-            out[li] = 1.0
+            out[5 + li] = 1.0
         elif va < 1.0 or vb < 1.0:
-            out[li] = 0.0
+            out[5 + li] = 0.0
         else:
-            out[li] = (sab / n - (sa / n) * (sb / n)) / np.sqrt(va * vb)
-
-
-@numba.njit(cache=True, nogil=True)
-def _chroma_grid_diff(c, step_y, step_x, offset, stride, prev):  # pragma: no cover - compiled
-    """sum |d| of a chroma plane sampled at (i * step_y, (j * step_x) * stride + offset) (stride 2,
-    offset 0/1 reads NV12's interleaved plane); overwrites `prev`."""
-    gh, gw = prev.shape
-    sd = 0.0
-    for i in range(gh):
-        row = c[i * step_y]
-        for j in range(gw):
-            v = row[j * step_x * stride + offset]
-            sd += abs(float(v) - float(prev[i, j]))
-            prev[i, j] = v
-    return sd
+            out[5 + li] = (sab / m - (sa / m) * (sb / m)) / np.sqrt(va * vb)
 
 
 def _finish(sd, s, ss, sx, ps, pss, n) -> tuple[float, float, float, float]:
@@ -201,21 +222,32 @@ class FrameDifferenceConsumer:
 
     def _reset(self) -> None:
         self._idx: list[int] = []
-        self._rows: list[tuple] = []
+        self._rows: list[np.ndarray] = []
 
     def _setup(self, frame) -> None:
         w, h = frame.width, frame.height
         fmt = frame.format.name
-        self._step = step = grid_step(w, h, self._grid_width)
+        step = grid_step(w, h, self._grid_width)
         self._mode = "planar" if fmt in _PLANAR else "nv12" if fmt == "nv12" else "gray" if fmt == "gray" else "rgb"
         if self._mode == "rgb":
-            # One small conversion per frame; the grid is then read with step 1.
+            # One small conversion per frame; its planes are then read with step 1.
             self._rgb_size = (max(1, w // step), max(1, h // step))
-            self._step = 1
+            step = 1
             gh, gw = self._rgb_size[1], self._rgb_size[0]
+            self._cstep, sub = (1, 1), (1, 1)
+            ch, cw = gh, gw
         else:
-            gh, gw = (h + step - 1) // step, (w + step - 1) // step
+            gh, gw = -(-h // step), -(-w // step)
+            sub = _PLANAR.get(fmt, (2, 2))
+            self._cstep = (max(1, step // sub[1]), max(1, step // sub[0]))
+            ch, cw = -(-(h // sub[1]) // self._cstep[0]), -(-(w // sub[0]) // self._cstep[1])
+            if self._mode == "gray":
+                ch = cw = 0
+        self._step = step
+        self._sub = sub
         self._prev_y = np.zeros((gh, gw), np.uint8)
+        self._prev_sums = np.zeros(2, np.int64)
+        self._prev_c = [np.zeros((ch, cw), np.uint8) for _ in range(2)]
         self._block = max(1, -(-gw // COARSE_COLUMNS))
         self._coarse = np.zeros((-(-gh // self._block), -(-gw // self._block)))
         # Block sums -> means: cells at the edges may be partial.
@@ -224,63 +256,49 @@ class FrameDifferenceConsumer:
         self._cell = (rows[:, None] * cols[None, :]).astype(np.float64).ravel()
         self._ring = np.zeros((max(LAGS) + 1, self._coarse.size))
         self._ring_pos = -1
-        self._ring_filled = 0
+        self._ring_filled = -1
         self._lags = np.asarray(LAGS, np.int64)
-        self._corrs = np.zeros(len(LAGS))
-        sub_x, sub_y = _PLANAR.get(fmt, (2, 2))
-        self._sub = (sub_x, sub_y)
-        self._cstep = (max(1, step // sub_y), max(1, step // sub_x)) if self._mode != "rgb" else (1, 1)
-        ch, cw = (h // sub_y + self._cstep[0] - 1) // self._cstep[0], (w // sub_x + self._cstep[1] - 1) // self._cstep[1]
-        if self._mode == "rgb":
-            ch, cw = gh, gw
-        self._prev_c = [np.zeros((max(ch, 1), max(cw, 1)), np.uint8) for _ in range(2)]
+        self._out = np.zeros(len(SIGNALS))
+        self._dummy = np.zeros((1, 1), np.uint8)
         self._first = True
 
-    def _measure(self, view: FrameView) -> tuple:
+    def _measure(self, view: FrameView) -> np.ndarray:
         frame = view.frame
         shape = (frame.width, frame.height, frame.format.name)
         if self._step is None or shape != self._shape:
             # (A stream whose frames change size or format starts over: never read out of bounds.)
             self._setup(frame)
             self._shape = shape
-        step = self._step
         if self._mode == "rgb":
             rgb = view.rgb(*self._rgb_size, "AREA").astype(np.float32)
             yuv = rgb @ np.array([[0.299, -0.169, 0.5], [0.587, -0.331, -0.419], [0.114, 0.5, -0.081]], np.float32)
             y = np.clip(yuv[..., 0] + 0.5, 0, 255).astype(np.uint8)
-            planes = [np.clip(yuv[..., k] + 128.5, 0, 255).astype(np.uint8) for k in (1, 2)]
-            chroma = [(p, 1, 1, 0, 1) for p in planes]
+            c0, c1 = (np.clip(yuv[..., k] + 128.5, 0, 255).astype(np.uint8) for k in (1, 2))
+            offsets, stride = (0, 0), 1
         else:
             y = _plane(frame, 0, frame.height, frame.width)
             sx, sy = self._sub
-            ch, cw = frame.height // sy, frame.width // sx
             if self._mode == "planar":
-                chroma = [(_plane(frame, k, ch, cw), *self._cstep, 0, 1) for k in (1, 2)]
+                c0 = _plane(frame, 1, frame.height // sy, frame.width // sx)
+                c1 = _plane(frame, 2, frame.height // sy, frame.width // sx)
+                offsets, stride = (0, 0), 1
             elif self._mode == "nv12":
-                uv = _plane(frame, 1, frame.height // 2, frame.width)
-                chroma = [(uv, *self._cstep, k, 2) for k in (0, 1)]
+                c0 = c1 = _plane(frame, 1, frame.height // 2, frame.width)
+                offsets, stride = (0, 1), 2
             else:
-                chroma = []
-        first = self._first
-        sd, s, ss, sx_, ps, pss = _luma_grid_stats(y, step, self._prev_y, self._coarse, self._block)
-        n = self._prev_y.size
-        if first:
-            self._ring_pos, self._ring_filled = -1, -1
+                c0 = c1 = self._dummy
+                offsets, stride = (0, 0), 1
         self._ring_pos = (self._ring_pos + 1) % len(self._ring)
         self._ring_filled = min(self._ring_filled + 1, len(self._ring) - 1)
-        self._ring[self._ring_pos] = self._coarse.ravel() / self._cell
-        _ring_correlations(self._ring, self._ring_pos, self._ring_filled, self._lags, self._corrs)
-        lagged = tuple(float(c) for c in self._corrs)
-        dc = 0.0
-        for (plane, step_y, step_x, offset, stride), prev in zip(chroma, self._prev_c):
-            dc += _chroma_grid_diff(plane, step_y, step_x, offset, stride, prev) / prev.size
-        if first:
+        out = self._out
+        _frame_signals(y, self._step, self._prev_y, self._prev_sums, c0, c1, self._cstep[0], self._cstep[1], offsets[0], offsets[1], stride,
+                       self._prev_c[0], self._prev_c[1], self._coarse, self._block, self._cell, self._ring,
+                       self._ring_pos, self._ring_filled, self._lags, out)
+        if self._first:  # frame 0 compares with nothing: no difference, full correlation
             self._first = False
-            mean = s / n
-            std = float(np.sqrt(max(ss / n - mean * mean, 0.0)))
-            return (0.0, 0.0, mean, std, 1.0, *lagged)
-        d, mean, std, corr = _finish(sd, s, ss, sx_, ps, pss, n)
-        return (d, dc / 2 if chroma else 0.0, mean, std, corr, *lagged)
+            out[0] = out[1] = 0.0
+            out[4] = 1.0
+        return out.copy()
 
     def consume(self, view: FrameView):
         self._idx.append(view.index)
@@ -289,7 +307,7 @@ class FrameDifferenceConsumer:
             yield self._emit()
 
     def _emit(self):
-        cols = np.asarray(self._rows, np.float32).reshape(-1, len(SIGNALS))
+        cols = np.asarray(self._rows, np.float32).reshape(-1, len(SIGNALS))  # rows: float64 [len(SIGNALS)]
         chunk = {"frame_idx": np.asarray(self._idx, np.int32), **{k: cols[:, i].copy() for i, k in enumerate(SIGNALS)}}
         self._reset()
         return "per_video", (self._vid, ("frame_difference", chunk))

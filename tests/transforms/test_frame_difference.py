@@ -42,11 +42,13 @@ def y_planes(path):
     return out
 
 
-def test_signals_equal_the_numpy_reference(shot_video):
-    sig = run_consumer(shot_video, chunk=64)  # several chunks
+@pytest.mark.parametrize("grid_width", [128, 48])
+def test_signals_equal_the_numpy_reference(shot_video, grid_width):
+    sig = run_consumer(shot_video, chunk=64, grid_width=grid_width)  # several chunks
     ys = y_planes(shot_video)
     assert sig["frame_idx"].tolist() == list(range(len(ys)))
-    step = grid_step(ys[0].shape[1], ys[0].shape[0])
+    step = grid_step(ys[0].shape[1], ys[0].shape[0], grid_width)
+    assert step == (1 if grid_width == 128 else 3)
     prev = ys[0][::step, ::step].copy()
     for t in range(1, len(ys)):
         d, mean, std, corr = luma_grid_stats(ys[t], step, prev)
@@ -109,10 +111,11 @@ def test_a_change_of_frame_size_starts_over():
 
 
 def test_grid_step_reads_about_the_grid_width():
-    assert grid_step(1920, 1080) == 8
-    assert grid_step(640, 360) == 2
+    assert grid_step(1920, 1080) == 15
+    assert grid_step(1920, 1080, 256) == 8
+    assert grid_step(640, 360) == 5
     assert grid_step(160, 90) == 1
-    assert grid_step(1080, 1920) == 13  # portrait: the 16:9 width of its height
+    assert grid_step(1080, 1920) == 27  # portrait: the 16:9 width of its height
 
 
 def test_grid_width_is_validated():
