@@ -15,14 +15,15 @@ The rule (`improved_shot_starts`), step by step:
    the first frame after the peak (or the peak frame) is at least `spike_ratio` times the mean of
    its `spike_window` neighbours on each side and at least `spike_floor` (PySceneDetect's adaptive
    test: a spike against its neighbours, with an absolute floor).
-3. Black frames (`dark_frames`: mean luma and its spread both low) joined to a transition or to
-   either end of the video count as part of that transition, so a fade-out, black, fade-in
+3. Black or blank frames (`dark_frames`: mean luma and its spread both low, or the spread very
+   low at any brightness) joined to a transition or to either end of the video count as part of
+   that transition, so a fade-out, black, fade-in
    between two shots is one transition, not two cuts around a black "shot".
 4. Transition runs are then vetted (`vet_runs`): a run that begins at frame 0 is a fade-in (or a
-   black lead-in), not a cut (there is no shot before it); a run whose frames just before and just
-   after are the same picture up to brightness (coarse luma correlation across the run >=
-   `same_picture_corr`) while the brightness moved by at least `brightness_change` inside it is a
-   flash or a brightness ramp, not a cut.
+   black lead-in), not a cut (there is no shot before it); a run after which the picture is the
+   same, up to brightness and contrast, as just before it (`is_same_picture`: correlation of the
+   coarse luma across the run >= `same_picture_corr`) is a flash, a brightness ramp or the model
+   reacting to motion, not a cut.
 5. As the reference rule: a shot starts at the first frame after each remaining run.
 
 `transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
@@ -54,8 +55,8 @@ class ShotRuleConfig:
     spike_window: int = 2
     dark_luma: float = 24.0
     dark_std: float = 8.0
-    same_picture_corr: float = 0.9
-    brightness_change: float = 12.0
+    blank_std: float = 4.0
+    same_picture_corr: float = 0.97
 
     def __post_init__(self) -> None:
         for name in ("single_threshold", "many_hot_threshold"):
@@ -135,9 +136,11 @@ def confirmed_weak_cuts(single: np.ndarray, spikes: np.ndarray, low: float, high
     return out
 
 
-def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float) -> np.ndarray:
-    """Frames that are (nearly) black: dim and flat."""
-    return (np.asarray(luma_mean) <= max_luma) & (np.asarray(luma_std) <= max_std)
+def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float, blank_std: float = 0.0) -> np.ndarray:
+    """Frames that are (nearly) black, dim and flat, or blank at any brightness (luma spread at
+    most `blank_std`: the depth of a fade into a low-contrast picture, a white flash)."""
+    std = np.asarray(luma_std)
+    return ((np.asarray(luma_mean) <= max_luma) & (std <= max_std)) | (std <= blank_std)
 
 
 def extend_over_dark(mask: np.ndarray, dark: np.ndarray) -> np.ndarray:
@@ -151,41 +154,39 @@ def extend_over_dark(mask: np.ndarray, dark: np.ndarray) -> np.ndarray:
     return out
 
 
-def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int) -> float:
-    """Correlation of the coarse luma of frame `after` with a frame at or before `before`: the
-    shortest lag in LAGS that reaches back that far (NaN when no lag does)."""
+def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int, extra_lags: int = 0) -> float:
+    """Correlation of the coarse luma of frame `after` with frames at or before `before`: the
+    shortest lag in LAGS that reaches back that far, or the best of it and the `extra_lags` next
+    ones (NaN when no lag reaches)."""
     need = after - before
-    for k in LAGS:
-        if k >= need:
-            if after - k < 0:
-                return float("nan")
-            return float(signals[f"corr_lag{k}"][after])
-    return float("nan")
+    reaching = [k for k in LAGS if k >= need and after - k >= 0][: 1 + extra_lags]
+    if not reaching or reaching[0] != next((k for k in LAGS if k >= need), None):
+        return float("nan")
+    return float(max(signals[f"corr_lag{k}"][after] for k in reaching))
 
 
-def is_brightness_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_change: float) -> bool:
-    """Whether a transition run is a flash or a brightness ramp: the frames around it are the same
-    picture up to gain and offset, and the mean luma moved by at least `min_change` inside it."""
+def is_same_picture(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_std: float = 0.0) -> bool:
+    """Whether the frame after a transition run shows the same picture, up to brightness and
+    contrast, as a frame just before it: then the run was a flash, a brightness ramp or the model
+    reacting to motion, not a shot change. 'Just before': the frame before the run, or up to two
+    lag steps further back (a flash may start before the frames the model marks). A frame after the
+    run with a luma spread of at most `min_std` (still black or blank) says nothing: the cut stays."""
     a, b = run
     n = len(signals["luma_mean"])
-    if a < 1 or b + 1 >= n:
+    if a < 1 or b + 1 >= n or signals["luma_std"][b + 1] <= min_std:
         return False
-    corr = lagged_correlation(signals, b + 1, a - 1)
-    if not corr >= min_corr:  # NaN: no lag reaches: keep the cut
-        return False
-    luma = np.asarray(signals["luma_mean"], np.float64)
-    excursion = np.abs(luma[a - 1 : b + 2] - luma[a - 1]).max()
-    return bool(excursion >= min_change)
+    corr = lagged_correlation(signals, b + 1, a - 1, extra_lags=2)
+    return bool(corr >= min_corr)  # NaN (no lag reaches back): keep the cut
 
 
 def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig) -> list[tuple[int, int]]:
     """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
-    at the start), and flashes / brightness ramps (`is_brightness_change`)."""
+    at the start), and flashes / brightness ramps (`is_same_picture`)."""
     kept = []
     for run in run_list:
         if run[0] == 0:
             continue
-        if signals is not None and is_brightness_change(run, signals, config.same_picture_corr, config.brightness_change):
+        if signals is not None and is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
             continue
         kept.append(run)
     return kept
@@ -223,5 +224,6 @@ def improved_shot_starts(
         for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
             if 0 < s < n:
                 mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
-        mask = extend_over_dark(mask, dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std))
+        dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
+        mask = extend_over_dark(mask, dark)
     return starts_from_runs(vet_runs(runs(mask), signals, config), n)
