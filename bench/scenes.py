@@ -159,16 +159,39 @@ def small_frames(path: str, indices: set, size: int = 224) -> dict:
 
 class FeatureCache:
     """Per-frame EfficientNet-Lite0 embeddings and hue/saturation histograms, computed once per
-    (video, frame) and kept in memory; times the work for the cost-per-hour figure."""
+    (video, frame), kept in memory and, with `cache_dir`, on disk beside the signals; times the
+    work for the cost-per-hour figure (only what this run computed)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, cache_dir: str = "") -> None:
         self.model = model
+        self.cache_dir = cache_dir
         self.emb: dict = {}
         self.hs: dict = {}
+        self.loaded: set = set()
         self.seconds = {"decode_and_resize": 0.0, "embedding": 0.0, "hs_histogram": 0.0}
         self.images = 0
 
+    def _file(self, path: str) -> str:
+        return os.path.join(self.cache_dir, f"{os.path.basename(path)}.{signals._key(path, 'features1')}.features.npz")
+
+    def _load(self, path: str) -> None:
+        self.loaded.add(path)
+        if self.cache_dir and os.path.exists(self._file(path)):
+            with np.load(self._file(path)) as z:
+                for i, e, h in zip(z["idx"], z["emb"], z["hs"]):
+                    self.emb[(path, int(i))] = e
+                    self.hs[(path, int(i))] = h
+
+    def _save(self, path: str) -> None:
+        if not self.cache_dir:
+            return
+        keys = sorted(i for p, i in self.emb if p == path)
+        np.savez(self._file(path), idx=np.asarray(keys), emb=np.stack([self.emb[(path, i)] for i in keys]),
+                 hs=np.stack([self.hs[(path, i)] for i in keys]))
+
     def ensure(self, path: str, indices: set) -> None:
+        if path not in self.loaded:
+            self._load(path)
         todo = {i for i in indices if (path, i) not in self.emb}
         if not todo:
             return
@@ -185,6 +208,7 @@ class FeatureCache:
             self.hs[(path, k)] = sg.hs_histogram(frames[k])
         self.seconds["hs_histogram"] += time.perf_counter() - t
         self.images += len(keys)
+        self._save(path)
 
     def shot_features(self, path: str, spans: list[tuple[int, int]], mode: str = "quarters"):
         frames = feature_frames(spans, mode)
@@ -294,7 +318,7 @@ def main(argv=None) -> int:
         "development": load_items([(it["path"], it) for it in dev], model, cache_dir, rule),
         "old_synthetic": load_items(old_corpus(args.workdir, args.old_videos), model, cache_dir, rule),
     }
-    cache = FeatureCache(load_efficientnet_lite0())
+    cache = FeatureCache(load_efficientnet_lite0(), cache_dir)
     config = sg.SceneGroupingConfig()
     summary = {"corpora": {"development": corpus.summary(dev), "old_synthetic": {"videos": args.old_videos}},
                "defaults": dataclasses.asdict(config), "shot_rule": "improved (defaults)", "results": {}}
@@ -310,21 +334,21 @@ def main(argv=None) -> int:
                     res[shots_key][f"current_on_{kind}"] = scenes_prf(sub, methods(cache, config)["current_rgb_histogram_window1"], shots_key)
         if not args.no_sweep:
             sweep = []
-            for relative in (True, False):
-                for threshold in (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
-                    for weight in (0.5, 0.7, 0.9):
-                        for window in (2, 4, 8):
-                            cfg = dataclasses.replace(config, relative=relative, threshold=threshold, weight=weight, window=window,
-                                                      min_threshold=min(config.min_threshold, threshold), max_threshold=max(config.max_threshold, threshold))
-                            if relative and threshold != config.threshold:
-                                continue  # the relative threshold's clamp is swept below
-                            r = scenes_prf(items, methods(cache, cfg)["new"], "true_shots")
-                            sweep.append({"relative": relative, "threshold": threshold, "weight": weight, "window": window, **r})
-            for lo in (0.4, 0.45, 0.5, 0.55):
-                for hi in (0.6, 0.65, 0.7, 0.75, 0.8):
-                    cfg = dataclasses.replace(config, min_threshold=lo, max_threshold=hi)
-                    r = scenes_prf(items, methods(cache, cfg)["new"], "true_shots")
-                    sweep.append({"relative": True, "min_threshold": lo, "max_threshold": hi, "weight": config.weight, "window": config.window, **r})
+            for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
+                for weight in (0.5, 0.7, 0.8, 0.9, 1.0):
+                    for window in (2, 3, 4, 8):
+                        cfg = dataclasses.replace(config, relative=False, threshold=threshold, weight=weight, window=window)
+                        r = scenes_prf(items, methods(cache, cfg)["new"], "true_shots")
+                        sweep.append({"relative": False, "threshold": threshold, "weight": weight, "window": window, **r})
+            for lo in (0.35, 0.4, 0.45, 0.5):
+                for hi in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
+                    for weight in (0.7, 0.8, 0.9, 1.0):
+                        if hi < lo:
+                            continue
+                        cfg = dataclasses.replace(config, min_threshold=lo, max_threshold=hi, weight=weight)
+                        r = scenes_prf(items, methods(cache, cfg)["new"], "true_shots")
+                        sweep.append({"relative": True, "min_threshold": lo, "max_threshold": hi, "weight": weight,
+                                      "window": config.window, **r})
             res["sweep_on_true_shots"] = sweep
         summary["results"][cname] = res
         print(json.dumps({cname: {k: v for k, v in res.items() if k != "sweep_on_true_shots"}}, indent=1), file=sys.stderr)

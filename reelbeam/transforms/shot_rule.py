@@ -154,29 +154,36 @@ def extend_over_dark(mask: np.ndarray, dark: np.ndarray) -> np.ndarray:
     return out
 
 
-def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int, extra_lags: int = 0) -> float:
-    """Correlation of the coarse luma of frame `after` with frames at or before `before`: the
-    shortest lag in LAGS that reaches back that far, or the best of it and the `extra_lags` next
-    ones (NaN when no lag reaches)."""
+def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int, slack: int = 0) -> float:
+    """Correlation of the coarse luma of frame `after` with a frame at or before `before`: the
+    shortest lag in LAGS that reaches back that far, or the best of the lags that reach at most
+    `slack` frames further back (NaN when no lag reaches)."""
     need = after - before
-    reaching = [k for k in LAGS if k >= need and after - k >= 0][: 1 + extra_lags]
-    if not reaching or reaching[0] != next((k for k in LAGS if k >= need), None):
+    first = next((k for k in LAGS if k >= need), None)
+    if first is None or after - first < 0:
         return float("nan")
-    return float(max(signals[f"corr_lag{k}"][after] for k in reaching))
+    lags = [k for k in LAGS if k == first or (need <= k <= need + slack and after - k >= 0)]
+    return float(np.nanmax([signals[f"corr_lag{k}"][after] for k in lags]))
 
 
 def is_same_picture(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_std: float = 0.0) -> bool:
-    """Whether the frame after a transition run shows the same picture, up to brightness and
-    contrast, as a frame just before it: then the run was a flash, a brightness ramp or the model
-    reacting to motion, not a shot change. 'Just before': the frame before the run, or up to two
-    lag steps further back (a flash may start before the frames the model marks). A frame after the
-    run with a luma spread of at most `min_std` (still black or blank) says nothing: the cut stays."""
+    """Whether the picture after a transition run is the same, up to brightness and contrast, as
+    just before it: then the run was a flash, a brightness ramp or the model reacting to motion,
+    not a shot change. Compared: the frame after the run and the frames 4 and 8 later (a flash
+    can outlast the frames the model marks) with the frame before the run or up to 12 frames
+    earlier. A frame after the run with a luma spread of at most `min_std` (still black or blank)
+    says nothing."""
     a, b = run
     n = len(signals["luma_mean"])
-    if a < 1 or b + 1 >= n or signals["luma_std"][b + 1] <= min_std:
+    if a < 1 or b + 1 >= n:
         return False
-    corr = lagged_correlation(signals, b + 1, a - 1, extra_lags=2)
-    return bool(corr >= min_corr)  # NaN (no lag reaches back): keep the cut
+    best = -1.0
+    for after in (b + 1, b + 5, b + 9):
+        if after < n and signals["luma_std"][after] > min_std:
+            c = lagged_correlation(signals, after, a - 1, slack=12)
+            if c == c:  # not NaN
+                best = max(best, c)
+    return best >= min_corr
 
 
 def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig) -> list[tuple[int, int]]:

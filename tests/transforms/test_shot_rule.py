@@ -180,7 +180,8 @@ def test_lagged_correlation_picks_the_shortest_lag_that_reaches():
     s = quiet_signals()
     s["corr_lag8"][30] = 0.5
     assert lagged_correlation(s, 30, 24) == 0.5  # needs 6 -> lag 8
-    assert lagged_correlation(s, 30, 24, extra_lags=1) == 0.99  # or lag 16
+    assert lagged_correlation(s, 30, 24, slack=10) == 0.99  # or lag 16 (reaches 10 further back)
+    assert lagged_correlation(s, 30, 24, slack=2) == 0.5
     assert np.isnan(lagged_correlation(s, 30, 30 - 100))  # longer than any lag
     assert np.isnan(lagged_correlation(s, 5, 0))  # lag 8 reaches before frame 0
 
