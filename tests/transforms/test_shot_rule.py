@@ -199,3 +199,23 @@ def test_config_is_validated():
         ShotRuleConfig(many_hot_threshold=1.5)
     with pytest.raises(ValueError, match="weak_threshold"):
         ShotRuleConfig(weak_threshold=0.7)
+
+
+def test_a_confirmed_weak_peak_at_a_flash_is_dropped_when_the_picture_comes_back():
+    """A 3-frame flash: the model half-suspects its first frame, the difference spikes there and
+    the flash frames look unlike the picture (clipped highlights), but 4 frames on the picture is
+    the one before the flash again."""
+    single = np.full(N, 0.005)
+    single[59] = 0.3
+    s = quiet_signals()
+    s["diff_luma"][60] = 80.0
+    s["luma_mean"][60:63] = 220.0
+    for k in LAGS:
+        s[f"corr_lag{k}"][60 : 63 + k] = 0.6  # lags that compare a flash frame with a normal one
+        s[f"corr_lag{k}"][63 + k :] = 0.99
+        for t in range(63, min(N, 63 + k)):
+            if t - k < 60:  # a normal frame after the flash against one before it
+                s[f"corr_lag{k}"][t] = 0.99
+    assert improved_shot_starts(single, np.zeros(N), s) == []
+    cut_at(s, 60)  # the same spike at a real cut: the picture does not come back
+    assert improved_shot_starts(single, np.zeros(N), s) == [60]
