@@ -16,14 +16,16 @@ The rule (`improved_shot_starts`), step by step:
    its `spike_window` neighbours on each side and at least `spike_floor` (PySceneDetect's adaptive
    test: a spike against its neighbours, with an absolute floor).
 3. Black or blank frames (`dark_frames`: mean luma and its spread both low, or the spread very
-   low at any brightness) joined to a transition or to either end of the video count as part of
-   that transition, so a fade-out, black, fade-in
-   between two shots is one transition, not two cuts around a black "shot".
+   low at any brightness) that a transition enters or leaves gradually (no difference spike there)
+   count as part of that transition (`extend_over_dark`), so a fade-out, black, fade-in between two
+   shots is one transition, not two cuts around a black "shot"; a hard cut to or from black stays
+   a cut.
 4. Transition runs are then vetted (`vet_runs`): a run that begins at frame 0 is a fade-in (or a
    black lead-in), not a cut (there is no shot before it); a run after which the picture is the
    same, up to brightness and contrast, as just before it (`is_same_picture`: correlation of the
    coarse luma across the run >= `same_picture_corr`) is a flash, a brightness ramp or the model
-   reacting to motion, not a cut.
+   reacting to motion, not a cut; nor is a gradual change between two blank pictures
+   (`is_blank_change`: a grey level drifting).
 5. As the reference rule: a shot starts at the first frame after each remaining run.
 
 `transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
@@ -143,13 +145,21 @@ def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, ma
     return ((np.asarray(luma_mean) <= max_luma) & (std <= max_std)) | (std <= blank_std)
 
 
-def extend_over_dark(mask: np.ndarray, dark: np.ndarray) -> np.ndarray:
-    """The transition mask plus every run of dark frames that touches a transition frame or either
-    end of the video."""
-    out = np.asarray(mask, bool).copy()
+def extend_over_dark(mask: np.ndarray, dark: np.ndarray, spikes: Optional[np.ndarray] = None, reach: int = 3) -> np.ndarray:
+    """The transition mask plus the runs of dark frames that a transition enters or leaves
+    gradually: a dark run joins when a transition frame lies within `reach` frames before it and
+    its first frame is no difference spike (a fade into black), or within `reach` frames after it
+    and the frame after it is no spike (a fade out of black). A hard cut to or from black (a spike)
+    stays a cut. At the start of the video only the second case applies (a fade-in), at the end
+    only the first (a fade-out)."""
+    marked = np.asarray(mask, bool)
+    out = marked.copy()
     n = len(out)
+    spk = np.zeros(n, bool) if spikes is None else np.asarray(spikes, bool)
     for a, b in runs(dark):
-        if a == 0 or b == n - 1 or (a > 0 and out[a - 1]) or (b + 1 < n and out[b + 1]) or out[a : b + 1].any():
+        enters = a > 0 and marked[max(0, a - reach) : a].any() and not spk[a]
+        leaves = b + 1 < n and marked[b + 1 : b + 1 + reach].any() and not spk[b + 1]
+        if enters or leaves:
             out[a : b + 1] = True
     return out
 
@@ -186,15 +196,31 @@ def is_same_picture(run: tuple[int, int], signals: Mapping[str, np.ndarray], min
     return best >= min_corr
 
 
-def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig) -> list[tuple[int, int]]:
+def is_blank_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], spikes: np.ndarray, max_std: float) -> bool:
+    """Whether a run goes gradually (no difference spike in it or at the frame after it) from a
+    blank picture to a blank picture (luma spread at most `max_std` on both sides): a grey level
+    drifting, with no shot on either side to tell apart."""
+    a, b = run
+    std = signals["luma_std"]
+    if a < 1 or b + 1 >= len(std):
+        return False
+    return bool(std[a - 1] <= max_std and std[b + 1] <= max_std and not np.asarray(spikes)[a : b + 2].any())
+
+
+def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig,
+             spikes: Optional[np.ndarray] = None) -> list[tuple[int, int]]:
     """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
-    at the start), and flashes / brightness ramps (`is_same_picture`)."""
+    at the start), flashes / brightness ramps (`is_same_picture`) and gradual changes between
+    blank pictures (`is_blank_change`)."""
     kept = []
     for run in run_list:
         if run[0] == 0:
             continue
-        if signals is not None and is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
-            continue
+        if signals is not None:
+            if is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
+                continue
+            if spikes is not None and is_blank_change(run, signals, spikes, config.dark_std):
+                continue
         kept.append(run)
     return kept
 
@@ -224,6 +250,7 @@ def improved_shot_starts(
     if n < 2:
         return []
     mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
+    spikes = None
     if signals is not None:
         if content is None:
             content = content_value(signals["diff_luma"], signals["diff_chroma"])
@@ -232,5 +259,5 @@ def improved_shot_starts(
             if 0 < s < n:
                 mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
         dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
-        mask = extend_over_dark(mask, dark)
-    return starts_from_runs(vet_runs(runs(mask), signals, config), n)
+        mask = extend_over_dark(mask, dark, spikes)
+    return starts_from_runs(vet_runs(runs(mask), signals, config, spikes if signals is not None else None), n)

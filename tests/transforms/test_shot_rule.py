@@ -141,12 +141,45 @@ def test_fade_out_at_the_end_leaves_no_black_shot():
     assert improved_shot_starts(single, np.zeros(N), s) == []
 
 
-def test_dark_frames_extend_only_transitions_and_the_ends():
-    mask = np.zeros(12, bool)
-    mask[5] = True
-    dark = np.zeros(12, bool)
-    dark[[0, 1, 6, 7, 9]] = True  # 9: a dark frame inside a shot, alone
-    assert np.flatnonzero(extend_over_dark(mask, dark)).tolist() == [0, 1, 5, 6, 7]
+def test_dark_frames_join_transitions_that_fade_into_or_out_of_them():
+    mask = np.zeros(20, bool)
+    mask[5] = mask[14] = True
+    dark = np.zeros(20, bool)
+    dark[[0, 1, 6, 7, 10, 15, 16]] = True  # 10: a dark frame inside a shot, alone
+    spikes = np.zeros(20, bool)
+    spikes[15] = True  # a hard cut into black at 15
+    got = np.flatnonzero(extend_over_dark(mask, dark, spikes)).tolist()
+    assert got == [5, 6, 7, 14]  # 0-1: the start with no transition after; 15-16: a hard cut
+
+
+def test_hard_cuts_between_black_and_white_stay_cuts():
+    """Full-frame white / black segments with abrupt switches (a scene-cut test clip): each
+    switch is a cut, though every frame is blank."""
+    n = 100
+    single = np.full(n, 0.001)
+    s = quiet_signals(n)
+    s["luma_std"][:] = 0.0
+    s["diff_luma"][:] = 0.0
+    for p in (25, 50, 75):
+        single[p - 1] = 0.95
+        s["diff_luma"][p] = 200.0
+    s["luma_mean"][:] = 235.0
+    s["luma_mean"][25:50] = s["luma_mean"][75:] = 16.0
+    assert improved_shot_starts(single, np.zeros(n), s) == [25, 50, 75]
+
+
+def test_a_grey_level_drifting_is_not_a_cut():
+    """A full-frame grey level fading between black and white (no picture at all): the model
+    marks the middle of each fade; nothing there is a cut."""
+    n = 100
+    single = np.full(n, 0.001)
+    single[40:46] = 0.7
+    s = quiet_signals(n)
+    s["luma_std"][:] = 0.0
+    s["luma_mean"][:] = 16 + 219 * (0.5 + 0.5 * np.sin(np.arange(n) / 8.0))
+    s["diff_luma"][1:] = np.abs(np.diff(s["luma_mean"]))
+    assert transnetv2_shot_starts(single) == [46]
+    assert improved_shot_starts(single, np.zeros(n), s) == []
 
 
 @pytest.mark.parametrize("kind", ["flash", "ramp"])
