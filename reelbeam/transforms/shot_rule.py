@@ -21,12 +21,15 @@ The rule (`improved_shot_starts`), step by step:
    shots is one transition, not two cuts around a black "shot"; a hard cut to or from black stays
    a cut.
 4. Transition runs are then vetted (`vet_runs`): a run that begins at frame 0 is a fade-in (or a
-   black lead-in), not a cut (there is no shot before it); a run after which the picture is the
+   black lead-in), not a cut (there is no shot before it), nor is one that lasts to the last frame
+   (a fade-out); a run after which the picture is the
    same, up to brightness and contrast, as just before it (`is_same_picture`: correlation of the
    coarse luma across the run >= `same_picture_corr`) is a flash, a brightness ramp or the model
    reacting to motion, not a cut; nor is a gradual change between two blank pictures
    (`is_blank_change`: a grey level drifting).
-5. As the reference rule: a shot starts at the first frame after each remaining run.
+5. As the reference rule, a shot starts at the first frame after each remaining run, or after the
+   run's last frame where the single-frame head is above its threshold, when it has one (where
+   the reference puts the cut; the many-hot head and black frames can stretch a run past it).
 
 `transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
 (`--shot-rule reference`). The defaults below were chosen from the middle of the plateau of a sweep
@@ -210,11 +213,12 @@ def is_blank_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], spi
 def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig,
              spikes: Optional[np.ndarray] = None) -> list[tuple[int, int]]:
     """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
-    at the start), flashes / brightness ramps (`is_same_picture`) and gradual changes between
+    at the start) or ends at the last frame (a fade-out to the end), flashes / brightness ramps (`is_same_picture`) and gradual changes between
     blank pictures (`is_blank_change`)."""
     kept = []
+    n = len(signals["luma_mean"]) if signals is not None else None
     for run in run_list:
-        if run[0] == 0:
+        if run[0] == 0 or (n is not None and run[1] == n - 1):
             continue
         if signals is not None:
             if is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
@@ -225,9 +229,22 @@ def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.
     return kept
 
 
-def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int) -> list[int]:
-    """A shot starts at the first frame after each run (the reference rule's convention)."""
-    return [b + 1 for _, b in run_list if b + 1 < num_frames]
+def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: Optional[np.ndarray] = None,
+                     single_threshold: float = 0.5) -> list[int]:
+    """A shot starts at the first frame after each run (the reference rule's convention); with
+    `single`, after the run's last frame whose single-frame probability is above the threshold
+    when it has one (the reference's frame for a cut: the many-hot head and black frames can
+    stretch a run past it), else after the run."""
+    out = []
+    for a, b in run_list:
+        end = b
+        if single is not None:
+            above = np.flatnonzero(np.asarray(single[a : b + 1]) > single_threshold)
+            if len(above):
+                end = a + int(above[-1])
+        if end + 1 < num_frames:
+            out.append(end + 1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,4 +277,5 @@ def improved_shot_starts(
                 mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
         dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
         mask = extend_over_dark(mask, dark, spikes)
-    return starts_from_runs(vet_runs(runs(mask), signals, config, spikes if signals is not None else None), n)
+    kept = vet_runs(runs(mask), signals, config, spikes if signals is not None else None)
+    return starts_from_runs(kept, n, single, config.single_threshold)

@@ -252,3 +252,16 @@ def test_a_confirmed_weak_peak_at_a_flash_is_dropped_when_the_picture_comes_back
     assert improved_shot_starts(single, np.zeros(N), s) == []
     cut_at(s, 60)  # the same spike at a real cut: the picture does not come back
     assert improved_shot_starts(single, np.zeros(N), s) == [60]
+
+
+def test_a_cut_stretched_by_the_many_hot_head_starts_where_the_reference_puts_it():
+    """The many-hot head often marks a frame or two past a hard cut; the shot still starts after
+    the single head's frame, as in the reference."""
+    single = np.full(N, 0.001)
+    many = np.full(N, 0.001)
+    single[20] = 0.8
+    many[20:22] = 0.7
+    s = quiet_signals()
+    cut_at(s, 21)
+    assert transnetv2_shot_starts(single) == [21]
+    assert improved_shot_starts(single, many, s) == [21]
