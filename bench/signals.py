@@ -24,7 +24,7 @@ from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 MODEL_VERSION = 1
-DIFF_VERSION = 3  # bump when reelbeam/transforms/frame_difference.py's signals change
+DIFF_VERSION = 4  # bump when reelbeam/transforms/frame_difference.py's signals change
 
 
 class _ReferenceContentConsumer:
@@ -92,7 +92,7 @@ def _model_signals(path: str, model) -> dict[str, np.ndarray]:
     return out
 
 
-OTHER_GRIDS = (64, 256)  # grid widths compared with the default (content value only)
+OTHER_GRIDS = (128, 256)  # grid widths compared with the default (content value only)
 
 
 def _difference_signals(path: str) -> dict[str, np.ndarray]:

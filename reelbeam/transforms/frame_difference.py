@@ -4,9 +4,10 @@ The kind of signal PySceneDetect's adaptive detector thresholds: how much frame 
 frame t-1, taken on a grid of the decoded (full-resolution) planes rather than on TransNetV2's
 48x27 frames, where a cut between two views of similar content can nearly vanish. The grid is a
 point sample of the luma and chroma planes with a stride chosen so that about `grid_width`
-columns are read (default 128), which is what PySceneDetect's downscaling does
+columns are read (default 64), which is what PySceneDetect's downscaling does
 (`frame[::k, ::k]`, effective width 256); it needs no pixel conversion, so it costs the same at any
-resolution: one compiled call per frame, ~25-60 us (docs/BENCHMARKS.md).
+resolution: one compiled call per frame (docs/BENCHMARKS.md: 64 columns detect as well as 128 or
+256 on the development corpus and cost about 40% of 128).
 
 Per frame (frame 0 compares with itself: zeros):
 - `diff_luma`: mean |Y_t - Y_{t-1}| over the grid (0..255);
@@ -37,7 +38,7 @@ from reelbeam.transforms.decode import FrameView, StreamInfo
 LAGS = (2, 4, 8, 16, 32, 64)
 SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS))
 COARSE_COLUMNS = 32
-DEFAULT_GRID_WIDTH = 128
+DEFAULT_GRID_WIDTH = 64
 _PLANAR = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": (1, 1), "yuvj444p": (1, 1)}
 
 

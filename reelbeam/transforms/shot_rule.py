@@ -50,16 +50,22 @@ SHOT_RULES = ("improved", "reference")
 
 @dataclasses.dataclass(frozen=True)
 class ShotRuleConfig:
-    """Thresholds of `improved_shot_starts` (see the module docstring for what each does)."""
+    """Thresholds of `improved_shot_starts` (see the module docstring for what each does).
+
+    Each default sits in the middle of the range where F1 on the development corpus stays within
+    0.005 of its best (bench/shots.py's sweep, docs/BENCHMARKS.md): many_hot_threshold 0.2-0.5,
+    weak_threshold 0-0.2, spike_ratio 1.5-4, spike_floor 2-12, dark_luma 8-48, dark_std 2-8,
+    blank_std 2-6, same_picture_corr 0.95-0.98 (the narrowest). single_threshold stays the
+    reference's 0.5."""
 
     single_threshold: float = 0.5
-    many_hot_threshold: float = 0.5
-    weak_threshold: float = 0.05
+    many_hot_threshold: float = 0.4
+    weak_threshold: float = 0.1
     spike_ratio: float = 3.0
-    spike_floor: float = 12.0
+    spike_floor: float = 8.0
     spike_window: int = 2
     dark_luma: float = 24.0
-    dark_std: float = 8.0
+    dark_std: float = 6.0
     blank_std: float = 4.0
     same_picture_corr: float = 0.97
 

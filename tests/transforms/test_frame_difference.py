@@ -111,11 +111,12 @@ def test_a_change_of_frame_size_starts_over():
 
 
 def test_grid_step_reads_about_the_grid_width():
-    assert grid_step(1920, 1080) == 15
+    assert grid_step(1920, 1080) == 30
     assert grid_step(1920, 1080, 256) == 8
-    assert grid_step(640, 360) == 5
-    assert grid_step(160, 90) == 1
-    assert grid_step(1080, 1920) == 27  # portrait: the 16:9 width of its height
+    assert grid_step(640, 360) == 10
+    assert grid_step(160, 90) == 2
+    assert grid_step(48, 27) == 1
+    assert grid_step(1080, 1920) == 53  # portrait: the 16:9 width of its height
 
 
 def test_grid_width_is_validated():
