@@ -307,12 +307,14 @@ def main(argv=None) -> int:
     parser.add_argument("--old-videos", type=int, default=6, help="videos of the old synthetic corpus")
     parser.add_argument("--seed", type=int, default=corpus.CorpusConfig.seed)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"),
+                        help="where the development corpus, the per-video signals and features are cached")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     model = load_transnetv2()
-    cache_dir = os.path.join(os.path.dirname(args.out), "signals_cache")
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
     rule = ShotRuleConfig()
-    dev = corpus.build_corpus(os.path.join(os.path.dirname(args.out), "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
+    dev = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
                               log=lambda m: print(m, file=sys.stderr))
     corpora = {
         "development": load_items([(it["path"], it) for it in dev], model, cache_dir, rule),

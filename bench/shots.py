@@ -393,8 +393,8 @@ def development_section(args, model) -> dict:
 
     from reelbeam.transforms.shot_rule import ShotRuleConfig
 
-    cache_dir = os.path.join(os.path.dirname(args.out), "signals_cache")
-    items = corpus.build_corpus(os.path.join(os.path.dirname(args.out), "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
+    items = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
                                 log=lambda m: print(m, file=sys.stderr))
     for it in items:
         it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
@@ -438,6 +438,8 @@ def main(argv=None) -> int:
     parser.add_argument("--videos", type=int, default=40, help="videos of the development corpus")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the development corpus")
     parser.add_argument("--no-sweep", action="store_true", help="skip the threshold sweep")
+    parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"),
+                        help="where the development corpus and the per-video signals are cached")
     parser.add_argument("--development-only", action="store_true",
                         help="only the development-corpus section (rules, sweep, cost), not the speed comparison")
     args = parser.parse_args(argv)

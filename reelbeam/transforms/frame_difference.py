@@ -16,7 +16,7 @@ Per frame (frame 0 compares with itself: zeros):
 - `luma_corr`: correlation of frame t's and t-1's luma grids (1 = same picture up to a gain and an
   offset: a fade or a brightness ramp changes `diff_luma` but not this; a cut drops it);
 - `corr_lag{k}` for k in `LAGS` (2 ... 64): correlation of frame t's and frame t-k's coarse luma
-  (the grid averaged in blocks to about 32 columns; NaN for t < k). They let the shot rule ask
+  (the grid averaged in blocks to about 16 columns; NaN for t < k). They let the shot rule ask
   whether the frames on both sides of a detected transition of any length up to 62 frames are the
   same picture up to brightness (a flash, a brightness ramp) rather than two shots.
 
@@ -37,7 +37,7 @@ from reelbeam.transforms.decode import FrameView, StreamInfo
 
 LAGS = (2, 4, 8, 16, 32, 64)
 SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS))
-COARSE_COLUMNS = 32
+COARSE_COLUMNS = 16
 DEFAULT_GRID_WIDTH = 64
 _PLANAR = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": (1, 1), "yuvj444p": (1, 1)}
 
