@@ -11,6 +11,7 @@ import synthetic
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import FrameView, StreamInfo, decode_video
 from reelbeam.transforms.frame_difference import (
+    COARSE_COLUMNS,
     LAGS,
     SIGNALS,
     FrameDifferenceConsumer,
@@ -57,7 +58,7 @@ def test_signals_equal_the_numpy_reference(shot_video, grid_width):
         assert sig["luma_std"][t] == pytest.approx(std, abs=1e-3)
         assert sig["luma_corr"][t] == pytest.approx(corr, abs=1e-5)
     grids = [y[::step, ::step] for y in ys]
-    block = -(-grids[0].shape[1] // 32)
+    block = -(-grids[0].shape[1] // COARSE_COLUMNS)
     coarse = [coarse_grid(g, block) for g in grids]
     for k in LAGS:
         for t in range(len(ys)):
