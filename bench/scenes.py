@@ -337,14 +337,14 @@ def main(argv=None) -> int:
         if not args.no_sweep:
             sweep = []
             for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7):
-                for weight in (0.5, 0.7, 0.8, 0.9, 1.0):
+                for weight in (0.5, 0.7, 0.75, 0.8, 0.9, 1.0):
                     for window in (2, 3, 4, 8):
                         cfg = dataclasses.replace(config, relative=False, threshold=threshold, weight=weight, window=window)
                         r = scenes_prf(items, methods(cache, cfg)["new"], "true_shots")
                         sweep.append({"relative": False, "threshold": threshold, "weight": weight, "window": window, **r})
             for lo in (0.35, 0.4, 0.45, 0.5):
                 for hi in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85):
-                    for weight in (0.7, 0.8, 0.9, 1.0):
+                    for weight in (0.7, 0.75, 0.8, 0.9, 1.0):
                         if hi < lo:
                             continue
                         cfg = dataclasses.replace(config, min_threshold=lo, max_threshold=hi, weight=weight)

@@ -41,17 +41,19 @@ MIN_SATURATION = 48  # of 255: below it a pixel's hue is mostly noise and compre
 
 @dataclasses.dataclass(frozen=True)
 class SceneGroupingConfig:
-    """Defaults from bench/scenes.py's sweep (docs/BENCHMARKS.md). On the development corpus F1
-    stays within ~0.01 of its best for weight 0.7-0.9, an absolute threshold 0.4-0.5, a relative
-    floor 0.35-0.5 and window 3-8; the ceiling of the per-video threshold is what the old synthetic
-    corpus needs (every scene a similar texture, so the embedding finds them all alike: F1 0.15 at
-    a ceiling of 0.55, 1.0 at 0.75), where the development corpus does not move."""
+    """Defaults from the middle of the plateau of bench/scenes.py's sweep over both corpora
+    (docs/BENCHMARKS.md). On the development corpus F1 stays within ~0.01 of its best for weight
+    0.7-1.0, relative floor 0.35-0.5, ceiling 0.6-0.85, absolute threshold 0.4-0.5 and window 3-8.
+    The old synthetic corpus bounds the weight and the ceiling: its scenes are all similar
+    textures, which the embedding finds alike, so it needs the colour histogram (weight <= 0.8: F1
+    1.0, 0.86 at 0.9, 0.48 at 1.0) and a per-video threshold allowed up to 0.75-0.85 (F1 1.0; 0.45
+    at a ceiling of 0.6)."""
 
-    weight: float = 0.8
+    weight: float = 0.75
     threshold: float = 0.45
     relative: bool = True
     min_threshold: float = 0.45
-    max_threshold: float = 0.75
+    max_threshold: float = 0.8
     min_shots_relative: int = 6
     window: int = 4
     max_scene_shots: int = 64
