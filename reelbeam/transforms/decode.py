@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from fractions import Fraction
 from typing import Any, ClassVar, Iterable, Iterator, Optional, Protocol, Sequence

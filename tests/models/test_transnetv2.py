@@ -47,8 +47,8 @@ def small_frames(path, limit=None, interpolation="BICUBIC"):
     return np.stack(out)
 
 
-def predict(model, frames, precision="fp32"):
-    handler = TransNetV2ModelHandler(device="cpu", precision=precision)
+def predict(model, frames, precision="fp32", heads=1):
+    handler = TransNetV2ModelHandler(device="cpu", precision=precision, heads=heads)
     windows = list(make_windows(frames))
     results = handler.run_inference(windows, model)
     return stitch_window_predictions([r.inference for r in results], len(frames))
@@ -80,6 +80,38 @@ def test_probabilities_equal_reference_on_the_sample(ours, reference):
     frames = small_frames(SAMPLE, limit=300)
     ref, _ = reference.predict_frames(torch.from_numpy(frames), quiet=True)
     assert np.abs(predict(ours, frames) - ref.numpy()).max() <= 1e-4
+
+
+@pytest.mark.parametrize("source", ["generated", "sample"])
+def test_both_heads_equal_reference(ours, reference, shot_video, source):
+    """The many-hot head (the reference's `all_frames_pred`) and the single-frame head, computed
+    together, equal the wheel's predict_frames outputs."""
+    frames = small_frames(shot_video) if source == "generated" else small_frames(SAMPLE, limit=300)
+    ref_single, ref_many = reference.predict_frames(torch.from_numpy(frames), quiet=True)
+    got = predict(ours, frames, heads=2)
+    assert got.shape == (len(frames), 2)
+    assert np.abs(got[:, 0] - ref_single.numpy()).max() <= 1e-4
+    assert np.abs(got[:, 1] - ref_many.numpy()).max() <= 1e-4
+    assert ref_many.numpy().max() > 0.5  # the comparison covers high many-hot values too
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_single_head_is_unchanged_by_asking_for_both(ours, shot_video, precision):
+    model = load_transnetv2().quantize_int8() if precision == "int8" else ours
+    frames = small_frames(SAMPLE, limit=200)
+    one = predict(model, frames, precision)
+    both = predict(model, frames, precision, heads=2)
+    np.testing.assert_array_equal(both[:, 0], one)
+    if precision != "fp32":
+        many_fp32 = predict(ours, frames, heads=2)[:, 1]
+        assert np.abs(both[:, 1] - many_fp32).max() < 0.05
+
+
+def test_heads_must_be_1_or_2(ours):
+    with pytest.raises(ValueError, match="heads"):
+        TransNetV2ModelHandler(heads=3)
+    with pytest.raises(ValueError, match="heads"):
+        ours(torch.zeros(1, 100, 27, 48, 3, dtype=torch.uint8), heads=0)
 
 
 def test_bf16_stays_close_to_fp32(ours, shot_video):

@@ -6,7 +6,6 @@ import pathlib
 
 import apache_beam as beam
 import numpy as np
-import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to

@@ -1,0 +1,202 @@
+"""Training-free scenes that hold up on natural footage: better shot features, grouping by
+dynamic programming over every pair of nearby shots.
+
+Shot features (from a few frames per shot, e.g. the middle frame and the frames a quarter in
+from each end):
+- an image embedding (`reelbeam.models.efficientnet_lite.embed_images`, 1280-d, L2-normalised),
+  averaged over the shot's frames (`mean_embeddings`);
+- a hue x saturation histogram (`hs_histogram`) that ignores brightness, so exposure changes and
+  moderate colour casts between shots of one place move it little; weakly saturated pixels, whose
+  hue is noise, go to a few grey-level bins instead.
+
+Similarity of two shots: `weight` x cosine of embeddings + (1 - weight) x histogram intersection
+(`shot_similarity`).
+
+Grouping (`group_scenes`): the scenes are the partition of the shot sequence into runs that
+maximises the sum over every pair of shots i < j of one scene with j - i <= `window` of
+(similarity - threshold): optimal sequential grouping by dynamic programming, O(shots x
+max_scene_shots x window). Each boundary is thus judged against several shots on each side, as in
+average linkage, rather than one neighbouring pair; shot / reverse-shot cutting (A B A B) stays
+together. The threshold is per video (`video_threshold`): the midpoint between the typical
+similarity of neighbouring shots and that of shots far apart in the same video, clamped to
+[`min_threshold`, `max_threshold`] so that a 3-shot excerpt of one scene (everything similar)
+stays one scene and a compilation of unrelated clips (nothing similar) does not merge into one;
+with fewer than `min_shots_relative` shots the absolute `threshold` is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+HUE_BINS = 16
+SAT_BINS = 3
+GREY_BINS = 4
+HS_BINS = HUE_BINS * SAT_BINS + GREY_BINS
+MIN_SATURATION = 48  # of 255: below it a pixel's hue is mostly noise and compression
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneGroupingConfig:
+    """Defaults from the middle of the plateau of bench/scenes.py's sweep over both corpora
+    (docs/BENCHMARKS.md). On the development corpus F1 stays within ~0.01 of its best for weight
+    0.7-1.0, relative floor 0.35-0.5, ceiling 0.6-0.85, absolute threshold 0.4-0.5 and window 3-8.
+    The old synthetic corpus bounds the weight and the ceiling: its scenes are all similar
+    textures, which the embedding finds alike, so it needs the colour histogram (weight <= 0.8: F1
+    1.0, 0.86 at 0.9, 0.48 at 1.0) and a per-video threshold allowed up to 0.75-0.85 (F1 1.0; 0.45
+    at a ceiling of 0.6)."""
+
+    weight: float = 0.75
+    threshold: float = 0.45
+    relative: bool = True
+    min_threshold: float = 0.45
+    max_threshold: float = 0.8
+    min_shots_relative: int = 6
+    window: int = 4
+    max_scene_shots: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
+        if not self.min_threshold <= self.max_threshold:
+            raise ValueError("min_threshold must be <= max_threshold")
+        if self.window < 1 or self.max_scene_shots < 1:
+            raise ValueError("window and max_scene_shots must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+
+
+def hs_histogram(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> float64 [HS_BINS] summing to 1: hue (16) x saturation (3) bins for
+    saturated pixels, 4 grey-level bins for the others."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.int32)
+    h, s, v = hsv[:, 0], hsv[:, 1], hsv[:, 2]
+    chromatic = (s >= MIN_SATURATION) & (v >= 32)
+    hue_bin = np.minimum(h * HUE_BINS // 180, HUE_BINS - 1)
+    sat_bin = np.minimum((s - MIN_SATURATION) * SAT_BINS // (256 - MIN_SATURATION), SAT_BINS - 1)
+    grey_bin = HUE_BINS * SAT_BINS + np.minimum(v * GREY_BINS // 256, GREY_BINS - 1)
+    bins = np.where(chromatic, hue_bin * SAT_BINS + sat_bin, grey_bin)
+    hist = np.bincount(bins, minlength=HS_BINS).astype(np.float64)
+    return hist / max(hist.sum(), 1.0)
+
+
+def mean_embeddings(frame_embeddings: np.ndarray, shot_of_frame: Sequence[int], num_shots: int) -> np.ndarray:
+    """Per-frame L2-normalised embeddings [F, D] and each frame's shot -> per-shot mean,
+    L2-normalised [S, D] (zeros for a shot without frames)."""
+    e = np.asarray(frame_embeddings, np.float64)
+    out = np.zeros((num_shots, e.shape[1]))
+    np.add.at(out, np.asarray(shot_of_frame, np.int64), e)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
+
+
+def mean_histograms(frame_hists: np.ndarray, shot_of_frame: Sequence[int], num_shots: int) -> np.ndarray:
+    """Per-frame histograms [F, B] -> per-shot means [S, B], each summing to 1."""
+    h = np.asarray(frame_hists, np.float64)
+    out = np.zeros((num_shots, h.shape[1]))
+    np.add.at(out, np.asarray(shot_of_frame, np.int64), h)
+    total = out.sum(1, keepdims=True)
+    return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+
+
+def shot_similarity(embeddings: Optional[np.ndarray], hists: Optional[np.ndarray], weight: float) -> np.ndarray:
+    """[S, S] similarity in [0, 1]: weight x cosine(embeddings) (clipped at 0) + (1 - weight) x
+    histogram intersection. Either feature may be None (then the other alone)."""
+    parts = []
+    if embeddings is not None:
+        e = np.asarray(embeddings, np.float64)
+        parts.append((weight if hists is not None else 1.0, np.clip(e @ e.T, 0.0, 1.0)))
+    if hists is not None:
+        h = np.asarray(hists, np.float64)
+        inter = np.minimum(h[:, None, :], h[None, :, :]).sum(-1)
+        parts.append((1.0 - weight if embeddings is not None else 1.0, inter))
+    if not parts:
+        raise ValueError("need embeddings, histograms or both")
+    return sum(w * m for w, m in parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping
+
+
+def video_threshold(sim: np.ndarray, config: SceneGroupingConfig) -> float:
+    """The per-video threshold (module docstring): midpoint of the median similarity of neighbouring
+    shots and the median similarity of shots 4-8 apart, clamped; the absolute threshold for short
+    videos or when relative thresholds are off."""
+    n = len(sim)
+    if not config.relative or n < config.min_shots_relative:
+        return config.threshold
+    near = np.median(np.diagonal(sim, 1))
+    far_vals = np.concatenate([np.diagonal(sim, k) for k in range(4, min(9, n))]) if n > 4 else np.diagonal(sim, n - 1)
+    far = np.median(far_vals)
+    return float(np.clip((near + far) / 2.0, config.min_threshold, config.max_threshold))
+
+
+def scene_gain(sim: np.ndarray, threshold: float, window: int) -> np.ndarray:
+    """pair[i, k] = similarity(i, i + k) - threshold for k in 1..window (0 beyond the video)."""
+    n = len(sim)
+    out = np.zeros((n, window + 1))
+    for k in range(1, window + 1):
+        if k < n:
+            out[: n - k, k] = np.diagonal(sim, k) - threshold
+    return out
+
+
+def optimal_grouping(sim: np.ndarray, threshold: float, window: int, max_scene_shots: int) -> list[tuple[int, int]]:
+    """Partition of shots 0..n-1 into consecutive scenes maximising the sum over pairs i < j in
+    one scene, j - i <= window, of (sim[i, j] - threshold). Ties go to fewer scenes."""
+    n = len(sim)
+    if n == 0:
+        return []
+    pair = scene_gain(sim, threshold, window)
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back = np.zeros(n + 1, np.int64)
+    for b in range(1, n + 1):  # scene ends at shot b - 1
+        gain = 0.0
+        for a in range(b - 1, max(-1, b - 1 - max_scene_shots), -1):  # scene starts at shot a
+            # adding shot a to scene [a + 1, b - 1]: its pairs with the shots after it
+            gain += pair[a, 1 : min(window, b - 1 - a) + 1].sum()
+            score = best[a] + gain
+            if score > best[b] + 1e-12 or (abs(score - best[b]) <= 1e-12 and a < back[b]):
+                best[b] = score
+                back[b] = a
+    scenes = []
+    b = n
+    while b > 0:
+        a = int(back[b])
+        scenes.append((a, b - 1))
+        b = a
+    return scenes[::-1]
+
+
+def group_scenes(sim: np.ndarray, config: SceneGroupingConfig = SceneGroupingConfig()) -> tuple[list[tuple[int, int]], float]:
+    """Scenes as inclusive (first_shot, last_shot) runs, and the threshold used for this video."""
+    sim = np.asarray(sim, np.float64)
+    if len(sim) == 0:
+        return [], config.threshold
+    t = video_threshold(sim, config)
+    return optimal_grouping(sim, t, config.window, config.max_scene_shots), t
+
+
+def windowed_boundaries(sim: np.ndarray, window: int, threshold: float) -> list[tuple[int, int]]:
+    """A simpler baseline kept for the bench: a boundary after shot i when the mean similarity
+    between the `window` shots up to i and the `window` shots after it is below `threshold`."""
+    n = len(sim)
+    ends = []
+    for i in range(n - 1):
+        left = range(max(0, i - window + 1), i + 1)
+        right = range(i + 1, min(n, i + 1 + window))
+        if np.mean([sim[a, b] for a in left for b in right]) < threshold:
+            ends.append(i)
+    ends.append(n - 1)
+    out, start = [], 0
+    for e in ends:
+        out.append((start, e))
+        start = e + 1
+    return out

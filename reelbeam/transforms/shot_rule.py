@@ -1,0 +1,291 @@
+"""The improved shot rule: TransNetV2's two heads, confirmed by the decode pass's frame difference.
+
+Pure functions over per-frame arrays of one video (N frames):
+- `single`, `many_hot`: TransNetV2's single-frame and many-hot probabilities
+  (`TransNetV2ModelHandler(heads=2)`);
+- the frame-difference signals of `reelbeam.transforms.frame_difference` (`diff_luma`,
+  `diff_chroma`, `luma_mean`, `luma_std`, `corr_lag{k}`).
+
+The rule (`improved_shot_starts`), step by step:
+1. A frame is in a transition when either head is above its threshold (`transition_mask`): the
+   many-hot head marks every frame of a long dissolve, where the single-frame head can stay at
+   0.3-0.4 for its whole length.
+2. A weak single-head peak (a local maximum in [`weak_threshold`, `single_threshold`]) becomes a
+   cut when the frame difference spikes at that cut (`confirmed_weak_cuts`): the content value of
+   the first frame after the peak (or the peak frame) is at least `spike_ratio` times the mean of
+   its `spike_window` neighbours on each side and at least `spike_floor` (PySceneDetect's adaptive
+   test: a spike against its neighbours, with an absolute floor).
+3. Black or blank frames (`dark_frames`: mean luma and its spread both low, or the spread very
+   low at any brightness) that a transition enters or leaves gradually (no difference spike there)
+   count as part of that transition (`extend_over_dark`), so a fade-out, black, fade-in between two
+   shots is one transition, not two cuts around a black "shot"; a hard cut to or from black stays
+   a cut.
+4. Transition runs are then vetted (`vet_runs`): a run that begins at frame 0 is a fade-in (or a
+   black lead-in), not a cut (there is no shot before it), nor is one that lasts to the last frame
+   (a fade-out); a run after which the picture is the
+   same, up to brightness and contrast, as just before it (`is_same_picture`: correlation of the
+   coarse luma across the run >= `same_picture_corr`) is a flash, a brightness ramp or the model
+   reacting to motion, not a cut; nor is a gradual change between two blank pictures
+   (`is_blank_change`: a grey level drifting).
+5. As the reference rule, a shot starts at the first frame after each remaining run, or after the
+   run's last frame where the single-frame head is above its threshold, when it has one (where
+   the reference puts the cut; the many-hot head and black frames can stretch a run past it).
+
+`transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
+(`--shot-rule reference`). The defaults below were chosen from the middle of the plateau of a sweep
+on the development corpus (bench/shots.py, docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional
+
+import numpy as np
+
+from reelbeam.transforms.frame_difference import LAGS
+
+SHOT_RULES = ("improved", "reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotRuleConfig:
+    """Thresholds of `improved_shot_starts` (see the module docstring for what each does).
+
+    From bench/shots.py's sweep (docs/BENCHMARKS.md). On the development corpus F1 stays within
+    0.005 of its best for many_hot_threshold 0.2-0.5, weak_threshold 0-0.2, spike_ratio 1.5-4,
+    spike_floor 2-12, dark_luma 8-48, dark_std 2-8, blank_std 0-6 and same_picture_corr 0.95-0.99;
+    the defaults are the middle of these ranges except two. many_hot_threshold is the top of its
+    range, the same 0.5 as the single-frame head's (the reference's): the old generated corpus's
+    slowly drifting synthetic textures keep the many-hot head at 0.40-0.48 for seconds (5 false
+    cuts at 0.4, 2 at 0.5). same_picture_corr is 0.98, the corpus's best point, rather than 0.97:
+    at 0.97 the dip to white between the Sintel sample's first two shots (coarse correlation 0.97
+    across it: two bright snow pictures) is taken for a brightness ramp."""
+
+    single_threshold: float = 0.5
+    many_hot_threshold: float = 0.5
+    weak_threshold: float = 0.1
+    spike_ratio: float = 3.0
+    spike_floor: float = 8.0
+    spike_window: int = 2
+    dark_luma: float = 24.0
+    dark_std: float = 6.0
+    blank_std: float = 4.0
+    same_picture_corr: float = 0.98
+
+    def __post_init__(self) -> None:
+        for name in ("single_threshold", "many_hot_threshold"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.weak_threshold <= self.single_threshold:
+            raise ValueError(f"weak_threshold must be in [0, single_threshold], got {self.weak_threshold}")
+        if self.spike_ratio < 1.0 or self.spike_floor < 0.0 or self.spike_window < 1:
+            raise ValueError("spike_ratio must be >= 1, spike_floor >= 0 and spike_window >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index ranges of the True runs of a boolean array."""
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return []
+    d = np.diff(np.concatenate([[0], m.view(np.int8), [0]]))
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+def transition_mask(single: np.ndarray, many_hot: Optional[np.ndarray], single_threshold: float, many_hot_threshold: float) -> np.ndarray:
+    """Frames where either head is above its threshold (only the single head without many_hot)."""
+    mask = np.asarray(single) > single_threshold
+    if many_hot is not None:
+        mask |= np.asarray(many_hot) > many_hot_threshold
+    return mask
+
+
+def content_value(diff_luma: np.ndarray, diff_chroma: np.ndarray) -> np.ndarray:
+    """Per-frame content change (grey levels): luma difference plus the chroma difference, so that
+    a cut between two pictures of similar brightness but different colour still registers."""
+    return np.asarray(diff_luma, np.float64) + np.asarray(diff_chroma, np.float64)
+
+
+def adaptive_spikes(content: np.ndarray, window: int, ratio: float, floor: float) -> np.ndarray:
+    """spike[t]: content[t] >= floor and >= ratio x the mean of its `window` neighbours on each
+    side (fewer at the ends of the video; frame 0, which compares with nothing, never spikes)."""
+    c = np.asarray(content, np.float64)
+    n = len(c)
+    if n == 0:
+        return np.zeros(0, bool)
+    csum = np.concatenate([[0.0], np.cumsum(c)])
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - window, 0), np.minimum(idx + window + 1, n)
+    count = (hi - lo - 1).astype(np.float64)
+    neigh = np.where(count > 0, (csum[hi] - csum[lo] - c) / np.maximum(count, 1), 0.0)
+    spikes = (c >= floor) & (c >= ratio * neigh)
+    spikes[0] = False
+    return spikes
+
+
+def weak_peaks(single: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Indices of local maxima of `single` (>= both neighbours) with low <= value <= high."""
+    p = np.asarray(single, np.float64)
+    if len(p) == 0:
+        return np.zeros(0, np.int64)
+    left = np.concatenate([[-np.inf], p[:-1]])
+    right = np.concatenate([p[1:], [-np.inf]])
+    return np.flatnonzero((p >= left) & (p >= right) & (p >= low) & (p <= high))
+
+
+def confirmed_weak_cuts(single: np.ndarray, spikes: np.ndarray, low: float, high: float) -> list[int]:
+    """Shot starts s confirmed at weak single-head peaks: a peak at t (the head marks the last frame
+    of a shot) with a frame-difference spike at t + 1 gives s = t + 1; with the spike at t itself
+    (the head one frame late), s = t."""
+    out = []
+    n = len(spikes)
+    for t in weak_peaks(single, low, high):
+        if t + 1 < n and spikes[t + 1]:
+            out.append(int(t + 1))
+        elif spikes[t]:
+            out.append(int(t))
+    return out
+
+
+def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float, blank_std: float = 0.0) -> np.ndarray:
+    """Frames that are (nearly) black, dim and flat, or blank at any brightness (luma spread at
+    most `blank_std`: the depth of a fade into a low-contrast picture, a white flash)."""
+    std = np.asarray(luma_std)
+    return ((np.asarray(luma_mean) <= max_luma) & (std <= max_std)) | (std <= blank_std)
+
+
+def extend_over_dark(mask: np.ndarray, dark: np.ndarray, spikes: Optional[np.ndarray] = None, reach: int = 3) -> np.ndarray:
+    """The transition mask plus the runs of dark frames that a transition enters or leaves
+    gradually: a dark run joins when a transition frame lies within `reach` frames before it and
+    its first frame is no difference spike (a fade into black), or within `reach` frames after it
+    and the frame after it is no spike (a fade out of black). A hard cut to or from black (a spike)
+    stays a cut. At the start of the video only the second case applies (a fade-in), at the end
+    only the first (a fade-out)."""
+    marked = np.asarray(mask, bool)
+    out = marked.copy()
+    n = len(out)
+    spk = np.zeros(n, bool) if spikes is None else np.asarray(spikes, bool)
+    for a, b in runs(dark):
+        enters = a > 0 and marked[max(0, a - reach) : a].any() and not spk[a]
+        leaves = b + 1 < n and marked[b + 1 : b + 1 + reach].any() and not spk[b + 1]
+        if enters or leaves:
+            out[a : b + 1] = True
+    return out
+
+
+def lagged_correlation(signals: Mapping[str, np.ndarray], after: int, before: int, slack: int = 0) -> float:
+    """Correlation of the coarse luma of frame `after` with a frame at or before `before`: the
+    shortest lag in LAGS that reaches back that far, or the best of the lags that reach at most
+    `slack` frames further back (NaN when no lag reaches)."""
+    need = after - before
+    first = next((k for k in LAGS if k >= need), None)
+    if first is None or after - first < 0:
+        return float("nan")
+    lags = [k for k in LAGS if k == first or (need <= k <= need + slack and after - k >= 0)]
+    return float(np.nanmax([signals[f"corr_lag{k}"][after] for k in lags]))
+
+
+def is_same_picture(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_std: float = 0.0) -> bool:
+    """Whether the picture after a transition run is the same, up to brightness and contrast, as
+    just before it: then the run was a flash, a brightness ramp or the model reacting to motion,
+    not a shot change. Compared: the frame after the run and the frames 4 and 8 later (a flash
+    can outlast the frames the model marks) with the frame before the run or up to 12 frames
+    earlier. A frame after the run with a luma spread of at most `min_std` (still black or blank)
+    says nothing."""
+    a, b = run
+    n = len(signals["luma_mean"])
+    if a < 1 or b + 1 >= n:
+        return False
+    best = -1.0
+    for after in (b + 1, b + 5, b + 9):
+        if after < n and signals["luma_std"][after] > min_std:
+            c = lagged_correlation(signals, after, a - 1, slack=12)
+            if c == c:  # not NaN
+                best = max(best, c)
+    return best >= min_corr
+
+
+def is_blank_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], spikes: np.ndarray, max_std: float) -> bool:
+    """Whether a run goes gradually (no difference spike in it or at the frame after it) from a
+    blank picture to a blank picture (luma spread at most `max_std` on both sides): a grey level
+    drifting, with no shot on either side to tell apart."""
+    a, b = run
+    std = signals["luma_std"]
+    if a < 1 or b + 1 >= len(std):
+        return False
+    return bool(std[a - 1] <= max_std and std[b + 1] <= max_std and not np.asarray(spikes)[a : b + 2].any())
+
+
+def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig,
+             spikes: Optional[np.ndarray] = None) -> list[tuple[int, int]]:
+    """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
+    at the start) or ends at the last frame (a fade-out to the end), flashes / brightness ramps (`is_same_picture`) and gradual changes between
+    blank pictures (`is_blank_change`)."""
+    kept = []
+    n = len(signals["luma_mean"]) if signals is not None else None
+    for run in run_list:
+        if run[0] == 0 or (n is not None and run[1] == n - 1):
+            continue
+        if signals is not None:
+            if is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
+                continue
+            if spikes is not None and is_blank_change(run, signals, spikes, config.dark_std):
+                continue
+        kept.append(run)
+    return kept
+
+
+def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: Optional[np.ndarray] = None,
+                     single_threshold: float = 0.5) -> list[int]:
+    """A shot starts at the first frame after each run (the reference rule's convention); with
+    `single`, after the run's last frame whose single-frame probability is above the threshold
+    when it has one (the reference's frame for a cut: the many-hot head and black frames can
+    stretch a run past it), else after the run."""
+    out = []
+    for a, b in run_list:
+        end = b
+        if single is not None:
+            above = np.flatnonzero(np.asarray(single[a : b + 1]) > single_threshold)
+            if len(above):
+                end = a + int(above[-1])
+        if end + 1 < num_frames:
+            out.append(end + 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule
+
+
+def improved_shot_starts(
+    single: np.ndarray,
+    many_hot: Optional[np.ndarray] = None,
+    signals: Optional[Mapping[str, np.ndarray]] = None,
+    config: ShotRuleConfig = ShotRuleConfig(),
+    content: Optional[np.ndarray] = None,
+) -> list[int]:
+    """Shot start frames (sorted, > 0) from both heads and the frame-difference signals (module
+    docstring). Without `signals` only steps 1, 4 (the frame-0 part) and 5 apply; without
+    `many_hot`, only the single-frame head marks transitions. `content` replaces the content value
+    computed from the signals (the benchmark compares other difference measures with it)."""
+    single = np.asarray(single, np.float64)
+    n = len(single)
+    if n < 2:
+        return []
+    mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
+    spikes = None
+    if signals is not None:
+        if content is None:
+            content = content_value(signals["diff_luma"], signals["diff_chroma"])
+        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, config.spike_floor)
+        for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
+            if 0 < s < n:
+                mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
+        dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
+        mask = extend_over_dark(mask, dark, spikes)
+    kept = vet_runs(runs(mask), signals, config, spikes if signals is not None else None)
+    return starts_from_runs(kept, n, single, config.single_threshold)
