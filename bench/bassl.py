@@ -27,16 +27,16 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import bench_parser, best_of, report  # noqa: E402
+import synthetic
+from common import bench_parser, best_of, report
 
-import synthetic  # noqa: E402
-from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout  # noqa: E402
-from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
-from reelbeam.schemas.records import VideoRef  # noqa: E402
-from reelbeam.transforms.decode import FrameIndexConsumer, decode_video  # noqa: E402
-from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer  # noqa: E402
-from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices  # noqa: E402
-from reelbeam.transforms.shots import TransNetV2WindowConsumer, shots_from_starts, transnetv2_shot_starts  # noqa: E402
+from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout
+from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions
+from reelbeam.schemas.records import VideoRef
+from reelbeam.transforms.decode import FrameIndexConsumer, decode_video
+from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
+from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
+from reelbeam.transforms.shots import TransNetV2WindowConsumer, shots_from_starts, transnetv2_shot_starts
 
 
 class ReplayHandler:
@@ -83,7 +83,7 @@ def keyframe_cost(path, model, handler):
 
     _, plain_inline_s = best_of(lambda: inline(False), repeat=5)
     captured_outs, capture_inline_s = best_of(lambda: inline(True), repeat=5)
-    captured = [v[1] for tag, v in captured_outs if tag == "shot_frames_index"][0]
+    captured = next(v[1] for tag, v in captured_outs if tag == "shot_frames_index")
     missing = [t for t in targets if t[0] not in set(captured)]
     second_s = 0.0
     if missing:

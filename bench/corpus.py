@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -181,7 +182,7 @@ class Shot:
     zoom_rate: float  # relative zoom change per frame
     shake: float  # hand-held jitter amplitude, output pixels
     gains: tuple[float, float, float]  # per-channel (colour temperature x exposure)
-    ramp: Optional[tuple[int, int, float]] = None  # (first local frame, length, exposure factor at the end)
+    ramp: tuple[int, int, float] | None = None  # (first local frame, length, exposure factor at the end)
     flashes: list = dataclasses.field(default_factory=list)  # (local frame, length, peak alpha)
     # Transition INTO this shot from the previous one: ('cut',), ('dissolve', d), ('fade', out, black, in)
     into: tuple = ("cut",)
@@ -198,8 +199,8 @@ class Plan:
     noise: float
     scenes: list  # per scene: dict(photo=index, grey=bool, contrast=float, setups=[Setup])
     shots: list  # [Shot]
-    fade_in: Optional[tuple[int, int]] = None  # (black frames, fade frames) at the start
-    fade_out: Optional[int] = None  # fade frames at the end
+    fade_in: tuple[int, int] | None = None  # (black frames, fade frames) at the start
+    fade_out: int | None = None  # fade frames at the end
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +299,7 @@ def plan_video(index: int, photos: Sequence[Photo], cfg: CorpusConfig) -> Plan:
     # A dissolve or fade needs material on both sides: shorten it to what the shots it joins have
     # left after their own incoming transition, so that transitions never overlap.
     used_head = 0  # frames at the head of shot a taken by its incoming transition
-    for a, b in zip(shots, shots[1:]):
+    for a, b in itertools.pairwise(shots):
         room_a = a.frames - used_head - 6
         if b.into[0] == "dissolve":
             d = int(min(b.into[1], room_a, b.frames // 2))
@@ -518,7 +519,7 @@ def render_video(plan: Plan, photos: Sequence[Photo], path: str, seed: int) -> d
     return truth
 
 
-def build_corpus(workdir: str, cfg: CorpusConfig = CorpusConfig(), photos: Optional[Sequence[Photo]] = None, log=None) -> list[dict]:
+def build_corpus(workdir: str, cfg: CorpusConfig = CorpusConfig(), photos: Sequence[Photo] | None = None, log=None) -> list[dict]:
     """Generate (or reuse from `workdir`) the corpus; returns the truths with 'path' added.
 
     Videos are cached by (generator version, config, photo set): a changed photo set or config

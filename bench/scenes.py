@@ -36,19 +36,18 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from common import bench_parser, report  # noqa: E402
+import corpus
+import signals
+import synthetic
+from common import bench_parser, report
 
-import synthetic  # noqa: E402
-from reelbeam.metrics import Counts, match_boundaries, scene_ends, scene_miou  # noqa: E402
-from reelbeam.models.transnetv2 import load_transnetv2  # noqa: E402
-from reelbeam.transforms.scenes import SceneConfig, group_shots, shot_descriptors  # noqa: E402
-from reelbeam.transforms.shots import shots_from_starts  # noqa: E402
-
-import corpus  # noqa: E402
-import signals  # noqa: E402
-from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0  # noqa: E402
-from reelbeam.transforms import scene_grouping as sg  # noqa: E402
-from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts  # noqa: E402
+from reelbeam.metrics import Counts, match_boundaries, scene_ends, scene_miou
+from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0
+from reelbeam.models.transnetv2 import load_transnetv2
+from reelbeam.transforms import scene_grouping as sg
+from reelbeam.transforms.scenes import SceneConfig, group_shots, shot_descriptors
+from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts
+from reelbeam.transforms.shots import shots_from_starts
 
 FPS = 25
 W, H = 320, 180
@@ -208,7 +207,7 @@ def scenes_prf(items, predict, shots_key: str) -> dict:
         spans = it[shots_key]
         groups = predict(it, spans)
         scenes = [(spans[a][0], spans[b][1]) for a, b in groups]
-        c = match_boundaries(scene_ends(scenes), scene_ends(it["scenes"]), int(round(it["fps"])))
+        c = match_boundaries(scene_ends(scenes), scene_ends(it["scenes"]), round(it["fps"]))
         tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
         predicted += len(scenes) - 1
         ious.append(scene_miou(scenes, it["scenes"]))

@@ -33,10 +33,10 @@ def seed_videos(folder: str) -> list[bytes]:
     out = []
     frames = list(synthetic.shot_frames([6, 6], 48, 32))
     specs = [
-        ("a.mp4", dict(codec="libx264", options={"preset": "ultrafast", "bf": "2"})),
-        ("b.mp4", dict(codec="libx264", container_options={"movflags": "faststart"})),
-        ("c.avi", dict(codec="mpeg4")),
-        ("d.webm", dict(codec="libvpx-vp9", options={"deadline": "realtime"})),
+        ("a.mp4", {"codec": "libx264", "options": {"preset": "ultrafast", "bf": "2"}}),
+        ("b.mp4", {"codec": "libx264", "container_options": {"movflags": "faststart"}}),
+        ("c.avi", {"codec": "mpeg4"}),
+        ("d.webm", {"codec": "libvpx-vp9", "options": {"deadline": "realtime"}}),
     ]
     for name, kwargs in specs:
         path = os.path.join(folder, name)
@@ -52,7 +52,13 @@ def decode_bytes(data: bytes, suffix: str = ".mp4") -> str:
     from reelbeam.schemas.records import VideoRef
     from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
     from reelbeam.transforms.failures import classify_error
-    from reelbeam.transforms.motion import IFrameConsumer, MotionMapConfig, MotionMapConsumer, MotionSampling, MotionStatsConsumer
+    from reelbeam.transforms.motion import (
+        IFrameConsumer,
+        MotionMapConfig,
+        MotionMapConsumer,
+        MotionSampling,
+        MotionStatsConsumer,
+    )
     from reelbeam.transforms.shots import LGSSConsumer, TransNetV2WindowConsumer
 
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
@@ -70,7 +76,7 @@ def decode_bytes(data: bytes, suffix: str = ".mp4") -> str:
         try:
             for _ in decode_video(VideoRef("fuzz", path, len(data)), consumers, DecodeConfig(timeout_s=20), True):
                 pass
-        except Exception as e:  # noqa: BLE001 - classified below
+        except Exception as e:
             kind = classify_error(e)
             if kind == "internal_error":
                 raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fractions
 import os
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import av
 import numpy as np
@@ -49,12 +49,12 @@ def write_video(
     fps: int = 25,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
-    pts: Optional[Sequence[int]] = None,
-    time_base: Optional[fractions.Fraction] = None,
-    rotation: Optional[int] = None,
-    gop: Optional[int] = None,
-    options: Optional[dict] = None,
-    container_options: Optional[dict] = None,
+    pts: Sequence[int] | None = None,
+    time_base: fractions.Fraction | None = None,
+    rotation: int | None = None,
+    gop: int | None = None,
+    options: dict | None = None,
+    container_options: dict | None = None,
 ) -> str:
     """Encode RGB frames to `path`. `pts` (in `time_base` units) makes variable frame rate;
     `options` go to the encoder, `container_options` to the muxer (e.g. movflags=faststart)."""

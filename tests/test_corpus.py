@@ -11,7 +11,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 
-import corpus  # noqa: E402
+import itertools
+
+import corpus
 
 SMALL = corpus.CorpusConfig(seed=7, videos=3, width=160, height=90, min_shot=10, max_shot=40)
 
@@ -34,7 +36,7 @@ def test_truth_is_consistent(built):
         for key in ("shots", "scenes"):
             spans = it[key]
             assert spans[0][0] == 0 and spans[-1][1] == n - 1
-            assert all(a[1] + 1 == b[0] for a, b in zip(spans, spans[1:]))
+            assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(spans))
         starts = {a for a, _ in it["shots"][1:]}
         assert {a for a, _ in it["scenes"][1:]} <= starts  # a scene change is a shot change
         assert len(it["transitions"]) == len(it["shots"]) - 1
@@ -56,7 +58,7 @@ def test_hard_cuts_change_the_picture(built):
     it = max(built, key=lambda x: sum(t["kind"] == "cut" for t in x["transitions"]))
     with av.open(it["path"]) as c:
         frames = [f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)]
-    diffs = np.array([0.0] + [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])])
+    diffs = np.array([0.0] + [np.abs(a - b).mean() for a, b in itertools.pairwise(frames)])
     cuts = [t["last"] for t in it["transitions"] if t["kind"] == "cut"]
     assert cuts
     inside = np.delete(diffs, [0, *cuts])

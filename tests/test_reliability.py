@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-
 import synthetic
+
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
 from reelbeam.transforms.failures import classify_error
@@ -127,7 +127,7 @@ def outcome(path):
         outs = list(decode_video(ref, [FrameIndexConsumer()], DecodeConfig()))
     except Exception as e:  # noqa: BLE001
         return classify_error(e), None
-    meta = [v.payload for t, v in outs if t == "per_video" and v.kind == "meta"][0]
+    meta = next(v.payload for t, v in outs if t == "per_video" and v.kind == "meta")
     return ("ok+warning" if meta["warnings"] else "ok"), meta
 
 

@@ -18,7 +18,7 @@ boundary head, and loading of the published checkpoints. Spec: reference/scene_s
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -27,7 +27,13 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 from transformers.models.bert.modeling_bert import BertConfig, BertEncoder
 
-from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, load_state_dict, tensor_shapes
+from reelbeam.models.checkpoints import (
+    CheckpointError,
+    compare_keys,
+    expected_shapes,
+    load_state_dict,
+    tensor_shapes,
+)
 from reelbeam.models.device import resolve_device, resolve_precision
 
 FEATURE_DIM = 2048
@@ -230,7 +236,7 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
     the encoder runs in bf16 autocast with channels-last when `precision='bf16'`.
     """
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "auto", max_batch_size: int = 16, model_copies: Optional[int] = None) -> None:
+    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "auto", max_batch_size: int = 16, model_copies: int | None = None) -> None:
         super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
         self._checkpoint = checkpoint
         self._device = device
@@ -268,7 +274,7 @@ class BoundaryHandler(ModelHandler[np.ndarray, PredictionResult, BaSSL]):
     """RunInference: one shot's 17-shot window of features [17, 2048] (see `window_indices`) ->
     p(a scene ends after that shot). Batches stack windows of any videos."""
 
-    def __init__(self, checkpoint: str, device: str = "auto", max_batch_size: int = 64, model_copies: Optional[int] = None) -> None:
+    def __init__(self, checkpoint: str, device: str = "auto", max_batch_size: int = 64, model_copies: int | None = None) -> None:
         super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
         self._checkpoint = checkpoint
         self._device = device

@@ -20,7 +20,8 @@ import hashlib
 import io
 import pickle
 import zipfile
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import fsspec
 
@@ -61,7 +62,7 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def model_id(kind: str, path: str, digest: Optional[str] = None) -> str:
+def model_id(kind: str, path: str, digest: str | None = None) -> str:
     """`<kind>:<file name>@<first 8 hex of sha256>`: the `model` column of the rows a checkpoint
     makes (ModelScope names every checkpoint pytorch_model.pt; the hash tells them apart)."""
     return f"{kind}:{path.rstrip('/').rsplit('/', 1)[-1]}@{(digest or sha256(path))[:8]}"

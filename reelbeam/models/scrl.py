@@ -20,14 +20,20 @@ gives `shot_embeddings` rows (model `scrl-resnet50:<file>`); scenes still come f
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torchvision
 from torch import nn
 
 from reelbeam.models.bassl import IMAGENET_MEAN, IMAGENET_STD, ShotEncoderHandler
-from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, load_state_dict, tensor_shapes
+from reelbeam.models.checkpoints import (
+    CheckpointError,
+    compare_keys,
+    expected_shapes,
+    load_state_dict,
+    tensor_shapes,
+)
 
 KEYFRAMES = 3
 IN_CHANNELS = 3 * KEYFRAMES
@@ -61,8 +67,7 @@ def _strip(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     has_query = any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in state)
     for key, value in state.items():
-        if key.startswith("module."):
-            key = key[len("module.") :]
+        key = key.removeprefix("module.")
         if has_query:
             if not key.startswith("encoder_q."):
                 continue  # encoder_k (momentum copy), queue, queue_ptr

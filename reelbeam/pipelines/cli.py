@@ -12,7 +12,7 @@ import logging
 import os
 import posixpath
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from reelbeam import __version__
 
@@ -223,7 +223,7 @@ def build_pipeline(pipeline, plan):
     return fold
 
 
-def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
+def run(argv: Sequence[str] | None = None, test_pipeline=None):
     """Parse `argv`, validate, build and run the pipeline; return the plan.
 
     Raises ConfigError (before anything runs) on bad flags, inputs, checkpoints or output.
@@ -231,7 +231,13 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.pipelines.options import ConfigError, is_dry_run, normalize_dry_run, runner_args, unknown_beam_args
+    from reelbeam.pipelines.options import (
+        ConfigError,
+        is_dry_run,
+        normalize_dry_run,
+        runner_args,
+        unknown_beam_args,
+    )
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
     from reelbeam.pipelines.plan import build_plan
     from reelbeam.runners.checks import check_runner, is_dataflow
@@ -278,7 +284,7 @@ def run(argv: Optional[Sequence[str]] = None, test_pipeline=None):
     return plan
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _Parser(prog="reelbeam", description="Video corpus -> Parquet tables of shots, scenes and embeddings, on Apache Beam.")
     top.add_argument("--version", action="version", version=f"reelbeam {__version__}")
@@ -367,8 +373,8 @@ def flags_markdown() -> str:
     one table per heading of `reelbeam run --help`, every flag with its default."""
     parser = _run_parser()
     out = []
-    for group in parser._action_groups:  # noqa: SLF001 - argparse keeps its groups only here
-        actions = [a for a in group._group_actions if a.help is not argparse.SUPPRESS and a.option_strings and a.dest != "help"]  # noqa: SLF001
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if a.help is not argparse.SUPPRESS and a.option_strings and a.dest != "help"]
         if not actions:
             continue
         out += [f"### {group.title}", "", "| flag | default | meaning |", "| --- | --- | --- |"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -106,7 +106,7 @@ _GPU_TYPE = re.compile(r"^nvidia-[a-z0-9-]+$")
 _HINT_KEYS = {"type", "count", "machine_type", "install-nvidia-driver"}
 
 
-def runner_name(args: Sequence[str]) -> Optional[str]:
+def runner_name(args: Sequence[str]) -> str | None:
     """The `--runner` in `args` (None: Beam's default, the DirectRunner)."""
     for i, a in enumerate(args):
         if a.startswith("--runner="):
@@ -125,7 +125,7 @@ def is_local_runner(args: Sequence[str]) -> bool:
     return runner in LOCAL_RUNNERS
 
 
-def accelerator_hint(value: Optional[str]) -> Optional[str]:
+def accelerator_hint(value: str | None) -> str | None:
     """`--gpu-accelerator` as a Beam accelerator hint ('type:T;count:N;install-nvidia-driver'), or a
     ConfigError saying what a valid value looks like."""
     if not value:

@@ -15,7 +15,6 @@ import json
 import logging
 import posixpath
 import uuid
-from typing import Optional
 
 import fsspec
 
@@ -37,7 +36,7 @@ def is_committed(part: PartFile, committed: set, table: str) -> bool:
     return part.stage is None or table in LOGS or (part.run_id, part.stage) in committed
 
 
-def committed_parts(output: str, table: str, committed: Optional[set] = None) -> list[PartFile]:
+def committed_parts(output: str, table: str, committed: set | None = None) -> list[PartFile]:
     """The committed part files of `table` under `output`."""
     committed = committed_pairs(output) if committed is None else committed
     return [f for f in table_files(output, table) if is_committed(f, committed, table)]
@@ -124,7 +123,7 @@ def check_output(output: str) -> None:
         with fs.open(probe, "wb") as f:
             f.write(b"ok")
         fs.rm(probe)
-    except Exception as e:  # noqa: BLE001 - any failure here means the location is unusable
+    except Exception as e:
         raise ValueError(
             f"--output {output!r} is not writable ({type(e).__name__}: {e}); choose a folder you can write to"
         ) from e
@@ -144,7 +143,7 @@ def write_manifest(output: str, run_id: str, manifest: dict) -> str:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def rows_written(output: str, run_id: str) -> dict[str, int]:

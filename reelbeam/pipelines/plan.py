@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import fsspec
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from reelbeam import stages
 from reelbeam.pipelines import outputs
 from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_local_runner
 from reelbeam.schemas.tables import TABLES
-from reelbeam import stages
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
 from reelbeam.transforms.write import PartFile, new_run_id, remove_stage_files, remove_tables, table_files
 
@@ -55,10 +55,10 @@ class Plan:
     overwrite: bool = False
     quarantined: list = dataclasses.field(default_factory=list)
     dry_run: bool = False  # the job is built, not run: inputs are not listed
-    graph: Optional[object] = None  # a dry run's JobGraph
+    graph: object | None = None  # a dry run's JobGraph
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
 
-    def running(self, name: str) -> Optional[Stage]:
+    def running(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
 
     def stage(self, name: str) -> Stage:
@@ -89,7 +89,7 @@ def check_stored(stored: dict) -> None:
                 raise ConfigError(f"cannot read `{table}` from an earlier run: {problem}")
 
 
-def _split(value: Optional[str]) -> list[str]:
+def _split(value: str | None) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 

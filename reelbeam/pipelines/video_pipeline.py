@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Optional
 
 import apache_beam as beam
 
@@ -36,9 +35,9 @@ class StageResult:
 
     stage: Stage
     tables: dict
-    failures: Optional[beam.PCollection] = None
-    processed: Optional[beam.PCollection] = None
-    written: Optional[beam.PCollection] = None
+    failures: beam.PCollection | None = None
+    processed: beam.PCollection | None = None
+    written: beam.PCollection | None = None
     after: tuple = ()  # stages whose files must be final before this stage's ledger rows
 
 
@@ -84,7 +83,7 @@ class _Inputs:
         parts = plan.stored.get(table, [])
         running = {s.name for s in plan.stages}
         makers = [s.name for s in plan.stages if table in s.writes]
-        groups: dict[Optional[frozenset], list[str]] = {}
+        groups: dict[frozenset | None, list[str]] = {}
         for part in parts:
             if part.stage in running:
                 keep = plan.skip.get(part.stage, frozenset())  # made again in this job except for these
@@ -187,7 +186,7 @@ class ProcessVideos(beam.PTransform):
     def __init__(self, plan: Plan, transition_handler=None) -> None:
         super().__init__()
         self._plan = plan
-        self.fold: Optional[Fold] = None
+        self.fold: Fold | None = None
         shots = plan.running("shots")
         if transition_handler is not None and shots is not None:
             shots.transition_handler = transition_handler
@@ -209,7 +208,7 @@ def _ledger_rows(stage_name: str, run_id: str, settings: str):
             "run_id": run_id,
             "status": "failed" if failed else "ok",
             "settings": settings,
-            "time": datetime.datetime.now(datetime.timezone.utc),
+            "time": datetime.datetime.now(datetime.UTC),
         }
 
     return rows

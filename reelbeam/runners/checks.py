@@ -5,7 +5,7 @@ job service, waiting for minutes)."""
 from __future__ import annotations
 
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 
 from reelbeam.pipelines.options import runner_name
 from reelbeam.stages.base import ConfigError
@@ -44,8 +44,8 @@ def check_runner(args: Sequence[str], dry_run: bool) -> None:
     runner = _short(args)
     if is_dataflow(args):
         try:
-            from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
             import google.cloud.storage  # noqa: F401 - Beam's gcp extra
+            from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
         except ImportError as e:
             raise ConfigError(
                 f"--runner DataflowRunner needs Beam's Google Cloud packages ({e.name} is missing): "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from reelbeam import __version__
 
@@ -20,7 +20,7 @@ class VideoRef:
 
     video_id: str
     uri: str
-    size_bytes: Optional[int]
+    size_bytes: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +33,11 @@ class Failure:
     error_type: str
     message: str
     time: datetime.datetime = dataclasses.field(
-        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+        default_factory=lambda: datetime.datetime.now(datetime.UTC)
     )
 
     @classmethod
-    def of(cls, ref: VideoRef, stage: str, error_type: str, message: str) -> "Failure":
+    def of(cls, ref: VideoRef, stage: str, error_type: str, message: str) -> Failure:
         return cls(ref.video_id, ref.uri, stage, error_type, message)
 
     def to_row(self) -> dict:
@@ -80,7 +80,7 @@ class CapturedFrame(NamedTuple):
 
     video_id: str
     frame_idx: int
-    pts_time: Optional[float]
+    pts_time: float | None
     width: int
     height: int
     jpeg: bytes
@@ -98,8 +98,8 @@ class KeyframePlan:
 
     video_id: str
     uri: str
-    size_bytes: Optional[int]
+    size_bytes: int | None
     targets: tuple
     pts: Any
     is_keyframe: Any
-    sample_aspect_ratio: Optional[str] = None
+    sample_aspect_ratio: str | None = None

@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import apache_beam as beam
 
@@ -94,7 +95,7 @@ class Hardware:
         return onednn_bf16()
 
     @functools.cached_property
-    def int8_unavailable(self) -> Optional[str]:
+    def int8_unavailable(self) -> str | None:
         """None where oneDNN int8 convolutions run here, else why not."""
         from reelbeam.models.transnetv2 import int8_available
 
@@ -114,9 +115,9 @@ class RunEnv:
     """
 
     device: str = "auto"
-    model_copies: Optional[int] = None
+    model_copies: int | None = None
     model_precision: str = "auto"
-    accelerator: Optional[str] = None
+    accelerator: str | None = None
     local: bool = True
     hardware: Hardware = dataclasses.field(default_factory=Hardware)
 
@@ -168,7 +169,7 @@ class Stage(beam.PTransform):
     enabled_by: ClassVar[str] = ""
     # Stages with the same key fill the same role in a table (e.g. 'scenes' from colour histograms or
     # from BaSSL): one output holds the rows of only one of them.
-    exclusive: ClassVar[Optional[str]] = None
+    exclusive: ClassVar[str | None] = None
     in_decode_pass: ClassVar[bool] = False
     # A model stage: a Reshuffle before it breaks fusion with the CPU work upstream, so its workers
     # (GPU ones on Dataflow) get the elements, not the tail of the decode pass's bundles.
@@ -189,7 +190,7 @@ class Stage(beam.PTransform):
         """Add the stage's flags to its argparse group (use `add_flag`)."""
 
     @classmethod
-    def configure(cls, options: argparse.Namespace, env: RunEnv) -> Optional["Stage"]:
+    def configure(cls, options: argparse.Namespace, env: RunEnv) -> Stage | None:
         """The stage configured from the parsed options, or None when not asked for."""
         raise NotImplementedError
 
@@ -205,7 +206,7 @@ class Stage(beam.PTransform):
         """Called once the plan knows which stages run in this job (a stage may adapt, e.g. the shot
         detector captures shot keyframes in the decode pass only when the keyframe stage runs)."""
 
-    def hinted(self, env: RunEnv) -> "Stage":
+    def hinted(self, env: RunEnv) -> Stage:
         """The stage with the resource hints its model device calls for (its `device` attribute)."""
         self.resource_hints = env.resource_hints(self.device)
         return self
@@ -234,7 +235,7 @@ class PassStage(Stage):
 
     in_decode_pass: ClassVar[bool] = True
     parts: ClassVar[tuple[str, ...]] = ()
-    streams: ClassVar[Mapping[str, Optional[str]]] = {}
+    streams: ClassVar[Mapping[str, str | None]] = {}
     assembled: ClassVar[tuple[str, ...]] = ()
     frame_columns: ClassVar[tuple[str, ...]] = ()
     # In-job streams kept only for videos that end with a `videos` row (small per-video records
@@ -255,7 +256,7 @@ class PassStage(Stage):
         (video_id, VideoPart)}."""
         raise NotImplementedError
 
-    def assemble(self, video: "VideoAssembly", parts: Mapping[str, list]) -> None:
+    def assemble(self, video: VideoAssembly, parts: Mapping[str, list]) -> None:
         """Add this stage's rows / frame columns / videos fields for one video."""
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -51,7 +51,7 @@ class BaSSLEncoderStage(Stage):
     enabled_by: ClassVar[str] = "--scene-checkpoint"
     reshuffle_inputs: ClassVar[bool] = True
 
-    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: Optional[int]) -> None:
+    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: int | None) -> None:
         super().__init__()
         self.checkpoint = checkpoint
         self.device = device
@@ -68,7 +68,7 @@ class BaSSLEncoderStage(Stage):
                  "Implies --shot-keyframes")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["BaSSLEncoderStage"]:
+    def configure(cls, options, env) -> BaSSLEncoderStage | None:
         if not options.scene_checkpoint:
             return None
         if scene_checkpoint_layout(options.scene_checkpoint) == "encoder":
@@ -98,7 +98,7 @@ class BoundariesStage(Stage):
     enabled_by: ClassVar[str] = "--scene-checkpoint (a fine-tuned checkpoint with the boundary head)"
     reshuffle_inputs: ClassVar[bool] = True
 
-    def __init__(self, checkpoint: str, device: str, model_copies: Optional[int]) -> None:
+    def __init__(self, checkpoint: str, device: str, model_copies: int | None) -> None:
         super().__init__()
         self.checkpoint = checkpoint
         self.device = device
@@ -106,7 +106,7 @@ class BoundariesStage(Stage):
         self.model_id = _model_id("bassl-crn", checkpoint)
 
     @classmethod
-    def configure(cls, options, env) -> Optional["BoundariesStage"]:
+    def configure(cls, options, env) -> BoundariesStage | None:
         if not options.scene_checkpoint or scene_checkpoint_layout(options.scene_checkpoint) != "full":
             return None
         return cls(options.scene_checkpoint, env.model_device, env.model_copies).hinted(env)
@@ -131,7 +131,7 @@ class ModelScenesStage(Stage):
     reads: ClassVar[tuple[str, ...]] = ("shots", "boundaries")
     writes: ClassVar[tuple[str, ...]] = ("scenes",)
     enabled_by: ClassVar[str] = "--scene-checkpoint (a fine-tuned checkpoint with the boundary head)"
-    exclusive: ClassVar[Optional[str]] = "scenes"
+    exclusive: ClassVar[str | None] = "scenes"
 
     def __init__(self, threshold: float) -> None:
         super().__init__()
@@ -143,7 +143,7 @@ class ModelScenesStage(Stage):
                  help="a scene ends after a shot whose boundary probability is above this (ModelScope's value)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["ModelScenesStage"]:
+    def configure(cls, options, env) -> ModelScenesStage | None:
         if not 0.0 < options.bassl_threshold < 1.0:
             raise ConfigError(f"--bassl-threshold must be in (0, 1), got {options.bassl_threshold:g}")
         if not options.scene_checkpoint or scene_checkpoint_layout(options.scene_checkpoint) != "full":

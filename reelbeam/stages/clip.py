@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import weakref
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, PassStage, Stage, add_flag
 
@@ -46,7 +46,7 @@ def _available(source: str) -> bool:
     return clip_available(source)
 
 
-def _projection_dim(source: str) -> Optional[int]:
+def _projection_dim(source: str) -> int | None:
     """The model's feature width from its config.json where it can be read without loading it."""
     path = None
     if "://" not in source and os.path.isdir(source):
@@ -65,10 +65,10 @@ def _projection_dim(source: str) -> Optional[int]:
         return json.load(f).get("projection_dim")
 
 
-_DECIDED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_DECIDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def clip_source(options) -> Optional[str]:
+def clip_source(options) -> str | None:
     """The CLIP model the CLIP stages use, or None when they are off (with one log line saying
     which flag turns them on); ConfigError when they are asked for and cannot run. Decided once
     per parsed options (every CLIP stage asks)."""
@@ -77,7 +77,7 @@ def clip_source(options) -> Optional[str]:
     return _DECIDED[options]
 
 
-def _decide(options) -> Optional[str]:
+def _decide(options) -> str | None:
     source = options.clip_model or DEFAULT_CLIP_MODEL
     wanted = _queries(options) or options.clipit_checkpoint
     if options.clip_scoring == "off":
@@ -125,7 +125,7 @@ class ClipSamplingStage(PassStage):
                  "or fps:R (R a second)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["ClipSamplingStage"]:
+    def configure(cls, options, env) -> ClipSamplingStage | None:
         from reelbeam.transforms.clip_scoring import ClipSampling
 
         try:
@@ -150,7 +150,7 @@ class FrameEmbeddingsStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("frame_embeddings",)
     enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
 
-    def __init__(self, source: str, device: str, precision: str, model_copies: Optional[int], batch: int, sampling: str) -> None:
+    def __init__(self, source: str, device: str, precision: str, model_copies: int | None, batch: int, sampling: str) -> None:
         super().__init__()
         self.source = source
         self.device = device
@@ -181,7 +181,7 @@ class FrameEmbeddingsStage(Stage):
                  help="frames per CLIP RunInference batch (default 16 on CPU, 128 on GPU)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["FrameEmbeddingsStage"]:
+    def configure(cls, options, env) -> FrameEmbeddingsStage | None:
         if options.clip_batch_size is not None and options.clip_batch_size < 1:
             raise ConfigError(f"--clip-batch-size must be >= 1, got {options.clip_batch_size}")
         source = clip_source(options)
@@ -221,7 +221,7 @@ class FrameScoresStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("frame_scores",)
     enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
 
-    def __init__(self, source: str, clipit: Optional[str], queries: list[str], by_uri: dict, device: str) -> None:
+    def __init__(self, source: str, clipit: str | None, queries: list[str], by_uri: dict, device: str) -> None:
         super().__init__()
         self.source = source
         self.clipit = clipit
@@ -238,7 +238,7 @@ class FrameScoresStage(Stage):
                 raise ConfigError(f"--clipit-checkpoint: {e}") from e
 
     @classmethod
-    def configure(cls, options, env) -> Optional["FrameScoresStage"]:
+    def configure(cls, options, env) -> FrameScoresStage | None:
         from reelbeam.transforms.clip_scoring import manifest_queries
 
         source = clip_source(options)

@@ -55,7 +55,7 @@ class DecodeStage(Stage):
                  "scenes or motion (it turns those stages off)")
 
     @classmethod
-    def configure(cls, options, env) -> "DecodeStage":
+    def configure(cls, options, env) -> DecodeStage:
         from reelbeam.transforms.decode import DecodeConfig
 
         if options.video_timeout_s <= 0:

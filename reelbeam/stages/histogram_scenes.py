@@ -8,7 +8,7 @@ Off when a BaSSL checkpoint gives the scenes (`model_scenes`), with `--scenes no
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, PassStage, add_flag
 
@@ -20,7 +20,7 @@ class HistogramScenesStage(PassStage):
     title: ClassVar[str] = "Training-free scenes (colour histograms, in the decode pass)"
     writes: ClassVar[tuple[str, ...]] = ("scenes",)
     enabled_by: ClassVar[str] = "--scenes histogram (the default) or --scene-checkpoint"
-    exclusive: ClassVar[Optional[str]] = "scenes"
+    exclusive: ClassVar[str | None] = "scenes"
     parts: ClassVar[tuple[str, ...]] = ("color_hist",)
     assembled: ClassVar[tuple[str, ...]] = ("scenes",)
 
@@ -40,7 +40,7 @@ class HistogramScenesStage(PassStage):
                  help="colour-histogram intersection under which shots belong to different scenes")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["HistogramScenesStage"]:
+    def configure(cls, options, env) -> HistogramScenesStage | None:
         from reelbeam.transforms.scenes import SceneConfig
 
         try:

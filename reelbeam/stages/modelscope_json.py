@@ -5,7 +5,7 @@ from the `videos`, `shots` and `scenes` tables, so a later job that changes the 
 from __future__ import annotations
 
 import argparse
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import apache_beam as beam
 
@@ -30,7 +30,7 @@ class ModelScopeJsonStage(Stage):
                  help="write ModelScope-shaped JSON per video under OUTPUT/json/")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["ModelScopeJsonStage"]:
+    def configure(cls, options, env) -> ModelScopeJsonStage | None:
         return cls(options.output.rstrip("/")) if options.json and not options.iframes_only else None
 
     def expand(self, tables):

@@ -10,7 +10,7 @@ Codecs whose FFmpeg decoder exports no vectors give null motion columns, never a
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, PassStage, add_flag
 
@@ -34,7 +34,7 @@ class MotionStatsStage(PassStage):
                  "without motion vectors give nulls)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["MotionStatsStage"]:
+    def configure(cls, options, env) -> MotionStatsStage | None:
         return cls() if options.motion_stats and not options.iframes_only else None
 
     def settings(self) -> str:
@@ -103,7 +103,7 @@ class MotionMapsStage(PassStage):
                  help="motion map storage: int8 (value x 127) or float16")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["MotionMapsStage"]:
+    def configure(cls, options, env) -> MotionMapsStage | None:
         from reelbeam.transforms.motion import MotionMapConfig, MotionSampling
 
         try:
@@ -151,7 +151,7 @@ class IFramesStage(PassStage):
                  help="downscale I-frame JPEGs so the longer side is at most this many pixels (0: keep the size)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["IFramesStage"]:
+    def configure(cls, options, env) -> IFramesStage | None:
         if options.iframe_max_side < 0:
             raise ConfigError(f"--iframe-max-side must be >= 0, got {options.iframe_max_side}")
         if not (options.iframes or options.iframes_only):

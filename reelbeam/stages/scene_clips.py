@@ -7,7 +7,7 @@ before its scene)."""
 from __future__ import annotations
 
 import argparse
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -36,7 +36,7 @@ class SceneClipsStage(Stage):
         add_flag(group, "exact-cuts", action="store_true", help=argparse.SUPPRESS)  # before --clip-mode existed
 
     @classmethod
-    def configure(cls, options, env) -> Optional["SceneClipsStage"]:
+    def configure(cls, options, env) -> SceneClipsStage | None:
         if options.exact_cuts and options.clip_mode == "copy":
             raise ConfigError("--exact-cuts and --clip-mode copy contradict each other; choose one")
         if (options.clip_mode or options.exact_cuts) and not options.save_scene_clips:

@@ -5,7 +5,7 @@ publishes no temporal model for inference, so scenes are unchanged by it.
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -18,7 +18,7 @@ class SCRLEncoderStage(Stage):
     enabled_by: ClassVar[str] = "--scrl-checkpoint"
     reshuffle_inputs: ClassVar[bool] = True
 
-    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: Optional[int]) -> None:
+    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: int | None) -> None:
         from reelbeam.models.checkpoints import CheckpointError, model_id
 
         super().__init__()
@@ -39,7 +39,7 @@ class SCRLEncoderStage(Stage):
                  "scrl-resnet50:<file>@<hash>); implies --shot-keyframes; scenes are unchanged")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["SCRLEncoderStage"]:
+    def configure(cls, options, env) -> SCRLEncoderStage | None:
         from reelbeam.models.checkpoints import CheckpointError
         from reelbeam.models.scrl import inspect_scrl
 

@@ -8,7 +8,7 @@ seeking read of the file. This is the reshard point between CPU work and the GPU
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -40,7 +40,7 @@ class ShotKeyframesStage(Stage):
                  "decode pass); keyframes of longer shots than it covers come from a second, seeking read")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["ShotKeyframesStage"]:
+    def configure(cls, options, env) -> ShotKeyframesStage | None:
         if not 1 <= options.jpeg_quality <= 100:
             raise ConfigError(f"--jpeg-quality must be in 1..100, got {options.jpeg_quality}")
         if options.keyframe_buffer_mb < 1:

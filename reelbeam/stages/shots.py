@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import apache_beam as beam
 
@@ -46,8 +46,8 @@ class ShotsStage(PassStage):
     assembled: ClassVar[tuple[str, ...]] = ("shots",)
     frame_columns: ClassVar[tuple[str, ...]] = ("transition_prob", "content_delta")
 
-    def __init__(self, config, weights: Optional[str], precision: str, device: str, inline: bool, batch: int,
-                 model_copies: Optional[int]) -> None:
+    def __init__(self, config, weights: str | None, precision: str, device: str, inline: bool, batch: int,
+                 model_copies: int | None) -> None:
         super().__init__()
         self.config = config  # reelbeam.transforms.shots.ShotConfig
         self.weights = weights
@@ -85,7 +85,7 @@ class ShotsStage(PassStage):
                  "64 on GPU); batches mix videos")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["ShotsStage"]:
+    def configure(cls, options, env) -> ShotsStage | None:
         import fsspec
 
         from reelbeam.transforms.shots import ShotConfig
@@ -199,7 +199,11 @@ class ShotsStage(PassStage):
         from reelbeam.transforms.assemble import make_span_id
         from reelbeam.transforms.failures import IncompleteVideo
         from reelbeam.transforms.shots import (
-            enforce_min_length, lgss_cuts, shots_from_starts, transition_peak, transnetv2_shot_starts,
+            enforce_min_length,
+            lgss_cuts,
+            shots_from_starts,
+            transition_peak,
+            transnetv2_shot_starts,
         )
 
         c = self.config

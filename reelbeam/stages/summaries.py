@@ -5,7 +5,7 @@ summary as one playable file under OUTPUT/summaries/<video_id>/."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -17,7 +17,7 @@ class SummariesStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("summaries",)
     enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
 
-    def __init__(self, budget: float, video_output: Optional[str]) -> None:
+    def __init__(self, budget: float, video_output: str | None) -> None:
         super().__init__()
         self.budget = budget
         self.video_output = video_output
@@ -31,7 +31,7 @@ class SummariesStage(Stage):
                  "(stream copy where every segment is whole GOPs, else re-encoded; audio kept)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["SummariesStage"]:
+    def configure(cls, options, env) -> SummariesStage | None:
         from reelbeam.stages.clip import clip_source
 
         if not 0.0 < options.summary_budget <= 1.0:

@@ -7,7 +7,7 @@ seeking, not by a second full decode."""
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, Stage, add_flag
 
@@ -24,7 +24,7 @@ class VideoEmbeddingsStage(Stage):
     reshuffle_inputs: ClassVar[bool] = True
 
     def __init__(self, checkpoint: str, granularities: tuple[str, ...], device: str, precision: str,
-                 model_copies: Optional[int], batch: int) -> None:
+                 model_copies: int | None, batch: int) -> None:
         from reelbeam.models.checkpoints import CheckpointError, model_id
 
         super().__init__()
@@ -54,7 +54,7 @@ class VideoEmbeddingsStage(Stage):
                  help="clips per RunInference batch (default 8 on CPU, 32 on GPU)")
 
     @classmethod
-    def configure(cls, options, env) -> Optional["VideoEmbeddingsStage"]:
+    def configure(cls, options, env) -> VideoEmbeddingsStage | None:
         from reelbeam.models.checkpoints import CheckpointError
         from reelbeam.models.r2plus1d import check_checkpoint
         from reelbeam.transforms.video_embeddings import GRANULARITIES

@@ -19,7 +19,8 @@ belongs to a video whose decode already wrote its failure: it is dropped and cou
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -41,7 +42,7 @@ def make_span_id(video_id: str, start_frame: int, end_frame: int) -> str:
 
 def timecode(seconds: float) -> str:
     """HH:MM:SS.mmm, as ModelScope's shot and scene metadata."""
-    ms = int(round(max(seconds, 0.0) * 1000))
+    ms = round(max(seconds, 0.0) * 1000)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)
@@ -123,7 +124,7 @@ class AssemblyFailed(Exception):
         self.cause = cause
 
 
-def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[PassStage]) -> Optional[dict[str, Any]]:
+def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[PassStage]) -> dict[str, Any] | None:
     """Pure per-video assembly. Returns None for an orphan group (no 'meta'); else
     {'videos': row, 'frames': pa.Table, <table>: [rows] for each table a stage assembled}.
 
@@ -140,7 +141,7 @@ def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[P
         raise AssemblyFailed("assemble", IncompleteVideo("assemble", "internal_error", f"part kinds no stage declared: {undeclared}"))
     meta = dict(by_kind["meta"][0])
     if by_kind.get("error"):
-        stage, error_type, message = sorted(by_kind["error"])[0]
+        stage, error_type, message = min(by_kind["error"])
         raise AssemblyFailed(stage, IncompleteVideo(stage, error_type, message))
     index = concat_chunks(by_kind.get("frames", []) or [_empty_index()])
     n = len(index["frame_idx"])
@@ -156,7 +157,7 @@ def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[P
         mine = {kind: by_kind.get(kind, []) for kind in stage.parts}
         try:
             stage.assemble(video, mine)
-        except Exception as e:  # noqa: BLE001 - attributed to the stage, becomes the video's failure
+        except Exception as e:
             raise AssemblyFailed(getattr(e, "stage", stage.name), e) from e
     meta.setdefault("shot_detector", "none")
     meta["num_shots"] = len(video.rows.get("shots", []))

@@ -25,7 +25,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -60,7 +61,7 @@ class ClipSampling:
     value: float = 15.0
 
     @classmethod
-    def parse(cls, spec: str) -> "ClipSampling":
+    def parse(cls, spec: str) -> ClipSampling:
         kind, _, num = (spec or "").strip().lower().partition(":")
         try:
             value = float(num)
@@ -233,7 +234,7 @@ def manifest_queries(specs: Sequence[str]) -> dict[str, list[str]]:
 class _ScoreVideoFn(beam.DoFn):
     """(video_id, {'rows': frame_embeddings rows, 'videos': videos rows}) -> frame_scores rows."""
 
-    def __init__(self, clip_source: str, clipit: Optional[str], clipit_id: Optional[str], device: str,
+    def __init__(self, clip_source: str, clipit: str | None, clipit_id: str | None, device: str,
                  global_queries: Sequence[str], by_uri: dict, stage: str) -> None:
         self._clip_source = clip_source
         self._clipit = clipit
@@ -336,7 +337,7 @@ _SHARED = _shared()
 class ScoreFrames(beam.PTransform):
     """{'frame_embeddings'[, 'videos']} -> {'frame_scores', 'failures', 'processed'}."""
 
-    def __init__(self, clip_source: str, clipit: Optional[str], clipit_id: Optional[str], device: str,
+    def __init__(self, clip_source: str, clipit: str | None, clipit_id: str | None, device: str,
                  queries: Sequence[str], by_uri: dict, stage: str = "frame_scores") -> None:
         super().__init__()
         self._fn = _ScoreVideoFn(clip_source, clipit, clipit_id, device, queries, by_uri, stage)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from typing import Any, ClassVar, Iterable, Iterator, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Protocol
 
 import apache_beam as beam
 import av
@@ -46,7 +47,7 @@ _IMAGE_CONTAINERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "w
 _PICT_TYPES = {int(t): t.name for t in PictureType}
 
 
-def pict_type_name(frame: av.VideoFrame) -> Optional[str]:
+def pict_type_name(frame: av.VideoFrame) -> str | None:
     return _PICT_TYPES.get(int(frame.pict_type)) if frame.pict_type is not None else None
 
 
@@ -89,7 +90,7 @@ class StreamInfo:
     nominal_fps: float
     codec: str
     motion_vectors_requested: bool = False
-    sample_aspect_ratio: Optional[Fraction] = None  # pixel aspect (None: square pixels)
+    sample_aspect_ratio: Fraction | None = None  # pixel aspect (None: square pixels)
 
 
 class FrameView:
@@ -99,17 +100,17 @@ class FrameView:
     decoding a 480p frame.
     """
 
-    __slots__ = ("frame", "index", "pts", "time", "_reformatter", "_cache")
+    __slots__ = ("_cache", "_reformatter", "frame", "index", "pts", "time")
 
     def __init__(self, reformatter: VideoReformatter) -> None:
         self._reformatter = reformatter
         self._cache: dict = {}
         self.frame = None
         self.index = -1
-        self.pts: Optional[int] = None
+        self.pts: int | None = None
         self.time = 0.0
 
-    def reset(self, frame: av.VideoFrame, index: int, pts: Optional[int], t: float) -> None:
+    def reset(self, frame: av.VideoFrame, index: int, pts: int | None, t: float) -> None:
         self.frame, self.index, self.pts, self.time = frame, index, pts, t
         self._cache.clear()
 
@@ -168,7 +169,7 @@ class FrameIndexConsumer:
 
     def _reset(self) -> None:
         self._idx: list[int] = []
-        self._pts: list[Optional[int]] = []
+        self._pts: list[int | None] = []
         self._time: list[float] = []
         self._key: list[bool] = []
         self._pict: list[str] = []
@@ -202,13 +203,13 @@ class FrameIndexConsumer:
             yield self._emit()
 
 
-def _ratio_str(r: Optional[Fraction]) -> Optional[str]:
+def _ratio_str(r: Fraction | None) -> str | None:
     if r is None or r == 0:
         return None
     return f"{r.numerator}:{r.denominator}"
 
 
-def _bit_depth(pix_fmt: Optional[str]) -> Optional[int]:
+def _bit_depth(pix_fmt: str | None) -> int | None:
     if not pix_fmt:
         return None
     try:
@@ -337,7 +338,7 @@ def decode_video(
                 last_pts = pts
             if first_time is None:
                 first_time = t
-                rotation = int(round(frame.rotation or 0)) % 360
+                rotation = round(frame.rotation or 0) % 360
                 pix_fmt = frame.format.name
                 # Consumers start on the first frame: its size is the truth when a damaged
                 # header says 0x0 or lies about the size.
@@ -362,7 +363,7 @@ def decode_video(
                 for c in consumers:
                     yield from c.start(info)
             if config.keyframes_only:
-                index = int(round((t - first_time) * fps_guess))
+                index = round((t - first_time) * fps_guess)
             view.reset(frame, index, pts, t)
             for c in consumers:
                 yield from c.consume(view)

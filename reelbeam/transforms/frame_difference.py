@@ -28,8 +28,6 @@ through one small RGB conversion per frame.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numba
 import numpy as np
 
@@ -44,7 +42,7 @@ _PLANAR = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p":
 
 def grid_step(width: int, height: int, grid_width: int = DEFAULT_GRID_WIDTH) -> int:
     """The sampling stride (>= 1) that reads about `grid_width` columns of a `width`-wide frame."""
-    return max(1, int(round(max(width, height * 16 / 9) / grid_width)))
+    return max(1, round(max(width, height * 16 / 9) / grid_width))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -217,7 +215,7 @@ class FrameDifferenceConsumer:
 
     def start(self, info: StreamInfo):
         self._vid = info.video_id
-        self._step: Optional[int] = None
+        self._step: int | None = None
         self._reset()
         return ()
 

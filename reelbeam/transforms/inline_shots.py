@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +110,7 @@ class ShotKeyframeCapture:
         self._capture(s + (end - s) // 2)
         self._capture(end)
 
-    def add_probs(self, probs: np.ndarray, frames_total: Optional[int] = None) -> None:
+    def add_probs(self, probs: np.ndarray, frames_total: int | None = None) -> None:
         """Probabilities of the next frames in order (beyond the video's end they are ignored)."""
         for p in probs:
             j = self._scored + 1
@@ -169,13 +169,13 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         )
         return super().start(info)
 
-    def _score(self, out, frames_total: Optional[int] = None):
+    def _score(self, out, frames_total: int | None = None):
         """A window ('windows', (WindowKey, window)) -> its probs part, then the frames it let the
         capture encode."""
         _, ((vid, idx), window) = out
         try:
             (result,) = self._handler.run_inference([window], loaded_model(self._handler))
-        except Exception as e:  # noqa: BLE001 - the video fails with the model's reason
+        except Exception as e:
             raise VideoError("inference_error", f"TransNetV2 in the decode pass: {type(e).__name__}: {e}") from e
         probs = np.asarray(result.inference)
         yield "per_video", VideoPart(vid, "transnetv2_probs", (idx, probs))

@@ -22,8 +22,8 @@ starts. The listing is followed by a Reshuffle so one slow video does not pin a 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import csv
+import dataclasses
 import hashlib
 import io
 import logging

@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import av
 import fsspec
@@ -32,7 +33,7 @@ from reelbeam.transforms.failures import VideoError
 SWS_THREADS = 1
 
 
-def local_path(uri: str) -> Optional[str]:
+def local_path(uri: str) -> str | None:
     """The local file system path of `uri` (a plain path or a file:// URL), else None."""
     if uri.startswith("file://"):
         return uri[len("file://") :]
@@ -71,10 +72,10 @@ def opened_video(uri: str) -> Iterator[av.container.InputContainer]:
 
 def quarter_turns(frame) -> int:
     """The frame's display rotation (`frame.rotation`: degrees counter-clockwise) in quarter turns."""
-    return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    return round(float(getattr(frame, "rotation", 0) or 0) / 90.0) % 4
 
 
-def parse_ratio(value) -> Optional[Fraction]:
+def parse_ratio(value) -> Fraction | None:
     """'16:11', a Fraction or None -> Fraction (None for missing or non-positive ratios)."""
     if value is None:
         return None

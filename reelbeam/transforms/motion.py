@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -45,7 +44,7 @@ class MotionSampling:
     value: float = 0.0
 
     @classmethod
-    def parse(cls, spec: str) -> "MotionSampling":
+    def parse(cls, spec: str) -> MotionSampling:
         """'off', 'all', 'every:N' or 'fps:R'; raises ValueError saying what is accepted."""
         spec = (spec or "off").strip().lower()
         if spec in ("off", "all"):
@@ -72,7 +71,7 @@ class MotionMapConfig:
     16-pixel grid; dtype: 'int8' (value x 127) or 'float16'."""
 
     sampling: MotionSampling = MotionSampling("all")
-    size: Optional[tuple[int, int]] = None
+    size: tuple[int, int] | None = None
     dtype: str = "int8"
 
     def __post_init__(self) -> None:
@@ -82,7 +81,7 @@ class MotionMapConfig:
             raise ValueError(f"motion map size must be positive, got {self.size}")
 
     @staticmethod
-    def parse_size(spec: Optional[str]) -> Optional[tuple[int, int]]:
+    def parse_size(spec: str | None) -> tuple[int, int] | None:
         """'112x112' -> (112, 112); None/'' -> None; raises ValueError saying what is accepted."""
         if not spec:
             return None
@@ -93,7 +92,7 @@ class MotionMapConfig:
         return w, h
 
 
-def frame_vectors(view: FrameView) -> Optional[np.ndarray]:
+def frame_vectors(view: FrameView) -> np.ndarray | None:
     """The frame's motion vectors as a structured array, or None when it has none."""
     return motion_vectors(view.frame)
 
@@ -121,7 +120,7 @@ def _records(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors)
 
 
-def motion_stats(vectors: Optional[np.ndarray], width: int, height: int) -> dict:
+def motion_stats(vectors: np.ndarray | None, width: int, height: int) -> dict:
     """Per-frame statistics; a frame without vectors (I-frame) has count 0 and null magnitudes.
 
     Runs on every frame of the decode pass: a compiled loop (numba) over the 40-byte
@@ -181,8 +180,7 @@ def _make_stats_kernel():
             sum_mag += mag
             sum_dx += dx
             sum_dy += dy
-            if mag > max_mag:
-                max_mag = mag
+            max_mag = max(max_mag, mag)
             if mag > 0:
                 w = np.int64(u8[i, 4])
                 h = np.int64(u8[i, 5])
@@ -203,7 +201,7 @@ def _make_stats_kernel():
     return kernel
 
 
-def motion_stats_numpy(vectors: Optional[np.ndarray], width: int, height: int) -> dict:
+def motion_stats_numpy(vectors: np.ndarray | None, width: int, height: int) -> dict:
     """`motion_stats` in numpy: fields read as columns of int32/int16/uint8 views of the records,
     float work in float32."""
     n = 0 if vectors is None else len(vectors)
@@ -252,7 +250,7 @@ def motion_stats_numpy(vectors: Optional[np.ndarray], width: int, height: int) -
     }
 
 
-def motion_map(vectors: Optional[np.ndarray], width: int, height: int, grid: int = GRID) -> np.ndarray:
+def motion_map(vectors: np.ndarray | None, width: int, height: int, grid: int = GRID) -> np.ndarray:
     """float32 [2, ceil(H/grid), ceil(W/grid)] of forward motion (x, y) in pixels, not clamped.
 
     Each vector's value covers the cells its block overlaps, weighted by overlap area; cells with
@@ -287,7 +285,7 @@ def motion_map(vectors: Optional[np.ndarray], width: int, height: int, grid: int
     return out
 
 
-def encode_map(mmap: np.ndarray, size: Optional[tuple[int, int]], dtype: str) -> np.ndarray:
+def encode_map(mmap: np.ndarray, size: tuple[int, int] | None, dtype: str) -> np.ndarray:
     """Resize (bilinear, values kept), clamp to +-10, divide by 10, store as int8 (x127) or float16."""
     if size is not None:
         mmap = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_LINEAR) for c in mmap])
@@ -366,10 +364,9 @@ class MotionMapConsumer:
             return True
         if mode == "every":
             return view.index % int(value) == 0
-        if mode == "fps":
-            if self._next_time is None or view.time >= self._next_time - 1e-9:
-                self._next_time = (view.time if self._next_time is None else self._next_time) + 1.0 / value
-                return True
+        if mode == "fps" and (self._next_time is None or view.time >= self._next_time - 1e-9):
+            self._next_time = (view.time if self._next_time is None else self._next_time) + 1.0 / value
+            return True
         return False
 
     def consume(self, view: FrameView):

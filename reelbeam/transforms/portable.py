@@ -15,7 +15,8 @@ therefore uses, everywhere:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
@@ -80,7 +81,7 @@ class GuardedModelHandler(ModelHandler):
     element carrying `BatchError` instead of failing the bundle (RunInference's own dead-letter
     output is a tagged output: see the module docstring). Loading errors still fail the job."""
 
-    def __init__(self, inner: ModelHandler, resource_hints: Optional[dict] = None) -> None:
+    def __init__(self, inner: ModelHandler, resource_hints: dict | None = None) -> None:
         super().__init__()
         self._inner = inner
         self._hints = dict(resource_hints or {})
@@ -110,7 +111,7 @@ class GuardedModelHandler(ModelHandler):
     def model_copies(self) -> int:
         return self._inner.model_copies()
 
-    def update_model_path(self, model_path: Optional[str] = None):
+    def update_model_path(self, model_path: str | None = None):
         return self._inner.update_model_path(model_path)
 
     def validate_inference_args(self, inference_args):

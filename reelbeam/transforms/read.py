@@ -7,7 +7,7 @@ starts, a file whose schema or schema version is not the one this reelbeam reads
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 import fsspec
@@ -19,7 +19,7 @@ from reelbeam.schemas.tables import SCHEMA_VERSION, schema_for
 from reelbeam.transforms.write import BATCHED_TABLES
 
 
-def check_schema(table: str, path: str) -> Optional[str]:
+def check_schema(table: str, path: str) -> str | None:
     """None when `path` holds `table` in this version's schema, else what is wrong (one line)."""
     try:
         with fsspec.open(path, "rb") as f:

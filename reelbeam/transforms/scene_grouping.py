@@ -27,7 +27,7 @@ with fewer than `min_shots_relative` shots the absolute `threshold` is used.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -104,7 +104,7 @@ def mean_histograms(frame_hists: np.ndarray, shot_of_frame: Sequence[int], num_s
     return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
 
-def shot_similarity(embeddings: Optional[np.ndarray], hists: Optional[np.ndarray], weight: float) -> np.ndarray:
+def shot_similarity(embeddings: np.ndarray | None, hists: np.ndarray | None, weight: float) -> np.ndarray:
     """[S, S] similarity in [0, 1]: weight x cosine(embeddings) (clipped at 0) + (1 - weight) x
     histogram intersection. Either feature may be None (then the other alone)."""
     parts = []

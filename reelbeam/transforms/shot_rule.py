@@ -39,7 +39,7 @@ on the development corpus (bench/shots.py, docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
 
 
-def transition_mask(single: np.ndarray, many_hot: Optional[np.ndarray], single_threshold: float, many_hot_threshold: float) -> np.ndarray:
+def transition_mask(single: np.ndarray, many_hot: np.ndarray | None, single_threshold: float, many_hot_threshold: float) -> np.ndarray:
     """Frames where either head is above its threshold (only the single head without many_hot)."""
     mask = np.asarray(single) > single_threshold
     if many_hot is not None:
@@ -158,7 +158,7 @@ def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, ma
     return ((np.asarray(luma_mean) <= max_luma) & (std <= max_std)) | (std <= blank_std)
 
 
-def extend_over_dark(mask: np.ndarray, dark: np.ndarray, spikes: Optional[np.ndarray] = None, reach: int = 3) -> np.ndarray:
+def extend_over_dark(mask: np.ndarray, dark: np.ndarray, spikes: np.ndarray | None = None, reach: int = 3) -> np.ndarray:
     """The transition mask plus the runs of dark frames that a transition enters or leaves
     gradually: a dark run joins when a transition frame lies within `reach` frames before it and
     its first frame is no difference spike (a fade into black), or within `reach` frames after it
@@ -220,8 +220,8 @@ def is_blank_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], spi
     return bool(std[a - 1] <= max_std and std[b + 1] <= max_std and not np.asarray(spikes)[a : b + 2].any())
 
 
-def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.ndarray]], config: ShotRuleConfig,
-             spikes: Optional[np.ndarray] = None) -> list[tuple[int, int]]:
+def vet_runs(run_list: list[tuple[int, int]], signals: Mapping[str, np.ndarray] | None, config: ShotRuleConfig,
+             spikes: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Drop runs that are not shot changes: one that begins at frame 0 (a fade-in or black lead-in
     at the start) or ends at the last frame (a fade-out to the end), flashes / brightness ramps (`is_same_picture`) and gradual changes between
     blank pictures (`is_blank_change`)."""
@@ -239,7 +239,7 @@ def vet_runs(run_list: list[tuple[int, int]], signals: Optional[Mapping[str, np.
     return kept
 
 
-def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: Optional[np.ndarray] = None,
+def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: np.ndarray | None = None,
                      single_threshold: float = 0.5) -> list[int]:
     """A shot starts at the first frame after each run (the reference rule's convention); with
     `single`, after the run's last frame whose single-frame probability is above the threshold
@@ -263,10 +263,10 @@ def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: O
 
 def improved_shot_starts(
     single: np.ndarray,
-    many_hot: Optional[np.ndarray] = None,
-    signals: Optional[Mapping[str, np.ndarray]] = None,
+    many_hot: np.ndarray | None = None,
+    signals: Mapping[str, np.ndarray] | None = None,
     config: ShotRuleConfig = ShotRuleConfig(),
-    content: Optional[np.ndarray] = None,
+    content: np.ndarray | None = None,
 ) -> list[int]:
     """Shot start frames (sorted, > 0) from both heads and the frame-difference signals (module
     docstring). Without `signals` only steps 1, 4 (the frame-0 part) and 5 apply; without

@@ -18,7 +18,7 @@ scenes; here they stay with the shot they end (the reference's scene starts are 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -48,7 +48,7 @@ class ShotConfig:
     detector: str = "transnetv2"
     transnetv2_threshold: float = 0.5
     transnetv2_scaler: str = "AREA"
-    min_shot_frames: Optional[int] = None
+    min_shot_frames: int | None = None
     lgss_threshold: float = 20.0
     lgss_gap: float = 10.0
     lgss_luv_threshold: float = 20.0
@@ -154,7 +154,7 @@ def lgss_cuts(
     over = hsv - threshold
     candidate = (hsv >= threshold) & ((over >= gap) | (luv + hsv_weight * over > luv_threshold))
     cuts: list[int] = []
-    last: Optional[int] = None
+    last: int | None = None
     for n in np.flatnonzero(candidate):
         if n == 0:
             continue
@@ -189,8 +189,8 @@ class TransNetV2WindowConsumer:
         self._fill = 0
         self._window_idx = 0
         self._frames = 0
-        self._last: Optional[np.ndarray] = None
-        self._turns: Optional[int] = None  # display rotation in quarter turns, from the first frame
+        self._last: np.ndarray | None = None
+        self._turns: int | None = None  # display rotation in quarter turns, from the first frame
         return ()
 
     def _push(self, frame: np.ndarray):

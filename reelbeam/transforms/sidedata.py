@@ -20,7 +20,6 @@ import glob
 import logging
 import os
 import threading
-from typing import Optional
 
 import av
 import numpy as np
@@ -52,7 +51,7 @@ _PTR_OFFSETS = (24,)
 _FORCE_PYAV = os.environ.get("REELBEAM_PYAV_SIDEDATA", "") not in ("", "0")
 
 
-def pyav_vectors(frame: av.VideoFrame) -> Optional[np.ndarray]:
+def pyav_vectors(frame: av.VideoFrame) -> np.ndarray | None:
     mvs = frame.side_data.get("MOTION_VECTORS")
     if mvs is None:
         return None
@@ -86,7 +85,7 @@ class SideDataReader:
             log.info("fast motion-vector reader unavailable (%s); using PyAV's side data", exc)
             self.state = "off"
 
-    def _raw(self, frame: av.VideoFrame, offset: int) -> Optional[np.ndarray]:
+    def _raw(self, frame: av.VideoFrame, offset: int) -> np.ndarray | None:
         ptr = ctypes.c_void_p.from_address(id(frame) + offset).value
         sd = self._get(ptr, AV_FRAME_DATA_MOTION_VECTORS)
         if not sd:
@@ -100,7 +99,7 @@ class SideDataReader:
         # a frame (ctypes builds and caches a new type for every distinct size).
         return np.frombuffer(ctypes.string_at(data, count * MOTION_VECTOR_DTYPE.itemsize), MOTION_VECTOR_DTYPE)
 
-    def _check(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
+    def _check(self, frame: av.VideoFrame) -> np.ndarray | None:
         """Find and verify the pointer offset on this frame; returns PyAV's reading."""
         reference = pyav_vectors(frame)
         if reference is None:
@@ -121,7 +120,7 @@ class SideDataReader:
         self.state = "off"
         return reference
 
-    def vectors(self, frame: av.VideoFrame) -> Optional[np.ndarray]:
+    def vectors(self, frame: av.VideoFrame) -> np.ndarray | None:
         if self.state == "ok":
             return self._raw(frame, self.offset)
         if self.state == "off":
@@ -132,10 +131,10 @@ class SideDataReader:
         return self.vectors(frame)
 
 
-_READER: Optional[SideDataReader] = None
+_READER: SideDataReader | None = None
 
 
-def motion_vectors(frame: av.VideoFrame) -> Optional[np.ndarray]:
+def motion_vectors(frame: av.VideoFrame) -> np.ndarray | None:
     """The frame's motion vectors (MOTION_VECTOR_DTYPE array), or None when it exports none."""
     global _READER
     if _READER is None:

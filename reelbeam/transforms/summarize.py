@@ -13,7 +13,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-from typing import Optional
 
 import apache_beam as beam
 import numpy as np
@@ -76,7 +75,7 @@ def _merge(spans: list) -> list:
 
 
 class _SummarizeFn(beam.DoFn):
-    def __init__(self, budget: float, output: Optional[str], stage: str) -> None:
+    def __init__(self, budget: float, output: str | None, stage: str) -> None:
         self._budget = budget
         self._output = output  # write summary videos under it when set
         self._stage = stage
@@ -156,7 +155,7 @@ class Summarize(beam.PTransform):
     """{'videos', 'frames', 'frame_embeddings', 'frame_scores'} -> {'summaries', 'failures',
     'processed', 'written' (summary video paths)}."""
 
-    def __init__(self, budget: float = 0.15, video_output: Optional[str] = None, stage: str = "summaries") -> None:
+    def __init__(self, budget: float = 0.15, video_output: str | None = None, stage: str = "summaries") -> None:
         super().__init__()
         self._fn = _SummarizeFn(budget, video_output, stage)
 

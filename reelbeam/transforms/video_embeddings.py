@@ -12,7 +12,7 @@ clips was embedded.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -29,7 +29,7 @@ class ClipKey(NamedTuple):
     video_id: str
     granularity: str
     shot_idx: int  # -1 for the video granularity
-    shot_id: Optional[str]
+    shot_id: str | None
     clip: int
     num_clips: int
     frames: tuple  # the clip's 16 frame indices

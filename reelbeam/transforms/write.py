@@ -19,7 +19,7 @@ import posixpath
 import re
 import time
 import uuid
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import apache_beam as beam
 import fsspec
@@ -49,8 +49,8 @@ class PartFile(NamedTuple):
     of reelbeam versions before stages were named in files)."""
 
     path: str
-    run_id: Optional[str]
-    stage: Optional[str]
+    run_id: str | None
+    stage: str | None
 
 
 def table_files(output: str, table: str) -> list[PartFile]:

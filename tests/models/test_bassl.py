@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from model_init import randomised
 from PIL import Image
 
 from reelbeam.models.bassl import (
@@ -18,8 +19,6 @@ from reelbeam.models.bassl import (
     window_indices,
 )
 from reelbeam.models.checkpoints import load_state_dict
-
-from model_init import randomised
 
 
 @pytest.fixture(scope="module")

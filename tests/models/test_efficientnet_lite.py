@@ -5,10 +5,10 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-
 import synthetic
+import torch
 from conftest import SAMPLE
+
 from reelbeam.models.checkpoints import CheckpointError
 from reelbeam.models.efficientnet_lite import (
     FEATURES,
@@ -59,7 +59,7 @@ def test_random_weights_equal_reference():
             state[k] = v
         elif k.endswith("running_var"):
             state[k] = torch.rand(v.shape, generator=g) + 0.5
-        elif k.endswith("running_mean") or k.endswith("bias"):
+        elif k.endswith(("running_mean", "bias")):
             state[k] = torch.randn(v.shape, generator=g) * 0.1
         elif v.dim() > 1:
             fan_in = v[0].numel()

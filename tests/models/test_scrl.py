@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from model_init import randomised
 from PIL import Image
 from torchvision import transforms
 
 from reelbeam.models.checkpoints import CheckpointError
 from reelbeam.models.scrl import SCRLEncoder, SCRLEncoderHandler, load_scrl, save_moco_layout
-
-from model_init import randomised
 
 
 @pytest.fixture(scope="module")

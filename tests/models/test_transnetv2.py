@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import SAMPLE
+
 from reelbeam.models.checkpoints import CheckpointError, load_state_dict
 from reelbeam.models.transnetv2 import (
     TransNetV2,
@@ -234,6 +234,7 @@ def test_rotated_video_is_scored_in_display_orientation(ours, reference, tmp_pat
     scaling to 48x27; the decode pass does the same (scaling the coded frame to 27x48 and turning
     it), so a phone video filmed upright is scored upright."""
     import synthetic
+
     from reelbeam.schemas.records import VideoRef
     from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
     from reelbeam.transforms.shots import TransNetV2WindowConsumer

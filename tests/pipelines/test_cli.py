@@ -8,8 +8,8 @@ import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-
 import synthetic
+
 from reelbeam.pipelines.cli import main, run
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.outputs import table_row_counts

@@ -8,8 +8,8 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-
 import synthetic
+
 from reelbeam.pipelines.cli import run
 from reelbeam.schemas.tables import TABLES
 from reelbeam.transforms.write import table_files

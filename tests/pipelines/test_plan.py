@@ -5,9 +5,9 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+import synthetic
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import synthetic
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan

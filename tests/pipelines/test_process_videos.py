@@ -6,14 +6,15 @@ import pathlib
 
 import apache_beam as beam
 import numpy as np
+import synthetic
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-import synthetic
 from fakes import BATCHES, FakeTransitionHandler
+
 from reelbeam.pipelines.plan import build_plan
 from reelbeam.pipelines.video_pipeline import ProcessVideos
+
 
 def config_for(tmp_path, *extra):
     options = PipelineOptions(["--input", str(tmp_path), "--output", str(tmp_path / "out"), *extra])

@@ -8,9 +8,9 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+import synthetic
 import torch
 
-import synthetic
 from reelbeam.models.bassl import BaSSL, save_modelscope_layout
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError

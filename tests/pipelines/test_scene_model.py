@@ -9,22 +9,27 @@ import apache_beam as beam
 import av
 import numpy as np
 import pytest
+import synthetic
 import torch
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from fakes import FakeTransitionHandler
 from PIL import Image
 
-import synthetic
-from reelbeam.models.bassl import BaSSL, BoundaryHandler, load_bassl, preprocess_transform, save_modelscope_layout
+from reelbeam.models.bassl import (
+    BaSSL,
+    BoundaryHandler,
+    load_bassl,
+    preprocess_transform,
+    save_modelscope_layout,
+)
 from reelbeam.models.checkpoints import model_id
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
 from reelbeam.pipelines.video_pipeline import ProcessVideos
 from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
 from reelbeam.transforms.scene_model import scenes_from_probabilities
-
-from fakes import FakeTransitionHandler
 
 
 def embeddings_match_model(rows, checkpoint):

@@ -47,7 +47,7 @@ def _example(type_: pa.DataType):
     if pa.types.is_binary(type_):
         return b"\x00\x01"
     if pa.types.is_timestamp(type_):
-        return datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+        return datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     if pa.types.is_fixed_size_list(type_):
         return [_example(type_.value_type)] * type_.list_size
     if pa.types.is_list(type_):

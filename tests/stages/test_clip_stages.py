@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from apache_beam.options.pipeline_options import PipelineOptions
+from tiny_clip import save_tiny_clip
 
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
-from tiny_clip import save_tiny_clip
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(REPO, "samples", "sintel_trailer_30s.mp4")

@@ -8,8 +8,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 import synthetic
+
 from reelbeam import stages
 from reelbeam.pipelines.cli import run
 from reelbeam.schemas import tables

@@ -9,10 +9,10 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
-
 import synthetic
+import torch
 from model_init import randomised
+
 from reelbeam.models.r2plus1d import (
     R2Plus1D26,
     clip_tensor,

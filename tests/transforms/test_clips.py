@@ -6,8 +6,8 @@ import os
 import av
 import pyarrow.parquet as pq
 import pytest
-
 import synthetic
+
 from reelbeam.pipelines.cli import main
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan

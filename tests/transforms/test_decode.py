@@ -4,10 +4,10 @@ import os
 import apache_beam as beam
 import numpy as np
 import pytest
+import synthetic
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-import synthetic
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import DecodeConfig, DecodeVideo, FrameIndexConsumer, VideoError, decode_video
 from reelbeam.transforms.listing import make_video_id

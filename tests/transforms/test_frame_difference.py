@@ -5,9 +5,9 @@ import os
 import av
 import numpy as np
 import pytest
+import synthetic
 from av.video.reformatter import VideoReformatter
 
-import synthetic
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import FrameView, StreamInfo, decode_video
 from reelbeam.transforms.frame_difference import (

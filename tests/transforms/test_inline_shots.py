@@ -127,9 +127,9 @@ def test_keyframes_are_stored_as_players_show_them(tmp_path, rotation):
 
     import av
     import cv2
+    import synthetic
     from PIL import Image
 
-    import synthetic
     from reelbeam.schemas.records import VideoRef
     from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
     from reelbeam.transforms.media import frame_jpeg

@@ -2,9 +2,9 @@ import os
 
 import numpy as np
 import pytest
-
 import synthetic
 from synthetic import pan_frames
+
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
 from reelbeam.transforms.motion import (
@@ -111,7 +111,7 @@ def stats_of(outs):
 
 
 def meta_of(outs):
-    return [v.payload for t, v in outs if t == "per_video" and v.kind == "meta"][0]
+    return next(v.payload for t, v in outs if t == "per_video" and v.kind == "meta")
 
 
 @pytest.mark.parametrize("codec, step", [("libx264", 4), ("libx264", 8), ("mpeg4", 4)])

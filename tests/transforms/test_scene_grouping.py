@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 import synthetic
+
 from reelbeam.transforms.scene_grouping import (
     HS_BINS,
     SceneGroupingConfig,

@@ -1,3 +1,4 @@
+import itertools
 import os
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_shots_partition_the_video(n):
     starts = sorted(set(rng.integers(0, n + 3, 5).tolist()))
     spans = shots_from_starts(starts, n)
     assert spans[0][0] == 0 and spans[-1][1] == n - 1
-    for (s0, e0), (s1, _e1) in zip(spans, spans[1:]):
+    for (s0, e0), (s1, _e1) in itertools.pairwise(spans):
         assert e0 + 1 == s1 and s0 <= e0
 
 
@@ -115,6 +116,6 @@ def test_window_consumer_emits_the_reference_windows(video_dir, n):
 
 def test_lgss_consumer_sees_the_cuts(shot_video):
     outs = _decode(shot_video, [LGSSConsumer()])
-    deltas = [v.payload for t, v in outs if t == "per_video" and v.kind == "lgss"][0]
+    deltas = next(v.payload for t, v in outs if t == "per_video" and v.kind == "lgss")
     assert len(deltas["hsv"]) == 150
     assert lgss_cuts(deltas["hsv"], deltas["luv"]) == [40, 70, 120]

@@ -5,9 +5,9 @@ import os
 import av
 import numpy as np
 import pytest
-
 import synthetic
 from synthetic import pan_frames
+
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms import sidedata
 from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
@@ -58,7 +58,7 @@ def test_motion_stats_are_the_same_on_every_run(video_dir):
     for _ in range(4):
         ref = VideoRef("v", path, os.path.getsize(path))
         outs = decode_video(ref, [FrameIndexConsumer(), MotionStatsConsumer()], DecodeConfig(threads=2), True)
-        chunk = [v.payload for t, v in outs if t == "per_video" and v.kind == "motion_stats"][0]
+        chunk = next(v.payload for t, v in outs if t == "per_video" and v.kind == "motion_stats")
         runs.append(chunk)
     for run in runs[1:]:
         for k in runs[0]:
