@@ -27,16 +27,16 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import synthetic
-from common import bench_parser, best_of, report
+from common import bench_parser, best_of, report  # noqa: E402
 
-from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout
-from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions
-from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.decode import FrameIndexConsumer, decode_video
-from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
-from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
-from reelbeam.transforms.shots import TransNetV2WindowConsumer, shots_from_starts, transnetv2_shot_starts
+import synthetic  # noqa: E402
+from reelbeam.models.bassl import BaSSL, ShotEncoderHandler, save_modelscope_layout  # noqa: E402
+from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
+from reelbeam.schemas.records import VideoRef  # noqa: E402
+from reelbeam.transforms.decode import FrameIndexConsumer, decode_video  # noqa: E402
+from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer  # noqa: E402
+from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices  # noqa: E402
+from reelbeam.transforms.shots import TransNetV2WindowConsumer, shots_from_starts, transnetv2_shot_starts  # noqa: E402
 
 
 class ReplayHandler:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import os
 import sys
@@ -46,6 +45,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import itertools
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)

@@ -32,18 +32,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import synthetic
-from common import bench_parser, best_of, report
+from common import bench_parser, best_of, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
-from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video
-from reelbeam.transforms.motion import (
-    IFrameConsumer,
-    MotionMapConfig,
-    MotionMapConsumer,
-    MotionSampling,
-    MotionStatsConsumer,
-)
+import synthetic  # noqa: E402
+
+from reelbeam.schemas.records import VideoRef  # noqa: E402
+from reelbeam.transforms.decode import DecodeConfig, FrameIndexConsumer, decode_video  # noqa: E402
+from reelbeam.transforms.motion import IFrameConsumer, MotionMapConfig, MotionMapConsumer, MotionSampling, MotionStatsConsumer  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 CODECS = {"h264": ("libx264", {"preset": "veryfast", "g": "50", "keyint_min": "50", "sc_threshold": "0"}, ".mp4"),

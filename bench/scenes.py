@@ -36,18 +36,19 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import corpus
-import signals
-import synthetic
-from common import bench_parser, report
+from common import bench_parser, report  # noqa: E402
 
-from reelbeam.metrics import Counts, match_boundaries, scene_ends, scene_miou
-from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0
-from reelbeam.models.transnetv2 import load_transnetv2
-from reelbeam.transforms import scene_grouping as sg
-from reelbeam.transforms.scenes import SceneConfig, group_shots, shot_descriptors
-from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts
-from reelbeam.transforms.shots import shots_from_starts
+import synthetic  # noqa: E402
+from reelbeam.metrics import Counts, match_boundaries, scene_ends, scene_miou  # noqa: E402
+from reelbeam.models.transnetv2 import load_transnetv2  # noqa: E402
+from reelbeam.transforms.scenes import SceneConfig, group_shots, shot_descriptors  # noqa: E402
+from reelbeam.transforms.shots import shots_from_starts  # noqa: E402
+
+import corpus  # noqa: E402
+import signals  # noqa: E402
+from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0  # noqa: E402
+from reelbeam.transforms import scene_grouping as sg  # noqa: E402
+from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts  # noqa: E402
 
 FPS = 25
 W, H = 320, 180

@@ -49,16 +49,17 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import synthetic
-from av.video.reformatter import VideoReformatter
-from common import bench_parser, report
+from common import bench_parser, report  # noqa: E402  (also puts tests/ and the repo on sys.path)
 
-from reelbeam.metrics import Counts, evaluate_transitions, transitions_from_cuts
-from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions
-from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.decode import FrameIndexConsumer, decode_video
-from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer
-from reelbeam.transforms.shots import (
+import synthetic  # noqa: E402
+from av.video.reformatter import VideoReformatter  # noqa: E402
+
+from reelbeam.metrics import Counts, evaluate_transitions, transitions_from_cuts  # noqa: E402
+from reelbeam.models.transnetv2 import TransNetV2ModelHandler, load_transnetv2, stitch_window_predictions  # noqa: E402
+from reelbeam.schemas.records import VideoRef  # noqa: E402
+from reelbeam.transforms.inline_shots import InlineTransNetV2Consumer  # noqa: E402
+from reelbeam.transforms.decode import FrameIndexConsumer, decode_video  # noqa: E402
+from reelbeam.transforms.shots import (  # noqa: E402
     LGSSConsumer,
     TransNetV2WindowConsumer,
     lgss_cuts,
@@ -344,9 +345,8 @@ def difference_cost(paths: list[str], repeat: int = 3) -> dict:
     48x27 frames), and of PySceneDetect's HSV content value at width 256 for comparison: CPU time
     of this process (decoder threads included; steadier than wall time on a shared machine), best
     of `repeat` interleaved runs, per file and pooled; and the time spent inside the consumer."""
-    from signals import _ReferenceContentConsumer
-
     from reelbeam.transforms.frame_difference import FrameDifferenceConsumer
+    from signals import _ReferenceContentConsumer
 
     class Timed(FrameDifferenceConsumer):
         spent = 0.0
