@@ -10,7 +10,7 @@
 
 ARG BEAM_VERSION=2.77.0
 ARG PYTHON_VERSION=3.11
-ARG TORCH_IMAGE=pytorch/pytorch:2.14.1-cuda12.8-cudnn9-runtime
+ARG TORCH_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 
 FROM apache/beam_python${PYTHON_VERSION}_sdk:${BEAM_VERSION} AS beam
 

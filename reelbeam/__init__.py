@@ -1,7 +1,8 @@
 """reelbeam: an Apache Beam batch pipeline from video corpora to Parquet tables of shots, scenes
 and embeddings.
 
-`reelbeam.read(OUTPUT, table)` reads a table as a pyarrow Table. Names below are imported on first
+`reelbeam.process(video, **options)` runs the pipeline in this process and returns ModelScope-style
+results; `reelbeam.read(OUTPUT, table)` reads a table as a pyarrow Table. Names below are imported on first
 use, so `import reelbeam` stays cheap (no Beam, no torch).
 """
 
@@ -12,9 +13,11 @@ _LAZY = {
     "read": "reelbeam.api",
     "dataset": "reelbeam.api",
     "TableNotFound": "reelbeam.api",
+    "process": "reelbeam.processing",
+    "ProcessingError": "reelbeam.processing",
 }
 
-__all__ = ["TableNotFound", "__version__", "dataset", "read"]
+__all__ = ["ProcessingError", "TableNotFound", "__version__", "dataset", "process", "read"]
 
 
 def __getattr__(name):

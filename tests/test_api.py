@@ -60,3 +60,37 @@ def test_import_reelbeam_stays_cheap():
     assert "read" in dir(reelbeam)
     with pytest.raises(AttributeError):
         reelbeam.no_such_name  # noqa: B018
+
+
+def test_process_one_video_gives_its_modelscope_style_result(tmp_path):
+    import synthetic
+
+    path = synthetic.make_shot_video(str(tmp_path / "clip.mp4"), (30, 40, 30))
+    result = reelbeam.process(path, output=str(tmp_path / "out"), shot_detector="lgss")
+    assert result["uri"].endswith("clip.mp4") and result["output"] == str(tmp_path / "out")
+    assert result["shot_num"] == len(result["shot_meta_list"]) == 3
+    assert [s["frame"][0] for s in result["shot_meta_list"]] == [0, 30, 70]
+    # The tables are there too, for everything the result dict leaves out.
+    assert reelbeam.read(result["output"], "shots").num_rows == 3
+
+
+def test_process_several_videos_reports_a_failed_one_beside_the_others(tmp_path):
+    import synthetic
+
+    good = synthetic.make_shot_video(str(tmp_path / "good.mp4"), (30, 30))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    results = reelbeam.process([good, str(bad)], output=str(tmp_path / "out"), shot_detector="lgss")
+    assert len(results) == 2
+    by_name = {uri.rsplit("/", 1)[-1]: r for uri, r in results.items()}
+    assert by_name["good.mp4"]["shot_num"] == 2
+    assert by_name["bad.mp4"]["failure"]["stage"] == "decode"
+    with pytest.raises(reelbeam.ProcessingError, match="bad.mp4: decode/invalid_data"):
+        reelbeam.process(str(bad), output=str(tmp_path / "out2"))
+
+
+def test_process_refuses_bad_options_before_running(tmp_path):
+    from reelbeam.pipelines.options import ConfigError
+
+    with pytest.raises(ConfigError, match="--model-copies must be >= 1"):
+        reelbeam.process("x.mp4", output=str(tmp_path / "o"), model_copies=0)

@@ -153,9 +153,9 @@ def _manifest(plan, argv: Sequence[str], beam_args: Sequence[str]) -> dict:
                 checkpoints[flag] = {"path": path, "sha256": sha256(path)}
             except CheckpointError as e:
                 checkpoints[flag] = {"path": path, "error": str(e)}
-    runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), None)
-    if runner is None and "--runner" in beam_args:
-        runner = beam_args[list(beam_args).index("--runner") + 1]
+    from reelbeam.pipelines.options import runner_name
+
+    runner = runner_name(beam_args)
     return {
         "run_id": plan.run_id,
         "reelbeam_version": __version__,
@@ -204,6 +204,23 @@ def _inputs_of(plan) -> dict:
     }
 
 
+def _progress(plan, beam_args):
+    """Live progress while a local run runs (reelbeam.progress); nothing for remote runners,
+    whose workers log a line per video instead."""
+    import contextlib
+    import tempfile
+
+    from reelbeam.pipelines.options import is_local_runner
+    from reelbeam.progress import Watcher
+
+    if not is_local_runner(beam_args) or not plan.progress:
+        return contextlib.nullcontext()
+    decode = plan.running("decode")
+    total = decode.listing.count if decode is not None and decode.listing is not None else None
+    folder = tempfile.mkdtemp(prefix="reelbeam-progress-")
+    return Watcher(os.path.join(folder, "events.jsonl"), total)
+
+
 def build_pipeline(pipeline, plan):
     """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
     import apache_beam as beam
@@ -223,7 +240,7 @@ def build_pipeline(pipeline, plan):
     return fold
 
 
-def run(argv: Sequence[str] | None = None, test_pipeline=None):
+def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = False):
     """Parse `argv`, validate, build and run the pipeline; return the plan.
 
     Raises ConfigError (before anything runs) on bad flags, inputs, checkpoints or output.
@@ -241,6 +258,7 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None):
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
     from reelbeam.pipelines.plan import build_plan
     from reelbeam.runners.checks import check_runner, is_dataflow
+    from reelbeam.runners.local import limit_threads
 
     argv = normalize_dry_run(list(sys.argv[1:] if argv is None else argv))
     _, beam_args = _run_parser().parse_known_args(argv)
@@ -250,7 +268,9 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None):
         raise ConfigError(f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` (and Beam's runner options)")
     dry_run = is_dry_run(beam_args)
     check_runner(beam_args, dry_run)
+    limit_threads(beam_args)
     plan = build_plan(PipelineOptions(argv), beam_args=beam_args, dry_run=dry_run)
+    plan.progress = progress
     # The runner gets only Beam's flags: reelbeam's live in the plan, captured by the stages.
     pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=PipelineOptions(beam_args))
     build_pipeline(pipeline, plan)  # lists the inputs
@@ -270,8 +290,9 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None):
     if test_pipeline is not None:
         return plan
     try:
-        result = pipeline.run()
-        result.wait_until_finish()
+        with _progress(plan, beam_args):
+            result = pipeline.run()
+            result.wait_until_finish()
     except BaseException:
         manifest.update(status="failed", finished=now())
         write_manifest(plan.output, plan.run_id, manifest)
@@ -323,15 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run_parser().print_help()
         return 0
     _run_parser().parse_known_args(rest)  # a bad value or choice ends here, in one line
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    verbose = any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in rest)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("reelbeam").setLevel(logging.INFO)
-    # A stage with nothing to write in this run writes no file; Beam warns about that on every table.
-    logging.getLogger("apache_beam.io.filebasedsink").setLevel(logging.ERROR)
+    if not verbose:
+        quiet_third_party_logs()
     from reelbeam.pipelines.options import ConfigError
     from reelbeam.pipelines.outputs import rows_written
 
     try:
-        plan = run(rest)
+        plan = run(rest, progress=True)
     except ConfigError as e:
         print(f"reelbeam: error: {e}", file=sys.stderr)
         return 2
@@ -345,6 +367,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(summary(plan, rows_written(plan.output, plan.run_id), _failure_rows(plan.output, plan.run_id)))
     return 0
+
+
+def quiet_third_party_logs() -> None:
+    """Hide the warnings of libraries that a user cannot act on (--verbose shows them): Beam's notes
+    on its own options and workers, and the Google API client's on every start."""
+    import warnings
+
+    for name in ("apache_beam.options.pipeline_options", "apache_beam.runners.worker.sdk_worker_main",
+                 "apache_beam.runners.portability", "apache_beam.io.filebasedsink", "apitools", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="apitools")
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def entry() -> None:

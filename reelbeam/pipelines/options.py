@@ -43,6 +43,9 @@ def add_run_flags(group) -> None:
              "stage, and add this run's files beside the earlier runs'")
     add_flag(group, "overwrite", default=False, action="store_true",
              help="delete what this run would write before running (everything, for a run that decodes)")
+    add_flag(group, "verbose", default=False, action="store_true",
+             help="also show the INFO logs of Beam, its runners and other libraries (hidden by default: they "
+             "report the machinery, not your videos)")
     add_flag(group, "parquet-codec", default="zstd", choices=CODECS, help="Parquet compression")
     add_flag(group, "device", default="auto", choices=("auto", "cpu", "cuda"),
              help="device for the models, decided on each worker (auto: a GPU where the worker has one). "
@@ -106,14 +109,19 @@ _GPU_TYPE = re.compile(r"^nvidia-[a-z0-9-]+$")
 _HINT_KEYS = {"type", "count", "machine_type", "install-nvidia-driver"}
 
 
-def runner_name(args: Sequence[str]) -> str | None:
-    """The `--runner` in `args` (None: Beam's default, the DirectRunner)."""
+def flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of `flag` in a list of Beam flags (`--flag=v` or `--flag v`), None when absent."""
     for i, a in enumerate(args):
-        if a.startswith("--runner="):
+        if a.startswith(flag + "="):
             return a.split("=", 1)[1]
-        if a == "--runner" and i + 1 < len(args):
+        if a == flag and i + 1 < len(args):
             return args[i + 1]
     return None
+
+
+def runner_name(args: Sequence[str]) -> str | None:
+    """The `--runner` in `args` (None: Beam's default, the DirectRunner)."""
+    return flag_value(args, "--runner")
 
 
 def is_local_runner(args: Sequence[str]) -> bool:
@@ -165,12 +173,7 @@ def normalize_dry_run(args: Sequence[str]) -> list[str]:
 
 
 def is_dry_run(args: Sequence[str]) -> bool:
-    for i, a in enumerate(args):
-        if a.startswith("--dry_run="):
-            return a.split("=", 1)[1].lower() == "true"
-        if a == "--dry_run" and i + 1 < len(args):
-            return args[i + 1].lower() == "true"
-    return False
+    return (flag_value(args, "--dry_run") or "").lower() == "true"
 
 
 def unknown_beam_args(args: Sequence[str]) -> list[str]:

@@ -56,6 +56,7 @@ class Plan:
     quarantined: list = dataclasses.field(default_factory=list)
     dry_run: bool = False  # the job is built, not run: inputs are not listed
     graph: object | None = None  # a dry run's JobGraph
+    progress: bool = False  # print live progress while a local run runs (the command line's)
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
 
     def running(self, name: str) -> Stage | None:

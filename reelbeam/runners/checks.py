@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
-from reelbeam.pipelines.options import runner_name
+from reelbeam.pipelines.options import flag_value, runner_name
 from reelbeam.stages.base import ConfigError
 
 PORTABLE = {"portablerunner", "flinkrunner", "sparkrunner", "prismrunner"}
@@ -19,15 +19,6 @@ def _short(args: Sequence[str]) -> str:
 
 def is_dataflow(args: Sequence[str]) -> bool:
     return _short(args) in ("dataflowrunner", "testdataflowrunner")
-
-
-def _value(args: Sequence[str], flag: str):
-    for i, a in enumerate(args):
-        if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-        if a == flag and i + 1 < len(args):
-            return args[i + 1]
-    return None
 
 
 def _reachable(endpoint: str, timeout: float = 5.0) -> bool:
@@ -62,7 +53,7 @@ def check_runner(args: Sequence[str], dry_run: bool) -> None:
     if dry_run:
         return
     if runner in PORTABLE and runner != "prismrunner":
-        endpoint = _value(args, "--job_endpoint")
+        endpoint = flag_value(args, "--job_endpoint")
         if runner == "portablerunner" and not endpoint:
             raise ConfigError("--runner PortableRunner needs --job_endpoint HOST:PORT of a running Beam job service "
                               "(docs/flink.md shows how to start one)")

@@ -30,7 +30,7 @@ import numpy as np
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
-from reelbeam import __version__
+from reelbeam import __version__, progress
 from reelbeam.schemas.records import VideoPart, VideoRef
 from reelbeam.transforms.failures import VideoError, failure_row
 from reelbeam.transforms.media import SWS_THREADS, open_container, parse_ratio
@@ -466,12 +466,14 @@ class _DecodeVideoFn(beam.DoFn):
                     if value.kind == "meta":
                         self._frames.inc(value.payload["frame_count"])
                         self._decoded.inc()
+                        progress.video_done(ref.uri, value.payload["frame_count"], value.payload.get("duration_s") or 0.0)
                     value = (value.video_id, value)
                 yield beam.pvalue.TaggedOutput(tag, value)
         except Exception as e:  # noqa: BLE001 - every per-video error becomes a failures row
             self._failed.inc()
             row = failure_row(ref.video_id, ref.uri, "decode", e)
             LOG.warning("decode failed for %s: %s: %s", ref.uri, row["error_type"], row["message"])
+            progress.video_failed(ref.uri, "decode", row["error_type"])
             yield beam.pvalue.TaggedOutput("failures", row)
 
 

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import apache_beam as beam
 import fsspec
 
+from reelbeam import progress
 from reelbeam.schemas.tables import TABLES, schema_for
 
 CODECS = ("zstd", "snappy", "gzip", "none")
@@ -109,6 +110,7 @@ class _WriteBundleFn(beam.DoFn):
     def start_bundle(self):
         self._writer = None
         self._rows: list = []
+        self._count = 0
 
     def _open(self) -> str:
         import pyarrow.parquet as pq
@@ -131,6 +133,7 @@ class _WriteBundleFn(beam.DoFn):
     def process(self, element):
         if self._writer is None:
             yield self._open()
+        self._count += 1 if isinstance(element, dict) else element.num_rows
         if isinstance(element, dict):
             self._rows.append(element)
             if len(self._rows) >= _ROW_GROUP:
@@ -142,9 +145,11 @@ class _WriteBundleFn(beam.DoFn):
     def finish_bundle(self):
         if self._writer is not None:
             self._flush()
+            rows = self._count
             self._writer.close()
             self._file.close()
             self._writer = None
+            progress.rows_written(self._table, rows)
 
     def teardown(self):
         if getattr(self, "_writer", None) is not None:

@@ -243,3 +243,12 @@ def test_docs_tables_md_is_generated_from_the_schemas():
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tables.md")
     with open(path, encoding="utf-8") as f:
         assert f.read() == tables_markdown(), "regenerate: reelbeam schemas --markdown > docs/tables.md"
+
+
+def test_progress_names_every_video_as_it_is_done(cli_run, mixed_corpus):
+    """Off a terminal, one line per video on stderr while the run runs (reelbeam.progress)."""
+    _, proc, expected = cli_run
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("reelbeam: [")]
+    assert len(lines) == 2 + len(expected)  # the good videos and the broken files
+    assert sum(": failed (decode/" in line for line in lines) == len(expected)
+    assert lines[-1].startswith(f"reelbeam: [{len(lines)}/{len(lines)}]")

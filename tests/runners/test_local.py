@@ -1,0 +1,60 @@
+"""Local runs share the machine's cores: torch threads per worker process = cores / processes, set
+before the workers start (they inherit it), never for remote workers, and a user's own setting wins."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reelbeam.runners import local
+from reelbeam.runners.checks import check_runner
+from reelbeam.stages.base import ConfigError
+
+
+@pytest.fixture
+def four_cores(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(local, "cores", lambda: 4)
+    for var in local.THREAD_VARIABLES:
+        monkeypatch.setenv(var, "unset")  # records the original, which the teardown restores
+        monkeypatch.delenv(var)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("args, threads", [
+    ([], 4),  # in_memory: one process
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
+    (["--direct_running_mode", "multi_processing", "--direct_num_workers", "4"], 1),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=8"], 1),  # never below 1
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=0"], 1),  # 0: a worker per core
+    (["--runner", "dask"], 1),  # LocalCluster: one single-threaded worker per core
+    (["--runner=DataflowRunner"], None),
+    (["--runner", "dask", "--dask_client_address", "sched:8786"], None),
+])
+def test_thread_budget(four_cores, args, threads):
+    assert local.thread_budget(args) == threads
+
+
+def test_the_budget_reaches_worker_processes_and_a_users_setting_wins(four_cores, monkeypatch):
+    local.limit_threads(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    code = "import torch; print(torch.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    assert out.stdout.strip() == "2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert local.limit_threads(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]) == 3
+
+
+def test_a_remote_runner_leaves_threads_alone(four_cores):
+    assert local.limit_threads(["--runner=FlinkRunner"]) is None
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+def test_a_portable_runner_without_a_job_service_fails_at_once():
+    with pytest.raises(ConfigError, match="--job_endpoint HOST:PORT"):
+        check_runner(["--runner", "PortableRunner"], dry_run=False)
+    with pytest.raises(ConfigError, match="nothing answers there"):
+        check_runner(["--runner", "PortableRunner", "--job_endpoint", "localhost:1"], dry_run=False)

@@ -1,0 +1,60 @@
+"""Live progress: workers' events reach the launcher's watcher through the progress file; on a
+terminal one status line is redrawn, elsewhere one line per video and periodic totals."""
+
+import io
+import os
+import subprocess
+import sys
+
+from reelbeam import progress
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_events_from_another_process_reach_the_watcher(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = io.StringIO()
+    path = str(tmp_path / "p" / "events.jsonl")
+    os.makedirs(os.path.dirname(path))
+    with progress.Watcher(path, total=3, stream=out, interval=0.0, poll=0.05) as w:
+        code = ("from reelbeam import progress\n"
+                "progress.video_done('a.mp4', 250, 10.0)\n"
+                "progress.video_failed('b.mp4', 'decode', 'invalid_data')\n"
+                "progress.rows_written('shots', 7)\n")
+        subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+    assert (w.ok, w.failed, w.frames, w.rows) == (1, 1, 250, {"shots": 7})
+    text = out.getvalue()
+    assert "reelbeam: [1/3] a.mp4: 250 frames" in text
+    assert "reelbeam: [2/3] b.mp4: failed (decode/invalid_data)" in text
+    assert "videos 2/3" in w.status() and "1 failed" in w.status() and "shots: 7 rows" in w.status()
+    assert not os.path.exists(path) and progress.ENV not in os.environ  # cleaned up
+
+
+def test_a_terminal_gets_one_redrawn_line(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = Tty()
+    with progress.Watcher(str(tmp_path / "e.jsonl"), total=1, stream=out, poll=0.05, remove=False):
+        progress.video_done("a.mp4", 100, 4.0)
+        import time
+
+        time.sleep(0.3)
+    text = out.getvalue()
+    assert text.startswith("\r") and text.endswith("\n") and "[1/1]" not in text
+    assert "videos 1/1" in text.rsplit("\r", 1)[-1]
+
+
+def test_without_a_watcher_events_are_log_lines(caplog, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    with caplog.at_level("INFO", logger="reelbeam.progress"):
+        progress.video_done("gs://b/a.mp4", 250, 10.0)
+        progress.video_failed("gs://b/c.mp4", "decode", "empty_file")
+    assert [r.getMessage() for r in caplog.records] == [
+        "decoded gs://b/a.mp4: 250 frames, 10.0 s of video", "failed gs://b/c.mp4: empty_file"]
+
+
+def test_a_broken_progress_file_never_fails_a_video(monkeypatch, tmp_path):
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "missing-dir" / "e.jsonl"))
+    progress.video_done("a.mp4", 1, 0.04)  # no exception
