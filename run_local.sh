@@ -11,8 +11,9 @@ if [ $# -eq 0 ]; then
   OUT=output
   set -- --input samples/sintel_trailer_30s.mp4 --output "$OUT" --overwrite --shot-keyframes
 fi
+# The DirectRunner's layout follows the input (docs/runners.md): one video runs in this process,
+# several run on one worker process per core.
 .venv/bin/reelbeam run \
-  --runner=DirectRunner --direct_running_mode=multi_processing --direct_num_workers=2 \
   --default_sdk_harness_log_level=WARNING \
   --sdk_harness_log_level_overrides='{"apache_beam.options.pipeline_options": "ERROR", "apache_beam.runners.worker.sdk_worker_main": "ERROR", "apache_beam.io.filebasedsink": "ERROR"}' \
   "$@"

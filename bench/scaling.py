@@ -67,8 +67,8 @@ def decode_figures(workdir: str) -> dict:
         def run(consumers, ref=ref):
             n = 0
             for tag, value in decode_video(ref, [f() for f in consumers]):
-                if tag == "per_video" and value[1][0] == "meta":
-                    n = value[1][1]["frame_count"]
+                if tag == "per_video" and value.kind == "meta":
+                    n = value.payload["frame_count"]
             return n
 
         base_s, frames = per_core(lambda run=run: run([FrameIndexConsumer]))
@@ -146,7 +146,7 @@ def table_figures(workdir: str) -> dict:
     out_dir = os.path.join(workdir, "sample_tables")
     cmd = [sys.executable, "-m", "reelbeam", "run", "--input", SAMPLE, "--output", out_dir, "--overwrite", "--shot-keyframes"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    duration = float(pq.read_table(committed_parts(out_dir, "videos")[0].path)["duration"][0].as_py())
+    duration = float(pq.read_table(committed_parts(out_dir, "videos")[0].path)["duration_s"][0].as_py())
     hours = duration / 3600
     tables = {}
     for table in TABLES:
@@ -179,10 +179,19 @@ def table_figures(workdir: str) -> dict:
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "scaling")
     parser.add_argument("--skip-tables", action="store_true", help="leave out the sample run")
+    parser.add_argument("--only-tables", action="store_true", help="only the sample run (its figures merged into --out)")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(1)
     t0 = time.time()
+    if args.only_tables:
+        import json
+
+        with open(args.out) as f:
+            summary = json.load(f)
+        with tempfile.TemporaryDirectory() as tmp:
+            summary["output"] = table_figures(tmp)
+        return report(summary, args.out)
     summary = {
         "machine": {"cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": 1},
         "decode": decode_figures(args.workdir),

@@ -127,8 +127,8 @@ def reelbeam_decode(path):
     t = time.perf_counter()
     n = 0
     for tag, value in decode_video(_ref(path), [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA")]):
-        if tag == "per_video" and value[1][0] == "meta":
-            n = value[1][1]["frame_count"]
+        if tag == "per_video" and value.kind == "meta":
+            n = value.payload["frame_count"]
     return [], time.perf_counter() - t, n
 
 
@@ -143,11 +143,11 @@ def make_reelbeam(model, precision):
         probs, n = {}, 0
         consumer = InlineTransNetV2Consumer(handler, "AREA", capture=False)
         for tag, value in decode_video(_ref(path), [FrameIndexConsumer(), consumer]):
-            if tag == "per_video" and value[1][0] == "transnetv2_probs":
-                idx, p = value[1][1]
+            if tag == "per_video" and value.kind == "transnetv2_probs":
+                idx, p = value.payload
                 probs[idx] = p
-            elif tag == "per_video" and value[1][0] == "meta":
-                n = value[1][1]["frame_count"]
+            elif tag == "per_video" and value.kind == "meta":
+                n = value.payload["frame_count"]
         p = stitch_window_predictions([probs[i] for i in range(len(probs))], n)
         starts = transnetv2_shot_starts(p)
         run.last_probs = p
@@ -160,10 +160,10 @@ def reelbeam_lgss(path):
     t = time.perf_counter()
     deltas, n = None, 0
     for tag, value in decode_video(_ref(path), [FrameIndexConsumer(), LGSSConsumer()]):
-        if tag == "per_video" and value[1][0] == "lgss":
-            deltas = value[1][1]
-        elif tag == "per_video" and value[1][0] == "meta":
-            n = value[1][1]["frame_count"]
+        if tag == "per_video" and value.kind == "lgss":
+            deltas = value.payload
+        elif tag == "per_video" and value.kind == "meta":
+            n = value.payload["frame_count"]
     return lgss_cuts(deltas["hsv"], deltas["luv"]), time.perf_counter() - t, n
 
 

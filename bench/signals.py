@@ -69,8 +69,10 @@ def _cached(path: str, cache_dir: str, version: str, compute) -> dict[str, np.nd
     return out
 
 
-def _model_signals(path: str, model) -> dict[str, np.ndarray]:
-    handler = TransNetV2ModelHandler(device="cpu", heads=2)
+def _model_signals(path: str, model, precision: str = "fp32") -> dict[str, np.ndarray]:
+    handler = TransNetV2ModelHandler(device="cpu", heads=2, precision=precision)
+    if precision != "fp32":
+        model = handler.load_model()  # bf16 runs the fp32 model under autocast; int8 is quantized
     probs, hists, n, fps = {}, [], 0, 25.0
     ref = _ReferenceContentConsumer()
     consumers = [FrameIndexConsumer(), TransNetV2WindowConsumer("AREA"), ColorHistogramConsumer(), ref]
@@ -117,7 +119,9 @@ def _difference_signals(path: str) -> dict[str, np.ndarray]:
     return out
 
 
-def video_signals(path: str, model, cache_dir: str) -> dict[str, np.ndarray]:
-    out = _cached(path, cache_dir, f"model{MODEL_VERSION}", lambda: _model_signals(path, model))
+def video_signals(path: str, model, cache_dir: str, precision: str = "fp32") -> dict[str, np.ndarray]:
+    """The signals with TransNetV2 in `precision` (fp32: the reference's numbers)."""
+    key = f"model{MODEL_VERSION}" + ("" if precision == "fp32" else f"-{precision}")
+    out = _cached(path, cache_dir, key, lambda: _model_signals(path, model, precision))
     out.update(_cached(path, cache_dir, f"diff{DIFF_VERSION}", lambda: _difference_signals(path)))
     return out

@@ -42,6 +42,26 @@ def worker_processes(args: Sequence[str]) -> int:
     return cores() if n == 0 else max(1, n)  # Beam: 0 means one worker per core
 
 
+def direct_layout(args: Sequence[str], videos: int | None) -> list[str]:
+    """Beam's DirectRunner flags for a run of `videos` videos, where the user gave neither
+    --direct_running_mode nor --direct_num_workers (their flags are kept as they are):
+
+    - at most one video (or a run that reads earlier tables only): in_memory, the job in this
+      process. Starting worker processes (each importing Beam and torch and loading the models)
+      costs more than it saves on one video;
+    - more videos: multi_processing with one worker process per core, at most one per video.
+    """
+    args = list(args)
+    runner = (runner_name(args) or "DirectRunner").rsplit(".", 1)[-1].lower()
+    if runner not in ("directrunner", "switchingdirectrunner"):
+        return args
+    if flag_value(args, "--direct_running_mode") is not None or flag_value(args, "--direct_num_workers") is not None:
+        return args
+    if not videos or videos <= 1:
+        return [*args, "--direct_running_mode=in_memory"]
+    return [*args, "--direct_running_mode=multi_processing", f"--direct_num_workers={min(cores(), videos)}"]
+
+
 def thread_budget(args: Sequence[str]) -> int | None:
     """Intra-op threads per worker process for a local run; None for remote workers (their
     processes and cores are the runner's business: docs/scaling.md)."""

@@ -81,6 +81,15 @@ class DecodeStage(Stage):
         columns = [f"{s.name}[{s.settings()}]" for s in self.pass_stages if s.frame_columns]
         return f"keyframes_only={self.config.keyframes_only}; frame columns: {', '.join(columns) or 'index only'}"
 
+    def list_inputs(self):
+        """List the inputs on the launcher, once (the run summary, the manifest and the local
+        runner's layout use what they name); returns the Listing."""
+        from reelbeam.transforms.listing import list_inputs
+
+        if self.listing is None:
+            self.listing = list_inputs(list(self.inputs))
+        return self.listing
+
     def expand(self, pbegin):
         from reelbeam.transforms.assemble import AssembleVideos
         from reelbeam.transforms.decode import DecodeVideo
@@ -88,10 +97,8 @@ class DecodeStage(Stage):
         from reelbeam.transforms.listing import Listing, ListVideos
 
         if self.plan is not None and self.plan.dry_run:
-            lister = ListVideos(Listing([], {}))  # a dry run lists nothing: the job's graph only
-        else:
-            lister = ListVideos(list(self.inputs))
-        self.listing = lister.listing  # what the inputs name (the run summary and manifest say it)
+            self.listing = Listing([], {})  # a dry run lists nothing: the job's graph only
+        lister = ListVideos(self.list_inputs())
         listed = pbegin | "ListVideos" >> lister
         videos = listed["videos"]
         skip = self.plan.skip_listing if self.plan is not None else frozenset()

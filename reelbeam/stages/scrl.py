@@ -40,11 +40,11 @@ class SCRLEncoderStage(Stage):
 
     @classmethod
     def configure(cls, options, env) -> SCRLEncoderStage | None:
+        if not options.scrl_checkpoint:
+            return None
         from reelbeam.models.checkpoints import CheckpointError
         from reelbeam.models.scrl import inspect_scrl
 
-        if not options.scrl_checkpoint:
-            return None
         try:
             inspect_scrl(options.scrl_checkpoint)
         except CheckpointError as e:

@@ -55,8 +55,6 @@ class VideoEmbeddingsStage(Stage):
 
     @classmethod
     def configure(cls, options, env) -> VideoEmbeddingsStage | None:
-        from reelbeam.models.checkpoints import CheckpointError
-        from reelbeam.models.r2plus1d import check_checkpoint
         from reelbeam.transforms.video_embeddings import GRANULARITIES
 
         granularities = tuple(g.strip() for g in (options.cmd_granularity or "").split(",") if g.strip())
@@ -70,6 +68,9 @@ class VideoEmbeddingsStage(Stage):
             return None
         if options.iframes_only:
             raise ConfigError("--cmd-checkpoint needs every frame decoded: drop --iframes-only")
+        from reelbeam.models.checkpoints import CheckpointError
+        from reelbeam.models.r2plus1d import check_checkpoint
+
         try:
             check_checkpoint(options.cmd_checkpoint)
         except CheckpointError as e:

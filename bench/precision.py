@@ -1,0 +1,79 @@
+"""TransNetV2's CPU precision chosen by figures: F1 of the shot rules on the development corpus
+(bench/corpus.py) and model speed per core, for fp32, bf16 and int8.
+
+    .venv/bin/python bench/precision.py [--cache-dir bench/out]   # JSON; bench/out/precision.json
+
+The rule it checks (docs/BENCHMARKS.md, "CPU precision"): `--transnetv2-precision auto` takes, on
+each worker, the fastest precision this CPU runs natively whose improved-rule F1 is not below
+fp32's; `--shot-rule reference` keeps fp32 (the reference's exact cuts).
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from common import bench_parser, report  # noqa: E402
+from scaling import per_core  # noqa: E402
+from shots import evaluate_rule, rule_variants  # noqa: E402
+
+import corpus  # noqa: E402
+import signals as bench_signals  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def speed(precision: str) -> float:
+    import numpy as np
+    import torch
+
+    from reelbeam.models.transnetv2 import TransNetV2ModelHandler
+
+    torch.set_num_threads(1)
+    window = np.random.default_rng(0).integers(0, 256, (100, 27, 48, 3), dtype=np.uint8)
+    handler = TransNetV2ModelHandler(device="cpu", precision=precision, heads=2)
+    model = handler.load_model()
+    list(handler.run_inference([window], model))
+    s, _ = per_core(lambda: [list(handler.run_inference([window], model)) for _ in range(4)])
+    return round(4 * 50 / s, 1)
+
+
+def main(argv=None) -> int:
+    from reelbeam.models.transnetv2 import int8_available, load_transnetv2, onednn_bf16
+    from reelbeam.transforms.shot_rule import ShotRuleConfig
+
+    parser = bench_parser(__doc__, "precision")
+    parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"))
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--videos", type=int, default=40)
+    args = parser.parse_args(argv)
+    items = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
+                                log=lambda m: print(m, file=sys.stderr))
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
+    model = load_transnetv2(None, "cpu")
+    rules = {k: v for k, v in rule_variants(ShotRuleConfig()).items() if k in ("improved", "reference")}
+    out = {"cpu": {"onednn_bf16": bool(onednn_bf16()), "int8_unavailable": int8_available()}, "precisions": {}}
+    starts = {}
+    for precision in PRECISIONS:
+        if precision == "int8" and int8_available():
+            continue
+        for it in items:
+            it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir, precision)
+        figures = {name: {k: evaluate_rule(items, fn)[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")}
+                   for name, fn in rules.items()}
+        starts[precision] = [tuple(rules["improved"](it["signals"])) for it in items]
+        figures["frames_per_core_s"] = speed(precision)
+        out["precisions"][precision] = figures
+    for precision in starts:
+        moved = sum(len(set(a) ^ set(b)) for a, b in zip(starts[precision], starts["fp32"]))
+        out["precisions"][precision]["improved_cuts_differing_from_fp32"] = moved
+    f1_fp32 = out["precisions"]["fp32"]["improved"]["f1"]
+    eligible = [p for p in out["precisions"] if out["precisions"][p]["improved"]["f1"] >= f1_fp32]
+    out["fastest_not_below_fp32"] = max(eligible, key=lambda p: out["precisions"][p]["frames_per_core_s"])
+    out["corpus"] = corpus.summary(items)
+    return report(out, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
