@@ -81,7 +81,7 @@ def _model_signals(path: str, model, precision: str = "fp32") -> dict[str, np.nd
             (_, idx), window = value
             probs[idx] = handler.run_inference([window], model)[0].inference
         elif tag == "per_video":
-            kind, payload = value[1]
+            kind, payload = value.kind, value.payload
             if kind == "color_hist":
                 hists.append(payload["hist"])
             elif kind == "meta":
