@@ -36,6 +36,18 @@ def _failed_window_to_error(element):
     return key.video_id, VideoPart(key.video_id, "error", ("transition_model", "inference_error", message))
 
 
+def _check_weights(path: str) -> None:
+    """TransNetV2 weights: a state_dict with exactly the model's tensor names and shapes, checked
+    from the file's index without loading it (one-line ConfigError otherwise)."""
+    from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, tensor_shapes
+    from reelbeam.models.transnetv2 import TransNetV2
+
+    try:
+        compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict")
+    except CheckpointError as e:
+        raise ConfigError(f"--transnetv2-weights: {e}") from e
+
+
 class ShotsStage(PassStage):
     name: ClassVar[str] = "shots"
     title: ClassVar[str] = "Shot detection (TransNetV2 or LGSS, in the decode pass)"
@@ -121,6 +133,7 @@ class ShotsStage(PassStage):
             fs, path = fsspec.core.url_to_fs(options.transnetv2_weights)
             if not fs.exists(path):
                 raise ConfigError(f"--transnetv2-weights {options.transnetv2_weights!r}: no such file")
+            _check_weights(options.transnetv2_weights)
         inline = (not on_gpu) if options.shots_in_decode_pass == "auto" else options.shots_in_decode_pass == "on"
         batch = options.inference_batch_size or (64 if on_gpu else 1)
         # int8 runs on CPUs only: on a CPU worker, whatever --gpu-accelerator gives the other models.
