@@ -140,10 +140,60 @@ def kts_cost(sizes: list[int], reference_up_to: int, clip_cpu_ms: float) -> list
     return rows
 
 
+def default_pass_consumers(path: str) -> list:
+    """The consumer factories of the default run's decode pass (TransNetV2 inside it on a CPU)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from reelbeam.pipelines.plan import build_plan
+
+    plan = build_plan(PipelineOptions(["--input", path, "--output", "/tmp/unused"]), check_paths=False)
+    decode = plan.stage("decode")
+    decode.connect(plan)
+    return [f for s in decode.pass_stages for f in s.frame_consumers()]
+
+
+def sampling_cost(paths: dict[str, str], repeat: int) -> dict:
+    """CPU time of the decode pass with and without the default CLIP frame sampling (every 15th
+    frame resized for CLIP), per video: against the bare decode (frame index only) and against the
+    default run's pass (TransNetV2 in fp32 inside it, histograms, motion statistics)."""
+    from scaling import per_core
+
+    from reelbeam.schemas.records import VideoRef
+    from reelbeam.transforms.clip_scoring import ClipFrameConsumer, ClipSampling
+    from reelbeam.transforms.decode import FrameIndexConsumer, decode_video
+
+    out = {}
+    for name, path in paths.items():
+        ref = VideoRef("bench", path, os.path.getsize(path))
+
+        def run(factories, ref=ref):
+            for _ in decode_video(ref, [f() for f in factories]):
+                pass
+
+        sampler = [lambda: ClipFrameConsumer(ClipSampling.parse("every:15"))]
+        default = [FrameIndexConsumer, *default_pass_consumers(path)]
+        base, _ = per_core(lambda run=run: run([FrameIndexConsumer]), repeat)
+        sampled, _ = per_core(lambda run=run, s=sampler: run([FrameIndexConsumer, *s]), repeat)
+        full, _ = per_core(lambda run=run, d=default: run(d), 1)
+        out[name] = {"bare_decode_cpu_s": round(base, 3), "bare_decode_with_sampling_cpu_s": round(sampled, 3),
+                     "added_to_bare_decode": round(sampled / base - 1, 3),
+                     "default_pass_cpu_s": round(full, 3),
+                     "added_to_default_pass": round((sampled - base) / full, 3)}
+    return out
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "clip")
     parser.add_argument("--quick", action="store_true", help="small sizes: checks that the bench runs")
+    parser.add_argument("--sampling-only", action="store_true", help="only the decode-pass sampling cost")
     args = parser.parse_args(argv)
+    sample = os.path.join(HERE, "..", "samples", "sintel_trailer_30s.mp4")
+    videos = {"sample_480p": sample}
+    e2e_720 = os.path.join(HERE, "out", "e2e_corpus", "sample720.mp4")  # made by bench/e2e.py
+    if os.path.exists(e2e_720):
+        videos["sample_720p"] = e2e_720
+    if args.sampling_only:
+        return report({"sampling": sampling_cost(videos, 3)}, args.out.replace(".json", "_sampling.json"))
     quick = args.quick
     clip = clip_image(batch=4 if quick else 32, repeat=1 if quick else 3)
     summary = {
@@ -151,6 +201,7 @@ def main(argv=None) -> int:
         "torch_threads": torch.get_num_threads(),
         "note": "shared machine: absolute speeds vary between runs; ratios are of CPU times in one run",
         "clip_image": clip,
+        "sampling": sampling_cost(videos, 1 if quick else 3),
         "resize": resize_cost(1 if quick else 5),
         "clipit": clipit_cost([50] if quick else [250, 1000, 4000]),
         "kts": kts_cost(
