@@ -26,6 +26,7 @@ from reelbeam.pipelines import outputs
 from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_local_runner
 from reelbeam.schemas.tables import TABLES
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
+from reelbeam.stages.base import Hardware
 from reelbeam.transforms.write import PartFile, new_run_id, remove_stage_files, remove_tables, table_files
 
 LOG = logging.getLogger(__name__)
@@ -278,6 +279,10 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
         raise ConfigError("--gpu-accelerator attaches GPUs to the model steps, --device cpu keeps the models off them; "
                           "drop one of them")
     local = is_local_runner(beam_args)
+    if accelerator and local and not dry_run and check_paths and not Hardware().cuda:
+        raise ConfigError("--gpu-accelerator asks a cluster (Dataflow) for GPUs on the model steps; this run's "
+                          "workers are this machine's processes and it has no CUDA device: drop the flag (or "
+                          "add --dry_run to see the job it would make)")
     model_copies = o.model_copies if o.model_copies is not None else (1 if accelerator else None)
     env = RunEnv(device=o.device, model_copies=model_copies, model_precision=o.model_precision,
                  accelerator=accelerator, local=local)

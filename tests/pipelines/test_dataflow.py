@@ -138,3 +138,10 @@ def test_contradictions_and_missing_dataflow_flags_fail_before_anything_is_built
     assert main(["run", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("reelbeam: error: Dataflow: ") and "project" in err and len(err.splitlines()) == 1
+
+
+def test_an_accelerator_for_a_local_run_without_a_gpu_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(Hardware, "cuda", property(lambda self: False))
+    with pytest.raises(ConfigError, match="this run's workers are this machine's processes and it has no CUDA"):
+        run(["--input", "x.mp4", "--output", str(tmp_path / "o"), "--gpu-accelerator", "nvidia-l4"])
+    assert not (tmp_path / "o").exists()
