@@ -64,7 +64,7 @@ def run_both(heading, workdir, monkeypatch, replace=()):
     by_pandas = scope["result"].reset_index(drop=True)
     assert list(by_sql.columns) == list(by_pandas.columns)
     assert len(by_sql) == len(by_pandas) > 0
-    pd.testing.assert_frame_equal(by_sql, by_pandas, check_dtype=False, check_exact=False, rtol=1e-5)
+    pd.testing.assert_frame_equal(by_sql, by_pandas, check_dtype=False, check_exact=False, rtol=1e-5, atol=1e-6)
     return by_sql
 
 

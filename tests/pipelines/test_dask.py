@@ -3,16 +3,13 @@ of 2 worker processes writes exactly the rows the DirectRunner writes, for the d
 RunInference stage (TransNetV2 outside the pass), failures of broken files, the Parquet and JSON
 writers, and a second job started from the first one's tables."""
 
-import json
 import os
 
-import pyarrow.parquet as pq
 import pytest
+import snapshots
 import synthetic
 
 from reelbeam.pipelines.cli import run
-from reelbeam.schemas.tables import TABLES
-from reelbeam.transforms.write import table_files
 
 distributed = pytest.importorskip("distributed")
 
@@ -37,31 +34,15 @@ def cluster():
         yield c
 
 
-def _value(v) -> str:
-    """Floats to 4 significant digits: the model's arithmetic on another process (thread count,
-    batch) moves its last bits."""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list) and v and isinstance(v[0], float):
-        return repr([f"{x:.4g}" for x in v])
-    return repr(v)
-
-
 def snapshot(out):
-    tables = {}
-    for name in TABLES:
-        rows = []
-        for part in table_files(out, name):
-            for row in pq.read_table(part.path).to_pylist():
-                if name == "failures":
-                    row = {k: row[k] for k in ("video_id", "uri", "stage", "error_type")}
-                if name == "scene_clips":
-                    row["uri"] = os.path.relpath(row["uri"], out)
-                rows.append(tuple(sorted((k, _value(v)) for k, v in row.items() if k not in RUN_COLUMNS)))
-        if rows:
-            tables[name] = sorted(rows)
-    docs = {p: json.load(open(os.path.join(out, "json", p))) for p in sorted(os.listdir(os.path.join(out, "json")))}
-    return tables, docs
+    def edit(name, row):
+        if name == "failures":
+            row = {k: row[k] for k in ("video_id", "uri", "stage", "error_type")}
+        if name == "scene_clips":
+            row["uri"] = os.path.relpath(row["uri"], out)
+        return row
+
+    return snapshots.snapshot(out, skip_columns=RUN_COLUMNS, edit=edit)
 
 
 def test_the_dask_runner_writes_what_the_direct_runner_writes(corpus, cluster, tmp_path):
@@ -74,8 +55,6 @@ def test_the_dask_runner_writes_what_the_direct_runner_writes(corpus, cluster, t
     assert plan.running("decode") is not None and not plan.stage("shots").inline  # RunInference for TransNetV2
     run(["--output", on_dask, "--start-from", "scenes", "--save-scene-clips", "--clip-mode", "copy", *dask_flags])
     got, want = snapshot(on_dask), snapshot(direct)
-    assert set(got[0]) == set(want[0]) >= {"videos", "failures", "frames", "shots", "keyframes", "motion", "scenes", "scene_clips", "stage_runs"}
-    for table in want[0]:
-        assert got[0][table] == want[0][table], table
-    assert got[1] == want[1]
-    assert len(want[0]["videos"]) == 3 and len(want[0]["failures"]) == 2
+    assert set(want["tables"]) >= {"videos", "failures", "frames", "shots", "keyframes", "motion", "scenes", "scene_clips", "stage_runs"}
+    snapshots.assert_same_output(got, want)
+    assert len(want["tables"]["videos"]) == 3 and len(want["tables"]["failures"]) == 2

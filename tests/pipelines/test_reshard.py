@@ -2,12 +2,12 @@
 same rows as one run, and --skip-existing after a run that stopped between stages does only the
 missing stages."""
 
-import json
 import os
 import shutil
 
 import pyarrow.parquet as pq
 import pytest
+import snapshots
 import synthetic
 import torch
 
@@ -42,19 +42,8 @@ def flags(corpus, out, checkpoint):
 
 
 def snapshot(out) -> dict:
-    """Every table's rows (as sorted tuples, run columns left out) and the JSON documents."""
-    tables = {}
-    for name in TABLES:
-        if name == "stage_runs":
-            continue
-        rows = []
-        for part in table_files(out, name):
-            for row in pq.read_table(part.path).to_pylist():
-                rows.append(tuple(sorted((k, repr(v)) for k, v in row.items() if k not in RUN_COLUMNS)))
-        if rows:
-            tables[name] = sorted(rows)
-    docs = {p: json.load(open(os.path.join(out, "json", p))) for p in sorted(os.listdir(os.path.join(out, "json")))}
-    return {"tables": tables, "json": docs}
+    """Every table's rows (run columns and the ledger left out) and the JSON documents."""
+    return snapshots.snapshot(out, skip_columns=RUN_COLUMNS, skip_tables=("stage_runs",))
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +67,7 @@ def test_a_run_split_at_a_reshard_point_writes_the_same_rows(corpus, checkpoint,
     assert [s.name for s in first.stages if not s.in_decode_pass] == first_stages.split(",")
     second = run(["--output", out, "--scene-checkpoint", checkpoint, "--start-from", start_from])
     assert "decode" not in second.stage_names
-    got = snapshot(out)
-    assert got["tables"].keys() == full_run["tables"].keys()
-    for table in full_run["tables"]:
-        assert got["tables"][table] == full_run["tables"][table], table
-    assert got["json"] == full_run["json"]
+    snapshots.assert_same_output(snapshot(out), full_run)
 
 
 def test_skip_existing_after_a_run_that_stopped_between_stages_does_only_the_rest(corpus, checkpoint, full_run, tmp_path):
@@ -101,9 +86,9 @@ def test_skip_existing_after_a_run_that_stopped_between_stages_does_only_the_res
     assert os.path.exists(os.path.join(out, "_incomplete", first.run_id, "shot_embeddings", os.path.basename(stray)))
     done_again = {f.stage for t in TABLES for f in table_files(out, t) if f.run_id == resumed.run_id and t != "failures"}
     assert done_again == {"bassl_encoder", "boundaries", "model_scenes", "modelscope_json"}
-    assert snapshot(out) == full_run
+    snapshots.assert_same_output(snapshot(out), full_run)
     # Nothing left to do: a third run writes no rows.
     third = run(flags(corpus, out, checkpoint) + ["--skip-existing"])
     written = {t: sum(pq.ParquetFile(f.path).metadata.num_rows for f in table_files(out, t) if f.run_id == third.run_id) for t in TABLES}
     assert not any(n for t, n in written.items() if t not in ("failures", "stage_runs")), written
-    assert snapshot(out) == full_run
+    snapshots.assert_same_output(snapshot(out), full_run)
