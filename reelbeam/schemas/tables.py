@@ -111,6 +111,7 @@ FRAMES = _schema(
         _f("is_keyframe", pa.bool_(), "the decoder flagged the frame as a keyframe"),
         _f("pict_type", pa.string(), "picture type: 'I', 'P', 'B', ..."),
         _f("transition_prob", pa.float32(), "TransNetV2 single-frame shot-transition probability (null if not run)"),
+        _f("transnetv2_many_hot", pa.float32(), "TransNetV2 many-hot head: probability that the frame lies inside a transition, gradual ones included (null if not run)"),
         _f("content_delta", pa.float32(), "LGSS HSV content delta to the previous frame (null if not run)"),
         _f("mv_count", pa.int32(), "motion vectors exported for this frame (null: unavailable)"),
         _f("mv_mean_mag", pa.float32(), "mean motion-vector magnitude, pixels (null: unavailable)"),

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+SCENE_FRAME_SIZE = 224  # EfficientNet-Lite0's input: frames are captured at this size
 HUE_BINS = 16
 SAT_BINS = 3
 GREY_BINS = 4
@@ -69,6 +70,13 @@ class SceneGroupingConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Features
+
+
+def scene_frame_indices(start: int, end: int) -> tuple[int, ...]:
+    """The frames of the inclusive shot span [start, end] its features come from: a quarter in,
+    the middle and a quarter from the end (inside the shot, away from transitions at its ends),
+    without repeats (a shot of 1-4 frames has fewer than 3)."""
+    return tuple(sorted({start + (end - start) // 4, start + (end - start) // 2, end - (end - start) // 4}))
 
 
 def hs_histogram(rgb: np.ndarray) -> np.ndarray:
