@@ -217,8 +217,8 @@ SCENES = _schema(
         _f("start_time", pa.float64(), "seconds"),
         _f("end_time", pa.float64(), "seconds"),
         _f("num_shots", pa.int32(), "shots in the scene"),
-        _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; histogram: 1 - the highest colour similarity across that boundary; null for the last scene"),
-        _f("method", pa.string(), "'bassl' or the training-free method name"),
+        _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; grouping: 1 - the mean similarity between the shots on either side of that boundary (4 each); histogram: 1 - the highest colour similarity across it; null for the last scene"),
+        _f("method", pa.string(), "what made the row: 'bassl', or the training-free method with its settings, 'grouping(...)' (the default) or 'histogram(...)'"),
     ],
     "scenes as runs of consecutive shots",
 )
