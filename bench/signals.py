@@ -107,11 +107,11 @@ def _difference_signals(path: str) -> dict[str, np.ndarray]:
     # starting at the same frame says which consumer it came from.
     seen: dict = {}
     for t, v in outs:
-        if t == "per_video" and v[1][0] == "frame_difference":
-            start = int(v[1][1]["frame_idx"][0])
+        if t == "per_video" and v.kind == "frame_difference":
+            start = int(v.payload["frame_idx"][0])
             k = seen.get(start, 0)
             seen[start] = k + 1
-            chunks[k].append(v[1][1])
+            chunks[k].append(v.payload)
     out = {k: v for k, v in concat_chunks(chunks[0]).items() if k != "frame_idx"}
     for g, ch in zip(OTHER_GRIDS, chunks[1:]):
         c = concat_chunks(ch)

@@ -11,8 +11,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from reelbeam.pipelines.cli import flags_markdown, tables_markdown  # noqa: E402
-from reelbeam.stages import graph_markdown  # noqa: E402
+from reelbeam.pipelines.cli import flags_markdown, tables_markdown
+from reelbeam.stages import graph_markdown
 
 
 def replace_section(path: str, begin: str, end: str, text: str) -> None:

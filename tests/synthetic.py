@@ -220,3 +220,44 @@ def numbered_frames(n: int, width: int = 160, height: int = 96, bits: int = 8) -
 def frame_number(img: np.ndarray, bits: int = 8) -> int:
     band = img.shape[1] // bits
     return sum(1 << b for b in range(bits) if img[:, b * band + band // 4 : (b + 1) * band - band // 4].mean() > 128)
+
+
+# ------------------------------------------------------------------------------------------------
+# Still pictures, camera set-ups and gradual transitions (shot-rule and scene-grouping tests)
+
+SINTEL_SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples", "sintel_trailer_30s.mp4")
+
+
+def sample_stills(indices: Sequence[int], path: str = SINTEL_SAMPLE) -> dict[int, np.ndarray]:
+    """Frames of the bundled (CC-BY) Sintel sample as RGB, letterbox bars removed: natural pictures
+    of a few film locations."""
+    out = {}
+    with av.open(path) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in indices:
+                rgb = f.to_ndarray(format="rgb24")
+                rows = np.flatnonzero(rgb.mean(axis=(1, 2)) > 12)
+                out[i] = np.ascontiguousarray(rgb[rows[0] : rows[-1] + 1])
+            if i >= max(indices):
+                break
+    return out
+
+
+def camera_view(picture: np.ndarray, x: float, y: float, zoom: float, width: int, height: int) -> np.ndarray:
+    """One camera set-up on a still: the window of 1/zoom of the picture's size whose top-left corner
+    is at (x, y) in fractions of the free room, resized to width x height."""
+    h, w = picture.shape[:2]
+    cw, ch = int(w / zoom), int(h / zoom)
+    x0, y0 = int((w - cw) * x), int((h - ch) * y)
+    crop = picture[y0 : y0 + ch, x0 : x0 + cw]
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(crop), format="rgb24").reformat(width, height, "rgb24", interpolation="AREA").to_ndarray()
+
+
+def dissolve_frames(a: np.ndarray, b: np.ndarray, n: int) -> list[np.ndarray]:
+    """The n frames of a cross-dissolve from picture a to picture b (neither end repeated)."""
+    return [np.clip(a * (1 - w) + b * w, 0, 255).astype(np.uint8) for w in np.arange(1, n + 1) / (n + 1)]
+
+
+def gain_frames(a: np.ndarray, gains: Sequence[float]) -> list[np.ndarray]:
+    """Picture a at each brightness gain in turn (a brightness ramp: the same picture, no shot change)."""
+    return [np.clip(a.astype(np.float32) * g, 0, 255).astype(np.uint8) for g in gains]

@@ -425,7 +425,8 @@ def _index_row(corpus: data.Corpus, v: dict, thumbs: dict, stage_failures: dict)
         "aspect": aspect or 16 / 9,
         "size": f"{dw}×{dh}" if dw and dh else "–",
         "shots": v.get("num_shots"),
-        "scenes": v.get("num_scenes"),
+        # videos.num_scenes is filled only by scenes made in the decode pass (--scenes histogram).
+        "scenes": v.get("num_scenes") if v.get("num_scenes") is not None else (corpus.groups["scenes"].count(vid) or None) if "scenes" in corpus.groups else None,
         "mean_shot": (v.get("duration_s") or 0) / v["num_shots"] if v.get("num_shots") else None,
         "warnings": len(v.get("warnings") or []),
         "stage_failures": stage_failures.get(vid, 0),

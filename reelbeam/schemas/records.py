@@ -86,6 +86,21 @@ class CapturedFrame(NamedTuple):
     jpeg: bytes
 
 
+class SceneFrame(NamedTuple):
+    """A frame the training-free scene grouping reads (a quarter in, the middle or a quarter from
+    the end of a shot), captured in the decode pass or fetched by the seeking second pass.
+
+    rgb: uint8 [224, 224, 3], the whole frame squashed to the embedding network's input, in display
+      orientation.
+    hist: float32 [52], its hue/saturation histogram (`scene_grouping.hs_histogram`), summing to 1.
+    """
+
+    video_id: str
+    frame_idx: int
+    rgb: Any
+    hist: Any
+
+
 @dataclasses.dataclass(frozen=True)
 class KeyframePlan:
     """What one video's keyframe pass (a second, seeking read of the file) must fetch.

@@ -111,6 +111,7 @@ FRAMES = _schema(
         _f("is_keyframe", pa.bool_(), "the decoder flagged the frame as a keyframe"),
         _f("pict_type", pa.string(), "picture type: 'I', 'P', 'B', ..."),
         _f("transition_prob", pa.float32(), "TransNetV2 single-frame shot-transition probability (null if not run)"),
+        _f("transnetv2_many_hot", pa.float32(), "TransNetV2 many-hot head: probability that the frame lies inside a transition, gradual ones included (null if not run)"),
         _f("content_delta", pa.float32(), "LGSS HSV content delta to the previous frame (null if not run)"),
         _f("mv_count", pa.int32(), "motion vectors exported for this frame (null: unavailable)"),
         _f("mv_mean_mag", pa.float32(), "mean motion-vector magnitude, pixels (null: unavailable)"),
@@ -216,8 +217,8 @@ SCENES = _schema(
         _f("start_time", pa.float64(), "seconds"),
         _f("end_time", pa.float64(), "seconds"),
         _f("num_shots", pa.int32(), "shots in the scene"),
-        _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; histogram: 1 - the highest colour similarity across that boundary; null for the last scene"),
-        _f("method", pa.string(), "'bassl' or the training-free method name"),
+        _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; grouping: 1 - the mean similarity between the shots on either side of that boundary (4 each); histogram: 1 - the highest colour similarity across it; null for the last scene"),
+        _f("method", pa.string(), "what made the row: 'bassl', or the training-free method with its settings, 'grouping(...)' (the default) or 'histogram(...)'"),
     ],
     "scenes as runs of consecutive shots",
 )

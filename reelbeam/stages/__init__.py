@@ -9,6 +9,7 @@ from reelbeam.stages.base import STREAMS, ConfigError, PassStage, RunEnv, Stage,
 from reelbeam.stages.bassl import BaSSLEncoderStage, BoundariesStage, ModelScenesStage
 from reelbeam.stages.clip import ClipSamplingStage, FrameEmbeddingsStage, FrameScoresStage
 from reelbeam.stages.decode import DecodeStage
+from reelbeam.stages.grouping_scenes import GroupingScenesStage
 from reelbeam.stages.histogram_scenes import HistogramScenesStage
 from reelbeam.stages.modelscope_json import ModelScopeJsonStage
 from reelbeam.stages.motion import IFramesStage, MotionMapsStage, MotionStatsStage
@@ -27,6 +28,7 @@ REGISTRY: tuple[type[Stage], ...] = (
     IFramesStage,
     HistogramScenesStage,
     ClipSamplingStage,
+    GroupingScenesStage,
     ShotKeyframesStage,
     BaSSLEncoderStage,
     SCRLEncoderStage,

@@ -1,8 +1,11 @@
-"""Stage `histogram_scenes` (in the decode pass): training-free scenes, consecutive shots grouped by
-colour similarity of the 48x27 frames the shot detector already reads -> `scenes`.
+"""Stage `histogram_scenes` (in the decode pass, `--scenes histogram`): training-free scenes,
+consecutive shots grouped by colour similarity of the 48x27 frames the shot detector already reads
+-> `scenes`. No model and nearly free, but it over-segments natural footage (scene-boundary F1
+0.634 on the development corpus against 0.942 for the default `--scenes grouping`,
+`reelbeam.stages.grouping_scenes`; docs/BENCHMARKS.md).
 
-Off when a BaSSL checkpoint gives the scenes (`model_scenes`), with `--scenes none` and with
-`--iframes-only`.
+On with `--scenes histogram`; off when a BaSSL checkpoint gives the scenes (`model_scenes`) and
+with `--iframes-only`.
 """
 
 from __future__ import annotations
@@ -12,14 +15,12 @@ from typing import ClassVar
 
 from reelbeam.stages.base import ConfigError, PassStage, add_flag
 
-SCENE_METHODS = ("histogram", "none")
-
 
 class HistogramScenesStage(PassStage):
     name: ClassVar[str] = "histogram_scenes"
-    title: ClassVar[str] = "Training-free scenes (colour histograms, in the decode pass)"
+    title: ClassVar[str] = "Training-free scenes, --scenes histogram (colour histograms, in the decode pass)"
     writes: ClassVar[tuple[str, ...]] = ("scenes",)
-    enabled_by: ClassVar[str] = "--scenes histogram (the default) or --scene-checkpoint"
+    enabled_by: ClassVar[str] = "--scenes histogram, unless --scene-checkpoint gives BaSSL's scenes"
     exclusive: ClassVar[str | None] = "scenes"
     parts: ClassVar[tuple[str, ...]] = ("color_hist",)
     assembled: ClassVar[tuple[str, ...]] = ("scenes",)
@@ -31,23 +32,29 @@ class HistogramScenesStage(PassStage):
 
     @staticmethod
     def add_flags(group) -> None:
-        add_flag(group, "scenes", default="histogram", choices=SCENE_METHODS,
-                 help="training-free scenes: histogram (shots grouped by colour similarity, no weights needed) or "
-                 "none; a --scene-checkpoint replaces them with BaSSL's")
-        add_flag(group, "scene-window", type=int, default=1,
-                 help="shots compared on each side of a candidate scene boundary (2-3 keep A-B-A-B cutting together)")
-        add_flag(group, "scene-threshold", type=float, default=0.5,
-                 help="colour-histogram intersection under which shots belong to different scenes")
+        add_flag(group, "scene-window", type=int, default=None, show_default=False,
+                 help="--scenes histogram: shots compared on each side of a candidate scene boundary (2-3 keep "
+                 "A-B-A-B cutting together) (default: 1)")
+        add_flag(group, "scene-threshold", type=float, default=None, show_default=False,
+                 help="--scenes histogram: colour-histogram intersection under which shots belong to different "
+                 "scenes (default: 0.5)")
 
     @classmethod
     def configure(cls, options, env) -> HistogramScenesStage | None:
         from reelbeam.transforms.scenes import SceneConfig
 
+        if options.scenes != "histogram":
+            return None
+        defaults = SceneConfig()
         try:
-            config = SceneConfig(method=options.scenes, window=options.scene_window, threshold=options.scene_threshold)
+            config = SceneConfig(
+                method="histogram",
+                window=defaults.window if options.scene_window is None else options.scene_window,
+                threshold=defaults.threshold if options.scene_threshold is None else options.scene_threshold,
+            )
         except ValueError as e:
             raise ConfigError(str(e).replace("scene window", "--scene-window").replace("scene threshold", "--scene-threshold")) from e
-        if config.method == "none" or options.iframes_only:
+        if options.iframes_only:
             return None
         if options.scene_checkpoint:
             from reelbeam.stages.bassl import scene_checkpoint_layout

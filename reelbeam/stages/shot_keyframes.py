@@ -36,8 +36,9 @@ class ShotKeyframesStage(Stage):
                  help="downscale shot keyframe JPEGs to this longer side (0: full resolution, as the reference)")
         add_flag(group, "jpeg-quality", type=int, default=90, help="JPEG quality of shot and I-frame keyframes (1-100)")
         add_flag(group, "keyframe-buffer-mb", type=int, default=512,
-                 help="decoded frames held per video while their shot role is unknown (keyframes captured in the "
-                 "decode pass); keyframes of longer shots than it covers come from a second, seeking read")
+                 help="decoded frames held per video while their shot role is unknown (shot keyframes and the scene "
+                 "grouping's frames captured in the decode pass); frames of longer shots than it covers come from a "
+                 "second, seeking read")
 
     @classmethod
     def configure(cls, options, env) -> ShotKeyframesStage | None:

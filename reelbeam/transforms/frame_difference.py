@@ -20,8 +20,8 @@ Per frame (frame 0 compares with itself: zeros):
   whether the frames on both sides of a detected transition of any length up to 62 frames are the
   same picture up to brightness (a flash, a brightness ramp) rather than two shots.
 
-`FrameDifferenceConsumer` emits them in chunks as ('per_video', (video_id, ('frame_difference',
-{'frame_idx': int32 [n], name: float32 [n], ...}))). 8-bit planar YUV (4:2:0, 4:2:2, 4:4:4, their
+`FrameDifferenceConsumer` emits them in chunks as ('per_video', VideoPart(video_id, 'frame_difference',
+{'frame_idx': int32 [n], name: float32 [n], ...})), the part kind the shot stage declares. 8-bit planar YUV (4:2:0, 4:2:2, 4:4:4, their
 full-range 'yuvj' forms), NV12 and grey are read in place; other formats (10-bit, RGB, ...) go
 through one small RGB conversion per frame.
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from reelbeam.schemas.records import VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo
 
 LAGS = (2, 4, 8, 16, 32, 64)
@@ -205,7 +206,10 @@ def _plane(frame, k: int, rows: int, cols: int, dtype=np.uint8) -> np.ndarray:
 
 class FrameDifferenceConsumer:
     """Per-frame difference signals (module docstring) on a point grid of the decoded planes, in
-    chunks of `chunk` frames. Keeps two small grids per video."""
+    chunks of `chunk` frames (part 'frame_difference'). Keeps two small grids per video."""
+
+    parts = ("frame_difference",)
+    tags = ()
 
     def __init__(self, grid_width: int = DEFAULT_GRID_WIDTH, chunk: int = 8192) -> None:
         if grid_width < 8:
@@ -309,7 +313,7 @@ class FrameDifferenceConsumer:
         cols = np.asarray(self._rows, np.float32).reshape(-1, len(SIGNALS))  # rows: float64 [len(SIGNALS)]
         chunk = {"frame_idx": np.asarray(self._idx, np.int32), **{k: cols[:, i].copy() for i, k in enumerate(SIGNALS)}}
         self._reset()
-        return "per_video", (self._vid, ("frame_difference", chunk))
+        return "per_video", VideoPart(self._vid, "frame_difference", chunk)
 
     def finish(self):
         if self._idx:

@@ -73,16 +73,16 @@ def plan_for(meta: dict, targets: list[tuple], frames_table) -> KeyframePlan:
     )
 
 
-def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
-    """Yield keyframes rows for `plan` (raises on an unreadable file, like the decode pass)."""
+def frames_at(plan: KeyframePlan, what: str = "frames"):
+    """Yield (frame_idx, decoded frame) for every frame `plan.targets` names, in frame order, each
+    once: decoded forward, seeking to a codec keyframe where the next target lies past one (module
+    docstring). Raises on an unreadable file, and ValueError when the stream ends before a target."""
     with opened_video(plan.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         key_positions = np.flatnonzero(plan.is_keyframe).tolist()
         pts_to_index = {p: i for i, p in enumerate(plan.pts) if p is not None}
-        wanted: dict[int, list] = {}
-        for f, shot_idx, shot_id, k in plan.targets:
-            wanted.setdefault(f, []).append((shot_idx, shot_id, k))
+        wanted = {t[0] for t in plan.targets}
         order = sorted(wanted)
         pos = -1  # index of the last decoded frame
         frames = None
@@ -100,10 +100,8 @@ def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
                 idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
                 pos = idx
                 if idx in wanted:
-                    data, w, h = frame_jpeg(frame, max_side, quality, plan.sample_aspect_ratio)
-                    record = {"pts_time": float(frame.time) if frame.time is not None else None, "width": w, "height": h, "jpeg": data}
-                    yield from keyframe_rows(plan.video_id, idx, record, wanted[idx])
-                    del wanted[idx]
+                    yield idx, frame
+                    wanted.discard(idx)
                 if idx >= target:
                     break
             else:
@@ -111,7 +109,18 @@ def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
             while i < len(order) and order[i] not in wanted:
                 i += 1
         if wanted:
-            raise ValueError(f"{len(wanted)} shot keyframes not found in the second pass (first missing: frame {min(wanted)})")
+            raise ValueError(f"{len(wanted)} {what} not found in the second pass (first missing: frame {min(wanted)})")
+
+
+def extract_keyframes(plan: KeyframePlan, max_side: int = 0, quality: int = 90):
+    """Yield keyframes rows for `plan` (raises on an unreadable file, like the decode pass)."""
+    roles: dict[int, list] = {}
+    for f, shot_idx, shot_id, k in plan.targets:
+        roles.setdefault(f, []).append((shot_idx, shot_id, k))
+    for idx, frame in frames_at(plan, "shot keyframes"):
+        data, w, h = frame_jpeg(frame, max_side, quality, plan.sample_aspect_ratio)
+        record = {"pts_time": float(frame.time) if frame.time is not None else None, "width": w, "height": h, "jpeg": data}
+        yield from keyframe_rows(plan.video_id, idx, record, roles[idx])
 
 
 class _ExtractShotKeyframesFn(beam.DoFn):

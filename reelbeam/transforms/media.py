@@ -6,7 +6,8 @@ touches media shares.
 - Display geometry: `quarter_turns` (the stream's display matrix, in quarter turns counter-clockwise),
   `display_size` (the picture size with square pixels: a 704x576 stream with sample aspect ratio
   16:11 is shown 1024x576), `display_rgb` (a decoded frame as RGB, turned and stretched as players
-  and OpenCV's auto-orientation show it, optionally downscaled).
+  and OpenCV's auto-orientation show it, optionally downscaled), `square_rgb` (squashed to a
+  square model input).
 - `jpeg_bytes` / `frame_jpeg`: RGB (or a decoded frame) to JPEG bytes.
 
 Conversions use one swscale thread (`SWS_THREADS`): PyAV >= 17 converts through `sws_scale_frame`,
@@ -124,6 +125,13 @@ def display_rgb(frame, max_side: int = 0, sar=None) -> np.ndarray:
         rgb = frame.to_ndarray(
             format="rgb24", width=width, height=height, interpolation="AREA", threads=SWS_THREADS
         )
+    return turned(rgb, quarter_turns(frame))
+
+
+def square_rgb(frame, size: int) -> np.ndarray:
+    """A decoded frame as uint8 RGB [size, size, 3]: the whole picture squashed to a square (area
+    averaging, as image models that resize without cropping read it), in display orientation."""
+    rgb = frame.to_ndarray(format="rgb24", width=size, height=size, interpolation="AREA", threads=SWS_THREADS)
     return turned(rgb, quarter_turns(frame))
 
 

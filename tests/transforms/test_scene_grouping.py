@@ -10,12 +10,15 @@ import synthetic
 from reelbeam.transforms.scene_grouping import (
     HS_BINS,
     SceneGroupingConfig,
+    boundary_dissimilarity,
     group_scenes,
     hs_histogram,
     mean_embeddings,
     mean_histograms,
     optimal_grouping,
+    scene_frame_indices,
     scene_gain,
+    shot_scene_features,
     shot_similarity,
     video_threshold,
     windowed_boundaries,
@@ -140,3 +143,31 @@ def test_max_scene_length_and_empty():
     assert group_scenes(np.zeros((0, 0)))[0] == []
     with pytest.raises(ValueError):
         SceneGroupingConfig(min_threshold=0.8, max_threshold=0.7)
+
+
+@pytest.mark.parametrize("span, frames", [
+    ((0, 99), (24, 49, 75)),  # a quarter in, the middle, a quarter from the end
+    ((10, 13), (10, 11, 13)),
+    ((5, 6), (5, 6)),
+    ((7, 7), (7,)),
+])
+def test_scene_frame_indices(span, frames):
+    assert scene_frame_indices(*span) == frames
+
+
+def test_boundary_dissimilarity_reads_the_window_on_both_sides():
+    sim = block_similarity([0, 0, 0, 1, 1], inside=0.9, across=0.2)
+    assert boundary_dissimilarity(sim, 2, 2) == pytest.approx(0.8)
+    assert boundary_dissimilarity(sim, 0, 2) == pytest.approx(0.1)
+    assert boundary_dissimilarity(sim, 3, 4) == pytest.approx(1 - np.mean([0.2, 0.2, 0.2, 0.9]))
+
+
+def test_shot_features_average_each_shots_frames_and_name_a_missing_one():
+    targets = [(0, 0), (5, 0), (9, 1)]
+    emb = {0: np.array([1.0, 0.0]), 5: np.array([0.0, 1.0]), 9: np.array([1.0, 0.0])}
+    hists = {f: np.eye(HS_BINS)[f % 3] for f in emb}
+    e, h = shot_scene_features(targets, emb, hists, 2)
+    np.testing.assert_allclose(e, [[2**-0.5, 2**-0.5], [1.0, 0.0]])
+    np.testing.assert_allclose(h.sum(axis=1), 1.0)
+    with pytest.raises(KeyError, match="first: frame 5"):
+        shot_scene_features(targets, {0: emb[0], 9: emb[9]}, hists, 2)
