@@ -4,6 +4,7 @@ job service, waiting for minutes)."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 
@@ -60,3 +61,40 @@ def check_runner(args: Sequence[str], dry_run: bool) -> None:
         if endpoint and endpoint != "embed" and not _reachable(endpoint):
             raise ConfigError(f"--job_endpoint {endpoint}: nothing answers there; start the job service first "
                               "(docs/flink.md)")
+        if not endpoint and runner in ("flinkrunner", "sparkrunner"):
+            _check_job_server_jar(args, runner)
+
+
+def _check_job_server_jar(args: Sequence[str], runner: str) -> None:
+    """FlinkRunner and SparkRunner without --job_endpoint start Beam's job server from a jar, which
+    Beam fetches from Maven Central on first use, and run it with Java: both checked here (a missing
+    jar otherwise fails after the run is recorded, in a 30-line traceback)."""
+    import shutil
+
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, JobServerOptions, PipelineOptions, SparkRunnerOptions
+
+    options = PipelineOptions(list(args))
+    name, flag = ("Flink", "--flink_job_server_jar") if runner == "flinkrunner" else ("Spark", "--spark_job_server_jar")
+    if runner == "flinkrunner":
+        if options.view_as(FlinkRunnerOptions).flink_submit_uber_jar:
+            return
+        from apache_beam.runners.portability.flink_runner import FlinkJarJobServer as Server
+    else:
+        if options.view_as(SparkRunnerOptions).spark_submit_uber_jar:
+            return
+        from apache_beam.runners.portability.spark_runner import SparkJarJobServer as Server
+    java = options.view_as(JobServerOptions).job_server_java_launcher or "java"
+    if shutil.which(java) is None:
+        raise ConfigError(f"--runner {name}Runner starts Beam's {name} job server, a Java program, and there is no "
+                          f"{java!r} here: install a JRE (11 or newer), or pass --job_endpoint HOST:PORT of a job "
+                          "service already running (docs/flink.md)")
+    jar = flag_value(list(args), flag)
+    if jar and "://" not in jar and not os.path.exists(jar):
+        raise ConfigError(f"{flag} {jar}: no such file")
+    server = Server(options)
+    try:
+        server.local_jar(server.path_to_jar(), options.view_as(JobServerOptions).jar_cache_dir)
+    except (RuntimeError, ValueError, OSError) as e:
+        reason = str(e).split(". ")[0].split(": <urlopen")[0]
+        raise ConfigError(f"--runner {name}Runner: {reason}. Pass {flag} PATH (a local copy of that jar), or "
+                          "--job_endpoint HOST:PORT of a job service already running (docs/flink.md)") from e

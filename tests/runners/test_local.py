@@ -58,3 +58,32 @@ def test_a_portable_runner_without_a_job_service_fails_at_once():
         check_runner(["--runner", "PortableRunner"], dry_run=False)
     with pytest.raises(ConfigError, match="nothing answers there"):
         check_runner(["--runner", "PortableRunner", "--job_endpoint", "localhost:1"], dry_run=False)
+
+
+@pytest.mark.parametrize("runner, flag", [("FlinkRunner", "--flink_job_server_jar"), ("SparkRunner", "--spark_job_server_jar")])
+def test_flink_and_spark_without_their_job_server_jar_fail_at_once(runner, flag, monkeypatch, tmp_path):
+    import shutil
+
+    from apache_beam.runners.portability import job_server
+
+    fetched = []
+
+    def offline(url, cache_dir=None, user_agent=None):
+        fetched.append(url)
+        raise RuntimeError(f"Unable to fetch remote job server jar at {url}: <urlopen error offline>. Also failed")
+
+    monkeypatch.setattr(job_server.JavaJarJobServer, "local_jar", staticmethod(offline))
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/java")
+    with pytest.raises(ConfigError, match=f"Unable to fetch remote job server jar at https://.*jar. Pass {flag} PATH") as e:
+        check_runner(["--runner", runner], dry_run=False)
+    assert "urlopen" not in str(e.value) and len(fetched) == 1
+    with pytest.raises(ConfigError, match=f"{flag} {tmp_path}/nope.jar: no such file"):
+        check_runner(["--runner", runner, flag, str(tmp_path / "nope.jar")], dry_run=False)
+    jar = tmp_path / "server.jar"
+    jar.write_bytes(b"PK")
+    monkeypatch.setattr(job_server.JavaJarJobServer, "local_jar", staticmethod(lambda url, cache_dir=None, user_agent=None: url))
+    check_runner(["--runner", runner, flag, str(jar)], dry_run=False)  # a jar given: nothing to fetch
+    check_runner(["--runner", runner, "--job_endpoint", "embed"], dry_run=False)  # a job service: no jar needed
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="a Java program, and there is no 'java' here"):
+        check_runner(["--runner", runner, flag, str(jar)], dry_run=False)
