@@ -3,9 +3,9 @@
 
     .venv/bin/python bench/precision.py [--cache-dir bench/out]   # JSON; bench/out/precision.json
 
-The rule it checks (docs/BENCHMARKS.md, "CPU precision"): `--transnetv2-precision auto` takes, on
-each worker, the fastest precision this CPU runs natively whose improved-rule F1 is not below
-fp32's; `--shot-rule reference` keeps fp32 (the reference's exact cuts).
+The rule it checks (docs/BENCHMARKS.md, "CPU precision"): the default `--transnetv2-precision` is
+the fastest precision whose improved-rule F1 is not below fp32's (`fastest_not_below_fp32`);
+under `--shot-rule reference`, `auto` means fp32 (the reference's exact cuts).
 """
 
 import os

@@ -115,6 +115,21 @@ def int8_available() -> str | None:
     return None
 
 
+def auto_precision(precision: str, device: str) -> str:
+    """The arithmetic `precision` means on `device` ("cpu" or "cuda", as resolved on the worker).
+
+    "auto" is the fastest precision this machine runs natively (bench/precision.py;
+    docs/BENCHMARKS.md, "CPU precision"): bf16 on a GPU or a CPU with oneDNN bf16 kernels, else
+    int8 where oneDNN's int8 convolutions run and pass their self-check, else fp32. Other values
+    are returned unchanged.
+    """
+    if precision != "auto":
+        return precision
+    if device != "cpu" or onednn_bf16():
+        return "bf16"
+    return "int8" if int8_available() is None else "fp32"
+
+
 def end_padding(num_frames: int) -> int:
     """Copies of the last frame appended by the reference for a video of `num_frames` frames."""
     rem = num_frames % STRIDE
@@ -413,8 +428,8 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         model_copies: int | None = None,
         heads: int = 1,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision not in (*PRECISIONS, "auto"):
+            raise ValueError(f"precision must be one of {(*PRECISIONS, 'auto')}, got {precision!r}")
         if heads not in (1, 2):
             raise ValueError(f"heads must be 1 (single-frame) or 2 (single-frame and many-hot), got {heads}")
         super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, model_copies=model_copies)
@@ -426,9 +441,14 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
     def load_model(self) -> TransNetV2:
         from reelbeam.models.device import resolve_device
 
+        device = resolve_device(self._device)
+        precision = auto_precision(self._precision, device)
+        if precision != self._precision:
+            LOG.info("TransNetV2 precision auto: %s on this %s", precision, device)
         # oneDNN int8 kernels run on the CPU (the configuration refuses int8 with --device cuda).
-        model = load_transnetv2(self._weights, "cpu" if self._precision == "int8" else resolve_device(self._device))
-        return model.quantize_int8() if self._precision == "int8" else model
+        model = load_transnetv2(self._weights, "cpu" if precision == "int8" else device)
+        model.precision = precision
+        return model.quantize_int8() if precision == "int8" else model
 
     def run_inference(
         self,
@@ -438,7 +458,7 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
     ) -> Iterable[PredictionResult]:
         device = next(model.parameters()).device
         x = torch.from_numpy(np.stack(batch)).to(device, non_blocking=True)
-        bf16 = self._precision == "bf16" or getattr(model, "int8_rest_dtype", None) == torch.bfloat16
+        bf16 = getattr(model, "precision", self._precision) == "bf16" or getattr(model, "int8_rest_dtype", None) == torch.bfloat16
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             probs = model.predict_windows(x, self._heads).float().cpu().numpy()
         return [PredictionResult(w, p) for w, p in zip(batch, probs)]

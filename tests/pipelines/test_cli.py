@@ -256,3 +256,26 @@ def test_progress_names_every_video_as_it_is_done(cli_run, mixed_corpus):
     assert len(lines) == 2 + len(expected)  # the good videos and the broken files
     assert sum(": failed (decode/" in line for line in lines) == len(expected)
     assert lines[-1].startswith(f"reelbeam: [{len(lines)}/{len(lines)}]")
+
+
+def test_transnetv2_precision_auto_is_chosen_on_the_worker(tmp_path, short_video, monkeypatch):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from reelbeam.models import transnetv2
+    from reelbeam.models.transnetv2 import auto_precision
+    from reelbeam.pipelines.plan import build_plan
+
+    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: True)
+    assert auto_precision("auto", "cpu") == "bf16" and auto_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: False)
+    assert auto_precision("auto", "cpu") == "int8" and auto_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(transnetv2, "int8_available", lambda: "no oneDNN here")
+    assert auto_precision("auto", "cpu") == "fp32"
+    assert [auto_precision(p, "cpu") for p in ("fp32", "bf16", "int8")] == ["fp32", "bf16", "int8"]
+    # fp32 by default; the stage passes auto on (the launcher does not know the workers' CPUs) ...
+    args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu"]
+    assert build_plan(PipelineOptions(args)).stage("shots").precision == "fp32"
+    args += ["--transnetv2-precision", "auto"]
+    assert build_plan(PipelineOptions(args)).stage("shots").precision == "auto"
+    # ... except for the reference rule, whose cuts are fp32's.
+    assert build_plan(PipelineOptions([*args, "--shot-rule", "reference"])).stage("shots").precision == "fp32"
