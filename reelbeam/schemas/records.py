@@ -90,14 +90,17 @@ class SceneFrame(NamedTuple):
     """A frame the training-free scene grouping reads (a quarter in, the middle or a quarter from
     the end of a shot), captured in the decode pass or fetched by the seeking second pass.
 
-    rgb: uint8 [224, 224, 3], the whole frame squashed to the embedding network's input, in display
-      orientation.
-    hist: float32 [52], its hue/saturation histogram (`scene_grouping.hs_histogram`), summing to 1.
+    jpeg: the whole frame squashed to the embedding network's 224 x 224 input, in display
+      orientation, as JPEG (quality 95, `scene_grouping.scene_frame`): these records wait between
+      the decode pass and the embedding step, and as raw pixels (147 KB each, 3 per shot) they made
+      a long video's peak memory grow with its length.
+    hist: float32 [52], the hue/saturation histogram of the frame before compression
+      (`scene_grouping.hs_histogram`), summing to 1.
     """
 
     video_id: str
     frame_idx: int
-    rgb: Any
+    jpeg: bytes
     hist: Any
 
 

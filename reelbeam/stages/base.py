@@ -39,7 +39,7 @@ import apache_beam as beam
 STREAMS = {
     "shot_frames": "frames the decode pass JPEG-encoded because they may be shot keyframes (CapturedFrame)",
     "shot_frames_index": "per video, the frame indices in `shot_frames` ((video_id, [frame_idx]))",
-    "scene_frames": "frames the decode pass captured for the scene grouping, 224x224 RGB with their histogram (SceneFrame)",
+    "scene_frames": "frames the decode pass captured for the scene grouping, 224x224 JPEG with their histogram (SceneFrame)",
     "scene_frames_index": "per video, the frame indices in `scene_frames` ((video_id, [frame_idx]))",
     "clip_frames": "the frames sampled for CLIP, resized in the decode pass (ClipFrame)",
     "clip_frames_count": "per video, how many frames were sampled for CLIP ((video_id, n))",

@@ -29,7 +29,7 @@ keyframes of the final shots (assembly alone applies the minimum shot length, an
 rule's frame-difference steps); frames it does not accept are dropped.
 
 The training-free scene grouping's frames (a quarter in, the middle and a quarter from the end of a
-shot) are captured the same way, from the same buffer, as 224 x 224 RGB with their hue/saturation
+shot) are captured the same way, from the same buffer, as 224 x 224 JPEG with their hue/saturation
 histogram: ('scene_frames', SceneFrame) and ('scene_frames_index', (video_id, [frame_idx])). Their
 earliest role is a quarter into the shot, so with them on the buffer holds frames from a quarter of
 the open shot on instead of from its middle.
@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from reelbeam.models.transnetv2 import STRIDE
-from reelbeam.schemas.records import CapturedFrame, SceneFrame, VideoPart
+from reelbeam.schemas.records import CapturedFrame, VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo
 from reelbeam.transforms.failures import VideoError
-from reelbeam.transforms.media import frame_jpeg, square_rgb
-from reelbeam.transforms.scene_grouping import SCENE_FRAME_SIZE, hs_histogram, scene_frame_indices
+from reelbeam.transforms.media import frame_jpeg
+from reelbeam.transforms.scene_grouping import scene_frame, scene_frame_indices
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
@@ -88,7 +88,7 @@ class ShotKeyframeCapture:
     Roles captured (each on request):
     - `keyframes`: first, middle and last frame (LGSS/BaSSL's keyframes), as JPEG ('pending');
     - `scene_frames`: a quarter in, the middle and a quarter from the end
-      (`scene_grouping.scene_frame_indices`), as 224 x 224 RGB with their hue/saturation
+      (`scene_grouping.scene_frame_indices`), as 224 x 224 JPEG with their hue/saturation
       histogram ('scene_pending').
     """
 
@@ -148,9 +148,8 @@ class ShotKeyframeCapture:
         frame = self._frame(index)
         if frame is None:
             return
-        rgb = square_rgb(frame, SCENE_FRAME_SIZE)
         self.scene_captured.add(index)
-        self.scene_pending.append((index, {"rgb": rgb, "hist": hs_histogram(rgb).astype(np.float32)}))
+        self.scene_pending.append((index, scene_frame("", index, frame)))
 
     def take(self) -> list[tuple[int, dict]]:
         out, self.pending = self.pending, []
@@ -281,7 +280,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         for index, record in self._capture.take():
             yield "shot_frames", CapturedFrame(self._vid, index, **record)
         for index, record in self._capture.take_scene_frames():
-            yield "scene_frames", SceneFrame(self._vid, index, **record)
+            yield "scene_frames", record._replace(video_id=self._vid)
 
     def consume(self, view: FrameView):
         if self._capture is not None:

@@ -143,6 +143,13 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
+def rgb_from_jpeg(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def frame_jpeg(frame, max_side: int = 0, quality: int = 90, sar=None) -> tuple[bytes, int, int]:
     """A decoded frame as JPEG bytes in display orientation and aspect (see `display_rgb`);
     returns (jpeg, width, height)."""

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 SCENE_FRAME_SIZE = 224  # EfficientNet-Lite0's input: frames are captured at this size
+SCENE_JPEG_QUALITY = 95  # captured frames travel as JPEG (SceneFrame)
 HUE_BINS = 16
 SAT_BINS = 3
 GREY_BINS = 4
@@ -83,6 +84,16 @@ def scene_frame_indices(start: int, end: int) -> tuple[int, ...]:
     the middle and a quarter from the end (inside the shot, away from transitions at its ends),
     without repeats (a shot of 1-4 frames has fewer than 3)."""
     return tuple(sorted({start + (end - start) // 4, start + (end - start) // 2, end - (end - start) // 4}))
+
+
+def scene_frame(video_id: str, frame_idx: int, frame):
+    """A decoded frame -> the `SceneFrame` both capture paths emit: squashed to 224 x 224 RGB, its
+    hue/saturation histogram, then JPEG-compressed (the embedding step decodes it)."""
+    from reelbeam.schemas.records import SceneFrame
+    from reelbeam.transforms.media import jpeg_bytes, square_rgb
+
+    rgb = square_rgb(frame, SCENE_FRAME_SIZE)
+    return SceneFrame(video_id, frame_idx, jpeg_bytes(rgb, SCENE_JPEG_QUALITY), hs_histogram(rgb).astype(np.float32))
 
 
 def hs_histogram(rgb: np.ndarray) -> np.ndarray:
@@ -282,7 +293,7 @@ class _PlanSceneFramesFn(beam.DoFn):
 
 
 class _FetchSceneFramesFn(beam.DoFn):
-    """The second pass: a plan -> SceneFrame records (224 x 224 RGB and histogram) as they are
+    """The second pass: a plan -> SceneFrame records (224 x 224 JPEG and histogram) as they are
     decoded; an unreadable file -> a failures row (frames already sent are then ignored)."""
 
     def __init__(self, stage: str) -> None:
@@ -290,16 +301,13 @@ class _FetchSceneFramesFn(beam.DoFn):
         self._count = beam.metrics.Metrics.counter("reelbeam", "scene_frames_second_pass")
 
     def process(self, plan):
-        from reelbeam.schemas.records import SceneFrame
         from reelbeam.transforms.failures import failure_row
         from reelbeam.transforms.keyframes import frames_at
-        from reelbeam.transforms.media import square_rgb
 
         try:
             for idx, frame in frames_at(plan, "scene frames"):
-                rgb = square_rgb(frame, SCENE_FRAME_SIZE)
                 self._count.inc()
-                yield SceneFrame(plan.video_id, idx, rgb, hs_histogram(rgb).astype(np.float32))
+                yield scene_frame(plan.video_id, idx, frame)
         except Exception as e:  # noqa: BLE001 - becomes a failures row for this video
             yield beam.pvalue.TaggedOutput("failures", failure_row(plan.video_id, plan.uri, self._stage, e))
 
@@ -339,6 +347,12 @@ class _GroupVideoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, "", self._stage, e))
             return
         yield from rows
+
+
+def _keyed_pixels(f):
+    from reelbeam.transforms.media import rgb_from_jpeg
+
+    return (f.video_id, f.frame_idx), rgb_from_jpeg(f.jpeg)
 
 
 class GroupScenes(beam.PTransform):
@@ -381,7 +395,7 @@ class GroupScenes(beam.PTransform):
             frames.append(tables["scene_frames"])
         frames = frames | "AllSceneFrames" >> beam.Flatten()
         scored, failed = infer(
-            frames | "KeyByFrame" >> beam.Map(lambda f: ((f.video_id, f.frame_idx), f.rgb)), self._handler, "EmbedSceneFrames"
+            frames | "KeyByFrame" >> beam.Map(_keyed_pixels), self._handler, "EmbedSceneFrames"
         )
         grouped = {
             "shots": shots,
