@@ -258,7 +258,7 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
     from reelbeam.pipelines.plan import build_plan
     from reelbeam.runners.checks import check_runner, is_dataflow
-    from reelbeam.runners.local import direct_layout, limit_threads
+    from reelbeam.runners.local import direct_layout, limit_threads, without_prism
 
     argv = normalize_dry_run(list(sys.argv[1:] if argv is None else argv))
     _, beam_args = _run_parser().parse_known_args(argv)
@@ -274,6 +274,7 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
     if decode is not None and not dry_run:
         beam_args = direct_layout(beam_args, decode.list_inputs().count)
     limit_threads(beam_args)
+    beam_args = without_prism(beam_args)
     # The runner gets only Beam's flags: reelbeam's live in the plan, captured by the stages.
     pipeline = test_pipeline if test_pipeline is not None else beam.Pipeline(options=PipelineOptions(beam_args))
     build_pipeline(pipeline, plan)  # lists the inputs

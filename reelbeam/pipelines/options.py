@@ -110,13 +110,15 @@ _HINT_KEYS = {"type", "count", "machine_type", "install-nvidia-driver"}
 
 
 def flag_value(args: Sequence[str], flag: str) -> str | None:
-    """The value of `flag` in a list of Beam flags (`--flag=v` or `--flag v`), None when absent."""
+    """The value of `flag` in a list of Beam flags (`--flag=v` or `--flag v`), None when absent;
+    the last one when given more than once (as Beam's parser reads them)."""
+    value = None
     for i, a in enumerate(args):
         if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-        if a == flag and i + 1 < len(args):
-            return args[i + 1]
-    return None
+            value = a.split("=", 1)[1]
+        elif a == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
 
 
 def runner_name(args: Sequence[str]) -> str | None:
@@ -159,16 +161,33 @@ def accelerator_hint(value: str | None) -> str | None:
 
 
 def normalize_dry_run(args: Sequence[str]) -> list[str]:
-    """`--dry_run` / `--dry-run` alone mean `--dry_run=True` (Beam's flag takes a value)."""
-    out = []
-    for i, a in enumerate(args):
-        nxt = args[i + 1] if i + 1 < len(args) else ""
-        if a in ("--dry_run", "--dry-run") and nxt.lower() not in ("true", "false"):
-            out.append("--dry_run=True")
-        elif a.startswith("--dry-run="):
-            out.append("--dry_run=" + a.split("=", 1)[1])
-        else:
-            out.append(a)
+    """One `--dry_run=True`, or none, in place of every `--dry_run` / `--dry-run` form: alone it
+    means True, with a value that value (true/false, any case); the last one wins, as with
+    Beam's own flags. Beam reads any other string, "False" included, as true, so a false dry run
+    is dropped and any other value refused."""
+    out: list[str] = []
+    value = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--dry_run", "--dry-run"):
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            if nxt.lower() in ("true", "false"):
+                value, i = nxt.lower(), i + 2
+            else:
+                value, i = "true", i + 1
+            continue
+        if a.startswith(("--dry_run=", "--dry-run=")):
+            v = a.split("=", 1)[1]
+            if v.lower() not in ("true", "false"):
+                raise ConfigError(f"--dry_run={v}: give --dry_run (or --dry_run=True) to build the job without "
+                                  "running it, or leave it out")
+            value, i = v.lower(), i + 1
+            continue
+        out.append(a)
+        i += 1
+    if value == "true":
+        out.append("--dry_run=True")
     return out
 
 

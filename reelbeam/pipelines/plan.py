@@ -287,7 +287,8 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
     env = RunEnv(device=o.device, model_copies=model_copies, model_precision=o.model_precision,
                  accelerator=accelerator, local=local)
     if o.device == "cuda" and local and check_paths and not dry_run and not env.hardware.cuda:
-        LOG.info("--device cuda: this machine sees no CUDA device; the workers must (they check when they load a model)")
+        raise ConfigError("--device cuda: this run's workers are this machine's processes and it sees no CUDA device "
+                          "(no NVIDIA driver, or a CPU build of torch): use --device auto or cpu")
     check_paths = check_paths and not dry_run
     enabled = [s for s in (cls.configure(o, env) for cls in stages.REGISTRY) if s is not None]
     running, mode = select_stages(o, enabled)

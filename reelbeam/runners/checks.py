@@ -5,6 +5,7 @@ job service, waiting for minutes)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Sequence
 
@@ -31,10 +32,26 @@ def _reachable(endpoint: str, timeout: float = 5.0) -> bool:
         return False
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+
+
+def _check_gcs_locations(args: Sequence[str]) -> None:
+    """Beam's validator replaces an invalid bucket name by a default bucket it looks up (or
+    creates) on Cloud Storage: minutes of credential retries on a launcher without them."""
+    for flag in ("--temp_location", "--staging_location"):
+        value = flag_value(args, flag)
+        if value and value.startswith("gs://"):
+            bucket = value[len("gs://"):].split("/", 1)[0]
+            if not _BUCKET.fullmatch(bucket):
+                raise ConfigError(f"{flag} {value}: {bucket!r} is not a Cloud Storage bucket name (3-63 lowercase "
+                                  "letters, digits, '-', '_' or '.', starting and ending with a letter or digit)")
+
+
 def check_runner(args: Sequence[str], dry_run: bool) -> None:
     """ConfigError for a runner that cannot start with these flags (see the module docstring)."""
     runner = _short(args)
     if is_dataflow(args):
+        _check_gcs_locations(args)
         try:
             import google.cloud.storage  # noqa: F401 - Beam's gcp extra
             from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner

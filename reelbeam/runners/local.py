@@ -62,6 +62,22 @@ def direct_layout(args: Sequence[str], videos: int | None) -> list[str]:
     return [*args, "--direct_running_mode=multi_processing", f"--direct_num_workers={min(cores(), videos)}"]
 
 
+def without_prism(args: Sequence[str]) -> list[str]:
+    """Beam's DirectRunner flags that keep it on its in-process FnApiRunner.
+
+    Beam 2.77's DirectRunner first tries its Prism runner, a Go binary it downloads from GitHub at
+    run time: offline it falls back after a failed download, online it runs the job there, where
+    the layouts above, the thread budget and the progress watcher do not apply. Beam skips Prism
+    for pipelines that allow unsafe triggers; reelbeam uses only default triggers, on which that
+    flag has no other effect (Beam's own combiner tests set it for the same reason).
+    """
+    args = list(args)
+    runner = (runner_name(args) or "DirectRunner").rsplit(".", 1)[-1].lower()
+    if runner in ("directrunner", "switchingdirectrunner") and "--allow_unsafe_triggers" not in args:
+        args.append("--allow_unsafe_triggers")
+    return args
+
+
 def thread_budget(args: Sequence[str]) -> int | None:
     """Intra-op threads per worker process for a local run; None for remote workers (their
     processes and cores are the runner's business: docs/scaling.md)."""

@@ -145,3 +145,44 @@ def test_an_accelerator_for_a_local_run_without_a_gpu_is_refused(tmp_path, monke
     with pytest.raises(ConfigError, match="this run's workers are this machine's processes and it has no CUDA"):
         run(["--input", "x.mp4", "--output", str(tmp_path / "o"), "--gpu-accelerator", "nvidia-l4"])
     assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match="--device cuda: this run's workers are this machine's processes"):
+        run(["--input", "x.mp4", "--output", str(tmp_path / "o"), "--device", "cuda"])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("location", ["gs://b/t", "gs://My_Bucket/t", "gs://-bucket/t"])
+def test_a_temp_location_that_is_no_bucket_name_is_refused_before_beam_looks_for_one(location):
+    """Beam's validator would replace it by a default bucket it looks up on Cloud Storage (minutes
+    of credential retries offline)."""
+    flags = [f if f != "gs://my-bucket/tmp" else location for f in dataflow_flags()]
+    with pytest.raises(ConfigError, match=r"--temp_location .*is not a Cloud Storage bucket name"):
+        run(flags)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (["--dry_run"], ["--dry_run=True"]),
+        (["--dry-run", "x"], ["x", "--dry_run=True"]),
+        (["--dry_run", "false"], []),
+        (["--dry_run=False"], []),  # Beam would read the string "False" as true
+        (["--dry_run=False", "--dry_run"], ["--dry_run=True"]),  # the last one wins, as in Beam
+        (["--dry_run", "--dry_run=FALSE"], []),
+    ],
+)
+def test_dry_run_flags_become_one_beam_flag(given, expected):
+    from reelbeam.pipelines.options import normalize_dry_run
+
+    assert normalize_dry_run(given) == expected
+
+
+def test_a_dry_run_value_other_than_true_or_false_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--dry_run=yes: give --dry_run"):
+        run(["--input", "x.mp4", "--output", str(tmp_path / "o"), "--dry_run=yes"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_repeated_runner_flag_is_read_as_beam_reads_it():
+    from reelbeam.pipelines.options import runner_name
+
+    assert runner_name(["--runner", "PortableRunner", "--runner", "DirectRunner"]) == "DirectRunner"

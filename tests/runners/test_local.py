@@ -87,3 +87,17 @@ def test_flink_and_spark_without_their_job_server_jar_fail_at_once(runner, flag,
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ConfigError, match="a Java program, and there is no 'java' here"):
         check_runner(["--runner", runner, flag, str(jar)], dry_run=False)
+
+
+def test_the_direct_runner_is_kept_off_prism(tmp_path, short_video, caplog):
+    """Beam's DirectRunner would try to download and run its Prism runner (offline it logs the
+    failed download and falls back): reelbeam's local runs stay on the FnApiRunner."""
+    import logging
+
+    from reelbeam.pipelines.cli import run
+
+    assert local.without_prism(["--runner", "DataflowRunner"]) == ["--runner", "DataflowRunner"]
+    assert local.without_prism([]) == ["--allow_unsafe_triggers"]
+    with caplog.at_level(logging.INFO):
+        run(["--input", short_video, "--output", str(tmp_path / "out")])
+    assert "PrismRunner" not in caplog.text and "prism" not in caplog.text.lower()
