@@ -31,8 +31,8 @@ Workers
   --disk-size-gb N       boot disk per worker; the image is ~10 GB (default: 100).
   --num-workers N        workers at start (default: Dataflow's).
   --max-workers N        autoscaling ceiling (default: 20).
-  --gpu TYPE[:COUNT]     attach GPUs to the model steps only (TransNetV2, shot encoders, CRN, CLIP,
-                         CMD), e.g. nvidia-l4 or nvidia-tesla-t4. Dataflow's right fitting then runs
+  --gpu TYPE[:COUNT]     attach GPUs to the model steps only (TransNetV2, scene grouping's
+                         EfficientNet, shot encoders, CRN, CLIP, CMD), e.g. nvidia-l4 or nvidia-tesla-t4. Dataflow's right fitting then runs
                          those steps on GPU workers and everything else on the CPU workers above;
                          the model steps ask for CUDA and fail on a worker without it (default: none,
                          every step on CPU workers).

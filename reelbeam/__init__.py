@@ -15,9 +15,10 @@ _LAZY = {
     "TableNotFound": "reelbeam.api",
     "process": "reelbeam.processing",
     "ProcessingError": "reelbeam.processing",
+    "ConfigError": "reelbeam.stages.base",
 }
 
-__all__ = ["ProcessingError", "TableNotFound", "__version__", "dataset", "process", "read"]
+__all__ = ["ConfigError", "ProcessingError", "TableNotFound", "__version__", "dataset", "process", "read"]
 
 
 def __getattr__(name):

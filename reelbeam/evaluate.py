@@ -268,8 +268,33 @@ TASKS = {
 # Command line
 
 
+def _at_least_0(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability between 0 and 1, got {text}")
+    return value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error of `reelbeam evaluate` (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reelbeam evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineParser(prog="reelbeam evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
     for task, (_, _, formats) in TASKS.items():
         p = sub.add_parser(task, help=f"evaluate {task} (formats: {', '.join(formats)})")
@@ -279,10 +304,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--map", help="CSV with columns truth,video naming the video of each truth name")
         p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     shots, scenes, movie, summ = (sub.choices[t] for t in TASKS)
-    shots.add_argument("--tolerance", type=int, default=shot_boundaries.DEFAULT_TOLERANCE, help="frames (default 2, as TransNetV2)")
-    shots.add_argument("--threshold", type=float, help="cut frames.transition_prob at this probability instead of reading `shots`")
+    shots.add_argument("--tolerance", type=_at_least_0(int), default=shot_boundaries.DEFAULT_TOLERANCE, help="frames (default 2, as TransNetV2)")
+    shots.add_argument("--threshold", type=_probability, help="cut frames.transition_prob at this probability instead of reading `shots`")
     shots.add_argument("--frame-offset", type=int, help="added to the truth's frame numbers (default 0; 1 for bbc, as TransNetV2)")
-    scenes.add_argument("--tolerance-s", type=float, default=1.0, help="seconds (default 1)")
+    scenes.add_argument("--tolerance-s", type=_at_least_0(float), default=1.0, help="seconds (default 1)")
     scenes.add_argument("--method", help="the scenes.method to evaluate when the table holds several")
     scenes.add_argument("--annotator", type=int, default=0, help="BBC Planet Earth annotator (0-4, default 0)")
     scenes.add_argument("--frame-offset", type=int, help="added to the truth's frame numbers (default 0; 1 for bbc)")
@@ -336,7 +361,10 @@ def _jsonable(x):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`reelbeam evaluate` (module doc). Returns the exit code: 0, or 2 on bad input."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as e:  # --help (0) or a usage error, already printed in one line (2)
+        return int(e.code or 0)
     try:
         fs, root = fsspec.core.url_to_fs(args.output)
         if not fs.exists(root):

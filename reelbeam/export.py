@@ -141,7 +141,7 @@ def _grouped(output: str, table: str, ids: set[str], order: str, present: list[s
 
 def _one_scene_method(scenes: list[dict]) -> list[dict]:
     """Scenes of one method: the BaSSL model's when several methods wrote scenes for a video."""
-    methods = sorted({s.get("method") or "" for s in scenes}, key=lambda m: (m != "bassl", m))
+    methods = sorted({s.get("method") or "" for s in scenes}, key=lambda m: (not m.startswith("bassl"), m))
     return [s for s in scenes if (s.get("method") or "") == methods[0]] if len(methods) > 1 else scenes
 
 

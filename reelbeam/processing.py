@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Sequence
 from typing import Any
+
+from reelbeam.stages.base import ConfigError
 
 __all__ = ["ProcessingError", "process"]
 
@@ -49,6 +52,20 @@ def _flags(options: dict[str, Any]) -> list[str]:
     return flags
 
 
+def _check_choices(argv: list[str]) -> None:
+    """The command line's parser on `argv`, raising ConfigError where it would print a usage error
+    and exit (an invalid choice, a value of the wrong type)."""
+    from reelbeam.pipelines.cli import _run_parser
+
+    parser = _run_parser()
+
+    def error(message: str):
+        raise ConfigError(message)
+
+    parser.error = error
+    parser.parse_known_args(argv)
+
+
 def process(videos: str | Sequence[str], output: str | None = None, **options: Any) -> dict:
     """Process one video (-> its result dict) or several (-> {uri: result dict}).
 
@@ -70,7 +87,13 @@ def process(videos: str | Sequence[str], output: str | None = None, **options: A
         raise ValueError("process() needs at least one video")
     out = output or tempfile.mkdtemp(prefix="reelbeam-")
     argv = [a for v in inputs for a in ("--input", str(v))] + ["--output", out, *_flags(options)]
-    run(argv)
+    try:
+        _check_choices(argv)
+        run(argv)
+    except ConfigError:
+        if output is None:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     by_uri: dict[str, dict] = {}
     try:
         ok_rows = read(out, "videos", columns=["video_id", "uri"]).to_pylist()

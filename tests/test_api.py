@@ -94,3 +94,14 @@ def test_process_refuses_bad_options_before_running(tmp_path):
 
     with pytest.raises(ConfigError, match="--model-copies must be >= 1"):
         reelbeam.process("x.mp4", output=str(tmp_path / "o"), model_copies=0)
+    # A bad choice is a ConfigError too (not the command line's usage error and SystemExit), and a
+    # refused call leaves no temporary output folder behind.
+    import glob
+    import tempfile
+
+    before = set(glob.glob(f"{tempfile.gettempdir()}/reelbeam-*"))
+    with pytest.raises(reelbeam.ConfigError, match="invalid choice: 'x'"):
+        reelbeam.process("x.mp4", shot_rule="x")
+    with pytest.raises(reelbeam.ConfigError, match="unknown option"):
+        reelbeam.process("x.mp4", foo=1)
+    assert set(glob.glob(f"{tempfile.gettempdir()}/reelbeam-*")) == before

@@ -160,6 +160,9 @@ def test_summaries_and_frame_scores(tmp_path, capsys):
         (["scenes", "{out}", "--truth", "{tmp}/s.json"], "no `scenes` table in this run"),
         (["shots", "{out}", "--truth", "{tmp}/other.json"], "no video of"),
         (["summaries", "{out}", "--truth", "{tmp}/t.json", "--format", "json"], "needs 'user_summary' or 'user_scores'"),
+        (["shots", "{out}", "--truth", "{tmp}/t.json", "--tolerance", "-1"], "--tolerance: must be >= 0, got -1"),
+        (["shots", "{out}", "--truth", "{tmp}/t.json", "--threshold", "2"], "--threshold: a probability between 0 and 1"),
+        (["scenes", "{out}", "--truth", "{tmp}/s.json", "--tolerance-s", "-0.5"], "--tolerance-s: must be >= 0"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(output, tmp_path, capsys, argv, message):

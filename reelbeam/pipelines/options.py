@@ -55,8 +55,8 @@ def add_run_flags(group) -> None:
              help="attach GPUs to the model steps only (Beam resource hint `accelerator`, Dataflow right fitting): "
              "a GPU type such as nvidia-l4 or nvidia-tesla-t4, optionally :COUNT, or a whole hint "
              "'type:nvidia-l4;count:1;machine_type:g2-standard-8;install-nvidia-driver'. Model steps then "
-             "ask their workers for CUDA (failing on a worker without one) and run batched in bf16; the "
-             "decode pass and the writers stay on CPU workers")
+             "ask their workers for CUDA (failing on a worker without one) and run batched, the "
+             "encoders in bf16 (--model-precision auto; TransNetV2 follows --transnetv2-precision); the decode pass and the writers stay on CPU workers")
     add_flag(group, "model-precision", default="auto", choices=("auto", "fp32", "bf16"),
              help="precision of the shot encoders and other models besides TransNetV2 (auto: bf16 on a GPU, "
              "fp32 on a CPU); TransNetV2 has --transnetv2-precision")

@@ -113,10 +113,18 @@ def _check_job_server_jar(args: Sequence[str], runner: str) -> None:
     jar = flag_value(list(args), flag)
     if jar and "://" not in jar and not os.path.exists(jar):
         raise ConfigError(f"{flag} {jar}: no such file")
+    import logging
+
     server = Server(options)
+    # Beam prints a 6-line warning box for each URL it tries; the outcome is said below.
+    beam_log = logging.getLogger("apache_beam.utils.subprocess_server")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)
     try:
         server.local_jar(server.path_to_jar(), options.view_as(JobServerOptions).jar_cache_dir)
     except (RuntimeError, ValueError, OSError) as e:
         reason = str(e).split(". ")[0].split(": <urlopen")[0]
         raise ConfigError(f"--runner {name}Runner: {reason}. Pass {flag} PATH (a local copy of that jar), or "
                           "--job_endpoint HOST:PORT of a job service already running (docs/flink.md)") from e
+    finally:
+        beam_log.setLevel(level)

@@ -78,7 +78,7 @@ VIDEOS = _schema(
         _f("keyframes_only", pa.bool_(), "only keyframes were decoded (--iframes-only); frame_count counts them, declared_frame_count is the video's frames when the container knows"),
         _f("shot_detector", pa.string(), "detector that produced this video's shots ('none' when off)"),
         _f("num_shots", pa.int32(), "rows in `shots` for this video"),
-        _f("num_scenes", pa.int32(), "rows in `scenes` for this video (null: scenes off)"),
+        _f("num_scenes", pa.int32(), "rows in `scenes` for this video when the decode pass made them (--scenes histogram); null otherwise: scenes made after the pass (the default grouping, BaSSL) are counted in `scenes` itself"),
         _f("status", pa.string(), "'ok'; failed videos are in `failures` instead", False),
         _f("warnings", _list(pa.string()), "non-fatal problems seen while processing"),
         _f("decode_seconds", pa.float64(), "wall time from opening the file to the end of its decode pass, seconds (includes stages the runner fuses into that pass)"),
@@ -218,7 +218,7 @@ SCENES = _schema(
         _f("end_time", pa.float64(), "seconds"),
         _f("num_shots", pa.int32(), "shots in the scene"),
         _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; grouping: 1 - the mean similarity between the shots on either side of that boundary (4 each); histogram: 1 - the highest colour similarity across it; null for the last scene"),
-        _f("method", pa.string(), "what made the row: 'bassl', or the training-free method with its settings, 'grouping(...)' (the default) or 'histogram(...)'"),
+        _f("method", pa.string(), "what made the row: 'bassl(threshold=...)', or the training-free method with its settings, 'grouping(...)' (the default) or 'histogram(...)'"),
     ],
     "scenes as runs of consecutive shots",
 )

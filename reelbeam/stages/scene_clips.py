@@ -27,8 +27,8 @@ class SceneClipsStage(Stage):
     @staticmethod
     def add_flags(group) -> None:
         add_flag(group, "save-scene-clips", action="store_true",
-                 help="write each scene as its own file under OUTPUT/clips/<video_id>/ (stream copy: the start "
-                 "snaps back to a codec keyframe) and a scene_clips row saying what each file holds")
+                 help="write each scene as its own file under OUTPUT/clips/<video_id>/ (re-encoded to hold "
+                 "exactly the scene, or copied with --clip-mode copy) and a scene_clips row saying what each file holds")
         add_flag(group, "clip-mode", default=None, choices=("exact", "copy"), show_default=False,
                  help="exact: re-encode (H.264 CRF 18, MP4) so each clip holds exactly its scene; copy: copy packets "
                  "(lossless, far faster; a clip starts at the keyframe at or before its scene, see "

@@ -107,12 +107,12 @@ class ShotsStage(PassStage):
                  "where oneDNN runs it, else fp32; fp32 with --shot-rule reference). fp32 is the default because bf16 "
                  "and int8 found 1 fewer of 534 transitions on the development corpus (docs/BENCHMARKS.md). Other "
                  "models follow --model-precision")
-        add_flag(group, "min-shot-frames", type=int, default=None,
+        add_flag(group, "min-shot-frames", type=int, default=None, show_default=False,
                  help="shortest shot in frames (default: 1 for transnetv2, which has no minimum; 15 for lgss)")
         add_flag(group, "shots-in-decode-pass", default="auto", choices=("auto", "on", "off"),
                  help="score TransNetV2 inside the decode pass (also lets shot keyframes be captured there, with no "
                  "second decode) or in a RunInference step after it; auto: in the pass when the models run on CPU")
-        add_flag(group, "inference-batch-size", type=int, default=None,
+        add_flag(group, "inference-batch-size", type=int, default=None, show_default=False,
                  help="TransNetV2 windows per RunInference batch (default 1 on CPU, where batching does not pay; "
                  "64 on GPU); batches mix videos")
 
