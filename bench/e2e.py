@@ -10,7 +10,8 @@ resident memory of the command's whole process tree, sampled every 50 ms):
   detect-content`;
 - the 30 s sample (854x480, 720 frames): the same three, and reelbeam with
   --transnetv2-precision int8 / bf16 / fp32; real-time factors;
-- 8 copies of the sample in one run (reelbeam's default layout: a worker process per core);
+- 8 copies of the sample in one run (reelbeam's default layout: a worker process per core), with
+  the default precision and with --transnetv2-precision auto;
 - start-up: `import reelbeam.pipelines.cli`, `reelbeam --help`, `reelbeam run --help`;
 - memory growth: the sample transcoded to 720p and repeated to 1 and 10 minutes (stream copy),
   reelbeam's peak process-tree memory on each and their ratio.
@@ -183,8 +184,11 @@ def main(argv=None) -> int:
     os.makedirs(copies)
     for i in range(8):
         shutil.copy(SAMPLE, os.path.join(copies, f"copy{i}.mp4"))
-    corpus = compare({"reelbeam": reelbeam_cmd([copies], os.path.join(tmp, "copies_out"))}, args.corpus_repeat)
-    corpus["reelbeam"]["x_real_time"] = round(8 * 30.0 / corpus["reelbeam"]["wall_s"], 2)
+    corpus = compare({"reelbeam": reelbeam_cmd([copies], os.path.join(tmp, "copies_out")),
+                      "reelbeam_auto": reelbeam_cmd([copies], os.path.join(tmp, "copies_auto"), "--transnetv2-precision", "auto")},
+                     args.corpus_repeat)
+    for name in ("reelbeam", "reelbeam_auto"):
+        corpus[name]["x_real_time"] = round(8 * 30.0 / corpus[name]["wall_s"], 2)
     out["eight_copies"] = corpus
 
     out["startup_s"] = startup(args.repeat)
