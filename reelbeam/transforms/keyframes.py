@@ -139,8 +139,43 @@ class _ExtractShotKeyframesFn(beam.DoFn):
         yield from rows
 
 
-def _frames_by_video(table):
+def frames_by_video(table):
+    """A `frames` table of one video -> (video_id, table), to join with other rows by video."""
     return table.column("video_id")[0].as_py(), table
+
+
+def join_shot_inputs(tables: dict, captured: str):
+    """Inside a transform's expand: its `videos`, `frames` and `shots` tables and the decode pass's
+    index of captured frames (stream `captured`, when this job has it) joined by video ->
+    (shots keyed by video, the joined PCollection); see `shots_with_their_video`."""
+    p = tables["shots"].pipeline
+    captured_index = tables.get(captured)
+    if captured_index is None:
+        captured_index = p | "NoCapturedIndex" >> beam.Create([])
+    shots = tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r))
+    joined = {
+        "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
+        "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(frames_by_video),
+        "shots": shots,
+        "captured": captured_index,
+    } | "JoinShotInputs" >> beam.CoGroupByKey()
+    return shots, joined
+
+
+def shots_with_their_video(video_id: str, g: dict, stage: str):
+    """A video's joined `shots`, `videos` and `frames` inputs -> (shots sorted by index, videos
+    rows, frames tables, None), or (shots, ..., failures row) when the shots came without their
+    video's rows; None when the video has no shots (not the caller's video)."""
+
+    shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
+    if not shots:
+        return None
+    videos, frames = list(g["videos"]), list(g["frames"])
+    failure = None
+    if not videos or not frames:
+        missing = "videos" if not videos else "frames"
+        failure = failure_row(video_id, "", stage, IncompleteVideo(stage, "incomplete", f"no `{missing}` rows for the video's shots"))
+    return shots, videos, frames, failure
 
 
 class _PlanVideoFn(beam.DoFn):
@@ -150,17 +185,13 @@ class _PlanVideoFn(beam.DoFn):
 
     def process(self, element):
         video_id, g = element
-        shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
-        if not shots:
+        inputs = shots_with_their_video(video_id, g, "shot_keyframes")
+        if inputs is None:
             return
+        shots, videos, frames, failure = inputs
         yield beam.pvalue.TaggedOutput("processed", video_id)
-        videos, frames = list(g["videos"]), list(g["frames"])
-        if not videos or not frames:
-            missing = "videos" if not videos else "frames"
-            yield beam.pvalue.TaggedOutput(
-                "failures",
-                failure_row(video_id, "", "shot_keyframes", IncompleteVideo("shot_keyframes", "incomplete", f"no `{missing}` rows for the video's shots")),
-            )
+        if failure is not None:
+            yield beam.pvalue.TaggedOutput("failures", failure)
             return
         captured = set(next(iter(g["captured"]), ()))
         targets = shot_keyframe_targets(shots)
@@ -199,16 +230,7 @@ class ExtractShotKeyframes(beam.PTransform):
         self._quality = quality
 
     def expand(self, tables):
-        p = tables["shots"].pipeline
-        captured_index = tables.get("shot_frames_index")
-        if captured_index is None:
-            captured_index = p | "NoCapturedIndex" >> beam.Create([])
-        joined = {
-            "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-            "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
-            "shots": tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-            "captured": captured_index,
-        } | "JoinShotInputs" >> beam.CoGroupByKey()
+        _, joined = join_shot_inputs(tables, "shot_frames_index")
         planned = split_outputs(joined, _PlanVideoFn(), ["accepts", "failures", "processed"], "plans", "PlanKeyframes")
         second = split_outputs(
             planned.plans, _ExtractShotKeyframesFn(self._max_side, self._quality), ["failures"], "keyframes", "SecondPass"

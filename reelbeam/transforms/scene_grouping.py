@@ -253,10 +253,6 @@ def shot_scene_features(targets: Sequence[tuple[int, int]], embeddings: dict, hi
 # In the pipeline (stage `grouping_scenes`)
 
 
-def _frames_by_video(table):
-    return table.column("video_id")[0].as_py(), table
-
-
 class _PlanSceneFramesFn(beam.DoFn):
     """A video's `videos` row, `frames` rows, shots and the frames the decode pass captured ->
     its (frame_idx, shot_idx) targets (tag 'targets'), the second pass's plan (main) for the
@@ -266,19 +262,16 @@ class _PlanSceneFramesFn(beam.DoFn):
         self._stage = stage
 
     def process(self, element):
-        from reelbeam.transforms.failures import IncompleteVideo, failure_row
-        from reelbeam.transforms.keyframes import plan_for
+        from reelbeam.transforms.keyframes import plan_for, shots_with_their_video
 
         video_id, g = element
-        shots = sorted(g["shots"], key=lambda r: r["shot_idx"])
-        if not shots:
+        inputs = shots_with_their_video(video_id, g, self._stage)
+        if inputs is None:
             return
+        shots, videos, frames, failure = inputs
         yield beam.pvalue.TaggedOutput("processed", video_id)
-        videos, frames = list(g["videos"]), list(g["frames"])
-        if not videos or not frames:
-            missing = "videos" if not videos else "frames"
-            error = IncompleteVideo(self._stage, "incomplete", f"no `{missing}` rows for the video's shots")
-            yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, "", self._stage, error))
+        if failure is not None:
+            yield beam.pvalue.TaggedOutput("failures", failure)
             return
         captured = set(next(iter(g["captured"]), ()))
         targets = [
@@ -375,19 +368,10 @@ class GroupScenes(beam.PTransform):
         self._stage = stage
 
     def expand(self, tables):
+        from reelbeam.transforms.keyframes import join_shot_inputs
         from reelbeam.transforms.portable import infer, split_outputs
 
-        p = tables["shots"].pipeline
-        captured_index = tables.get("scene_frames_index")
-        if captured_index is None:
-            captured_index = p | "NoCapturedIndex" >> beam.Create([])
-        shots = tables["shots"] | "ShotsByVideo" >> beam.Map(lambda r: (r["video_id"], r))
-        joined = {
-            "videos": tables["videos"] | "VideosByVideo" >> beam.Map(lambda r: (r["video_id"], r)),
-            "frames": tables["frames"] | "FramesByVideo" >> beam.Filter(lambda t: t.num_rows > 0) | "KeyFrames" >> beam.Map(_frames_by_video),
-            "shots": shots,
-            "captured": captured_index,
-        } | "JoinShotInputs" >> beam.CoGroupByKey()
+        shots, joined = join_shot_inputs(tables, "scene_frames_index")
         planned = split_outputs(joined, _PlanSceneFramesFn(self._stage), ["targets", "failures", "processed"], "plans", "PlanSceneFrames")
         fetched = split_outputs(planned.plans, _FetchSceneFramesFn(self._stage), ["failures"], "frames", "SecondPass")
         frames = [fetched.frames]
