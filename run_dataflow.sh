@@ -126,6 +126,8 @@ if [ -n "$GPU" ]; then
   TYPE=${GPU%%:*}
   COUNT=1
   [ "$TYPE" != "$GPU" ] && COUNT=${GPU#*:}
+  case "$TYPE" in nvidia-?*) ;; *) die "--gpu TYPE[:COUNT]: TYPE is an nvidia-* GPU type such as nvidia-l4, got '$GPU'" ;; esac
+  case "$COUNT" in ''|*[!0-9]*|0) die "--gpu TYPE[:COUNT]: COUNT must be a whole number >= 1, got '$GPU'" ;; esac
   if [ -z "$GPU_MACHINE" ]; then
     case "$TYPE" in nvidia-l4) GPU_MACHINE=g2-standard-8 ;; *) GPU_MACHINE=n1-standard-8 ;; esac
   fi

@@ -144,7 +144,9 @@ def accelerator_hint(value: str | None) -> str | None:
     example = "e.g. nvidia-l4, nvidia-tesla-t4:2 or 'type:nvidia-l4;count:1;install-nvidia-driver'"
     if ";" not in value and not value.startswith("type:"):
         gpu, _, count = value.partition(":")
-        if not _GPU_TYPE.match(gpu) or (count and not (count.isdigit() and int(count) >= 1)):
+        if _GPU_TYPE.match(gpu) and count and not (count.isdigit() and int(count) >= 1):
+            raise ConfigError(f"--gpu-accelerator {value!r}: the count after ':' must be a whole number >= 1")
+        if not _GPU_TYPE.match(gpu) or count and not count.isdigit():
             raise ConfigError(f"--gpu-accelerator {value!r}: expected TYPE[:COUNT] with an nvidia-* GPU type ({example})")
         return f"type:{gpu};count:{count or 1};install-nvidia-driver"
     parts = [p.strip() for p in value.split(";") if p.strip()]

@@ -75,6 +75,8 @@ def check_runner(args: Sequence[str], dry_run: bool) -> None:
         if runner == "portablerunner" and not endpoint:
             raise ConfigError("--runner PortableRunner needs --job_endpoint HOST:PORT of a running Beam job service "
                               "(docs/flink.md shows how to start one)")
+        if endpoint == "embed":
+            _check_embedded_environment(args)
         if endpoint and endpoint != "embed" and not _reachable(endpoint):
             raise ConfigError(f"--job_endpoint {endpoint}: nothing answers there; start the job service first "
                               "(docs/flink.md)")
@@ -128,3 +130,15 @@ def _check_job_server_jar(args: Sequence[str], runner: str) -> None:
                           "--job_endpoint HOST:PORT of a job service already running (docs/flink.md)") from e
     finally:
         beam_log.setLevel(level)
+
+
+def _check_embedded_environment(args: Sequence[str]) -> None:
+    """`--job_endpoint embed` runs the job service in this process, so its SDK workers start here:
+    in Docker containers unless --environment_type says otherwise."""
+    import shutil
+
+    env_type = (flag_value(list(args), "--environment_type") or "DOCKER").upper()
+    if env_type == "DOCKER" and shutil.which("docker") is None:
+        raise ConfigError("--job_endpoint embed starts the SDK workers on this machine, in Docker containers "
+                          "(--environment_type DOCKER, the default), and there is no `docker` here: pass "
+                          "--environment_type=LOOPBACK (workers in this process) or PROCESS (docs/flink.md)")

@@ -122,7 +122,7 @@ def test_accelerator_values(value, expected):
 
 @pytest.mark.parametrize("value, message", [
     ("l4", "expected TYPE\\[:COUNT\\]"),
-    ("nvidia-l4:0", "expected TYPE\\[:COUNT\\]"),
+    ("nvidia-l4:0", "the count after ':' must be a whole number >= 1"),
     ("type:nvidia-l4;gpus:2", "unknown key 'gpus'"),
     ("type:nvidia-l4;count:two", "count must be a whole number"),
 ])
@@ -186,3 +186,20 @@ def test_a_repeated_runner_flag_is_read_as_beam_reads_it():
     from reelbeam.pipelines.options import runner_name
 
     assert runner_name(["--runner", "PortableRunner", "--runner", "DirectRunner"]) == "DirectRunner"
+
+
+@pytest.mark.parametrize("gpu, message", [
+    ("nvidia-l4:0", "COUNT must be a whole number >= 1"),
+    ("nvidia-l4:x", "COUNT must be a whole number >= 1"),
+    ("nvidia-l4:1:2", "COUNT must be a whole number >= 1"),
+    (":2", "TYPE is an nvidia-\\* GPU type"),
+])
+def test_run_dataflow_sh_checks_its_gpu_value(gpu, message):
+    import re
+    import subprocess
+
+    script = os.path.join(ROOT, "run_dataflow.sh")
+    args = ["--project", "p", "--region", "r", "--image", "i", "--bucket", "bkt", "--gpu", gpu, "--dry-run",
+            "--", "--input", "x", "--output", "gs://bkt/o"]
+    proc = subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and re.search(message, proc.stderr.splitlines()[0]), proc.stderr

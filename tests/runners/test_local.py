@@ -101,3 +101,12 @@ def test_the_direct_runner_is_kept_off_prism(tmp_path, short_video, caplog):
     with caplog.at_level(logging.INFO):
         run(["--input", short_video, "--output", str(tmp_path / "out")])
     assert "PrismRunner" not in caplog.text and "prism" not in caplog.text.lower()
+
+
+def test_an_embedded_job_service_without_docker_is_refused(monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="there is no `docker` here: pass --environment_type=LOOPBACK"):
+        check_runner(["--runner", "PortableRunner", "--job_endpoint", "embed"], dry_run=False)
+    check_runner(["--runner", "PortableRunner", "--job_endpoint", "embed", "--environment_type", "LOOPBACK"], dry_run=False)
