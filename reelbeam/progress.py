@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -87,15 +88,31 @@ class Watcher:
     def __enter__(self):
         open(self.path, "a").close()
         os.environ[ENV] = self.path
+        if self.tty:  # a log line printed while the status line is drawn starts on a clean line
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(self._clear_before_log)
         self._thread.start()
         return self
+
+    def _clear_before_log(self, record) -> bool:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+        return True
+
+    def _line(self) -> str:
+        """The status line for a terminal: cut to its width, the rest of the old line erased."""
+        width = shutil.get_terminal_size((100, 20)).columns
+        return "\r" + self.status()[: max(20, width - 1)] + "\x1b[K"
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self.read()
+        if self.tty:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._clear_before_log)
         if self.tty and self._drawn:
-            self.stream.write("\r" + self.status() + "\n")
+            self.stream.write(self._line() + "\n")
             self.stream.flush()
         os.environ.pop(ENV, None)
         if self.remove:
@@ -110,7 +127,7 @@ class Watcher:
             self.read()
             now = time.monotonic()
             if self.tty:
-                self.stream.write("\r" + self.status())
+                self.stream.write(self._line())
                 self.stream.flush()
                 self._drawn = True
             elif now - self._last_total >= self.interval:

@@ -58,3 +58,28 @@ def test_without_a_watcher_events_are_log_lines(caplog, monkeypatch):
 def test_a_broken_progress_file_never_fails_a_video(monkeypatch, tmp_path):
     monkeypatch.setenv(progress.ENV, str(tmp_path / "missing-dir" / "e.jsonl"))
     progress.video_done("a.mp4", 1, 0.04)  # no exception
+
+
+def test_the_terminal_line_is_cut_to_the_width_erased_and_a_log_line_starts_clean(tmp_path, monkeypatch):
+    import logging
+    import shutil
+    import time
+
+    monkeypatch.delenv(progress.ENV, raising=False)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((40, 20)))
+    out = Tty()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with progress.Watcher(str(tmp_path / "e.jsonl"), total=1, stream=out, poll=0.05, remove=False):
+            progress.rows_written("a_table_with_a_long_name", 12345)
+            time.sleep(0.3)
+            logging.getLogger("reelbeam.test").warning("a log line")
+            time.sleep(0.2)
+    finally:
+        root.removeHandler(handler)
+    assert not handler.filters  # the watcher's filter is removed at the end
+    drawn = [part for part in out.getvalue().split("\r") if part.startswith("reelbeam:")]
+    assert drawn and all(len(part.split("\x1b[K")[0]) <= 39 and "\x1b[K" in part for part in drawn)
+    assert "\r\x1b[Ka log line\n" in out.getvalue()
