@@ -43,8 +43,15 @@ class HistogramScenesStage(PassStage):
     def configure(cls, options, env) -> HistogramScenesStage | None:
         from reelbeam.transforms.scenes import SceneConfig
 
+        if options.scenes == "none":
+            for flag, value in (("--scene-window", options.scene_window), ("--scene-threshold", options.scene_threshold)):
+                if value is not None:
+                    raise ConfigError(f"{flag} tunes --scenes histogram, and --scenes none makes no scenes: drop one")
         if options.scenes != "histogram":
             return None
+        if options.iframes_only:
+            raise ConfigError("--scenes histogram reads every decoded frame, and --iframes-only decodes only I-frames: "
+                              "drop one of them")
         defaults = SceneConfig()
         try:
             config = SceneConfig(
@@ -54,8 +61,6 @@ class HistogramScenesStage(PassStage):
             )
         except ValueError as e:
             raise ConfigError(str(e).replace("scene window", "--scene-window").replace("scene threshold", "--scene-threshold")) from e
-        if options.iframes_only:
-            return None
         if options.scene_checkpoint:
             from reelbeam.stages.bassl import scene_checkpoint_layout
 

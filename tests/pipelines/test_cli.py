@@ -279,3 +279,14 @@ def test_transnetv2_precision_auto_is_chosen_on_the_worker(tmp_path, short_video
     assert build_plan(PipelineOptions(args)).stage("shots").precision == "auto"
     # ... except for the reference rule, whose cuts are fp32's.
     assert build_plan(PipelineOptions([*args, "--shot-rule", "reference"])).stage("shots").precision == "fp32"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--scenes", "none", "--scene-window", "2"], "--scene-window tunes --scenes histogram, and --scenes none makes no scenes"),
+    (["--scenes", "none", "--scene-threshold", "0.4"], "--scene-threshold tunes --scenes histogram"),
+    (["--iframes-only", "--scenes", "histogram"], "--iframes-only decodes only I-frames"),
+])
+def test_flags_that_would_have_no_effect_are_refused(tmp_path, short_video, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        run(["--input", short_video, "--output", str(tmp_path / "out"), *extra])
+    assert not (tmp_path / "out").exists()
