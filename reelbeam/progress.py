@@ -40,6 +40,8 @@ def report(event: dict) -> None:
                      event.get("seconds", 0.0))
         else:
             LOG.info("failed %s: %s", event.get("uri"), event.get("error_type"))
+    if event.get("event") == "note" and not path:
+        LOG.info("%s", event.get("message"))
     if not path:
         return
     try:
@@ -52,6 +54,12 @@ def report(event: dict) -> None:
 
 def video_done(uri: str, frames: int, seconds: float) -> None:
     report({"event": "video", "ok": True, "uri": uri, "frames": int(frames), "seconds": float(seconds or 0.0)})
+
+
+def note(message: str) -> None:
+    """Something a worker decided that the user should see once (a local run's launcher prints it
+    once however many worker processes report it; elsewhere an INFO log line on the worker)."""
+    report({"event": "note", "message": str(message)})
 
 
 def video_failed(uri: str, stage: str, error_type: str) -> None:
@@ -77,6 +85,7 @@ class Watcher:
         self.ok = self.failed = self.frames = 0
         self.video_seconds = 0.0
         self.rows: dict[str, int] = {}
+        self.notes: set[str] = set()
         self.last_table: str | None = None
         self._offset = 0
         self._started = time.monotonic()
@@ -167,6 +176,12 @@ class Watcher:
                 what = (f"{e.get('frames', 0)} frames" if e.get("ok")
                         else f"failed ({e.get('stage')}/{e.get('error_type')})")
                 self.stream.write(f"reelbeam: [{self.ok + self.failed}/{self.total or '?'}] {e.get('uri')}: {what}\n")
+                self.stream.flush()
+        elif e.get("event") == "note":
+            message = e.get("message", "")
+            if message not in self.notes:
+                self.notes.add(message)
+                self.stream.write(("\r\x1b[K" if self.tty and self._drawn else "") + f"reelbeam: {message}\n")
                 self.stream.flush()
         elif e.get("event") == "rows":
             self.rows[e["table"]] = self.rows.get(e["table"], 0) + int(e.get("rows", 0))

@@ -83,3 +83,17 @@ def test_the_terminal_line_is_cut_to_the_width_erased_and_a_log_line_starts_clea
     drawn = [part for part in out.getvalue().split("\r") if part.startswith("reelbeam:")]
     assert drawn and all(len(part.split("\x1b[K")[0]) <= 39 and "\x1b[K" in part for part in drawn)
     assert "\r\x1b[Ka log line\n" in out.getvalue()
+
+
+def test_a_note_from_several_workers_is_printed_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = io.StringIO()
+    path = str(tmp_path / "n.jsonl")
+    with progress.Watcher(path, total=2, stream=out, poll=0.05, remove=False):
+        code = "from reelbeam import progress\nprogress.note('TransNetV2 precision auto: bf16 on this cpu')\n"
+        for _ in range(2):  # two worker processes
+            subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+    assert out.getvalue().count("reelbeam: TransNetV2 precision auto: bf16 on this cpu\n") == 1
+    with caplog.at_level("INFO", logger="reelbeam.progress"):  # no watcher (a remote worker): a log line
+        progress.note("hello")
+    assert [r.getMessage() for r in caplog.records] == ["hello"]

@@ -444,7 +444,9 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
         device = resolve_device(self._device)
         precision = auto_precision(self._precision, device)
         if precision != self._precision:
-            LOG.info("TransNetV2 precision auto: %s on this %s", precision, device)
+            from reelbeam import progress
+
+            progress.note(f"TransNetV2 precision auto: {precision} on this {device}")
         # oneDNN int8 kernels run on the CPU (the configuration refuses int8 with --device cuda).
         model = load_transnetv2(self._weights, "cpu" if precision == "int8" else device)
         model.precision = precision
