@@ -85,6 +85,9 @@ def process(videos: str | Sequence[str], output: str | None = None, **options: A
     inputs = [videos] if single else list(videos)
     if not inputs:
         raise ValueError("process() needs at least one video")
+    if options.get("dry_run"):
+        raise ConfigError("dry_run builds a job without running it, and process() runs it: use "
+                          "`reelbeam run --dry_run` to see the job")
     out = output or tempfile.mkdtemp(prefix="reelbeam-")
     argv = [a for v in inputs for a in ("--input", str(v))] + ["--output", out, *_flags(options)]
     try:
@@ -118,6 +121,11 @@ def process(videos: str | Sequence[str], output: str | None = None, **options: A
             by_uri[f["uri"]].setdefault("stage_failures", []).append(failure)
         else:
             by_uri[f["uri"]] = {"uri": f["uri"], "video_id": f["video_id"], "output": out, "failure": failure}
+    if not single:  # only the videos asked for, not every video an existing output holds
+        from reelbeam.transforms.listing import list_inputs
+
+        wanted = {uri for uri, _, _ in list_inputs(inputs).entries}
+        by_uri = {uri: r for uri, r in by_uri.items() if uri in wanted}
     if single:
         uri = canonical_uri(inputs[0])
         result = by_uri.get(uri) or next(iter(by_uri.values()), None)

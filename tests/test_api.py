@@ -87,6 +87,10 @@ def test_process_several_videos_reports_a_failed_one_beside_the_others(tmp_path)
     assert by_name["bad.mp4"]["failure"]["stage"] == "decode"
     with pytest.raises(reelbeam.ProcessingError, match="bad.mp4: decode/invalid_data"):
         reelbeam.process(str(bad), output=str(tmp_path / "out2"))
+    # Into an output that holds them already, only the videos asked for come back.
+    other = synthetic.make_shot_video(str(tmp_path / "other.mp4"), (20,))
+    again = reelbeam.process([other, str(bad)], output=str(tmp_path / "out"), shot_detector="lgss", skip_existing=True)
+    assert sorted(uri.rsplit("/", 1)[-1] for uri in again) == ["bad.mp4", "other.mp4"]
 
 
 def test_process_refuses_bad_options_before_running(tmp_path):
@@ -104,4 +108,6 @@ def test_process_refuses_bad_options_before_running(tmp_path):
         reelbeam.process("x.mp4", shot_rule="x")
     with pytest.raises(reelbeam.ConfigError, match="unknown option"):
         reelbeam.process("x.mp4", foo=1)
+    with pytest.raises(reelbeam.ConfigError, match="reelbeam run --dry_run"):
+        reelbeam.process("x.mp4", dry_run=True)
     assert set(glob.glob(f"{tempfile.gettempdir()}/reelbeam-*")) == before
