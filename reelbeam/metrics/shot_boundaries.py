@@ -248,12 +248,11 @@ def read_shot_truth(path: str, fmt: str | None = None, frame_offset: int | None 
     """Shot ground truth -> `{video name: transitions [n, 2]}` (formats in the module doc).
 
     fmt: one of SHOT_FORMATS, or None to guess from the path. frame_offset: added to every frame
-    number of the text formats (default 0, and 1 for `bbc` as TransNetV2 does)."""
+    number (default 0, and 1 for `bbc` as TransNetV2 does)."""
     fmt = fmt or detect_shot_format(path)
-    if fmt == "json":
-        return _read_json(path)
-    if fmt == "csv":
-        return _read_csv(path)
+    if fmt in ("json", "csv"):
+        truth = _read_json(path) if fmt == "json" else _read_csv(path)
+        return {name: np.asarray(t) + (frame_offset or 0) for name, t in truth.items()}
     if fmt == "shots-txt":
         return _read_shot_files(path, (".scenes",), frame_offset or 0)
     if fmt == "rai":

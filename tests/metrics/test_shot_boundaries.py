@@ -117,6 +117,8 @@ def test_json_reader_combines_cuts_transitions_and_shots(tmp_path):
     assert t["a.mp4"].tolist() == [[39, 40], [69, 70], [99, 112]]
     assert t["b"].tolist() == [[9, 10]]
     assert t["clipshots.mp4"].tolist() == [[9, 10], [19, 25]]
+    # --frame-offset applies to every format
+    assert read_shot_truth(str(p), frame_offset=1)["a.mp4"].tolist() == [[40, 41], [70, 71], [100, 113]]
 
 
 def test_csv_reader_cuts_and_transitions(tmp_path):
