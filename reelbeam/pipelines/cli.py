@@ -93,17 +93,21 @@ def schemas_text() -> str:
     return "\n".join(lines)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def summary(plan, counts: dict[str, int], failure_rows: list[dict]) -> str:
     """The end-of-run lines: videos ok and failed in this run, stage failures apart, rows per table."""
     video_failed = {f["video_id"] for f in failure_rows if f["stage"] in ("list", "decode", "assemble", "transition_model", "shot_detection")}
     stage_failed = [f for f in failure_rows if f["video_id"] not in video_failed]
     ok = counts.get("videos", 0)
     if plan.running("decode") is not None:
-        head = f"reelbeam: {ok} videos ok, {len(video_failed)} failed"
+        head = f"reelbeam: {_count(ok, 'video')} ok, {len(video_failed)} failed"
     else:
         head = f"reelbeam: stages {', '.join(plan.stage_names)} (from {plan.source})"
     if stage_failed:
-        head += f"; {len({f['video_id'] for f in stage_failed})} videos with a failed later stage"
+        head += f"; {_count(len({f['video_id'] for f in stage_failed}), 'video')} with a failed later stage"
     counters = getattr(plan, "counters", {})
     skipped = counters.get("videos_skipped", 0)
     if skipped:
@@ -112,11 +116,11 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict]) -> str:
     not_videos = dict(decode.listing.skipped) if decode is not None and decode.listing is not None else {}
     if not_videos:
         listed = ", ".join(f"{ext or '(none)'} x{n}" for ext, n in sorted(not_videos.items(), key=lambda kv: -kv[1]))
-        head += f"; {sum(not_videos.values())} files in folders skipped as not videos by extension ({listed})"
+        head += f"; {_count(sum(not_videos.values()), 'file')} in folders skipped as not videos by extension ({listed})"
     lines = [f"{head}; tables under {plan.output}/ (run {plan.run_id})"]
     for table, n in counts.items():
         if n:
-            lines.append(f"  {table:<18}{n:>10} rows   {posixpath.join(plan.output, table)}/")
+            lines.append(f"  {table:<18}{n:>10} {'row ' if n == 1 else 'rows'}   {posixpath.join(plan.output, table)}/")
     if not any(n for t, n in counts.items() if t not in ("failures", "stage_runs")):
         lines.append("  no new rows: everything asked for was done before")
     by_type: dict[tuple, list] = {}

@@ -273,6 +273,11 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
     if o.skip_existing and o.overwrite:
         raise ConfigError("--skip-existing and --overwrite contradict each other; choose one")
     output = o.output.rstrip("/")
+    from reelbeam.runners.checks import is_dataflow
+
+    if is_dataflow(beam_args) and "://" not in output:
+        raise ConfigError(f"--output {o.output}: Dataflow's workers cannot write to a folder of this machine; give a "
+                          "gs:// URL")
     source = (getattr(o, "from") or output).rstrip("/")
     accelerator = accelerator_hint(o.gpu_accelerator)
     if accelerator and o.device == "cpu":

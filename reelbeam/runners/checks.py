@@ -63,6 +63,12 @@ def check_runner(args: Sequence[str], dry_run: bool) -> None:
         from apache_beam.options.pipeline_options import PipelineOptions
         from apache_beam.options.pipeline_options_validator import PipelineOptionsValidator
 
+        if not any(flag_value(args, f) for f in ("--setup_file", "--sdk_container_image", "--extra_package")):
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "Dataflow: neither --setup_file nor --sdk_container_image (nor --extra_package) is given, so the workers "
+                "will not have reelbeam; ./run_dataflow.sh passes both (docs/dataflow.md)")
         errors = PipelineOptionsValidator(PipelineOptions(list(args)), DataflowRunner()).validate()
         if errors:
             raise ConfigError("Dataflow: " + "; ".join(e.strip().rstrip(".") for e in errors)

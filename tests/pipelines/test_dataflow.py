@@ -203,3 +203,18 @@ def test_run_dataflow_sh_checks_its_gpu_value(gpu, message):
             "--", "--input", "x", "--output", "gs://bkt/o"]
     proc = subprocess.run(["bash", script, *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and re.search(message, proc.stderr.splitlines()[0]), proc.stderr
+
+
+def test_a_local_output_folder_is_refused_for_dataflow(tmp_path):
+    flags = [f if f != "gs://my-bucket/tables" else str(tmp_path / "o") for f in dataflow_flags()]
+    with pytest.raises(ConfigError, match="Dataflow's workers cannot write to a folder of this machine; give a gs:// URL"):
+        run(flags)
+
+
+def test_a_job_whose_workers_would_lack_reelbeam_is_warned_about(caplog):
+    flags = dataflow_flags()
+    i = flags.index("--setup_file")
+    j = flags.index("--sdk_container_image")
+    flags = [f for k, f in enumerate(flags) if k not in (i, i + 1, j, j + 1)]
+    run(flags)
+    assert "the workers will not have reelbeam" in caplog.text
