@@ -1,7 +1,9 @@
 """Live progress of a run.
 
 Workers report events as they happen: a video decoded (its frames and duration) or failed, and a
-table's rows written. Each event is
+table's rows written; also, on local runs only, the frames of a video still being decoded (every
+250, so frames/s moves during a long video) and notes to show once (a worker's choice of
+precision). Each video event is
 
 - logged at INFO by the worker (`reelbeam.progress`), one line per video: what a remote runner's
   worker logs show (Dataflow's Logs Explorer, a Flink task manager's log);
@@ -56,6 +58,12 @@ def video_done(uri: str, frames: int, seconds: float) -> None:
     report({"event": "video", "ok": True, "uri": uri, "frames": int(frames), "seconds": float(seconds or 0.0)})
 
 
+def frames_decoded(uri: str, frames: int) -> None:
+    """Frames a video being decoded has got through since its last report (for frames/s while
+    it runs; its `video_done` carries the total)."""
+    report({"event": "frames", "uri": uri, "frames": int(frames)})
+
+
 def note(message: str) -> None:
     """Something a worker decided that the user should see once (a local run's launcher prints it
     once however many worker processes report it; elsewhere an INFO log line on the worker)."""
@@ -86,6 +94,7 @@ class Watcher:
         self.video_seconds = 0.0
         self.rows: dict[str, int] = {}
         self.notes: set[str] = set()
+        self._live: dict[str, int] = {}  # frames reported by videos still being decoded
         self.last_table: str | None = None
         self._offset = 0
         self._started = time.monotonic()
@@ -166,9 +175,10 @@ class Watcher:
 
     def add(self, e: dict) -> None:
         if e.get("event") == "video":
+            live = self._live.pop(e.get("uri"), 0)
             if e.get("ok"):
                 self.ok += 1
-                self.frames += int(e.get("frames", 0))
+                self.frames += max(0, int(e.get("frames", 0)) - live)
                 self.video_seconds += float(e.get("seconds", 0.0))
             else:
                 self.failed += 1
@@ -177,6 +187,10 @@ class Watcher:
                         else f"failed ({e.get('stage')}/{e.get('error_type')})")
                 self.stream.write(f"reelbeam: [{self.ok + self.failed}/{self.total or '?'}] {e.get('uri')}: {what}\n")
                 self.stream.flush()
+        elif e.get("event") == "frames":
+            n = int(e.get("frames", 0))
+            self._live[e.get("uri")] = self._live.get(e.get("uri"), 0) + n
+            self.frames += n
         elif e.get("event") == "note":
             message = e.get("message", "")
             if message not in self.notes:

@@ -97,3 +97,13 @@ def test_a_note_from_several_workers_is_printed_once(tmp_path, monkeypatch, capl
     with caplog.at_level("INFO", logger="reelbeam.progress"):  # no watcher (a remote worker): a log line
         progress.note("hello")
     assert [r.getMessage() for r in caplog.records] == ["hello"]
+
+
+def test_frames_of_a_video_being_decoded_count_at_once_and_once(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    w = progress.Watcher(str(tmp_path / "f.jsonl"), total=1, stream=io.StringIO())
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 250})
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 250})
+    assert w.frames == 500 and w.ok == 0  # frames/s moves before the video is done
+    w.add({"event": "video", "ok": True, "uri": "a.mp4", "frames": 620, "seconds": 24.8})
+    assert w.frames == 620 and w.ok == 1  # its total, not 500 + 620

@@ -37,6 +37,7 @@ from reelbeam.transforms.media import SWS_THREADS, open_container, parse_ratio
 from reelbeam.transforms.sidedata import MV_CODECS
 
 LOG = logging.getLogger(__name__)
+PROGRESS_FRAMES = 250  # a video being decoded tells the progress display its frames this often
 
 # Containers that hold a still image rather than a video (ffmpeg's image demuxers).
 _IMAGE_CONTAINER_SUFFIX = "_pipe"
@@ -292,6 +293,7 @@ def decode_video(
         fps_guess = float(nominal) if nominal else 25.0
 
         truncated: list[str] = []
+        reported = 0  # frames told to the progress display so far
 
         def frames() -> Iterator[av.VideoFrame]:
             nonlocal corrupt
@@ -371,6 +373,9 @@ def decode_video(
             last_duration = float(frame.duration * tb) if frame.duration else 0.0
             index += 1
             decoded += 1
+            if decoded - reported >= PROGRESS_FRAMES:
+                progress.frames_decoded(ref.uri, decoded - reported)
+                reported = decoded
 
         if decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
