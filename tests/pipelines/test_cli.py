@@ -150,9 +150,11 @@ def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch)
     import torch
 
     from reelbeam.models import transnetv2
+    from reelbeam.stages.base import Hardware
 
     base = ["--input", short_video, "--output", str(tmp_path / "out"), "--transnetv2-precision", "int8"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(Hardware, "cuda", property(lambda self: True))
     with pytest.raises(ConfigError, match="CPU only; use bf16 with --device cuda"):
         run(base + ["--device", "cuda"])
     monkeypatch.setattr(transnetv2, "int8_available", lambda: "no oneDNN here")
