@@ -7,6 +7,7 @@ command sets it after installing Chromium), where their absence fails the test.
 """
 
 import os
+import re
 import shutil
 
 import pytest
@@ -104,7 +105,11 @@ def test_video_page_renders_timeline_thumbnails_and_plots(browser, report):
     box = page.locator("svg.bands.shots").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     readout = page.locator(".readout").inner_text()
-    assert "frame" in readout and "shot 1" in readout and "scene 1" in readout, readout
+    frame = int(re.search(r"frame (\d+)", readout).group(1))
+    shot = next(s for s in read(out, "shots").to_pylist() if s["video_id"] == pal["video_id"] and s["start_frame"] <= frame <= s["end_frame"])
+    scene = next(s for s in read(out, "scenes").to_pylist() if s["video_id"] == pal["video_id"] and s["start_frame"] <= frame <= s["end_frame"])
+    assert shot["shot_idx"] == 1, readout  # 60 % into 30 + 45 + 30 frames
+    assert f"shot {shot['shot_idx']}" in readout and f"scene {scene['scene_idx']}" in readout, readout
     assert page.locator(".cursor").first.is_visible()
 
     os.makedirs(ARTIFACTS, exist_ok=True)
