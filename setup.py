@@ -35,7 +35,7 @@ setup(
     ],
     extras_require={
         # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
-        "test": ["pytest>=8", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
                  # the reference EfficientNet-Lite0 code the parity tests compare with
                  "efficientnet-lite-pytorch==0.1.0"],
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files

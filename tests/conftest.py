@@ -42,6 +42,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip)
+    if any("native_bf16" in item.keywords for item in items):
+        from reelbeam.models.device import BF16_EMULATED, native_bf16
+
+        if not native_bf16():
+            # What these tests check about the bf16 path is checked in fp32 or int8 too (the same
+            # test with another precision, or the parity test of the same model).
+            emulated = pytest.mark.skip(reason=BF16_EMULATED)
+            for item in items:
+                if "native_bf16" in item.keywords:
+                    item.add_marker(emulated)
 
 
 @pytest.fixture(scope="session")

@@ -251,7 +251,7 @@ class ShotEncoderHandler(ModelHandler[list, PredictionResult, BaSSL]):
     def load_model(self) -> BaSSL:
         device = resolve_device(self._device)
         model = self._load(device)
-        model.reelbeam_precision = resolve_precision(self._precision, device)
+        model.reelbeam_precision = resolve_precision(self._precision, device, type(self).__name__)
         if model.reelbeam_precision == "bf16":
             model = model.to(memory_format=torch.channels_last)
         return model

@@ -310,6 +310,7 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
         self._source = model
         self._device = device
         self._precision = precision
+        self._resolved_precision: str | None = None
         self._cache_dir = cache_dir
 
     @property
@@ -319,7 +320,11 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
 
     @property
     def precision(self) -> str:
-        return self._precision or ("bf16" if self.device.startswith("cuda") else "fp32")
+        from reelbeam.models.device import resolve_precision
+
+        if self._resolved_precision is None:
+            self._resolved_precision = resolve_precision(self._precision, self.device, "CLIP")
+        return self._resolved_precision
 
     def load_model(self) -> torch.nn.Module:
         return load_clip(self._source, self.device, cache_dir=self._cache_dir).model

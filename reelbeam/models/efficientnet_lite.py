@@ -186,7 +186,7 @@ class EfficientNetLite0ModelHandler(ModelHandler[np.ndarray, PredictionResult, E
 
         device = resolve_device(self._device)
         model = load_efficientnet_lite0(self._weights, device, sha256=WEIGHTS_SHA256 if self._weights is None else None)
-        model.reelbeam_precision = resolve_precision(self._precision, device)
+        model.reelbeam_precision = resolve_precision(self._precision, device, "EfficientNet-Lite0")
         return model
 
     def run_inference(self, batch, model: EfficientNetLite0, inference_args=None):

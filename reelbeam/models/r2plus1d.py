@@ -419,7 +419,7 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
         from reelbeam.models.device import resolve_device, resolve_precision
 
         device = resolve_device(self._device)
-        return device, resolve_precision(self._precision, device)
+        return device, resolve_precision(self._precision, device, "CMD R(2+1)D")
 
     def _channels_last(self, device: str, precision: str) -> bool:
         # oneDNN's 3D convolutions run ~2x faster channels-last on CPU in both precisions
@@ -432,11 +432,6 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
         model = load_r2plus1d(self._checkpoint, device, fuse=True)
         if self._channels_last(device, precision):
             model = model.to(memory_format=torch.channels_last_3d)
-        if precision == "bf16" and device == "cpu":
-            from reelbeam.models.transnetv2 import onednn_bf16
-
-            if not onednn_bf16():
-                LOG.warning("bf16 on a CPU without oneDNN bf16 kernels is emulated and far slower than fp32")
         return model
 
     def run_inference(

@@ -82,11 +82,10 @@ class _Int8Conv:
 
 
 def onednn_bf16() -> bool:
-    """Whether oneDNN runs bf16 here (AVX512 or newer; it honours ONEDNN_MAX_CPU_ISA)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether oneDNN runs bf16 here (see `reelbeam.models.device.native_bf16`)."""
+    from reelbeam.models.device import native_bf16
+
+    return native_bf16()
 
 
 @functools.cache
@@ -115,19 +114,29 @@ def int8_available() -> str | None:
     return None
 
 
+def int8_fast() -> bool:
+    """Whether int8 pays here: oneDNN runs it (`int8_available`) with exact full 8-bit weights,
+    i.e. with VNNI (AVX512-VNNI, AVX-VNNI or AMX). Without VNNI it runs 7-bit weights through
+    `vpmaddubsw` and measured no faster than fp32 (docs/BENCHMARKS.md, "CPU precision")."""
+    return int8_available() is None and weight_levels() == 127
+
+
 def auto_precision(precision: str, device: str) -> str:
     """The arithmetic `precision` means on `device` ("cpu" or "cuda", as resolved on the worker).
 
     "auto" is the fastest precision this machine runs natively (bench/precision.py;
     docs/BENCHMARKS.md, "CPU precision"): bf16 on a GPU or a CPU with oneDNN bf16 kernels, else
-    int8 where oneDNN's int8 convolutions run and pass their self-check, else fp32. Other values
-    are returned unchanged.
+    int8 where oneDNN's int8 convolutions run with VNNI (`int8_fast`), else fp32: never an emulated
+    path. An explicit bf16 on a CPU that would emulate it runs fp32 (`resolve_precision`; a local
+    run refuses it before it starts). Other values are returned unchanged.
     """
+    from reelbeam.models.device import resolve_precision
+
     if precision != "auto":
-        return precision
+        return resolve_precision(precision, device, "TransNetV2") if precision == "bf16" else precision
     if device != "cpu" or onednn_bf16():
         return "bf16"
-    return "int8" if int8_available() is None else "fp32"
+    return "int8" if int8_fast() else "fp32"
 
 
 def end_padding(num_frames: int) -> int:
@@ -443,7 +452,7 @@ class TransNetV2ModelHandler(ModelHandler[np.ndarray, PredictionResult, TransNet
 
         device = resolve_device(self._device)
         precision = auto_precision(self._precision, device)
-        if precision != self._precision:
+        if self._precision == "auto":
             from reelbeam import progress
 
             progress.note(f"TransNetV2 precision auto: {precision} on this {device}")

@@ -59,7 +59,8 @@ def add_run_flags(group) -> None:
              "encoders in bf16 (--model-precision auto; TransNetV2 follows --transnetv2-precision); the decode pass and the writers stay on CPU workers")
     add_flag(group, "model-precision", default="auto", choices=("auto", "fp32", "bf16"),
              help="precision of the shot encoders and other models besides TransNetV2 (auto: bf16 on a GPU, "
-             "fp32 on a CPU); TransNetV2 has --transnetv2-precision")
+             "fp32 on a CPU); bf16 on a CPU without native bf16 (no AVX-512/AMX) is refused, as it would be "
+             "emulated ~50x slower; TransNetV2 has --transnetv2-precision")
     add_flag(group, "model-copies", type=int, default=None, show_default=False,
              help="model copies per worker (bound GPU memory: one SDK process per core shares them) "
              "(default: 1 with --gpu-accelerator, else Beam's)")

@@ -99,9 +99,9 @@ class Hardware:
 
     @functools.cached_property
     def onednn_bf16(self) -> bool:
-        from reelbeam.models.transnetv2 import onednn_bf16
+        from reelbeam.models.device import native_bf16
 
-        return onednn_bf16()
+        return native_bf16()
 
     @functools.cached_property
     def int8_unavailable(self) -> str | None:
@@ -155,15 +155,22 @@ class RunEnv:
         """Beam resource hints for a model step on `device` (the accelerator on CUDA steps)."""
         return {"accelerator": self.accelerator} if self.accelerator and device == "cuda" else {}
 
-    def precision_for(self, supported: Sequence[str] = ("fp32", "bf16")) -> str:
-        """The precision a model stage runs in: `--model-precision`, where 'auto' is bf16 on a GPU
-        and fp32 on a CPU (bf16 on CPUs gains little for these models and moves numbers more)."""
-        precision = self.model_precision
-        if precision == "auto":
-            precision = "bf16" if self.on_gpu else "fp32"
-        if precision not in supported:
-            raise ConfigError(f"--model-precision {precision} is not supported here; use one of {', '.join(supported)}")
-        return precision
+    def precision(self) -> str:
+        """`--model-precision` for a model stage other than TransNetV2 ('auto' is resolved on the
+        worker, `reelbeam.models.device.resolve_precision`); an explicit bf16 that this machine's CPU
+        would emulate is refused here."""
+        self.refuse_emulated_bf16("--model-precision", self.model_precision)
+        return self.model_precision
+
+    def refuse_emulated_bf16(self, flag: str, precision: str, alternatives: str = "fp32 or auto") -> None:
+        """ConfigError for an explicit bf16 that this machine's CPU would emulate (~50x slower than
+        fp32): on a local run whose models run on the CPU. Remote workers' CPUs are not known here;
+        one that lacks native bf16 runs fp32 and says so (`reelbeam.models.device.resolve_precision`)."""
+        if precision != "bf16" or not self.local or self.on_gpu or self.hardware.onednn_bf16:
+            return
+        from reelbeam.models.device import BF16_EMULATED
+
+        raise ConfigError(f"{flag} bf16: {BF16_EMULATED}; use {alternatives}")
 
 
 class Stage(beam.PTransform):

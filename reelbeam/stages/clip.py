@@ -187,7 +187,8 @@ class FrameEmbeddingsStage(Stage):
         source = clip_source(options)
         if source is None:
             return None
-        precision = env.model_precision if env.model_precision != "auto" else None
+        precision = env.precision()
+        precision = None if precision == "auto" else precision
         batch = options.clip_batch_size or (128 if env.on_gpu else 16)
         return cls(source, env.model_device, precision, env.model_copies, batch, options.clip_sample).hinted(env)
 

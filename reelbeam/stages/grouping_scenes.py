@@ -80,7 +80,7 @@ class GroupingScenesStage(Stage):
         if options.keyframe_buffer_mb < 1:
             raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {options.keyframe_buffer_mb}")
         batch = 64 if env.on_gpu else 16
-        stage = cls(SceneGroupingConfig(), env.model_device, env.model_precision, env.model_copies, batch,
+        stage = cls(SceneGroupingConfig(), env.model_device, env.precision(), env.model_copies, batch,
                     options.keyframe_buffer_mb)
         return stage.hinted(env)
 

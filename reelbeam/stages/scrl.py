@@ -49,7 +49,7 @@ class SCRLEncoderStage(Stage):
             inspect_scrl(options.scrl_checkpoint)
         except CheckpointError as e:
             raise ConfigError(f"--scrl-checkpoint: {e}") from e
-        return cls(options.scrl_checkpoint, env.model_device, env.model_precision, env.model_copies).hinted(env)
+        return cls(options.scrl_checkpoint, env.model_device, env.precision(), env.model_copies).hinted(env)
 
     def settings(self) -> str:
         return self.model_id

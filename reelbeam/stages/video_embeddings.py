@@ -76,7 +76,7 @@ class VideoEmbeddingsStage(Stage):
         except CheckpointError as e:
             raise ConfigError(f"--cmd-checkpoint: {e}") from e
         batch = options.cmd_batch_size or (32 if env.on_gpu else 8)
-        return cls(options.cmd_checkpoint, granularities, env.model_device, env.model_precision, env.model_copies,
+        return cls(options.cmd_checkpoint, granularities, env.model_device, env.precision(), env.model_copies,
                    batch).hinted(env)
 
     def settings(self) -> str:

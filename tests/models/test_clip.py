@@ -259,6 +259,7 @@ def test_handler_encodes_frames_of_any_size(clip_dir, clip):
     assert handler.get_num_bytes(frames) == sum(f.nbytes for f in frames)
 
 
+@pytest.mark.native_bf16
 def test_handler_bf16_is_close_to_fp32(clip_dir):
     frames = [resize_for_clip(frame(90, 160, s)) for s in range(3)]
     fp32 = CLIPImageHandler(clip_dir, device="cpu")

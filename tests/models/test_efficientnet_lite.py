@@ -120,6 +120,7 @@ def test_model_handler_gives_embed_images_per_frame_in_any_batch():
     assert handler.get_num_bytes(frames) == sum(f.nbytes for f in frames)
 
 
+@pytest.mark.native_bf16
 def test_model_handler_in_bf16_stays_close():
     from reelbeam.models.efficientnet_lite import EfficientNetLite0ModelHandler
 

@@ -416,6 +416,7 @@ def test_embedding_equals_the_reference(model, checkpoint, video_frames):
     assert np.abs(feats[0] - feats[1]).max() > 1e-2 and (embedding >= 0).all()
 
 
+@pytest.mark.native_bf16
 def test_bf16_is_close_to_fp32(checkpoint, video_frames):
     clip = clip_tensor(np.stack([resize_clip_frame(f) for f in video_frames[:61:4]]))
     fp32 = CMDEmbeddingHandler(checkpoint, device="cpu")

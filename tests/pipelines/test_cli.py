@@ -163,23 +163,63 @@ def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch)
     assert not (tmp_path / "out" / "videos").exists()
 
 
-def test_precision_on_a_cpu_without_bf16_kernels(tmp_path, short_video, monkeypatch, caplog):
+def test_precision_on_a_cpu_without_bf16_kernels(tmp_path, short_video, monkeypatch):
+    """Where oneDNN would emulate bf16 (~50x slower than fp32), an explicit bf16 is refused before a
+    local run in one line naming the alternatives, 'auto' never picks it, and a remote worker that
+    finds itself on such a CPU runs fp32 and says so."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.models import transnetv2
+    from reelbeam import progress
+    from reelbeam.models import device
     from reelbeam.models.device import resolve_precision
     from reelbeam.pipelines.plan import build_plan
 
-    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: False)
-    args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu", "--transnetv2-precision"]
-    build_plan(PipelineOptions(args + ["bf16"]))
-    assert "no oneDNN bf16 kernels" in caplog.text
-    caplog.clear()
-    build_plan(PipelineOptions(args + ["int8"]))
-    assert "bf16" not in caplog.text
-    # The other models follow --model-precision, resolved on the worker that loads them.
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
+    args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu"]
+    with pytest.raises(ConfigError) as e:
+        build_plan(PipelineOptions([*args, "--transnetv2-precision", "bf16"]))
+    assert str(e.value) == (
+        "--transnetv2-precision bf16: this CPU has no native bf16 (oneDNN has no AVX-512/AMX bf16 kernels here), "
+        "so bf16 would be emulated, ~50x slower than fp32; use fp32, int8 or auto"
+    )
+    with pytest.raises(ConfigError, match=r"^--model-precision bf16: this CPU has no native bf16 .*; use fp32 or auto$"):
+        build_plan(PipelineOptions([*args, "--model-precision", "bf16"]))
+    for ok in (["--transnetv2-precision", "int8"], ["--transnetv2-precision", "auto"], ["--model-precision", "auto"]):
+        build_plan(PipelineOptions(args + ok))
+    assert not (tmp_path / "out" / "videos").exists()
+    # The launcher does not know a remote worker's CPU: there, bf16 becomes fp32 with a note.
+    remote = build_plan(PipelineOptions(["--input", "gs://b/v.mp4", "--output", "gs://b/out", "--transnetv2-precision",
+                                         "bf16", "--model-precision", "bf16"]),
+                        beam_args=["--runner=DataflowRunner"], dry_run=True)
+    assert remote.stage("shots").precision == "bf16"
+    notes = []
+    monkeypatch.setattr(progress, "note", notes.append)
     assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("bf16", "cuda") == "bf16" and not notes
+    assert resolve_precision("bf16", "cpu", "CLIP") == "fp32"
+    assert notes == ["CLIP: bf16 asked for, but this CPU has no native bf16 (oneDNN has no AVX-512/AMX bf16 kernels "
+                     "here), so bf16 would be emulated, ~50x slower than fp32: running fp32 on this worker"]
+    # Where bf16 is native, it is taken as asked.
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
     assert resolve_precision("bf16", "cpu") == "bf16"
+    plan = build_plan(PipelineOptions([*args, "--transnetv2-precision", "bf16", "--model-precision", "bf16"]))
+    assert plan.stage("shots").precision == "bf16" and plan.stage("grouping_scenes").precision == "bf16"
+
+
+def test_model_handlers_run_fp32_where_bf16_would_be_emulated(monkeypatch):
+    """Every model's handler resolves bf16 through one function: on a worker whose CPU lacks native
+    bf16 it loads in fp32 (checked on the two handlers that load without a checkpoint)."""
+    from reelbeam import progress
+    from reelbeam.models import device
+    from reelbeam.models.efficientnet_lite import EfficientNetLite0ModelHandler
+    from reelbeam.models.transnetv2 import TransNetV2ModelHandler
+
+    notes = []
+    monkeypatch.setattr(progress, "note", notes.append)
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
+    assert TransNetV2ModelHandler(device="cpu", precision="bf16").load_model().precision == "fp32"
+    assert EfficientNetLite0ModelHandler(device="cpu", precision="bf16").load_model().reelbeam_precision == "fp32"
+    assert [n.split(":")[0] for n in notes] == ["TransNetV2", "EfficientNet-Lite0"]
 
 
 def test_invalid_choice_exits_with_usage(tmp_path, short_video, capsys):
@@ -263,17 +303,23 @@ def test_progress_names_every_video_as_it_is_done(cli_run, mixed_corpus):
 def test_transnetv2_precision_auto_is_chosen_on_the_worker(tmp_path, short_video, monkeypatch):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.models import transnetv2
+    from reelbeam.models import device, transnetv2
     from reelbeam.models.transnetv2 import auto_precision
     from reelbeam.pipelines.plan import build_plan
 
-    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: True)
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
     assert auto_precision("auto", "cpu") == "bf16" and auto_precision("auto", "cuda") == "bf16"
-    monkeypatch.setattr(transnetv2, "onednn_bf16", lambda: False)
+    assert [auto_precision(p, "cpu") for p in ("fp32", "bf16", "int8")] == ["fp32", "bf16", "int8"]
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
+    monkeypatch.setattr(transnetv2, "weight_levels", lambda: 127)  # VNNI: exact 8-bit weights
     assert auto_precision("auto", "cpu") == "int8" and auto_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(transnetv2, "weight_levels", lambda: 63)  # no VNNI: int8 is no faster than fp32
+    assert auto_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(transnetv2, "weight_levels", lambda: 127)
     monkeypatch.setattr(transnetv2, "int8_available", lambda: "no oneDNN here")
     assert auto_precision("auto", "cpu") == "fp32"
-    assert [auto_precision(p, "cpu") for p in ("fp32", "bf16", "int8")] == ["fp32", "bf16", "int8"]
+    # Never an emulated path, even when asked for: an explicit bf16 on such a worker runs fp32.
+    assert [auto_precision(p, "cpu") for p in ("fp32", "bf16", "int8")] == ["fp32", "fp32", "int8"]
     # fp32 by default; the stage passes auto on (the launcher does not know the workers' CPUs) ...
     args = ["--input", short_video, "--output", str(tmp_path / "out"), "--device", "cpu"]
     assert build_plan(PipelineOptions(args)).stage("shots").precision == "fp32"
