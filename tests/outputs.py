@@ -14,7 +14,6 @@ import os
 import av
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import synthetic
 
 from reelbeam import read
@@ -56,10 +55,18 @@ def make_run(root: str) -> str:
     return out
 
 
-def _write(out: str, table: str, rows: list[dict]) -> None:
-    schema = schema_for(table)
-    os.makedirs(os.path.join(out, table), exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), os.path.join(out, table, "part-test-00000-of-00001.parquet"))
+def write_table(out: str, table: str, rows: list[dict], stage: str = "test") -> None:
+    """Commit `rows` to `table` of `out` as one new data file (a made-up run of stage `stage`)."""
+    from reelbeam.store import tables as store
+
+    data = pa.Table.from_pylist(rows, schema=schema_for(table))
+    run_id = store.new_run_id()
+    path = store.write_data_file(store.table_uri(out, table), table, data, run_id, stage)
+    store.commit(out, table, [store.Change(stage, [path], {r["video_id"] for r in rows})], run_id=run_id,
+                 append_only=True)
+
+
+_write = write_table
 
 
 def shot_embedding(seed: int) -> np.ndarray:

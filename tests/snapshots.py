@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pyarrow.parquet as pq
 
 from reelbeam.schemas.tables import TABLES
-from reelbeam.transforms.write import table_files
+from reelbeam.store.tables import active_files
 
 REL, ABS = 1e-4, 1e-6
 
@@ -37,7 +37,7 @@ def snapshot(out: str, skip_columns=(), edit: Callable[[str, dict], dict] | None
         if name in skip_tables:
             continue
         rows = []
-        for part in table_files(out, name):
+        for part in active_files(out, name):
             for row in pq.read_table(part.path).to_pylist():
                 row = {k: v for k, v in row.items() if k not in skip_columns}
                 rows.append(edit(name, row) if edit else row)

@@ -133,17 +133,15 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict]) -> str:
 
 
 def _failure_rows(output: str, run_id: str) -> list[dict]:
-    import fsspec
-    import pyarrow.parquet as pq
+    import pyarrow.dataset as ds
 
-    from reelbeam.transforms.write import table_files
+    from reelbeam.api import TableNotFound, read
 
-    rows = []
-    for part in table_files(output, "failures"):
-        if part.run_id == run_id:
-            with fsspec.open(part.path, "rb") as f:
-                rows += pq.read_table(f, columns=["video_id", "uri", "stage", "error_type"]).to_pylist()
-    return rows
+    try:
+        return read(output, "failures", ["video_id", "uri", "stage", "error_type"],
+                    filter=ds.field("run_id") == run_id).to_pylist()
+    except TableNotFound:
+        return []
 
 
 def _manifest(plan, argv: Sequence[str], beam_args: Sequence[str]) -> dict:
@@ -172,7 +170,6 @@ def _manifest(plan, argv: Sequence[str], beam_args: Sequence[str]) -> dict:
         "tables_read": {t: len(parts) for t, parts in plan.stored.items()},
         "checkpoints": checkpoints,
         "inputs": _inputs_of(plan),
-        "quarantined_files": plan.quarantined,
         "started": now(),
         "status": "running",
     }
@@ -294,23 +291,69 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
         plan.graph = job_graph(proto)
         return plan
     manifest = _manifest(plan, argv, beam_args)
-    write_manifest(plan.output, plan.run_id, manifest)
     if test_pipeline is not None:
-        return plan
-    try:
-        with _progress(plan, beam_args):
-            result = pipeline.run()
-            result.wait_until_finish()
-    except BaseException:
-        manifest.update(status="failed", finished=now())
         write_manifest(plan.output, plan.run_id, manifest)
-        raise
-    plan.counters = _counters(result)
-    manifest.update(
-        status="succeeded", finished=now(), rows_written=rows_written(plan.output, plan.run_id), counters=plan.counters
-    )
-    write_manifest(plan.output, plan.run_id, manifest)
+        return plan
+    from reelbeam.store import lease
+
+    o = plan.options
+    with lease.acquire(plan.output, plan.run_id, wait=bool(getattr(o, "wait", False))) as held:
+        held.start_heartbeats()
+        _abandon_earlier_runs(plan.output, plan.run_id, held.taken_over_from)
+        write_manifest(plan.output, plan.run_id, manifest)
+        try:
+            with _progress(plan, beam_args):
+                result = pipeline.run()
+                result.wait_until_finish()
+        except BaseException as e:
+            from reelbeam.pipelines.faults import describe
+
+            fault = describe(e, plan.output)
+            manifest.update(status="failed", finished=now(), reason=fault.message, exit_code=fault.exit_code,
+                            table_versions=_table_versions(plan))
+            _try_write_manifest(plan, manifest)
+            raise
+        plan.counters = _counters(result)
+        manifest.update(status="succeeded", finished=now(), rows_written=rows_written(plan.output, plan.run_id),
+                        counters=plan.counters, table_versions=_table_versions(plan))
+        write_manifest(plan.output, plan.run_id, manifest)
     return plan
+
+
+def _table_versions(plan) -> dict[str, int]:
+    """table -> the last version this run committed (what `reelbeam.read(..., as_of_run=)` reads)."""
+    from reelbeam.store.tables import history_of_run
+
+    try:
+        return {t: v[-1] for t, v in history_of_run(plan.output, plan.run_id).items()}
+    except Exception:  # noqa: BLE001 - a manifest of a failed run is best effort
+        return {}
+
+
+def _try_write_manifest(plan, manifest: dict) -> None:
+    from reelbeam.pipelines.outputs import write_manifest
+
+    try:
+        write_manifest(plan.output, plan.run_id, manifest)
+    except OSError as e:
+        LOG.warning("could not record the run's failure in %s/_runs/%s.json (%s)", plan.output, plan.run_id, e)
+
+
+def _abandon_earlier_runs(output: str, run_id: str, taken_over: dict | None) -> None:
+    """Holding the lease, no other run is writing: manifests still saying 'running' are of runs
+    that were killed (or lost their machine); mark them abandoned, with when that was found."""
+    from reelbeam.pipelines.outputs import list_manifests, now, write_manifest
+
+    for other_id, manifest in list_manifests(output):
+        if other_id == run_id or manifest.get("status") != "running":
+            continue
+        manifest.update(status="abandoned", abandoned=now(),
+                        reason=f"found unfinished by run {run_id}" + (
+                            " (its lease's heartbeat had stopped)" if taken_over and taken_over.get("run_id") == other_id else ""))
+        try:
+            write_manifest(output, other_id, manifest)
+        except OSError as e:
+            LOG.warning("could not mark run %s abandoned: %s", other_id, e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -365,6 +408,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"reelbeam: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from reelbeam.pipelines.faults import describe
+
+        fault = describe(e)
+        if verbose:
+            LOG.exception("the run failed")
+        print(f"reelbeam: error: {fault.message}", file=sys.stderr)
+        return fault.exit_code
     if plan.dry_run:
         print("dry run: the job was built and not run (no input listed, nothing read or written)")
         print("stages, in order:")

@@ -40,9 +40,13 @@ def add_run_flags(group) -> None:
              help="where --start-from/--stages read earlier tables (any fsspec URL) (default: --output)")
     add_flag(group, "skip-existing", default=False, action="store_true",
              help="resume: do only the work the ledger (OUTPUT/stage_runs) does not show as done, per video and "
-             "stage, and add this run's files beside the earlier runs'")
+             "stage; the rest of the tables stay as committed")
     add_flag(group, "overwrite", default=False, action="store_true",
-             help="delete what this run would write before running (everything, for a run that decodes)")
+             help="replace what this run's stages wrote before (every table, for a run that decodes): its commits "
+             "remove the earlier rows as they add the new ones, so readers see one or the other")
+    add_flag(group, "wait", default=False, action="store_true",
+             help="when another run is writing to --output (it holds OUTPUT/_lease.json), wait for it to end "
+             "instead of refusing to start")
     add_flag(group, "verbose", default=False, action="store_true",
              help="also show the INFO logs of Beam, its runners and other libraries (hidden by default: they "
              "report the machinery, not your videos)")

@@ -1,10 +1,8 @@
-"""The state of an output folder, read on the launcher before a run: which part files are
-committed, what the resume ledger says is done, and the run manifests.
+"""The state of an output folder, read on the launcher: what the resume ledger says is done, the
+run manifests, and whether the folder can be written.
 
-A (run, stage)'s files are committed once that stage's `stage_runs` file of that run exists: the
-ledger is written only after the stage's own files are final. Files of a (run, stage) without it
-come from a run that stopped before the stage finished; readers of `--start-from` skip them and
-`--skip-existing` moves them to OUTPUT/_incomplete/<run id>/ before redoing that work.
+Tables are Delta tables (`reelbeam.store.tables`): what a reader sees of them is committed; the
+ledger (`stage_runs`) says, per video and stage, which run did the work and whether it finished.
 """
 
 from __future__ import annotations
@@ -13,43 +11,22 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import posixpath
 import uuid
 
 import fsspec
 
-from reelbeam.schemas.tables import TABLES
-from reelbeam.transforms.write import PartFile, table_files
+from reelbeam.store.tables import LEDGER, history_rows, row_counts
 
 LOG = logging.getLogger(__name__)
-LEDGER = "stage_runs"
-LOGS = frozenset({"failures", LEDGER})  # append-only logs: every run adds its own files
-
-
-def committed_pairs(output: str) -> set[tuple[str, str]]:
-    """(run_id, stage) pairs whose ledger file exists."""
-    return {(f.run_id, f.stage) for f in table_files(output, LEDGER) if f.run_id and f.stage}
-
-
-def is_committed(part: PartFile, committed: set, table: str) -> bool:
-    """Files of earlier reelbeam versions (no stage in the name) and of the logs count as committed."""
-    return part.stage is None or table in LOGS or (part.run_id, part.stage) in committed
-
-
-def committed_parts(output: str, table: str, committed: set | None = None) -> list[PartFile]:
-    """The committed part files of `table` under `output`."""
-    committed = committed_pairs(output) if committed is None else committed
-    return [f for f in table_files(output, table) if is_committed(f, committed, table)]
-
-
-def has_legacy_files(output: str) -> bool:
-    """Whether `output` holds tables written before the ledger existed (no stage in file names)."""
-    return any(f.stage is None for t in TABLES for f in table_files(output, t))
+__all__ = ["LEDGER", "Ledger", "check_output", "now", "read_ledger", "rows_written", "table_row_counts", "write_manifest"]
 
 
 @dataclasses.dataclass
 class Ledger:
-    """The ok rows of `stage_runs`: stage -> {video_id: settings}."""
+    """The finished work of `stage_runs`: stage -> {video_id: settings} of its 'ok' rows (a video
+    whose stage a run left unfinished, 'pending', is not done)."""
 
     done: dict[str, dict[str, str]]
 
@@ -61,52 +38,20 @@ class Ledger:
 
 
 def read_ledger(output: str) -> Ledger:
-    import pyarrow.parquet as pq
+    from reelbeam.store import tables as store
 
     done: dict[str, dict[str, str]] = {}
-    for part in table_files(output, LEDGER):
-        with fsspec.open(part.path, "rb") as f:
-            rows = pq.read_table(f, columns=["video_id", "stage", "status", "settings"]).to_pylist()
-        for row in rows:
+    pending = set()
+    for part in store.active_files(output, LEDGER):
+        t = store.read_file(part.path, LEDGER, columns=["video_id", "stage", "status", "settings"])
+        for row in t.to_pylist():
             if row["status"] == "ok":
                 done.setdefault(row["stage"], {})[row["video_id"]] = row["settings"] or ""
+            elif row["status"] == "pending":
+                pending.add((row["stage"], row["video_id"]))
+    for stage, video in pending:
+        done.get(stage, {}).pop(video, None)
     return Ledger(done)
-
-
-def legacy_ledger(output: str, stages) -> Ledger:
-    """For outputs of reelbeam versions without the ledger: every stage counts as done for the
-    videos with an ok `videos` row (those versions resumed whole videos)."""
-    import pyarrow.parquet as pq
-
-    ok = set()
-    for part in table_files(output, "videos"):
-        with fsspec.open(part.path, "rb") as f:
-            t = pq.read_table(f, columns=["video_id", "status"]).to_pylist()
-        ok.update(r["video_id"] for r in t if r["status"] == "ok")
-    return Ledger({s.name: {v: "" for v in ok} for s in stages})
-
-
-def quarantine_uncommitted(output: str) -> list[str]:
-    """Move the part files of (run, stage)s without a ledger file to OUTPUT/_incomplete/<run id>/
-    <table>/; returns the moved files."""
-    fs, root = fsspec.core.url_to_fs(output)
-    committed = committed_pairs(output)
-    moved = []
-    for table in TABLES:
-        for part in table_files(output, table):
-            if is_committed(part, committed, table):
-                continue
-            src = fsspec.core.url_to_fs(part.path)[1]
-            dst = posixpath.join(root, "_incomplete", part.run_id, table, posixpath.basename(src))
-            fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-            fs.mv(src, dst)
-            moved.append(part.path)
-    if moved:
-        LOG.warning(
-            "--skip-existing: %d files of stages that did not finish (runs %s) moved to %s/_incomplete/; "
-            "that work is done again", len(moved), ", ".join(sorted({m.split('part-')[-1][:21] for m in moved})), output,
-        )
-    return moved
 
 
 def check_output(output: str) -> None:
@@ -130,16 +75,39 @@ def check_output(output: str) -> None:
 
 
 def write_manifest(output: str, run_id: str, manifest: dict) -> str:
-    """OUTPUT/_runs/<run_id>.json (written atomically: temp file, then rename)."""
+    """OUTPUT/_runs/<run_id>.json, replaced whole: locally through a temporary file and a rename
+    (a run killed meanwhile leaves the earlier manifest, and the temporary file is removed on any
+    error); on object stores an upload is published whole when it completes."""
     fs, root = fsspec.core.url_to_fs(output)
     folder = posixpath.join(root, "_runs")
     fs.makedirs(folder, exist_ok=True)
     path = posixpath.join(folder, f"{run_id}.json")
-    tmp = posixpath.join(folder, f".{run_id}.json.tmp")
-    with fs.open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1, default=str)
-    fs.mv(tmp, path)
+    data = json.dumps(manifest, indent=1, default=str).encode()
+    if "://" in output and not output.startswith("file://"):
+        fs.pipe_file(path, data)
+        return path
+    tmp = posixpath.join(folder, f".{run_id}.{uuid.uuid4().hex[:8]}.json.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
+
+
+def list_manifests(output: str) -> list[tuple[str, dict]]:
+    """(run id, manifest) of every run recorded in OUTPUT/_runs/, oldest first (unreadable ones skipped)."""
+    fs, root = fsspec.core.url_to_fs(output)
+    out = []
+    for path in sorted(fs.glob(posixpath.join(root, "_runs", "*.json"))):
+        try:
+            with fs.open(path, "r") as f:
+                out.append((posixpath.basename(path)[: -len(".json")], json.load(f)))
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def now() -> str:
@@ -147,35 +115,10 @@ def now() -> str:
 
 
 def rows_written(output: str, run_id: str) -> dict[str, int]:
-    """Rows per table in the files run `run_id` wrote (from Parquet footers)."""
-    import pyarrow.parquet as pq
-
-    counts: dict[str, int] = {}
-    for table in TABLES:
-        n = 0
-        found = False
-        for part in table_files(output, table):
-            if part.run_id == run_id:
-                found = True
-                with fsspec.open(part.path, "rb") as f:
-                    n += pq.ParquetFile(f).metadata.num_rows
-        if found:
-            counts[table] = n
-    return counts
+    """Rows per table that run `run_id` committed (from the tables' commit records)."""
+    return history_rows(output, run_id)
 
 
 def table_row_counts(output: str) -> dict[str, int]:
-    """Rows per table under `output` (all runs, committed files), from Parquet footers."""
-    import pyarrow.parquet as pq
-
-    counts: dict[str, int] = {}
-    committed = committed_pairs(output)
-    for table in TABLES:
-        parts = [p for p in table_files(output, table) if is_committed(p, committed, table)]
-        if parts:
-            total = 0
-            for part in parts:
-                with fsspec.open(part.path, "rb") as f:
-                    total += pq.ParquetFile(f).metadata.num_rows
-            counts[table] = total
-    return counts
+    """Rows per table under `output` (committed), from the tables' logs."""
+    return row_counts(output)

@@ -9,7 +9,9 @@ and every problem is a ConfigError saying what to change.
   nor readable fails here, naming the flag that would make it.
 - The output: a run into tables that this run's stages already wrote needs `--skip-existing`
   (resume: the ledger in `stage_runs` says, per video and stage, what is done; work done with other
-  settings is refused) or `--overwrite` (remove what this run writes first).
+  settings is refused) or `--overwrite` (this run's commits replace every row its stages wrote
+  before). An output in the layout of reelbeam versions before Delta tables is read, not written:
+  `reelbeam migrate` converts it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_loc
 from reelbeam.schemas.tables import TABLES
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
 from reelbeam.stages.base import Hardware
-from reelbeam.transforms.write import PartFile, new_run_id, remove_stage_files, remove_tables, table_files
+from reelbeam.store import legacy
+from reelbeam.store.tables import LEDGER, PartFile, active_files, new_run_id
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ LOG = logging.getLogger(__name__)
 class Plan:
     """A validated run: the stages that run, in order, and where their inputs come from.
 
-    stored: table -> committed part files (PartFile) to read from `source`: tables no running stage
+    stored: table -> committed data files (PartFile) to read from `source`: tables no running stage
       makes, and, when resuming, the rows of videos whose producing stage is done.
     skip: stage name -> videos it must not write rows for (done before, per the ledger).
     skip_listing: videos the decode pass need not read at all.
@@ -54,7 +57,6 @@ class Plan:
     skip_listing: frozenset = frozenset()
     skip_existing: bool = False
     overwrite: bool = False
-    quarantined: list = dataclasses.field(default_factory=list)
     dry_run: bool = False  # the job is built, not run: inputs are not listed
     graph: object | None = None  # a dry run's JobGraph
     progress: bool = False  # print live progress while a local run runs (the command line's)
@@ -76,7 +78,7 @@ class Plan:
     @property
     def written_tables(self) -> list[str]:
         """Tables this run writes rows into, in schema order."""
-        made = {t for s in self.stages for t in s.writes} | {"failures", outputs.LEDGER}
+        made = {t for s in self.stages for t in s.writes} | {"failures", LEDGER}
         return [t for t in TABLES if t in made]
 
 
@@ -152,13 +154,12 @@ def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: lis
     reads one placeholder path, `source/<table>/*.parquet`."""
     made: set[str] = set()
     stored: dict[str, list[str]] = {}
-    committed = outputs.committed_pairs(source) if mode != "full" and not placeholders else set()
 
     def readable(table: str) -> list[str]:
         if table not in stored:
             stored[table] = (
                 [PartFile(f"{source}/{table}/*.parquet", None, "earlier-run")] if placeholders
-                else outputs.committed_parts(source, table, committed)
+                else active_files(source, table)
             )
         return stored[table]
 
@@ -201,27 +202,27 @@ def _existing_work(output: str, running: list[Stage], ledger: outputs.Ledger) ->
         rival = cls.exclusive in exclusive and not mine
         if not (mine or rival):
             continue
-        if ledger.videos(cls.name) or any(f.stage == cls.name for t in cls.writes for f in table_files(output, t)):
+        if ledger.videos(cls.name) or any(f.stage == cls.name for t in cls.writes for f in active_files(output, t)):
             found.append(f"stage {cls.name}" + (" (fills the same table)" if rival else ""))
     for stage in running:
         for table in stage.writes:
-            if any(f.stage is None for f in table_files(output, table)):
+            if any(f.stage is None for f in active_files(output, table)):
                 found.append(f"table {table} (from an earlier reelbeam version)")
     return sorted(set(found))
 
 
 def _remove_for_overwrite(output: str, running: list[Stage]) -> None:
-    if any(s.name == "decode" for s in running):
-        remove_tables(output)
-        return
+    """--overwrite: the files that stages write outside tables (scene clips, JSON documents) are
+    removed now; table rows are replaced by the run's commits (readers keep the earlier rows until
+    then)."""
     exclusive = {s.exclusive for s in running if s.exclusive}
-    targets = {s.name: s.writes for s in running}
-    targets.update({c.name: c.writes for c in stages.REGISTRY if c.exclusive in exclusive})
-    for name, tables in targets.items():
-        remove_stage_files(output, name, tables)
+    names = {s.name for s in running} | {c.name for c in stages.REGISTRY if c.exclusive in exclusive}
+    if any(s.name == "decode" for s in running):
+        names = {c.name for c in stages.REGISTRY}
     fs, root = fsspec.core.url_to_fs(output)
-    for name, folder in (("scene_clips", "clips"), ("modelscope_json", "json")):
-        if name in targets and fs.exists(f"{root}/{folder}"):
+    for cls in stages.REGISTRY:
+        folder = getattr(cls, "files_folder", None)
+        if cls.name in names and folder and fs.exists(f"{root}/{folder}"):
             fs.rm(f"{root}/{folder}", recursive=True)
 
 
@@ -331,7 +332,12 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
 
 def _prepare_output(plan: Plan) -> None:
     output, running = plan.output, plan.stages
-    legacy = outputs.has_legacy_files(output) and not outputs.committed_pairs(output)
+    if legacy.is_legacy(output):
+        raise ConfigError(
+            f"--output {output!r} holds tables written by an earlier reelbeam (plain Parquet files, no Delta log); "
+            f"convert them in place with `reelbeam migrate {output}` (no data is copied), or write to another "
+            "--output (reading it with --from works as it is)"
+        )
     ledger = outputs.read_ledger(output)
     existing = _existing_work(output, running, ledger)
     if existing and not (plan.skip_existing or plan.overwrite):
@@ -351,13 +357,7 @@ def _prepare_output(plan: Plan) -> None:
                 f"--skip-existing: {output!r} holds rows of stage {cls.name}, and this run's {exclusive[cls.exclusive]} "
                 "writes the same table; --overwrite to replace them or choose another --output"
             )
-    plan.quarantined = outputs.quarantine_uncommitted(output)
-    if legacy:
-        LOG.warning("--skip-existing: %s was written by an earlier reelbeam without a ledger; videos with an ok "
-                    "`videos` row count as done for every stage", output)
-        ledger = outputs.legacy_ledger(output, running)
-    else:
-        _check_settings(running, ledger)
+    _check_settings(running, ledger)
     plan.skip = _skip_sets(running, ledger)
     decode = plan.running("decode")
     if decode is not None:
@@ -367,10 +367,9 @@ def _prepare_output(plan: Plan) -> None:
                 listing &= plan.skip[stage.name]
         plan.skip_listing = listing
     if any(plan.skip.values()):
-        # The rows of videos a stage does not redo come from the earlier runs' committed files.
-        committed = outputs.committed_pairs(output)
+        # The rows of videos a stage does not redo come from the committed tables.
         wanted = {t for s in running for t in (*s.reads, *s.optional_reads) if t not in STREAMS} | {"videos"}
         for table in sorted(wanted - set(plan.stored)):
-            parts = outputs.committed_parts(output, table, committed)
+            parts = active_files(output, table)
             if parts:
                 plan.stored[table] = parts

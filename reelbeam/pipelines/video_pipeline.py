@@ -7,8 +7,9 @@ pass stage's consumers and hands back their tables too. A Reshuffle sits before 
 (`Stage.reshuffle_inputs`), and failures of every stage are flattened once, their uris filled from
 `videos`.
 
-`write_outputs` adds the writers: every (stage, table) to its own part files, then per stage its
-ledger rows (`stage_runs`), only after that stage's files are final.
+`write_outputs` adds the writers: every (stage, table) to its own data files, then per stage (the
+decode pass with the stages inside it counting as one) one step that commits them to the Delta
+tables and, last, the stage's ledger rows (`stage_runs`; see `reelbeam.store.tables`).
 
 Step labels are stable: they are Dataflow step names, and a job update needs them unchanged.
 """
@@ -16,7 +17,6 @@ Step labels are stable: they are Dataflow step names, and a job update needs the
 from __future__ import annotations
 
 import dataclasses
-import datetime
 
 import apache_beam as beam
 
@@ -38,7 +38,6 @@ class StageResult:
     failures: beam.PCollection | None = None
     processed: beam.PCollection | None = None
     written: beam.PCollection | None = None
-    after: tuple = ()  # stages whose files must be final before this stage's ledger rows
 
 
 @dataclasses.dataclass
@@ -149,7 +148,7 @@ def apply_stages(pbegin, plan: Plan) -> Fold:
                     t: _drop_videos(out[f"{p.name}/{t}"], p_skip, f"{p.label_of()}_Skip_{t}") for t in p.writes
                 }
                 ok = videos_all | f"{p.label_of()}_OkIds" >> beam.Map(lambda r: r["video_id"])
-                results.append(StageResult(p, p_tables, None, _drop_videos(ok, p_skip, f"{p.label_of()}_SkipIds"), after=("decode",)))
+                results.append(StageResult(p, p_tables, None, _drop_videos(ok, p_skip, f"{p.label_of()}_SkipIds")))
                 for t, pc in p_tables.items():
                     inputs.add(t, pc)
             continue
@@ -196,71 +195,137 @@ class ProcessVideos(beam.PTransform):
         return {**self.fold.tables, "failures": self.fold.failures}
 
 
-def _ledger_rows(stage_name: str, run_id: str, settings: str):
-    def rows(element):
-        video_id, g = element
-        if not g["processed"]:
-            return
-        failed = bool(g["failed"])
-        yield {
-            "video_id": video_id,
-            "stage": stage_name,
-            "run_id": run_id,
-            "status": "failed" if failed else "ok",
-            "settings": settings,
-            "time": datetime.datetime.now(datetime.UTC),
-        }
+class _CommitFn(beam.DoFn):
+    """All of a commit group's files and outcomes (one element, after a GroupByKey: a barrier every
+    runner keeps) -> the stages' Delta commits (`reelbeam.store.tables.commit_stages`): the intent,
+    each table, then the ledger. Yields one line per table committed."""
 
-    return rows
+    def __init__(self, output: str, run_id: str, parts: list[dict], codec: str, log: bool = False) -> None:
+        self._output = output
+        self._run_id = run_id
+        self._parts = parts
+        self._codec = codec
+        self._log = log
+
+    def process(self, element):
+        from reelbeam.store import tables as store
+
+        _, items = element
+        files: dict[tuple, list] = {}
+        processed: dict[str, set] = {}
+        failed: dict[str, set] = {}
+        for kind, stage, value in items:
+            if kind == "file":
+                table, path = value
+                files.setdefault((stage, table), []).append(path)
+            elif kind == "processed":
+                processed.setdefault(stage, set()).add(value)
+            elif kind == "failed":
+                failed.setdefault(stage, set()).add(value)
+        if self._log:
+            (part,) = self._parts
+            changes = [store.Change(part["stage"], files.get((part["stage"], t), ())) for t in part["writes"]]
+            results = [store.commit(self._output, t, [c], run_id=self._run_id, append_only=True)
+                       for t, c in zip(part["writes"], changes)]
+        else:
+            commits = [
+                store.StageCommit(
+                    p["stage"], p["settings"], p["writes"],
+                    {t: files.get((p["stage"], t), ()) for t in p["writes"]},
+                    processed.get(p["stage"], set()), failed.get(p["stage"], set()) & processed.get(p["stage"], set()),
+                    p["replaces"], p["whole"],
+                )
+                for p in self._parts
+            ]
+            results = store.commit_stages(self._output, self._run_id, commits, self._codec)
+        for r in results:
+            if r.version is not None:
+                yield f"{r.table}@{r.version}"
 
 
-def _rows_after_files(element):
-    _key, g = element
-    yield from g["rows"]  # only now: the group exists once every file in g["files"] is final
+def _tagged(pcoll, kind: str, stage: str, label: str):
+    if kind == "file":
+        return pcoll | label >> beam.Map(lambda x, s=stage: ("file", s, (x[1], x[2])))
+    if kind == "failed":
+        return pcoll | label >> beam.Map(lambda f, s=stage: ("failed", s, f["video_id"]))
+    return pcoll | label >> beam.Map(lambda v, s=stage, k=kind: (k, s, v))
+
+
+def _commit_groups(fold: Fold) -> list[list[StageResult]]:
+    """The decode pass and the stages inside it commit together (they finish together); every
+    other stage on its own."""
+    groups, decode_group = [], []
+    for r in fold.results:
+        if r.stage.name == "decode" or r.stage.in_decode_pass:
+            decode_group.append(r)
+        else:
+            groups.append([r])
+    return ([decode_group] if decode_group else []) + groups
+
+
+def _part_spec(stage: Stage, plan: Plan) -> dict:
+    rivals = [c.name for c in stages_registry() if stage.exclusive and c.exclusive == stage.exclusive]
+    return {
+        "stage": stage.name,
+        "settings": stage.settings(),
+        "writes": [t for t in TABLES if t in stage.writes],
+        "replaces": sorted({stage.name, *rivals}) if plan.overwrite else [stage.name],
+        "whole": bool(plan.overwrite),
+    }
+
+
+def stages_registry():
+    from reelbeam.stages import REGISTRY
+
+    return REGISTRY
 
 
 def write_outputs(fold: Fold, plan: Plan):
-    """Write every stage's tables, the failures, and each stage's ledger rows once its files are
-    final (a CoGroupByKey with the final file names: a barrier every runner keeps). Returns the
-    PCollection of every file written, the job's last step depending on all of them."""
-    written: dict[str, list] = {}
-    for r in fold.results:
-        label = r.stage.label_of()
-        files = [
-            pc | f"Write_{table}_{label}" >> WriteTable(plan.output, table, plan.run_id, r.stage.name, plan.codec)
-            for table, pc in sorted(r.tables.items())
-        ]
-        if r.written is not None:
-            files.append(r.written)
-        written[r.stage.name] = files
-    everything = [pc for files in written.values() for pc in files]
-    everything.append(fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec))
-    for r in fold.results:
-        if r.processed is None:
-            continue
-        label = r.stage.label_of()
-        failed = (
-            r.failures | f"{label}_FailedIds" >> beam.Map(lambda f: (f["video_id"], True))
-            if r.failures is not None
-            else r.processed.pipeline | f"{label}_NoFailedIds" >> beam.Create([])
+    """Write every stage's tables and commit them, stage by stage (each commit group: its data
+    files, then one step committing its tables and, last, its ledger rows), and the failures log.
+    Returns the PCollection of "table@version" of every commit; the job's last step depends on it."""
+    committed = []
+    for group in _commit_groups(fold):
+        label = group[0].stage.label_of()
+        items = []
+        for r in group:
+            name, lbl = r.stage.name, r.stage.label_of()
+            for table, pc in sorted(r.tables.items()):
+                files = pc | f"Write_{table}_{lbl}" >> WriteTable(plan.output, table, plan.run_id, name, plan.codec)
+                items.append(_tagged(files, "file", name, f"{lbl}_{table}_Files"))
+            if r.processed is not None:
+                items.append(_tagged(r.processed, "processed", name, f"{lbl}_Processed"))
+            if r.failures is not None:
+                items.append(_tagged(r.failures, "failed", name, f"{lbl}_Failed"))
+            if r.written is not None:
+                items.append(_tagged(r.written, "written", name, f"{lbl}_Written"))
+        parts = [_part_spec(r.stage, plan) for r in group]
+        if plan.overwrite and group[0].stage.name == "decode":
+            parts += _stale_parts(plan)
+        committed.append(
+            items
+            | f"{label}_Outcome" >> beam.Flatten()
+            | f"{label}_OneKey" >> beam.Map(lambda x: (None, x))
+            | f"{label}_Gather" >> beam.GroupByKey()
+            | f"Commit_{label}" >> beam.ParDo(_CommitFn(plan.output, plan.run_id, parts, plan.codec))
         )
-        ledger = (
-            {"processed": r.processed | f"{label}_KeyProcessed" >> beam.Map(lambda v: (v, True)), "failed": failed}
-            | f"{label}_JoinOutcome" >> beam.CoGroupByKey()
-            | f"{label}_LedgerRows" >> beam.FlatMap(_ledger_rows(r.stage.name, plan.run_id, r.stage.settings()))
-        )
-        barrier = [pc for name in (r.stage.name, *r.after) for pc in written.get(name, [])]
-        if barrier:
-            files = barrier[0] if len(barrier) == 1 else barrier | f"{label}_ItsFiles" >> beam.Flatten()
-            ledger = (
-                {
-                    "rows": ledger | f"{label}_KeyRows" >> beam.Map(lambda row: (None, row)),
-                    "files": files | f"{label}_KeyFiles" >> beam.Map(lambda path: (None, path)),
-                }
-                | f"{label}_AfterItsFiles" >> beam.CoGroupByKey()
-                | f"{label}_Rows" >> beam.FlatMap(_rows_after_files)
-            )
-        everything.append(
-            ledger | f"Write_stage_runs_{label}" >> WriteTable(plan.output, "stage_runs", plan.run_id, r.stage.name, plan.codec)
-        )
-    return everything | "AllFilesWritten" >> beam.Flatten()
+    files = fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec)
+    log = {"stage": "run", "settings": "", "writes": ["failures"], "replaces": [], "whole": False}
+    committed.append(
+        _tagged(files, "file", "run", "Failures_Files")
+        | "Failures_OneKey" >> beam.Map(lambda x: (None, x))
+        | "Failures_Gather" >> beam.GroupByKey()
+        | "Commit_failures" >> beam.ParDo(_CommitFn(plan.output, plan.run_id, [log], plan.codec, log=True))
+    )
+    return committed | "AllCommits" >> beam.Flatten()
+
+
+def _stale_parts(plan: Plan) -> list[dict]:
+    """With --overwrite of a whole run (the decode pass runs): every other stage's rows go too, in
+    the decode pass's commit (a full re-run leaves no table of the earlier one behind)."""
+    running = set(plan.stage_names)
+    return [
+        {"stage": c.name, "settings": "", "writes": [t for t in TABLES if t in c.writes], "replaces": [c.name],
+         "whole": True}
+        for c in stages_registry() if c.name not in running and c.writes
+    ]

@@ -71,10 +71,8 @@ def graph_markdown() -> str:
             writes.append(f"`frames` columns {', '.join(cls.frame_columns[:2])}{', ...' if len(cls.frame_columns) > 2 else ''}")
         if cls.in_decode_pass:
             writes += [f"`{t}` (stream)" for t, d in cls.streams.items() if d is None and t in STREAMS]
-        if cls.name == "modelscope_json":
-            writes.append("OUTPUT/json/")
-        if cls.name == "scene_clips":
-            writes.append("OUTPUT/clips/")
+        if cls.files_folder:
+            writes.append(f"OUTPUT/{cls.files_folder}/")
         rows.append(
             f"| `{cls.name}` | {where} | {', '.join(reads) or 'the inputs (--input)'} | {', '.join(writes) or '-'} | {cls.enabled_by} |"
         )

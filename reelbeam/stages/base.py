@@ -193,6 +193,8 @@ class Stage(beam.PTransform):
     # Its outputs are files it replaces per video (no table rows): running it again duplicates
     # nothing, so a later job may redo it without --skip-existing or --overwrite.
     replaces_its_files: ClassVar[bool] = False
+    # The folder of OUTPUT it writes files into besides tables (scene clips, JSON documents), if any.
+    files_folder: ClassVar[str | None] = None
     # Beam resource hints for its model step (the accelerator of --gpu-accelerator), set in configure.
     resource_hints: Mapping[str, str] = {}
 

@@ -19,6 +19,7 @@ class ModelScopeJsonStage(Stage):
     optional_reads: ClassVar[tuple[str, ...]] = ("scenes", "summaries")
     enabled_by: ClassVar[str] = "--json (default on)"
     replaces_its_files: ClassVar[bool] = True
+    files_folder: ClassVar[str | None] = "json"
 
     def __init__(self, output: str) -> None:
         super().__init__()

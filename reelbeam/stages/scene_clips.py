@@ -18,6 +18,7 @@ class SceneClipsStage(Stage):
     reads: ClassVar[tuple[str, ...]] = ("videos", "frames", "scenes")
     writes: ClassVar[tuple[str, ...]] = ("scene_clips",)
     enabled_by: ClassVar[str] = "--save-scene-clips"
+    files_folder: ClassVar[str | None] = "clips"
 
     def __init__(self, output: str, mode: str) -> None:
         super().__init__()
