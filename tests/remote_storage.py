@@ -21,11 +21,12 @@ the fixture stops it (terminate, then kill) at the end of the session. What each
   `ifGenerationMatch=0` upload overwrites the first (HTTP 200), an `ifGenerationMatch` delete of the
   wrong generation deletes. delta-rs (object_store) speaks GCS's XML API (`GET /BUCKET?list-type=2`,
   `HEAD`/`DELETE /BUCKET/KEY`, `PUT` with `x-goog-if-generation-match` / `x-goog-copy-source`), which
-  the emulator answers with 501. And gcsfs's `mv` calls `objects.moveTo`, also 501, which gcsfs
-  retries for about 30 s before it copies. `_GcsHandler` below adds exactly these to the emulator's
+  the emulator answers with 501 (as it does XML multipart uploads, which delta-rs uses for files over
+  5 MiB). And gcsfs's `mv` calls `objects.moveTo`, also 501, which gcsfs retries for about 30 s
+  before it copies. The handler made by `_gcs_handler_class` adds exactly these to the emulator's
   own request handler, on the emulator's own storage: generation preconditions (`ifGenerationMatch`
   on uploads, deletes, copies and moves; `x-goog-if-generation-match` on XML puts and deletes),
-  `moveTo`, and the XML object and listing calls object_store makes. The server stays the
+  `moveTo`, and the XML object, listing and multipart calls object_store makes. The server stays the
   emulator's single-threaded `http.server`, so each check-then-write is atomic, as on GCS.
 - **S3**: moto checks `If-None-Match` / `If-Match` (put, delete) in the request handler, before
   the write, without a lock; its threaded server can therefore let two conditional creates both
@@ -127,8 +128,20 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.stdout.close()
 
 
+def _plain_gcsfs() -> None:
+    """Where gcsfs was imported before the setting above, register its plain filesystem for gs://."""
+    import fsspec
+    import gcsfs
+    import gcsfs.core
+
+    if gcsfs.GCSFileSystem is not gcsfs.core.GCSFileSystem:
+        for protocol in ("gs", "gcs"):
+            fsspec.register_implementation(protocol, gcsfs.core.GCSFileSystem, clobber=True)
+
+
 def start_gcs() -> tuple[subprocess.Popen, Emulator]:
     t0 = time.monotonic()
+    _plain_gcsfs()
     proc, port = _start("gcs")
     endpoint = f"http://{HOST}:{port}"
     bucket = f"reelbeam-{uuid.uuid4().hex[:8]}"
@@ -246,10 +259,12 @@ def serve_gcs() -> None:
 def _gcs_handler_class():
     """The emulator's request handler plus generation preconditions, moveTo and the XML API."""
     import email.utils
+    import hashlib
     import io
     from datetime import datetime
     from email.parser import BytesParser
     from urllib.parse import parse_qs, unquote, urlparse
+    from xml.etree import ElementTree
     from xml.sax.saxutils import escape
 
     from gcp_storage_emulator import server
@@ -301,7 +316,7 @@ def _gcs_handler_class():
 
         def _url(self):
             parsed = urlparse(self.path)
-            return parsed.path, parse_qs(parsed.query)
+            return parsed.path, parse_qs(parsed.query, keep_blank_values=True)
 
         def _is_xml(self, path):
             return path not in ("/", "/wipe", "/b") and not path.startswith(json_prefixes)
@@ -310,6 +325,8 @@ def _gcs_handler_class():
 
         def do_POST(self):
             path, query = self._url()
+            if self._is_xml(path):
+                return self._xml_multipart_post(path, query)
             parts = path.split("/")
             # /storage/v1/b/{bucket}/o/{src}/moveTo/o/{dst}
             if len(parts) == 10 and parts[1:4] == ["storage", "v1", "b"] and parts[5] == "o" \
@@ -476,11 +493,18 @@ def _gcs_handler_class():
             self._send(200, "".join(out).encode(), content_type="application/xml")
 
         def do_PUT(self):
-            path, _ = self._url()
+            path, query = self._url()
             if not self._is_xml(path):
                 return super().do_PUT()
             bucket, key = self._split(path)
             data = self._buffer_body()
+            if "uploadId" in query:  # a part of a multipart upload
+                upload = self._uploads().get(query["uploadId"][0])
+                if upload is None:
+                    return self._xml_error(404, "NoSuchUpload")
+                etag = f'"{hashlib.md5(data).hexdigest()}"'
+                upload["parts"][int(query["partNumber"][0])] = (etag, data)
+                return self._send(200, headers={"ETag": etag})
             wanted = self.headers.get("x-goog-if-generation-match")
             if self.storage.get_bucket(bucket) is None:
                 return self._xml_error(404, "NoSuchBucket", bucket)
@@ -501,8 +525,42 @@ def _gcs_handler_class():
             obj = self._store(bucket, key, data, ctype, metadata or None)
             self._send(200, headers=self._object_headers(obj))
 
+        def _uploads(self):
+            if not hasattr(self.storage, "xml_uploads"):
+                self.storage.xml_uploads = {}
+            return self.storage.xml_uploads
+
+        def _xml_multipart_post(self, path, query):
+            """XML multipart uploads: initiate (?uploads) and complete (?uploadId=)."""
+            bucket, key = self._split(path)
+            body = self._buffer_body()
+            if "uploads" in query:
+                if self.storage.get_bucket(bucket) is None:
+                    return self._xml_error(404, "NoSuchBucket", bucket)
+                upload_id = uuid.uuid4().hex
+                self._uploads()[upload_id] = {"key": (bucket, key), "parts": {},
+                                              "content_type": self.headers.get("Content-Type")}
+                return self._send(200, (f"<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult>"
+                                        f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                                        f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>").encode(),
+                                  content_type="application/xml")
+            upload = self._uploads().pop(query.get("uploadId", [""])[0], None)
+            if upload is None or upload["key"] != (bucket, key):
+                return self._xml_error(404, "NoSuchUpload")
+            order = [int(n.text) for n in ElementTree.fromstring(body).iter("PartNumber")]
+            data = b"".join(upload["parts"][n][1] for n in order)
+            obj = self._store(bucket, key, data, upload["content_type"])
+            result = (f"<?xml version='1.0' encoding='UTF-8'?><CompleteMultipartUploadResult>"
+                      f"<Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                      f"<ETag>{escape(self._object_headers(obj)['ETag'])}</ETag></CompleteMultipartUploadResult>")
+            self._send(200, result.encode(), headers=self._object_headers(obj), content_type="application/xml")
+
         def _xml_delete(self, path):
             bucket, key = self._split(path)
+            upload_id = self._url()[1].get("uploadId", [None])[0]
+            if upload_id is not None:  # abort a multipart upload
+                self._uploads().pop(upload_id, None)
+                return self._send(204)
             current = self._generation(bucket, key)
             if current is None:
                 return self._xml_error(404, "NoSuchKey", key)

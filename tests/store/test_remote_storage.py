@@ -18,7 +18,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
@@ -267,3 +267,15 @@ def test_gcs_emulator_enforces_generation_preconditions(gcs_emulator):
     assert put(b"fourth", generation)[0] == 200
     with urllib.request.urlopen(xml, timeout=10) as r:
         assert r.read() == b"fourth"
+
+
+def test_files_over_one_upload_part_written_by_delta_rs(emulator):
+    """delta-rs uploads a data file over 5 MiB in parts (XML multipart on GCS, multipart on S3)."""
+    import numpy as np
+
+    url = _unique(emulator, "big")
+    values = np.random.default_rng(0).random(800_000)  # 6.4 MB of incompressible doubles
+    write_deltalake(url, pa.table({"x": values}), storage_options=emulator.delta_options)
+    size = pa.table(DeltaTable(url, storage_options=emulator.delta_options).get_add_actions())["size_bytes"]
+    assert size[0].as_py() > 5 * 2**20
+    assert DeltaTable(url, storage_options=emulator.delta_options).to_pyarrow_dataset().count_rows() == 800_000
