@@ -99,6 +99,28 @@ class Emulator:
                     fsspec.config.conf.pop(p, None)
 
 
+def race(n: int, target) -> list:
+    """Run target(i) for i < n in n threads released at once; each result, or the exception it raised."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as e:  # noqa: BLE001 - returned to the test, which asserts on it
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 # -------------------------------------------------------------------------- process handling
 
 

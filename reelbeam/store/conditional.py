@@ -234,15 +234,20 @@ def _gcs_quote(s: str) -> str:
     return quote(s, safe="")
 
 
-class GCSObject(ConditionalObject):
-    """gcsfs: generation preconditions through the filesystem's own authenticated session."""
-
-    mechanism = "GCS generation preconditions (ifGenerationMatch)"
+class _BucketObject(ConditionalObject):
+    scheme = ""
 
     def __init__(self, fs, path: str):
         self.fs = fs
         self.bucket, self.key, _ = fs.split_path(path)
-        self.url = f"gs://{self.bucket}/{self.key}"
+        self.url = f"{self.scheme}://{self.bucket}/{self.key}"
+
+
+class GCSObject(_BucketObject):
+    """gcsfs: generation preconditions through the filesystem's own authenticated session."""
+
+    scheme = "gs"
+    mechanism = "GCS generation preconditions (ifGenerationMatch)"
 
     def _fail(self, err: Exception, what: str):
         if isinstance(err, FileExistsError):  # gcsfs maps 412 Precondition Failed to FileExistsError
@@ -311,16 +316,12 @@ _S3_DENIED = {"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "Signat
               "InvalidToken", "ExpiredToken", "AccountProblem"}
 
 
-class S3Object(ConditionalObject):
+class S3Object(_BucketObject):
     """s3fs: S3 conditional writes, sent with the aiobotocore client s3fs holds."""
 
+    scheme = "s3"
     mechanism = "S3 conditional writes (If-None-Match: *, If-Match: ETag)"
-
-    def __init__(self, fs, path: str):
-        self.fs = fs
-        self.bucket, self.key, _ = fs.split_path(path)
-        self.url = f"s3://{self.bucket}/{self.key}"
-        self._conditional_delete: bool | None = None
+    _conditional_delete: bool | None = None  # whether botocore's DeleteObject knows IfMatch
 
     def _call(self, method: str, **kwargs):
         from fsspec.asyn import sync

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from remote_storage import race
 
 from reelbeam.store import LEASE_FILE, LeaseHeld, LeaseLost, OutputNotWritable, acquire, read_holder
 
@@ -130,22 +131,7 @@ def test_threads_racing_for_a_stale_lease_one_wins(tmp_path):
     out = str(tmp_path)
     acquire(out, "run-dead", stale_after_s=0.1, heartbeat_interval_s=0.03)
     time.sleep(0.2)
-    n = 8
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def take(i):
-        barrier.wait()
-        try:
-            results[i] = acquire(out, f"run-{i}", stale_after_s=0.1)
-        except LeaseHeld as e:
-            results[i] = e
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(8, lambda i: acquire(out, f"run-{i}", stale_after_s=0.1))
     winners = [r for r in results if not isinstance(r, LeaseHeld)]
     assert len(winners) == 1, results
     assert winners[0].taken_over_from["run_id"] == "run-dead"

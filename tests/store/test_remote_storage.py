@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -19,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
+from remote_storage import race
 
 from reelbeam.store import LeaseHeld, LeaseLost, OutputNotWritable, acquire, read_holder
 from reelbeam.store.conditional import PreconditionFailed, conditional_object
@@ -96,24 +95,14 @@ def test_two_commits_with_one_app_transaction_collide(emulator):
     # two writers (a retried bundle, a second run) from the same snapshot, at the same moment
     handles = [DeltaTable(url, storage_options=emulator.delta_options) for _ in range(2)]
     files = [_write_parquet(emulator, url, f"p{i + 1}.parquet", _rows("b", [i])) for i in range(2)]
-    barrier = threading.Barrier(2)
-    results = [None, None]
 
     def commit(i):
-        barrier.wait()
-        try:
-            handles[i].create_write_transaction([files[i]], mode="append", schema=SCHEMA,
-                                                commit_properties=_app("run-7/shots"))
-            results[i] = "committed"
-        except CommitFailedError as e:
-            results[i] = e
+        handles[i].create_write_transaction([files[i]], mode="append", schema=SCHEMA,
+                                            commit_properties=_app("run-7/shots"))
+        return "committed"
 
-    threads = [threading.Thread(target=commit, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(map(type, results), key=str) == sorted([str, CommitFailedError], key=str), results
+    results = race(2, commit)
+    assert sorted(type(r).__name__ for r in results) == ["CommitFailedError", "str"], results
     winner = results.index("committed")
     dt = DeltaTable(url, storage_options=emulator.delta_options)
     assert dt.version() == 1 and dt.transaction_version("run-7/shots") == 1
@@ -150,22 +139,7 @@ def test_takers_racing_for_a_stale_lease_one_wins(emulator):
     options = emulator.fsspec_options
     acquire(out, "run-dead", stale_after_s=0.1, heartbeat_interval_s=0.03, storage_options=options)
     time.sleep(0.2)
-    n = 6
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def take(i):
-        barrier.wait()
-        try:
-            results[i] = acquire(out, f"run-{i}", stale_after_s=0.1, storage_options=options)
-        except LeaseHeld as e:
-            results[i] = e
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(6, lambda i: acquire(out, f"run-{i}", stale_after_s=0.1, storage_options=options))
     winners = [r for r in results if not isinstance(r, LeaseHeld)]
     assert len(winners) == 1, results
     assert read_holder(out, options)["run_id"] == winners[0].run_id
