@@ -193,21 +193,25 @@ def _threshold_s(record: dict, stale_after_s: float) -> float:
     return max(stale_after_s, 3 * interval)
 
 
+def _secs(x: float) -> str:
+    return f"{x:.1f} s" if abs(x) < 10 else f"{x:.0f} s"
+
+
 def _held_message(output: str, holder: dict, stale_after_s: float, waited_s: float | None) -> str:
     age = _age_s(holder)
     threshold = _threshold_s(holder, stale_after_s)
     beat = holder.get("heartbeat", "?")
     if age is not None:
-        beat = f"{beat}, {max(age, 0):.0f} s ago"
+        beat = f"{beat}, {_secs(max(age, 0))} ago"
     who = (f"run {holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, "
            f"started {holder.get('started', '?')}, last heartbeat {beat})")
     if waited_s is not None:
-        head = f"{output} is still in use after waiting {waited_s:.0f} s, by {who}"
+        head = f"{output} is still in use after waiting {_secs(waited_s)}, by {who}"
     else:
         head = f"{output} is in use by {who}"
-    due = "" if age is None else f" (in {max(threshold - age, 0):.0f} s)"
+    due = "" if age is None else f" (in {_secs(max(threshold - age, 0))})"
     return (f"{head}: wait for it with --wait, or, if that run was killed, its lease is taken over once its "
-            f"heartbeat has stopped for {threshold:.0f} s{due}")
+            f"heartbeat has stopped for {_secs(threshold)}{due}")
 
 
 # --------------------------------------------------------------------------------------- lease
@@ -228,6 +232,7 @@ class Lease:
         self._token = token
         self._lock = threading.Lock()
         self._released = False
+        self._pending: set[str] = set()  # nonces of renewals that failed without an answer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -248,14 +253,33 @@ class Lease:
                 raise LeaseLost(self.output, self.run_id, None)
             record = {**self.record, "heartbeat": _iso(_utcnow()), "nonce": uuid.uuid4().hex}
             try:
-                token = _write(self._obj, record, self._token)
+                try:
+                    token = _write(self._obj, record, self._token)
+                except PreconditionFailed:
+                    if not self._resync():
+                        raise
+                    token = _write(self._obj, record, self._token)
             except PreconditionFailed:
                 current = self._obj.read()
                 self.lost = LeaseLost(self.output, self.run_id, _decode(current.data) if current else None)
                 raise self.lost from None
             except NotWritable as e:
                 raise OutputNotWritable(self.output, str(e)) from None
+            except Exception:
+                self._pending.add(record["nonce"])  # it may have landed with its answer lost
+                raise
             self.record, self._token = record, token
+            self._pending.clear()
+
+    def _resync(self) -> bool:
+        """After a failed renewal whose write landed anyway, the file holds one of our own nonces."""
+        current = self._obj.read()
+        record = _decode(current.data) if current else None
+        if not record or record.get("nonce") not in self._pending:
+            return False
+        self.record, self._token = record, current.token
+        self._pending.clear()
+        return True
 
     def check(self) -> None:
         """Raise LeaseLost if a heartbeat found the lease taken; call it before committing."""
@@ -308,7 +332,12 @@ class Lease:
             if self.lost:
                 return False
             try:
-                self._obj.delete(self._token)
+                try:
+                    self._obj.delete(self._token)
+                except PreconditionFailed:
+                    if not self._resync():
+                        raise
+                    self._obj.delete(self._token)
             except PreconditionFailed:
                 return False
             except NotWritable as e:
@@ -363,6 +392,8 @@ def acquire(output: str, run_id: str, *, wait: bool = False, wait_timeout_s: flo
             lease = _try_acquire(obj, output, run_id, stale_after_s, heartbeat_interval_s, seen)
         except NotWritable as e:
             raise OutputNotWritable(output, str(e)) from None
+        except PreconditionFailed:  # the lease file kept changing under us
+            lease = {"run_id": "?", "contended": True}
         if isinstance(lease, Lease):
             if not obj.atomic:
                 log.warning("%s: %s, so two runs starting at the same moment could both take this lease",
@@ -386,11 +417,11 @@ def _stale_reason(current: Versioned, holder: dict | None, stale_after_s: float,
     age = _age_s(holder)
     threshold = _threshold_s(holder, stale_after_s)
     if age is not None and age > threshold:
-        return f"its heartbeat stopped {age:.0f} s ago"
+        return f"its heartbeat stopped {_secs(age)} ago"
     first_seen = seen.setdefault(current.token, time.monotonic())
     unchanged = time.monotonic() - first_seen
     if unchanged > threshold:
-        return f"its lease file has not changed for {unchanged:.0f} s"
+        return f"its lease file has not changed for {_secs(unchanged)}"
     return None
 
 

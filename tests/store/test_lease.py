@@ -189,3 +189,20 @@ def test_a_released_lease_cannot_heartbeat(tmp_path):
     assert lease.release() is False
     with pytest.raises(LeaseLost):
         lease.heartbeat()
+
+
+def test_a_renewal_whose_answer_was_lost_is_not_a_lost_lease(tmp_path):
+    lease = acquire(str(tmp_path), "run-1")
+    real = lease._obj.replace
+
+    def lands_then_fails(data, token):
+        real(data, token)
+        raise ConnectionError("connection reset before the answer")
+
+    lease._obj.replace = lands_then_fails
+    with pytest.raises(ConnectionError):
+        lease.heartbeat()
+    lease._obj.replace = real
+    lease.heartbeat()  # finds its own earlier write in the file, and carries on from it
+    assert lease.lost is None
+    assert lease.release() is True
