@@ -370,7 +370,10 @@ def lease_url(output: str) -> str:
 
 def read_holder(output: str, storage_options: dict | None = None) -> dict | None:
     """The record of the run holding `output`'s lease (stale or not), or None."""
-    current = conditional_object(lease_url(output), storage_options).read()
+    try:
+        current = conditional_object(lease_url(output), storage_options).read()
+    except NotWritable as e:
+        raise OutputNotWritable(output, str(e)) from None
     return None if current is None else (_decode(current.data) or {"corrupt": True})
 
 
