@@ -128,8 +128,9 @@ def _start(kind: str) -> tuple[subprocess.Popen, int]:
     import tempfile
 
     # in its own scratch folder: the emulators keep nothing on disk, but must not litter the checkout
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), kind], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=tempfile.gettempdir())
+    # stdin stays open while this process lives: the server exits when it closes, even after a crash
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), kind], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tempfile.gettempdir())
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""
     if not line.strip().isdigit():
@@ -146,8 +147,9 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-    if proc.stdout:
-        proc.stdout.close()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe:
+            pipe.close()
 
 
 def _plain_gcsfs() -> None:
@@ -595,5 +597,16 @@ def _gcs_handler_class():
     return Handler
 
 
+def _exit_with_parent() -> None:
+    import threading
+
+    def watch():
+        sys.stdin.read()  # returns at EOF: the test process has gone
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 if __name__ == "__main__":
+    _exit_with_parent()
     {"gcs": serve_gcs, "s3": serve_s3}[sys.argv[1]]()
