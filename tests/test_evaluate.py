@@ -3,17 +3,14 @@ ground truth whose figures are worked out in the comments."""
 
 import json
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import outputs
 import pytest
 
 from reelbeam.evaluate import main
-from reelbeam.schemas import schema_for
 
 
 def write(output, table, rows):
-    (output / table).mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema_for(table)), output / table / "part-0.parquet")
+    outputs.write_table(str(output), table, rows)
 
 
 def video(vid, uri, frames=200, fps=25.0):

@@ -365,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("report", help="write a static HTML report of an output folder (see `reelbeam report --help`)", add_help=False)
     sub.add_parser("export", help="export scenes as CSV, keyframes as JPEG files, ModelScope JSON", add_help=False)
     sub.add_parser("evaluate", help="score an output against ground truth (shots, scenes, summaries)", add_help=False)
+    sub.add_parser("migrate", help="convert an output of an earlier reelbeam to Delta tables, in place", add_help=False)
+    sub.add_parser("vacuum", help="delete data files no table version needs any more", add_help=False)
     schemas = sub.add_parser("schemas", help="print every table's schema (--markdown: as docs/tables.md)")
     schemas.add_argument("--markdown", action="store_true")
     if not argv:
@@ -385,12 +387,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reelbeam.export import main as export_main
 
         return export_main(rest)
+    if command in ("migrate", "vacuum"):
+        from reelbeam.store import commands
+
+        return getattr(commands, f"{command}_main")(rest)
     if command == "evaluate":
         from reelbeam.evaluate import main as evaluate_main
 
         return evaluate_main(rest)
     if command != "run":
-        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, schemas)")
+        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, migrate, vacuum, schemas)")
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
         return 0

@@ -22,7 +22,6 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from reelbeam import api
 from reelbeam.report.images import display_aspect, resample_jpeg
@@ -193,14 +192,10 @@ class Corpus:
 
 
 def row_counts(output: str) -> dict[str, int]:
-    """Rows per table present, from the Parquet footers (no data read)."""
-    fs, root = fsspec.core.url_to_fs(str(output))
-    counts = {}
-    for table in TABLES:
-        files = fs.glob(posixpath.join(root.rstrip("/"), table, "*.parquet"))
-        if files:
-            counts[table] = sum(pq.ParquetFile(fs.open(f, "rb")).metadata.num_rows for f in files)
-    return counts
+    """Rows per table present (committed), from the tables' logs (no data read)."""
+    from reelbeam.store.tables import row_counts as committed_rows
+
+    return committed_rows(str(output))
 
 
 def read_manifests(output: str) -> list[dict]:
@@ -225,7 +220,7 @@ def load(output: str, buckets: int = PLOT_BUCKETS) -> Corpus:
     counts = row_counts(output)
     present = [t for t in TABLES if t in counts]
     if not present:
-        raise api.TableNotFound(f"no reelbeam tables under {output!r} (expected OUTPUT/<table>/*.parquet)")
+        raise api.TableNotFound(f"no reelbeam tables under {output!r} (expected OUTPUT/<table>/ Delta tables)")
 
     def read(table: str, columns: list[str] | None = None) -> pa.Table | None:
         return api.read(output, table, columns=columns) if table in counts else None

@@ -505,6 +505,7 @@ def commit_stages(output: str, run_id: str, parts: Sequence[StageCommit], codec:
     stages = [p.stage for p in parts]
     app = "+".join(stages)
     results = []
+    check_lease(output, run_id)
     _fault("before-intent")
     intent = [Change(p.stage, [write_data_file(uri, LEDGER, _ledger_table(
         ledger_rows(p.stage, run_id, p.settings, p.processed, pending=True)), run_id, p.stage, codec, PENDING)])
@@ -529,6 +530,16 @@ def commit_stages(output: str, run_id: str, parts: Sequence[StageCommit], codec:
     results.append(commit(output, LEDGER, final, run_id=run_id, app=app, ledger=state))
     _fault("after-ledger")
     return results
+
+
+def check_lease(output: str, run_id: str) -> None:
+    """LeaseLost when another run holds the output's lease: this run was taken for dead (its
+    heartbeat stopped) and must not commit. No lease file: a caller outside `reelbeam run`."""
+    from reelbeam.store.lease import LeaseLost, read_holder
+
+    holder = read_holder(output, storage_options(table_uri(output, LEDGER)))
+    if holder is not None and holder.get("run_id") not in (None, run_id):
+        raise LeaseLost(output, run_id, holder)
 
 
 def _ledger_table(rows: list[dict]) -> pa.Table:

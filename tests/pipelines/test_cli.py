@@ -197,8 +197,8 @@ def test_precision_on_a_cpu_without_bf16_kernels(tmp_path, short_video, monkeypa
     assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("auto", "cuda") == "bf16"
     assert resolve_precision("bf16", "cuda") == "bf16" and not notes
     assert resolve_precision("bf16", "cpu", "CLIP") == "fp32"
-    assert notes == ["CLIP: bf16 asked for, but this CPU has no native bf16 (oneDNN has no AVX-512/AMX bf16 kernels "
-                     "here), so bf16 would be emulated, ~50x slower than fp32: running fp32 on this worker"]
+    assert notes == [("CLIP: bf16 asked for, but this CPU has no native bf16 (oneDNN has no AVX-512/AMX bf16 kernels "
+                      "here), so bf16 would be emulated, ~50x slower than fp32: running fp32 on this worker")]
     # Where bf16 is native, it is taken as asked.
     monkeypatch.setattr(device, "native_bf16", lambda: True)
     assert resolve_precision("bf16", "cpu") == "bf16"

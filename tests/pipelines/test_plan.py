@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
-from reelbeam.transforms.write import table_files
+from reelbeam.store.tables import active_files, part_name
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_files_of_another_schema_version_are_refused(tmp_path, earlier):
     _, out = earlier
     copy = str(tmp_path / "copy")
     shutil.copytree(out, copy)
-    part = table_files(copy, "shots")[0].path
+    part = active_files(copy, "shots")[0].path
     table = pq.read_table(part)
     meta = dict(table.schema.metadata)
     meta[b"reelbeam.schema_version"] = b"0"
@@ -99,8 +99,8 @@ def test_only_committed_files_are_read(tmp_path, earlier):
     _, out = earlier
     copy = str(tmp_path / "copy")
     shutil.copytree(out, copy)
-    stray = os.path.join(copy, "shots", "part-20991231T000000Z-dead-shots-00000-of-00001.parquet")
-    shutil.copy(table_files(copy, "shots")[0].path, stray)
+    stray = os.path.join(copy, "shots", part_name("20991231T000000Z-dead", "shots"))  # written, never committed
+    shutil.copy(active_files(copy, "shots")[0].path, stray)
     p = plan("--output", str(tmp_path / "o"), "--from", copy, "--start-from", "shots", "--shot-keyframes")
     assert stray not in [part.path for part in p.stored["shots"]]
 

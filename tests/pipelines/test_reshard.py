@@ -5,7 +5,6 @@ missing stages."""
 import os
 import shutil
 
-import pyarrow.parquet as pq
 import pytest
 import snapshots
 import synthetic
@@ -14,8 +13,9 @@ import torch
 from reelbeam.models.bassl import BaSSL, save_modelscope_layout
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.outputs import rows_written
 from reelbeam.schemas.tables import TABLES
-from reelbeam.transforms.write import table_files
+from reelbeam.store.tables import active_files, part_name
 
 # Columns that say when or how long, not what: they differ between any two runs.
 RUN_COLUMNS = {"decode_seconds", "time"}
@@ -74,21 +74,20 @@ def test_skip_existing_after_a_run_that_stopped_between_stages_does_only_the_res
     out = str(tmp_path / "out")
     # A run that got as far as the shot keyframes ...
     first = run(flags(corpus, out, checkpoint) + ["--stages", "decode,shot_keyframes"])
-    # ... and had written an embeddings file when it was killed (no ledger rows for that stage).
-    part = table_files(out, "keyframes")[0].path
-    stray = os.path.join(out, "shot_embeddings", f"part-{first.run_id}-bassl_encoder-00000-of-00001.parquet")
+    # ... and had written an embeddings file when it was killed (never committed).
+    part = active_files(out, "keyframes")[0].path
+    stray = os.path.join(out, "shot_embeddings", part_name(first.run_id, "bassl_encoder"))
     os.makedirs(os.path.dirname(stray))
     shutil.copy(part, stray)
     with pytest.raises(ConfigError, match="--skip-existing"):
         run(flags(corpus, out, checkpoint))
     resumed = run(flags(corpus, out, checkpoint) + ["--skip-existing"])
-    assert resumed.quarantined == [stray]
-    assert os.path.exists(os.path.join(out, "_incomplete", first.run_id, "shot_embeddings", os.path.basename(stray)))
-    done_again = {f.stage for t in TABLES for f in table_files(out, t) if f.run_id == resumed.run_id and t != "failures"}
+    assert stray not in [f.path for f in active_files(out, "shot_embeddings")]
+    done_again = {f.stage for t in TABLES for f in active_files(out, t) if f.run_id == resumed.run_id and t != "failures"}
     assert done_again == {"bassl_encoder", "boundaries", "model_scenes", "modelscope_json"}
     snapshots.assert_same_output(snapshot(out), full_run)
-    # Nothing left to do: a third run writes no rows.
+    # Nothing left to do: a third run commits no rows.
     third = run(flags(corpus, out, checkpoint) + ["--skip-existing"])
-    written = {t: sum(pq.ParquetFile(f.path).metadata.num_rows for f in table_files(out, t) if f.run_id == third.run_id) for t in TABLES}
+    written = rows_written(out, third.run_id)
     assert not any(n for t, n in written.items() if t not in ("failures", "stage_runs")), written
     snapshots.assert_same_output(snapshot(out), full_run)

@@ -9,13 +9,11 @@ from urllib.parse import urlparse
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import outputs
 import pytest
 
 from reelbeam import read
 from reelbeam.report import main, write_report
-from reelbeam.schemas import schema_for
 
 
 class Page(HTMLParser):
@@ -160,8 +158,7 @@ def _failures_only(folder):
         for i, t in enumerate(["invalid_data", "empty_file", "invalid_data"])
     ]
     for table, data in (("failures", rows), ("videos", [])):
-        os.makedirs(os.path.join(folder, table))
-        pq.write_table(pa.Table.from_pylist(data, schema=schema_for(table)), os.path.join(folder, table, "part-0.parquet"))
+        outputs.write_table(folder, table, data)
 
 
 def test_a_corpus_with_failures_only(tmp_path):
