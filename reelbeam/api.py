@@ -75,7 +75,7 @@ def dataset(output: str, table: str, version: int | None = None, as_of_run: str 
         present = tables_present(output)
         raise TableNotFound(f"table {table!r} is not in {output!r}; tables present: {present or 'none'}")
     files = [fsspec.core.url_to_fs(p.path)[1] for p in store.active_files(output, table, version)]
-    return ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
+    return ds.dataset(files, schema=schema, format=store.parquet_format(), filesystem=fs)
 
 
 def read(

@@ -104,5 +104,5 @@ def _resume() -> str:
 
 
 def _corrupt_advice() -> str:
-    return ("the tables' earlier versions are intact: read one with reelbeam.read(..., version=N), or re-run the stage "
-            "that wrote it with --overwrite (docs/reliability.md, 'Corrupt files')")
+    return ("`reelbeam repair OUTPUT` takes unreadable files out of the tables (their videos are then redone by a run "
+            "with --skip-existing); docs/reliability.md, 'Corrupt files'")

@@ -61,6 +61,7 @@ class Plan:
     graph: object | None = None  # a dry run's JobGraph
     progress: bool = False  # print live progress while a local run runs (the command line's)
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
+    checked_paths: bool = False  # inputs and output were checked (not a dry run)
 
     def running(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -143,12 +144,24 @@ def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
                 f"--start-from {','.join(start_from)}: no enabled stage reads {'it' if len(start_from) == 1 else 'them'}; "
                 "turn on a stage downstream (e.g. --scene-checkpoint, --scrl-checkpoint, --save-scene-clips)"
             )
+        # A table that these flags make inside the decode pass cannot be made from the start tables:
+        # reading an earlier run's copy instead would silently give what other flags made.
+        made = {t for s in running for t in s.writes} | set(start_from)
+        wanted = {t for s in running for t in (*s.reads, *s.optional_reads)}
+        for stage in enabled:
+            if stage.in_decode_pass:
+                for table in sorted((set(stage.writes) & wanted) - made):
+                    raise ConfigError(
+                        f"--start-from {','.join(start_from)}: these flags make `{table}` with stage {stage.name}, which "
+                        "runs inside the decode pass and cannot start from earlier tables; run from the videos (--input, "
+                        f"without --start-from), or add `{table}` to --start-from to use an earlier run's"
+                    )
         return running, "start_from"
     return list(enabled), "full"
 
 
 def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: list[str],
-                   placeholders: bool = False) -> dict[str, list]:
+                   placeholders: bool = False, enabled: list[Stage] | None = None) -> dict[str, list]:
     """table -> committed files of `source` to read; ConfigError for a table a stage needs that is
     neither made in this job nor readable. placeholders: nothing is listed (a dry run): each table
     reads one placeholder path, `source/<table>/*.parquet`."""
@@ -187,7 +200,25 @@ def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: lis
             made |= {tag for tag, t in stage.streams.items() if t is None and tag in STREAMS}
     if mode != "full" and "videos" not in made:
         readable("videos")  # failures rows of later stages take their video's uri from it
-    return {t: files for t, files in stored.items() if files and t not in made}
+    out = {t: files for t, files in stored.items() if files and t not in made}
+    for table, files in out.items():
+        _check_producers(table, files, enabled or running, source)
+    return out
+
+
+def _check_producers(table: str, files: list, enabled: list[Stage], source: str) -> None:
+    """ConfigError when `source`'s rows of `table` were made by a stage that these flags replace
+    with another one filling the same role (e.g. scenes by the grouping while --scenes histogram)."""
+    mine = {s.exclusive: s.name for s in enabled if s.exclusive and table in s.writes}
+    by_name = {c.name: c for c in stages.REGISTRY}
+    for stage in sorted({f.stage for f in files if f.stage}):
+        cls = by_name.get(stage)
+        if cls is not None and cls.exclusive in mine and mine[cls.exclusive] != stage:
+            raise ConfigError(
+                f"{source!r} holds `{table}` made by stage {stage}, and these flags make it with stage "
+                f"{mine[cls.exclusive]}: start from an earlier table so that this run makes `{table}` itself, or run "
+                f"with {cls.enabled_by} as the earlier run did"
+            )
 
 
 def _existing_work(output: str, running: list[Stage], ledger: outputs.Ledger) -> list[str]:
@@ -259,8 +290,11 @@ def _check_settings(running: list[Stage], ledger: outputs.Ledger) -> None:
 
 
 def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Sequence[str] = (),
-               dry_run: bool = False) -> Plan:
+               dry_run: bool = False, prepare: bool = True) -> Plan:
     """Validate the options into a Plan; raise ConfigError saying what to change.
+
+    prepare: also read the output's state (`prepare_output`); `reelbeam run` does that once it
+    holds the output's lease, so that what it reads is not being changed by another run.
 
     beam_args: the runner's flags (whether the workers are this machine's processes).
     dry_run: build the job without touching inputs or output (nothing is listed, probed or written;
@@ -304,7 +338,7 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
     if decode is None and o.input:
         LOG.info("--input is not read: this run starts from earlier tables")
     stored = (
-        resolve_inputs(running, mode, source, _split(o.start_from), placeholders=dry_run)
+        resolve_inputs(running, mode, source, _split(o.start_from), placeholders=dry_run, enabled=enabled)
         if check_paths or mode != "full" else {}
     )
     plan = Plan(o, env, running, output, source, new_run_id(), o.parquet_codec, stored,
@@ -324,10 +358,19 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
             outputs.check_output(output)
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        _prepare_output(plan)
-    if not dry_run:
-        check_stored(plan.stored)
+    plan.checked_paths = check_paths
+    if prepare:
+        prepare_output(plan)
     return plan
+
+
+def prepare_output(plan: Plan) -> None:
+    """What the run does about the output's current state (resume sets, refusals, stored inputs);
+    ConfigError saying what to change."""
+    if plan.checked_paths:
+        _prepare_output(plan)
+    if not plan.dry_run:
+        check_stored(plan.stored)
 
 
 def _prepare_output(plan: Plan) -> None:

@@ -1,7 +1,7 @@
 """One pyarrow schema per output table: the contract between stages and with users.
 
-Every table is written with its schema from here (never with types inferred from the data), under
-`OUTPUT/<table>/part-*.parquet`. The Parquet key-value metadata carries `reelbeam.table` and
+Every table is written with its schema from here (never with types inferred from the data), as the
+Delta Lake table `OUTPUT/<table>/`. The Parquet key-value metadata carries `reelbeam.table` and
 `reelbeam.schema_version`; each field carries a `doc` entry with its meaning and unit.
 
 Conventions:
@@ -315,12 +315,13 @@ STAGE_RUNS = _schema(
         _VIDEO_ID,
         _f("stage", pa.string(), "stage that processed the video (`reelbeam run --help` lists them)", False),
         _f("run_id", pa.string(), "run that did the work; its manifest is OUTPUT/_runs/<run_id>.json", False),
-        _f("status", pa.string(), "'ok': the stage's rows for the video are written; 'failed': see `failures`", False),
+        _f("status", pa.string(), "'ok': the stage's rows for the video are committed; 'failed': see `failures`; "
+           "'pending': a run started committing them and did not finish (the video is not done)", False),
         _f("settings", pa.string(), "the stage's settings that shape its rows (a re-run with other settings is refused)"),
         _f("time", pa.timestamp("us", tz="UTC"), "when the row was made"),
     ],
-    "the resume ledger: one row per video, stage and run that processed it, written only after the "
-    "stage's own files are complete; --skip-existing redoes what has no 'ok' row",
+    "the resume ledger: one row per video and stage (the run that last did the work), committed after "
+    "the stage's tables; --skip-existing redoes what has no 'ok' row",
 )
 
 TABLES: dict[str, pa.Schema] = {

@@ -67,3 +67,38 @@ def vacuum_main(argv: Sequence[str]) -> int:
         total += len(paths)
     print(f"reelbeam vacuum: {verb} {total} files under {args.output}")
     return 0
+
+
+def repair_main(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="reelbeam repair", description=(
+        "Read every committed data file of an output's tables and take the unreadable ones (truncated, corrupt "
+        "pages) out of the tables, with the rest of the run and stage that wrote them and their ledger rows, so that "
+        "`reelbeam run ... --skip-existing` redoes those videos. The earlier table versions keep the files "
+        "(time travel) until `reelbeam vacuum`."))
+    parser.add_argument("output", help="the output folder or URL")
+    parser.add_argument("--dry-run", action="store_true", help="only list the unreadable files")
+    args = parser.parse_args(argv)
+    from reelbeam.store import lease
+    from reelbeam.store.tables import CorruptTable, new_run_id, repair
+
+    run_id = new_run_id()
+    try:
+        with lease.acquire(args.output, run_id):
+            bad = repair(args.output, run_id, args.dry_run)
+    except lease.LeaseError as e:
+        print(f"reelbeam repair: error: {e}", file=sys.stderr)
+        return 3
+    except CorruptTable as e:
+        print(f"reelbeam repair: error: {e} (a table's log is damaged: restore OUTPUT/<table>/_delta_log from a "
+              "backup, or write the output again)", file=sys.stderr)
+        return 6
+    for line in bad:
+        print(f"  unreadable: {line}")
+    if not bad:
+        print(f"reelbeam repair: every committed file of {args.output} reads")
+    elif args.dry_run:
+        print(f"reelbeam repair: {len(bad)} unreadable files (nothing changed: --dry-run)")
+    else:
+        print(f"reelbeam repair: {len(bad)} unreadable files taken out with their run's rows of the same stage; "
+              "run again with --skip-existing to redo those videos")
+    return 0

@@ -276,13 +276,21 @@ def ledger_state(output: str, stages: Iterable[str]) -> dict[str, dict[str, list
     return state
 
 
+def parquet_format():
+    """How data files are read: with their pages' CRC checksums verified (the writers store them),
+    so a damaged page is an error, never wrong values."""
+    import pyarrow.dataset as ds
+
+    return ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
+
+
 def read_file(path: str, table: str, columns: Sequence[str] | None = None, filter=None) -> pa.Table:
     """One committed data file with the table's schema; CorruptTable naming it when unreadable."""
     import pyarrow.dataset as ds
 
     fs, p = _fs(path)
     try:
-        return ds.dataset([p], schema=schema_for(table), format="parquet", filesystem=fs).to_table(
+        return ds.dataset([p], schema=schema_for(table), format=parquet_format(), filesystem=fs).to_table(
             columns=list(columns) if columns else None, filter=filter)
     except (OSError, pa.ArrowException) as e:
         if isinstance(e, FileNotFoundError):
@@ -424,7 +432,8 @@ def write_data_file(uri: str, table: str, data: pa.Table, run_id: str, stage: st
     The file is complete before it has its final name (local: rename; object stores publish on close)."""
     path = _full(uri, part_name(run_id, stage, kind))
     with open_data_file(path) as f:
-        pq.write_table(data.cast(schema_for(table)), f, compression=None if codec == "none" else codec)
+        pq.write_table(data.cast(schema_for(table)), f, compression=None if codec == "none" else codec,
+                       write_page_checksum=True)
     return path
 
 
@@ -546,13 +555,26 @@ def _ledger_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema_for(LEDGER))
 
 
-def _fault(point: str) -> None:
-    """Tests of crash safety: REELBEAM_FAULT=kill:<point> kills this process (SIGKILL) there."""
-    if os.environ.get("REELBEAM_FAULT") == f"kill:{point}":
+def fault_point(point: str) -> None:
+    """Tests of crash safety only: REELBEAM_FAULT=kill:<point> kills this process (SIGKILL) at
+    `point`; sleep:<point>:<seconds> pauses there (so a test can act meanwhile)."""
+    spec = os.environ.get("REELBEAM_FAULT")
+    if not spec:
+        return
+    action, _, rest = spec.partition(":")
+    where, _, arg = rest.partition(":")
+    if where != point:
+        return
+    LOG.warning("REELBEAM_FAULT: %s at %s", action, point)
+    if action == "kill":
         import signal
 
-        LOG.warning("REELBEAM_FAULT: killing this process at %s", point)
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "sleep":
+        time.sleep(float(arg or 5))
+
+
+_fault = fault_point
 
 
 def history_of_run(output: str, run_id: str) -> dict[str, list[int]]:
@@ -620,6 +642,56 @@ def version_as_of_run(output: str, table: str, run_id: str, dt=None) -> int | No
 
 # ------------------------------------------------------------------------------------------------
 # Upkeep
+
+
+def check_file(path: str, table: str) -> str | None:
+    """None when every page of the committed file reads, else what is wrong (one line)."""
+    import pyarrow.dataset as ds
+
+    fs, p = _fs(path)
+    try:
+        for _ in ds.dataset([p], schema=schema_for(table), format=parquet_format(), filesystem=fs).to_batches(batch_size=65536):
+            pass
+    except (OSError, pa.ArrowException) as e:
+        return f"{path}: {_first_line(e)}"
+    return None
+
+
+def repair(output: str, run_id: str, dry_run: bool = False) -> list[str]:
+    """Take unreadable committed files out of the tables (`reelbeam repair`). Each bad file belongs
+    to a run and a stage (its name); that whole unit of work is taken out: every file of that run
+    and stage in every table, and the ledger rows naming them, so that --skip-existing redoes those
+    videos and no reader sees part of them. The ledger goes first: a repair that is stopped half-way
+    leaves rows of no ledger entry, which the stage's next commit removes. Returns one line per bad
+    file."""
+    from deltalake.transaction import CommitProperties, Transaction
+
+    bad, units = [], set()
+    for table in TABLES:
+        for part in active_files(output, table):
+            problem = check_file(part.path, table)
+            if problem:
+                bad.append(problem)
+                units.add((part.run_id, part.stage, None if part.stage else part.path))
+    if dry_run or not bad:
+        return bad
+    order = [LEDGER] + [t for t in TABLES if t != LEDGER]
+    for table in order:
+        dt = open_table(output, table)
+        if dt is None:
+            continue
+        removes = []
+        for row in _add_actions(dt):
+            run, stage = parse_part(row["path"])
+            path = _full(table_uri(output, table), row["path"])
+            if (run, stage, None) in units and stage is not None or (None, None, path) in units:
+                removes.append(_remove_action(row))
+        if removes:
+            props = CommitProperties(app_transactions=[Transaction(f"reelbeam:{run_id}:repair", 1)],
+                                     custom_metadata={"reelbeam.run_id": run_id, "reelbeam.stages": "repair",
+                                                      "reelbeam.rows": "0"})
+            dt.create_write_transaction(removes, "append", schema_for(table), commit_properties=props)
+    return bad
 
 
 def vacuum(output: str, retention_hours: float = 168.0, dry_run: bool = False) -> dict[str, list[str]]:

@@ -464,6 +464,9 @@ class _DecodeVideoFn(beam.DoFn):
         self._failed = beam.metrics.Metrics.counter("reelbeam", "decode_failures")
 
     def process(self, ref: VideoRef):
+        from reelbeam.store.tables import fault_point
+
+        fault_point("decode")
         consumers = [f() for f in self._factories]
         try:
             for tag, value in decode_video(ref, consumers, self._config, self._motion_vectors):

@@ -46,8 +46,13 @@ def check_schema(table: str, path: str) -> str | None:
 
 
 def _read_file(path: str, table: str) -> pa.Table:
-    with fsspec.open(path, "rb") as f:
-        return pq.read_table(f, schema=schema_for(table))
+    from reelbeam.store.tables import CorruptTable
+
+    try:
+        with fsspec.open(path, "rb") as f:
+            return pq.read_table(f, schema=schema_for(table), page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as e:
+        raise CorruptTable(f"{path}: a committed file of table {table!r} cannot be read ({e})") from e
 
 
 class _ReadRowsFn(beam.DoFn):

@@ -61,7 +61,7 @@ class _WriteBundleFn(beam.DoFn):
         self._sink = open_data_file(path)
         self._file = self._sink.__enter__()
         compression = None if self._codec == "none" else self._codec
-        self._writer = pq.ParquetWriter(self._file, self._schema, compression=compression)
+        self._writer = pq.ParquetWriter(self._file, self._schema, compression=compression, write_page_checksum=True)
         return path
 
     def _flush(self) -> None:

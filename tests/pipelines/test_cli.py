@@ -113,7 +113,7 @@ def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpu
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = table_row_counts(str(copy))
     assert counts["videos"] == 2  # each ok video exactly once
-    assert "2 done earlier (skipped)" in proc.stdout and "no new rows" in proc.stdout
+    assert "2 done earlier (skipped)" in proc.stdout and "nothing new: everything asked for was done before" in proc.stdout
     # Resuming with settings that change what the decode pass writes is refused, saying why.
     proc = reelbeam("run", "--input", str(root), "--output", str(copy), "--skip-existing", "--shot-detector", "none")
     assert proc.returncode == 2 and "stage decode already ran here with other settings" in proc.stderr
