@@ -102,5 +102,15 @@ def read(
     >>> shots = reelbeam.read("out", "shots").to_pandas()
     """
     data = dataset(output, table, version, as_of_run)
-    return data.to_table(columns=list(columns) if columns else None, filter=filter)
+    try:
+        return data.to_table(columns=list(columns) if columns else None, filter=filter)
+    except (OSError, pa.ArrowException) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        from reelbeam.store.tables import CorruptTable
+
+        raise CorruptTable(
+            f"table {table!r} of {output!r}: a committed file cannot be read ({str(e).splitlines()[0][:200]}); "
+            f"`reelbeam repair {output}` takes unreadable files out of the tables"
+        ) from e
 

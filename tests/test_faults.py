@@ -108,7 +108,7 @@ def test_a_second_run_on_one_output_is_refused_or_waits_and_nothing_is_duplicate
     second = cli("run", "--input", str(corpus), "--output", str(out), *FLAGS)
     assert second.returncode == 3
     line = error_line(second)
-    assert f"is being written by run {holder['run_id']}" in line and "--wait" in line
+    assert f"is in use by run {holder['run_id']}" in line and "--wait" in line
     waiter = cli("run", "--input", str(corpus), "--output", str(out), *FLAGS, "--skip-existing", "--wait")
     assert first.wait(timeout=120) == 0
     assert waiter.returncode == 0, waiter.stderr[-2000:]
@@ -133,7 +133,9 @@ def test_kill_9_at_any_point_of_the_commits_then_a_resume_equals_a_clean_run(cor
     no_duplicates(out)
     now = snapshot(out)
     if point in ("before-intent", "after-intent"):
-        snapshots.assert_same_output(now, before)
+        # (Files outside the tables, the JSON documents, are written as they are made: the
+        # resume rewrites them.)
+        assert now["tables"] == before["tables"] or not snapshots.differences(now["tables"], before["tables"])
     videos = {r["uri"].rsplit("/", 1)[-1] for r in reelbeam.read(str(out), "videos", ["uri"]).to_pylist()}
     assert videos == ({"v0.mp4", "v1.mp4"} if point in ("before-intent", "after-intent") else {"v0.mp4", "v1.mp4", "v2.mp4"})
     (killed_id,) = [k for k, m in manifests(out).items() if m["status"] == "running"]
@@ -219,13 +221,18 @@ def test_a_damaged_file_is_one_line_repair_takes_it_out_and_the_resume_completes
         with open(path, "r+b") as f:
             f.truncate(os.path.getsize(path) // 2)
     else:
+        import pyarrow.parquet as pq
+
         path = max((p.path for p in active_files(str(out), "frames")), key=os.path.getsize)
+        column = pq.ParquetFile(path).metadata.row_group(0).column(1)
         data = bytearray(open(path, "rb").read())
-        middle = len(data) // 3
-        data[middle : middle + 64] = bytes(64)  # a data page overwritten; the footer intact
+        start = column.data_page_offset + 24  # inside the first data page of a column, past its header
+        data[start : start + 16] = bytes(b ^ 0xFF for b in data[start : start + 16])
         open(path, "wb").write(bytes(data))
-        reading = cli("report", str(out), "--out", str(tmp_path / "report"))
-        assert reading.returncode != 0
+        from reelbeam.store.tables import CorruptTable
+
+        with pytest.raises(CorruptTable, match="table 'frames' .* cannot be read .*reelbeam repair"):
+            reelbeam.read(str(out), "frames")
     proc = cli("run", "--input", str(corpus), "--output", str(out), *FLAGS, "--skip-existing")
     if damage == "truncated ledger":
         assert proc.returncode == 6, proc.stderr[-3000:]

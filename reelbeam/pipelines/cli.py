@@ -295,11 +295,19 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
 
     # One writer per output: the lease is taken before the output's state is read, so a run that
     # waited for another (--wait) plans from what that one committed.
-    with lease.acquire(plan.output, plan.run_id, wait=bool(getattr(plan.options, "wait", False))) as held:
+    held = lease.acquire(plan.output, plan.run_id, wait=bool(getattr(plan.options, "wait", False)))
+    try:
         held.start_heartbeats()
         prepare_output(plan)
         _abandon_earlier_runs(plan.output, plan.run_id, held.taken_over_from)
         return _build_and_run(plan, argv, beam_args, dry_run, test_pipeline)
+    finally:
+        try:
+            held.release()
+        except (OSError, lease.LeaseError) as e:
+            # The output may have become unwritable: the lease is then taken over by the next run
+            # (its heartbeat has stopped); the run's own error is what the user needs to see.
+            LOG.debug("could not release the lease of %s: %s", plan.output, e)
 
 
 def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
@@ -436,10 +444,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     _run_parser().parse_known_args(rest)  # a bad value or choice ends here, in one line
     verbose = any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in rest)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("reelbeam").setLevel(logging.INFO)
-    if not verbose:
-        quiet_third_party_logs()
+    from reelbeam.pipelines.runlog import RunLog
+
+    with RunLog(verbose) as log:
+        if not verbose:
+            quiet_third_party_logs()
+        code = _run_command(rest, verbose, log)
+    return code
+
+
+def _run_command(rest, verbose: bool, log) -> int:
     from reelbeam.pipelines.options import ConfigError
     from reelbeam.pipelines.outputs import rows_written
 
@@ -452,9 +466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reelbeam.pipelines.faults import describe
 
         fault = describe(e)
+        log.failed = True
+        LOG.debug("the run failed", exc_info=True)
         if verbose:
             LOG.exception("the run failed")
-        print(f"reelbeam: error: {fault.message}", file=sys.stderr)
+        print(f"reelbeam: error: {fault.message}{log.where()}", file=sys.stderr)
         return fault.exit_code
     if plan.dry_run:
         print("dry run: the job was built and not run (no input listed, nothing read or written)")

@@ -128,8 +128,16 @@ def _open(uri: str, version: int | None = None):
 
 
 def is_delta(output: str, table: str) -> bool:
+    """Whether the table has a log with at least one commit (a creation that failed half-way, on a
+    full disk say, leaves an empty log folder: no table yet)."""
     fs, root = _fs(table_uri(output, table))
-    return fs.exists(posixpath.join(root, DELTA_LOG))
+    log = posixpath.join(root, DELTA_LOG)
+    try:
+        names = fs.ls(log, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return any(n.endswith((".json", ".checkpoint.parquet")) and not posixpath.basename(n).startswith((".", "_"))
+               for n in names)
 
 
 def open_table(output: str, table: str, version: int | None = None):

@@ -1,0 +1,97 @@
+"""What a run shows on the terminal, and where the rest goes.
+
+Without `--verbose` the terminal gets reelbeam's own lines (progress, notes, the summary, one line
+per fault). Everything else that a run's libraries, Beam's runners and its worker processes print
+(log records, warnings, exceptions of background threads, and whatever writes to file descriptor 2
+directly, worker subprocesses included) goes to a log file instead: kept, and named in the error
+line, when the run fails; deleted when it succeeds. `--verbose` shows it all on the terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _OwnRecords(logging.Filter):
+    """reelbeam's records, and anything critical."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "reelbeam" or record.name.startswith("reelbeam.") or record.levelno >= logging.CRITICAL
+
+
+class RunLog:
+    """Context manager: while inside, fd 2 and the libraries' logs go to `path` (see the module docstring).
+    `console` is the terminal's stderr."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.path: str | None = None
+        self.console = sys.stderr
+        self.failed = False
+
+    def __enter__(self):
+        root = logging.getLogger()
+        if self.verbose:
+            logging.basicConfig(level=logging.INFO, format=FORMAT)
+            logging.getLogger("reelbeam").setLevel(logging.INFO)
+            return self
+        fd, self.path = tempfile.mkstemp(prefix="reelbeam-run-", suffix=".log")
+        self._saved_fd = os.dup(2)
+        os.dup2(fd, 2)
+        os.close(fd)
+        self.console = os.fdopen(os.dup(self._saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")
+        self._saved_stderr = sys.stderr
+        sys.stderr = self.console
+        self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+        self._saved_handlers = root.handlers[:]
+        self._saved_level = root.level
+        root.handlers.clear()
+        console = logging.StreamHandler(self.console)
+        console.setFormatter(logging.Formatter(FORMAT))
+        console.addFilter(_OwnRecords())
+        everything = logging.StreamHandler(self._file)
+        everything.setFormatter(logging.Formatter("%(asctime)s " + FORMAT))
+        root.addHandler(console)
+        root.addHandler(everything)
+        root.setLevel(logging.INFO)
+        logging.getLogger("reelbeam").setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        self._saved_hook = threading.excepthook
+        threading.excepthook = self._thread_exception
+        return self
+
+    def _thread_exception(self, args) -> None:
+        logging.getLogger("reelbeam.runlog.threads").debug(
+            "exception in thread %s", getattr(args.thread, "name", "?"), exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        self._file.write(f"exception in thread {getattr(args.thread, 'name', '?')}: {args.exc_type.__name__}: {args.exc_value}\n")
+
+    def where(self) -> str:
+        """' (details: PATH)' for an error line, or '' when nothing was captured."""
+        return f" (details: {self.path})" if self.path else ""
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.verbose or self.path is None:
+            return False
+        threading.excepthook = self._saved_hook
+        logging.captureWarnings(False)
+        root = logging.getLogger()
+        root.handlers[:] = self._saved_handlers
+        root.setLevel(self._saved_level)
+        self._file.close()
+        sys.stderr.flush()
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        sys.stderr = self._saved_stderr
+        if not (self.failed or exc_type is not None):
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            self.path = None
+        return False
