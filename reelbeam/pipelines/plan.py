@@ -144,18 +144,6 @@ def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
                 f"--start-from {','.join(start_from)}: no enabled stage reads {'it' if len(start_from) == 1 else 'them'}; "
                 "turn on a stage downstream (e.g. --scene-checkpoint, --scrl-checkpoint, --save-scene-clips)"
             )
-        # A table that these flags make inside the decode pass cannot be made from the start tables:
-        # reading an earlier run's copy instead would silently give what other flags made.
-        made = {t for s in running for t in s.writes} | set(start_from)
-        wanted = {t for s in running for t in (*s.reads, *s.optional_reads)}
-        for stage in enabled:
-            if stage.in_decode_pass:
-                for table in sorted((set(stage.writes) & wanted) - made):
-                    raise ConfigError(
-                        f"--start-from {','.join(start_from)}: these flags make `{table}` with stage {stage.name}, which "
-                        "runs inside the decode pass and cannot start from earlier tables; run from the videos (--input, "
-                        f"without --start-from), or add `{table}` to --start-from to use an earlier run's"
-                    )
         return running, "start_from"
     return list(enabled), "full"
 
@@ -203,6 +191,17 @@ def resolve_inputs(running: list[Stage], mode: str, source: str, start_from: lis
     out = {t: files for t, files in stored.items() if files and t not in made}
     for table, files in out.items():
         _check_producers(table, files, enabled or running, source)
+    if mode == "start_from" and not placeholders:
+        # A table these flags make inside the decode pass (which does not run here) and that a
+        # running stage reads must come from the earlier run: without it, it would be silently missing.
+        wanted = {t for s in running for t in (*s.reads, *s.optional_reads)}
+        for stage in enabled or ():
+            for table in sorted((set(stage.writes) & wanted) - made - set(out)) if stage.in_decode_pass else ():
+                raise ConfigError(
+                    f"--start-from {','.join(start_from)}: these flags make `{table}` with stage {stage.name}, which runs "
+                    f"inside the decode pass (not run when starting from earlier tables), and {source!r} holds no "
+                    f"`{table}`: run from the videos (--input, without --start-from)"
+                )
     return out
 
 

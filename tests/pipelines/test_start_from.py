@@ -29,14 +29,13 @@ METHODS = {
 # cannot start from the table, and the second job must say so).
 FIRST = {
     "grouping": {"shots": "decode", "keyframes": None, "shot_embeddings": None, "scenes": "decode,grouping_scenes"},
-    "histogram": {"shots": None, "keyframes": None, "shot_embeddings": None, "scenes": "decode"},
+    "histogram": {"shots": "decode", "keyframes": None, "shot_embeddings": None, "scenes": "decode"},
     "bassl": {"shots": "decode", "keyframes": "decode,shot_keyframes", "shot_embeddings": "decode,shot_keyframes,bassl_encoder",
               "scenes": "decode,shot_keyframes,bassl_encoder,boundaries,model_scenes"},
 }
 REFUSALS = {
     ("grouping", "keyframes"): "no enabled stage reads it",
     ("grouping", "shot_embeddings"): "no enabled stage reads it",
-    ("histogram", "shots"): "these flags make `scenes` with stage histogram_scenes, which runs inside the decode pass",
     ("histogram", "keyframes"): "no enabled stage reads it",
     ("histogram", "shot_embeddings"): "no enabled stage reads it",
 }
@@ -107,3 +106,17 @@ def test_start_from_gives_the_tables_of_a_full_run_or_a_one_line_refusal(setup, 
     written = rows_written(out, second.run_id)
     assert any(n for t, n in written.items() if t not in ("failures", "stage_runs")) or got["json"]
     assert "decode" not in second.stage_names and os.path.isdir(out)
+
+
+def test_tables_of_another_scene_method_or_none_are_refused_not_copied(setup, tmp_path):
+    """The reported case: `--from OLD --start-from shots --scenes histogram` over grouping scenes ran
+    only the JSON and copied OLD's grouping scenes into it, writing no histogram scenes."""
+    grouping = first_job(setup, "grouping", "scenes")
+    with pytest.raises(ConfigError, match="holds `scenes` made by stage grouping_scenes, and these flags make it with "
+                                          "stage histogram_scenes"):
+        run(["--output", str(tmp_path / "new"), "--from", grouping, "--start-from", "shots", *flags(setup, "histogram")])
+    none = str(tmp_path / "none")
+    run(["--input", setup["corpus"], "--output", none, *BASE, "--scenes", "none"])
+    with pytest.raises(ConfigError, match="make `scenes` with stage histogram_scenes, which runs inside the decode pass"):
+        run(["--output", str(tmp_path / "new2"), "--from", none, "--start-from", "shots", *flags(setup, "histogram")])
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new2" / "videos").exists()
