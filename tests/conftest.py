@@ -75,3 +75,7 @@ def full_output(pipeline_output, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("full") / "out")
     shutil.copytree(pipeline_output, out)
     return out, outputs.add_optional_tables(out)
+
+
+# gs:// and s3:// emulators (session fixtures, started on first use): tests/remote_storage.py.
+from remote_storage import gcs_emulator, s3_emulator  # noqa: F401
