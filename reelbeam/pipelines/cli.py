@@ -128,6 +128,8 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
             lines.append(f"  {folder + '/':<18}{n:>10} {'video' if n == 1 else 'videos'}  {posixpath.join(plan.output, folder)}/")
     if not any(n for t, n in counts.items() if t not in ("failures", "stage_runs")) and not any((files or {}).values()):
         lines.append("  nothing new: everything asked for was done before")
+    for note in getattr(getattr(plan, "env", None), "notes", ()):
+        lines.append(f"  {note}")
     by_type: dict[tuple, list] = {}
     for f in failure_rows:
         by_type.setdefault((f["stage"], f["error_type"]), []).append(f["uri"] or f["video_id"])
@@ -382,8 +384,16 @@ def _try_write_manifest(plan, manifest: dict) -> None:
 def _abandon_earlier_runs(output: str, run_id: str, taken_over: dict | None) -> None:
     """Holding the lease, no other run is writing: manifests still saying 'running' are of runs
     that were killed (or lost their machine); mark them abandoned, with when that was found."""
+    import fsspec
+
     from reelbeam.pipelines.outputs import list_manifests, now, write_manifest
 
+    fs, root = fsspec.core.url_to_fs(output)
+    for leftover in fs.glob(posixpath.join(root, "_runs", ".*.json.tmp")):
+        try:
+            fs.rm(leftover)  # a manifest write that a killed run never finished
+        except OSError:
+            pass
     for other_id, manifest in list_manifests(output):
         if other_id == run_id or manifest.get("status") != "running":
             continue

@@ -335,7 +335,7 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
     if decode is not None and not o.input:
         raise ConfigError("--input is required: a video, folder, glob, manifest or URL")
     if decode is None and o.input:
-        LOG.info("--input is not read: this run starts from earlier tables")
+        env.note("--input is not read: this run starts from earlier tables")
     stored = (
         resolve_inputs(running, mode, source, _split(o.start_from), placeholders=dry_run, enabled=enabled)
         if check_paths or mode != "full" else {}

@@ -19,10 +19,12 @@ FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class _OwnRecords(logging.Filter):
-    """reelbeam's records, and anything critical."""
+    """reelbeam's warnings and errors, and anything critical (reelbeam's INFO records, notes about
+    the run, go to the log file; the run summary says what the user needs once)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name == "reelbeam" or record.name.startswith("reelbeam.") or record.levelno >= logging.CRITICAL
+        own = record.name == "reelbeam" or record.name.startswith("reelbeam.")
+        return (own and record.levelno >= logging.WARNING) or record.levelno >= logging.CRITICAL
 
 
 class RunLog:
@@ -45,8 +47,14 @@ class RunLog:
         self._saved_fd = os.dup(2)
         os.dup2(fd, 2)
         os.close(fd)
-        self.console = os.fdopen(os.dup(self._saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")
         self._saved_stderr = sys.stderr
+        try:
+            on_fd2 = sys.stderr.fileno() == 2
+        except (AttributeError, OSError, ValueError):
+            on_fd2 = False
+        # The terminal: what fd 2 was, unless stderr is something else already (a caller's capture).
+        self.console = (os.fdopen(os.dup(self._saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")
+                        if on_fd2 else sys.stderr)
         sys.stderr = self.console
         self._file = open(self.path, "a", encoding="utf-8", errors="replace")
         self._saved_handlers = root.handlers[:]

@@ -129,6 +129,13 @@ class RunEnv:
     accelerator: str | None = None
     local: bool = True
     hardware: Hardware = dataclasses.field(default_factory=Hardware)
+    notes: list = dataclasses.field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        """Something the run summary should say once (a stage that is off for want of weights, say),
+        rather than a log line before the run starts."""
+        if message not in self.notes:
+            self.notes.append(message)
 
     @property
     def on_gpu(self) -> bool:

@@ -72,7 +72,7 @@ class BaSSLEncoderStage(Stage):
         if not options.scene_checkpoint:
             return None
         if scene_checkpoint_layout(options.scene_checkpoint) == "encoder":
-            LOG.info("--scene-checkpoint has no boundary head: writing shot embeddings only; scenes stay training-free")
+            env.note("--scene-checkpoint has no boundary head: writing shot embeddings only; scenes stay training-free")
         return cls(options.scene_checkpoint, env.model_device, env.precision(), env.model_copies).hinted(env)
 
     def settings(self) -> str:

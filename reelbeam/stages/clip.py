@@ -68,16 +68,16 @@ def _projection_dim(source: str) -> int | None:
 _DECIDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def clip_source(options) -> str | None:
-    """The CLIP model the CLIP stages use, or None when they are off (with one log line saying
-    which flag turns them on); ConfigError when they are asked for and cannot run. Decided once
+def clip_source(options, env=None) -> str | None:
+    """The CLIP model the CLIP stages use, or None when they are off (with a note for the run
+    summary saying which flag turns them on); ConfigError when they are asked for and cannot run. Decided once
     per parsed options (every CLIP stage asks)."""
     if options not in _DECIDED:
-        _DECIDED[options] = _decide(options)
+        _DECIDED[options] = _decide(options, env)
     return _DECIDED[options]
 
 
-def _decide(options) -> str | None:
+def _decide(options, env) -> str | None:
     source = options.clip_model or DEFAULT_CLIP_MODEL
     wanted = _queries(options) or options.clipit_checkpoint
     if options.clip_scoring == "off":
@@ -96,7 +96,8 @@ def _decide(options) -> str | None:
                 f"{flag} needs CLIP weights, and --clip-model {source!r} is {where}: give a folder written by "
                 "CLIPModel.save_pretrained (with its tokenizer), an fsspec URL of one, or a Hugging Face id in the cache"
             )
-        LOG.info("CLIP frame scoring and summaries skipped: no CLIP weights here (%s is %s); give --clip-model PATH", source, where)
+        if env is not None:
+            env.note(f"CLIP frame scoring and summaries skipped: no CLIP weights here ({source} is {where}); give --clip-model PATH")
         return None
     dim = _projection_dim(source)
     if dim is not None and dim != 512:
@@ -132,7 +133,7 @@ class ClipSamplingStage(PassStage):
             sampling = ClipSampling.parse(options.clip_sample)
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        return cls(sampling) if clip_source(options) else None
+        return cls(sampling) if clip_source(options, env) else None
 
     def settings(self) -> str:
         return str(self.sampling)
@@ -184,7 +185,7 @@ class FrameEmbeddingsStage(Stage):
     def configure(cls, options, env) -> FrameEmbeddingsStage | None:
         if options.clip_batch_size is not None and options.clip_batch_size < 1:
             raise ConfigError(f"--clip-batch-size must be >= 1, got {options.clip_batch_size}")
-        source = clip_source(options)
+        source = clip_source(options, env)
         if source is None:
             return None
         precision = env.precision()
@@ -242,7 +243,7 @@ class FrameScoresStage(Stage):
     def configure(cls, options, env) -> FrameScoresStage | None:
         from reelbeam.transforms.clip_scoring import manifest_queries
 
-        source = clip_source(options)
+        source = clip_source(options, env)
         if source is None:
             return None
         if options.clipit_checkpoint:

@@ -36,7 +36,7 @@ class SummariesStage(Stage):
 
         if not 0.0 < options.summary_budget <= 1.0:
             raise ConfigError(f"--summary-budget must be in (0, 1], got {options.summary_budget:g}")
-        if clip_source(options) is None:
+        if clip_source(options, env) is None:
             if options.save_summary_video:
                 raise ConfigError("--save-summary-video needs the CLIP stages, which are off: give --clip-model PATH")
             return None

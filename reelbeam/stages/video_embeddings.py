@@ -64,7 +64,7 @@ class VideoEmbeddingsStage(Stage):
         if options.cmd_batch_size is not None and options.cmd_batch_size < 1:
             raise ConfigError(f"--cmd-batch-size must be >= 1, got {options.cmd_batch_size}")
         if not options.cmd_checkpoint:
-            LOG.info("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings`")
+            env.note("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings`")
             return None
         if options.iframes_only:
             raise ConfigError("--cmd-checkpoint needs every frame decoded: drop --iframes-only")
