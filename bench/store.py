@@ -2,7 +2,8 @@
 stage of a run does, and time the commits as the table grows, reads of one video's rows, a re-run's
 commit (the replace path) and row counts.
 
-    .venv/bin/python bench/store.py            # 100,000 videos, ~5 min on 2 shared cores; bench/out/store.json
+    .venv/bin/python bench/store.py            # 100,000 videos; bench/out/store.json
+    # ~8 min on the 2 shared cores under a load of ~10 (docs/BENCHMARKS.md, "Scale"), most of it commits
     .venv/bin/python bench/store.py --videos 20000 --keep   # smaller; keep the output folder
 
 No decoding: each video gets `--shots-per-video` fabricated `shots` rows (ids as the pipeline
