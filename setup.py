@@ -37,7 +37,7 @@ setup(
     ],
     extras_require={
         # playwright drives the system Chromium (scripts/ensure_chromium.sh) in the report's browser test
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "duckdb>=1.0", "polars>=1.0", "hypothesis>=6", "h5py>=3", "pandas>=2", "playwright>=1.40", "ruff==0.17.6",
                  # the reference EfficientNet-Lite0 code the parity tests compare with
                  "efficientnet-lite-pytorch==0.1.0",
                  # gs:// and s3:// for real in tests (tests/remote_storage.py): local emulators + s3fs

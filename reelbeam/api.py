@@ -65,6 +65,13 @@ def dataset(output: str, table: str, version: int | None = None, as_of_run: str 
     fs, root = fsspec.core.url_to_fs(output)
     if not fs.exists(root):
         raise TableNotFound(f"no reelbeam output at {output!r}")
+    if (version is not None or as_of_run is not None) and store.open_table(output, table) is None \
+            and store.legacy_files(output, table):
+        # Not an empty table: the layout of earlier versions keeps no versions to travel to.
+        raise ValueError(
+            f"table {table!r} of {output!r} was written by a reelbeam before Delta tables: it has no versions "
+            f"(version=, as_of_run=); `reelbeam migrate {output}` converts it in place (its rows become version 0)"
+        )
     if as_of_run is not None:
         if version is not None:
             raise ValueError("give version= or as_of_run=, not both")

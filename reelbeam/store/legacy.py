@@ -34,10 +34,11 @@ def _parquet_files(output: str, table: str):
 
 def part_files(output: str, table: str):
     """Every Parquet file of `table` in the legacy layout, as PartFiles (committed or not)."""
-    from reelbeam.store.tables import DELTA_LOG, PartFile
+    from reelbeam.store.tables import PartFile, is_delta
 
-    fs, root = fsspec.core.url_to_fs(str(output))
-    if fs.exists(posixpath.join(root.rstrip("/"), table, DELTA_LOG)):
+    # A Delta table only once its log has a commit: a creation that died first (a migration on a
+    # full disk) leaves an empty log folder, and the table must still read (and migrate) as before.
+    if is_delta(output, table):
         return []
     out = []
     for path in _parquet_files(output, table)[1]:
@@ -87,7 +88,7 @@ def migrate(output: str) -> dict[str, int]:
     if unnamed:
         raise ValueError(
             f"{output!r} was written by a reelbeam older than the stage ledger ({unnamed[0]} names no stage); it "
-            "cannot be converted: run the pipeline again into a new --output (or with --overwrite)"
+            "cannot be converted: run the pipeline again into a new --output (this one still reads as it is)"
         )
     run_id = new_run_id()
     added = {}
