@@ -236,9 +236,6 @@ def test_a_parquet_glob_is_not_a_safe_reader(workdir, con, monkeypatch):
     assert len(glob.sql(sql).df()) > len(con.sql(sql).df())  # the plain video's scenes twice
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reelbeam.store.tables.vacuum calls DeltaTable.vacuum without full=True: delta-rs' default 'lite' vacuum "
-    "deletes replaced files only, not files that no commit ever added (the killed run's)"))
 def test_after_vacuum_with_no_retention_a_glob_reads_the_tables(workdir, tmp_path, monkeypatch, capsys):
     from reelbeam.store.commands import vacuum_main
 

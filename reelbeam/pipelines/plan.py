@@ -375,6 +375,11 @@ def prepare_output(plan: Plan) -> None:
 def _prepare_output(plan: Plan) -> None:
     output, running = plan.output, plan.stages
     if legacy.is_legacy(output):
+        if legacy.unnamed_files(output):
+            raise ConfigError(
+                f"--output {output!r} holds tables written by a reelbeam older than the stage ledger, which cannot be "
+                "converted or written into; write to a new --output (this one reads as it is, e.g. with --from)"
+            )
         raise ConfigError(
             f"--output {output!r} holds tables written by an earlier reelbeam (plain Parquet files, no Delta log); "
             f"convert them in place with `reelbeam migrate {output}` (no data is copied), or write to another "

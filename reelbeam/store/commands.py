@@ -24,8 +24,15 @@ def migrate_main(argv: Sequence[str]) -> int:
     if not legacy.is_legacy(args.output):
         print(f"reelbeam migrate: {args.output!r} holds no tables in the earlier layout; nothing to do")
         return 0
+    from reelbeam.store import lease
+    from reelbeam.store.tables import new_run_id
+
     try:
-        added = legacy.migrate(args.output)
+        with lease.acquire(args.output, new_run_id()):  # one migration (or run) at a time
+            added = legacy.migrate(args.output)
+    except lease.LeaseError as e:
+        print(f"reelbeam migrate: error: {e}", file=sys.stderr)
+        return 3
     except ValueError as e:
         print(f"reelbeam migrate: error: {e}", file=sys.stderr)
         return 2
@@ -43,12 +50,12 @@ def vacuum_main(argv: Sequence[str]) -> int:
         "never see such files; plain Parquet globs over OUTPUT/<table>/*.parquet do, until they are vacuumed. "
         "Time travel (reelbeam.read(..., version=)) to versions older than the retention stops working."))
     parser.add_argument("output", help="the output folder or URL")
-    parser.add_argument("--retention-hours", type=float, default=168.0,
-                        help="keep what versions of the last H hours need (default: 168, one week)")
+    parser.add_argument("--retention-hours", type=int, default=168,
+                        help="keep what versions of the last H hours need, in whole hours (default: 168, one week)")
     parser.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
     args = parser.parse_args(argv)
     if args.retention_hours < 0:
-        parser.error(f"--retention-hours must be >= 0, got {args.retention_hours:g}")
+        parser.error(f"--retention-hours must be >= 0, got {args.retention_hours}")
     from reelbeam.store import lease
     from reelbeam.store.tables import new_run_id, vacuum
 

@@ -65,6 +65,11 @@ def is_legacy(output: str) -> bool:
     return any(part_files(output, t) for t in TABLES)
 
 
+def unnamed_files(output: str) -> list[str]:
+    """Data files of reelbeam versions before the stage ledger (no stage in their names)."""
+    return [f.path for t in TABLES for f in part_files(output, t) if f.stage is None and t not in LOGS]
+
+
 def migrate(output: str) -> dict[str, int]:
     """Make every legacy table of `output` a Delta table of its committed files; returns table ->
     files added. Tables that are Delta tables already are left alone. Refused (ValueError, one line)
@@ -84,7 +89,7 @@ def migrate(output: str) -> dict[str, int]:
     )
 
     committed = committed_pairs(output)
-    unnamed = [f.path for t in TABLES for f in part_files(output, t) if f.stage is None and t not in LOGS]
+    unnamed = unnamed_files(output)
     if unnamed:
         raise ValueError(
             f"{output!r} was written by a reelbeam older than the stage ledger ({unnamed[0]} names no stage); it "

@@ -401,8 +401,23 @@ def _replacements(output, table, dt, run_id, changes, ledger):
     for c in changes:
         for s in (c.replaces or (c.stage,)):
             by_stage[s] = c
+    # Who wrote what, once per commit (not once per file: that made a commit O(files x videos)).
+    runs_of: dict[str, set] = {}  # stage -> the runs its ledger rows name
+    videos_of: dict[tuple, set] = {}  # (stage, run) -> the videos whose ledger rows name that run
+    for stage, state in ledger.items():
+        for video, entries in state.items():
+            for r, _ in entries:
+                runs_of.setdefault(stage, set()).add(r)
+                videos_of.setdefault((stage, r), set()).add(video)
+    videos = {id(c): set(c.videos) for c in changes}
     for row in _add_actions(dt):
         run, stage = parse_part(row["path"])
+        if run is None:
+            raise CorruptTable(
+                f"{uri}: the table holds {row['path']}, a file reelbeam did not write (another tool rewrote the table, "
+                "e.g. OPTIMIZE/compaction): which run and stage its rows come from is lost, so a commit cannot "
+                "replace them; write this output again (or restore the table's earlier version)"
+            )
         change = by_stage.get(stage)
         if change is None:
             continue
@@ -413,11 +428,10 @@ def _replacements(output, table, dt, run_id, changes, ledger):
         if change.whole:
             removes.append(_remove_action(row))
             continue
-        state = ledger.get(stage, {})
-        if not any(run == r for runs in state.values() for r, _ in runs):
+        if run not in runs_of.get(stage, ()):
             removes.append(_remove_action(row))  # an orphan: no ledger row names its run
             continue
-        redone = {v for v in change.videos if any(r == run for r, _ in state.get(v, ()))}
+        redone = videos[id(change)] & videos_of.get((stage, run), set())
         lo, hi = row.get("min.video_id"), row.get("max.video_id")
         if lo is not None and hi is not None:
             redone = {v for v in redone if lo <= v <= hi}
@@ -702,7 +716,7 @@ def repair(output: str, run_id: str, dry_run: bool = False) -> list[str]:
     return bad
 
 
-def vacuum(output: str, retention_hours: float = 168.0, dry_run: bool = False) -> dict[str, list[str]]:
+def vacuum(output: str, retention_hours: int = 168, dry_run: bool = False) -> dict[str, list[str]]:
     """Delete the data files no table version newer than `retention_hours` needs (Delta's vacuum):
     files a commit replaced or removed, and files of runs that never committed them. Time travel to
     versions older than the retention stops working. Returns table -> files (deleted or, with
@@ -712,6 +726,8 @@ def vacuum(output: str, retention_hours: float = 168.0, dry_run: bool = False) -
         dt = open_table(output, table)
         if dt is None:
             continue
-        files = dt.vacuum(retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False)
+        # full: also the files no version ever named (a killed run's), not only those a commit removed.
+        files = dt.vacuum(retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False,
+                          full=True)
         out[table] = sorted(files)
     return out
