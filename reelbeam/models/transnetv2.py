@@ -117,7 +117,8 @@ def int8_available() -> str | None:
 def int8_fast() -> bool:
     """Whether int8 pays here: oneDNN runs it (`int8_available`) with exact full 8-bit weights,
     i.e. with VNNI (AVX512-VNNI, AVX-VNNI or AMX). Without VNNI it runs 7-bit weights through
-    `vpmaddubsw` and measured no faster than fp32 (docs/BENCHMARKS.md, "CPU precision")."""
+    `vpmaddubsw` and measured 1.08x fp32's speed (3x with VNNI), which does not pay for the
+    transition int8 misses on the development corpus (docs/BENCHMARKS.md, "CPU precision")."""
     return int8_available() is None and weight_levels() == 127
 
 

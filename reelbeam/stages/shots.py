@@ -103,7 +103,7 @@ class ShotsStage(PassStage):
         add_flag(group, "transnetv2-precision", default="fp32", choices=(*PRECISIONS, "auto"),
                  help="TransNetV2's arithmetic: fp32 equals the reference (1e-4); bf16 ~3.6x faster per core on CPUs "
                  "with native bf16 (AVX-512/AMX) and on GPUs (probabilities within ~0.02; refused on a CPU that would "
-                 "emulate it, ~50x slower); int8 (CPU only, x86 oneDNN) ~3.2x with VNNI, no faster than fp32 without "
+                 "emulate it, ~50x slower); int8 (CPU only, x86 oneDNN) ~3x with VNNI, ~1.1x without "
                  "(within ~0.03); auto: the fastest this worker runs natively (bf16 on a GPU or a bf16 CPU, else int8 "
                  "with VNNI, else fp32; fp32 with --shot-rule reference). fp32 is the default because bf16 "
                  "and int8 found 1 fewer of 534 transitions on the development corpus (docs/BENCHMARKS.md). Other "
