@@ -95,6 +95,7 @@ class Watcher:
         self.rows: dict[str, int] = {}
         self.notes: set[str] = set()
         self._live: dict[str, int] = {}  # frames reported by videos still being decoded
+        self._done: set[str] = set()  # videos counted (once each, however often a runner retries)
         self.last_table: str | None = None
         self._offset = 0
         self._started = time.monotonic()
@@ -176,6 +177,9 @@ class Watcher:
     def add(self, e: dict) -> None:
         if e.get("event") == "video":
             live = self._live.pop(e.get("uri"), 0)
+            if e.get("uri") in self._done:  # a recomputed task (Dask after a lost worker) reports again
+                return
+            self._done.add(e.get("uri"))
             if e.get("ok"):
                 self.ok += 1
                 self.frames += max(0, int(e.get("frames", 0)) - live)
@@ -188,6 +192,8 @@ class Watcher:
                 self.stream.write(f"reelbeam: [{self.ok + self.failed}/{self.total or '?'}] {e.get('uri')}: {what}\n")
                 self.stream.flush()
         elif e.get("event") == "frames":
+            if e.get("uri") in self._done:
+                return
             n = int(e.get("frames", 0))
             self._live[e.get("uri")] = self._live.get(e.get("uri"), 0) + n
             self.frames += n

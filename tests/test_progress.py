@@ -107,3 +107,17 @@ def test_frames_of_a_video_being_decoded_count_at_once_and_once(tmp_path, monkey
     assert w.frames == 500 and w.ok == 0  # frames/s moves before the video is done
     w.add({"event": "video", "ok": True, "uri": "a.mp4", "frames": 620, "seconds": 24.8})
     assert w.frames == 620 and w.ok == 1  # its total, not 500 + 620
+
+
+def test_a_video_a_runner_recomputes_is_counted_once(tmp_path, monkeypatch):
+    # Dask reruns a lost worker's tasks elsewhere: the same video reports twice ("7/6" before)
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = io.StringIO()
+    w = progress.Watcher(str(tmp_path / "r.jsonl"), total=2, stream=out)
+    for _ in range(2):
+        w.add({"event": "frames", "uri": "a.mp4", "frames": 100})
+        w.add({"event": "video", "ok": True, "uri": "a.mp4", "frames": 120, "seconds": 4.8})
+    w.add({"event": "video", "ok": False, "uri": "b.mp4", "stage": "decode", "error_type": "invalid_data"})
+    w.add({"event": "video", "ok": False, "uri": "b.mp4", "stage": "decode", "error_type": "invalid_data"})
+    assert (w.ok, w.failed, w.frames) == (1, 1, 120)
+    assert "videos 2/2" in w.status() and out.getvalue().count("a.mp4") == 1

@@ -326,7 +326,8 @@ class Change:
 
 
 def commit(output: str, table: str, changes: Sequence[Change], *, run_id: str, app: str = "",
-           ledger: Mapping[str, Mapping[str, list]] | None = None, append_only: bool = False) -> CommitResult:
+           ledger: Mapping[str, Mapping[str, list]] | None = None, append_only: bool = False,
+           _retries: int = 0) -> CommitResult:
     """Commit the stages' new files to `table`, replacing the rows they supersede (see the module
     docstring), in one Delta commit; skipped when this run made it already.
 
@@ -379,12 +380,31 @@ def commit(output: str, table: str, changes: Sequence[Change], *, run_id: str, a
         else:
             dt.create_write_transaction([*removes, *adds], "append", schema, commit_properties=props)
     except CommitFailedError as e:
+        if _raced_own_run(output, table, dt, run_id, stages) and _retries < 8:
+            # Another commit group of this run (other stages: a runner that commits groups in
+            # parallel, as Dask does) committed first. Rows of other stages are never replaced
+            # here, so the commit is redone against the new version.
+            time.sleep(0.05 * (_retries + 1))
+            return commit(output, table, changes, run_id=run_id, app=app, ledger=ledger,
+                          append_only=append_only, _retries=_retries + 1)
         raise CommitConflict(
             f"table {table!r} of {output!r}: another writer committed rows of {', '.join(stages)} at the same "
             f"time ({_first_line(e)}); nothing of this commit is visible"
         ) from e
     version = open_table(output, table).version()
     return CommitResult(table, version, len(adds) - len(rewritten), len(removes), len(rewritten), rows)
+
+
+def _raced_own_run(output: str, table: str, read, run_id: str, stages: Sequence[str]) -> bool:
+    """Whether every commit made to `table` since version `read` (a DeltaTable) came from run
+    `run_id` and from stages other than `stages`: a race between commit groups of one run."""
+    now = open_table(output, table)
+    if now is None or read is None or now.version() <= read.version():
+        return False
+    entries = [e for e in now.history(limit=now.version() - read.version()) if int(e["version"]) > read.version()]
+    return bool(entries) and all(
+        e.get("reelbeam.run_id") == run_id and not set(str(e.get("reelbeam.stages", "")).split(",")) & set(stages)
+        for e in entries)
 
 
 def table_description(table: str) -> str:
@@ -579,7 +599,9 @@ def _ledger_table(rows: list[dict]) -> pa.Table:
 
 def fault_point(point: str) -> None:
     """Tests of crash safety only: REELBEAM_FAULT=kill:<point> kills this process (SIGKILL) at
-    `point`; sleep:<point>:<seconds> pauses there (so a test can act meanwhile)."""
+    `point`; killonce:<point>:<marker file> does so only where the marker does not exist yet
+    (creating it first: one lost worker, its tasks then rerun elsewhere); sleep:<point>:<seconds>
+    pauses there (so a test can act meanwhile)."""
     spec = os.environ.get("REELBEAM_FAULT")
     if not spec:
         return
@@ -587,6 +609,12 @@ def fault_point(point: str) -> None:
     where, _, arg = rest.partition(":")
     if where != point:
         return
+    if action == "killonce":
+        try:
+            os.close(os.open(arg, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        action = "kill"
     LOG.warning("REELBEAM_FAULT: %s at %s", action, point)
     if action == "kill":
         import signal

@@ -47,14 +47,32 @@ def snapshot(out):
 
 def test_the_dask_runner_writes_what_the_direct_runner_writes(corpus, cluster, tmp_path):
     direct = str(tmp_path / "direct")
-    run(["--input", corpus, "--output", direct, *FLAGS])
+    direct_plan = run(["--input", corpus, "--output", direct, *FLAGS])
     run(["--output", direct, "--start-from", "scenes", "--save-scene-clips", "--clip-mode", "copy"])
     on_dask = str(tmp_path / "dask")
     dask_flags = ["--runner", "dask", f"--dask_client_address={cluster.scheduler_address}"]
     plan = run(["--input", corpus, "--output", on_dask, *FLAGS, *dask_flags])
+    assert plan.counters == direct_plan.counters and plan.counters["videos_listed"] == 5  # each task once
     assert plan.running("decode") is not None and not plan.stage("shots").inline  # RunInference for TransNetV2
     run(["--output", on_dask, "--start-from", "scenes", "--save-scene-clips", "--clip-mode", "copy", *dask_flags])
     got, want = snapshot(on_dask), snapshot(direct)
     assert set(want["tables"]) >= {"videos", "failures", "frames", "shots", "keyframes", "motion", "scenes", "scene_clips", "stage_runs"}
     snapshots.assert_same_output(got, want)
     assert len(want["tables"]["videos"]) == 3 and len(want["tables"]["failures"]) == 2
+
+
+def test_a_worker_lost_mid_decode_is_replaced_and_the_tables_are_whole(corpus, tmp_path):
+    # The first worker to decode a video dies (SIGKILL); Dask reruns its tasks on a new worker and
+    # the job writes what a clean run writes, each video and counter once.
+    marker = tmp_path / "killed"
+    env = {"REELBEAM_FAULT": f"killonce:decode:{marker}"}
+    direct = str(tmp_path / "direct")
+    want = run(["--input", corpus, "--output", direct, *FLAGS])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env=env) as lossy:
+        out = str(tmp_path / "dask")
+        got = run(["--input", corpus, "--output", out, *FLAGS, "--runner", "dask",
+                   f"--dask_client_address={lossy.scheduler_address}"])
+    assert marker.exists()  # a worker was killed
+    snapshots.assert_same_output(snapshot(out), snapshot(direct))
+    assert got.counters == want.counters

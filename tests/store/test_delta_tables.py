@@ -154,6 +154,56 @@ def test_two_writers_of_the_same_stage_collide_instead_of_both_appending(tmp_pat
     assert [v for v, _ in read(out)].count("b") == 2  # one copy of b's two shots
 
 
+def test_commit_groups_of_one_run_racing_on_the_ledger_both_commit(tmp_path):
+    # Dask commits the decode pass and a later stage in parallel: both end with a ledger commit that
+    # replaces their intent rows; the later of the two is redone, not refused as a rival writer.
+    out = str(tmp_path / "out")
+    run = run_id(1)
+    stage_run(out, run_id(0), ["a"])  # the ledger exists
+    uri = store.table_uri(out, store.LEDGER)
+
+    def ledger_file(stage, pending):
+        rows = store.ledger_rows(stage, run, "s", ["a"], pending=pending)
+        return write_data_file(uri, store.LEDGER, pa.Table.from_pylist(rows, schema=schema_for(store.LEDGER)),
+                               run, stage, "zstd", store.PENDING if pending else "")
+
+    commit(out, store.LEDGER, [Change(s, [ledger_file(s, True)]) for s in ("motion", "scenes")], run_id=run,
+           app="intent", append_only=True)
+    state = store.ledger_state(out, ["motion", "scenes"])
+    barrier = threading.Barrier(2)
+    real_open = store.open_table
+    waited, outcomes = set(), []
+
+    def open_then_wait(*args, **kwargs):
+        dt = real_open(*args, **kwargs)
+        name = threading.current_thread().name
+        if name.startswith("group") and name not in waited:
+            waited.add(name)
+            barrier.wait(timeout=10)
+        return dt
+
+    def final(stage):
+        try:
+            commit(out, store.LEDGER, [Change(stage, [ledger_file(stage, False)], {"a"})], run_id=run, app=stage,
+                   ledger=state)
+            outcomes.append("ok")
+        except Exception as e:  # noqa: BLE001 - the test reports it
+            outcomes.append(repr(e))
+
+    store.open_table = open_then_wait
+    try:
+        threads = [threading.Thread(target=final, args=(s,), name=f"group-{s}") for s in ("motion", "scenes")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        store.open_table = real_open
+    assert outcomes == ["ok", "ok"]
+    got = store.ledger_state(out, ["motion", "scenes"])
+    assert got == {"motion": {"a": [(run, "ok")]}, "scenes": {"a": [(run, "ok")]}}
+
+
 def test_time_travel_and_vacuum(tmp_path):
     out = str(tmp_path / "out")
     stage_run(out, run_id(1), ["a"])
