@@ -244,11 +244,12 @@ class _CommitFn(beam.DoFn):
 
 
 def _tagged(pcoll, kind: str, stage: str, label: str):
+    """(None, (kind, stage, value)): keyed for the commit group's GroupByKey in the same step."""
     if kind == "file":
-        return pcoll | label >> beam.Map(lambda x, s=stage: ("file", s, (x[1], x[2])))
+        return pcoll | label >> beam.Map(lambda x, s=stage: (None, ("file", s, (x[1], x[2]))))
     if kind == "failed":
-        return pcoll | label >> beam.Map(lambda f, s=stage: ("failed", s, f["video_id"]))
-    return pcoll | label >> beam.Map(lambda v, s=stage, k=kind: (k, s, v))
+        return pcoll | label >> beam.Map(lambda f, s=stage: (None, ("failed", s, f["video_id"])))
+    return pcoll | label >> beam.Map(lambda v, s=stage, k=kind: (None, (k, s, v)))
 
 
 def _commit_groups(fold: Fold) -> list[list[StageResult]]:
@@ -305,7 +306,6 @@ def write_outputs(fold: Fold, plan: Plan):
         committed.append(
             items
             | f"{label}_Outcome" >> beam.Flatten()
-            | f"{label}_OneKey" >> beam.Map(lambda x: (None, x))
             | f"{label}_Gather" >> beam.GroupByKey()
             | f"Commit_{label}" >> beam.ParDo(_CommitFn(plan.output, plan.run_id, parts, plan.codec))
         )
@@ -313,7 +313,6 @@ def write_outputs(fold: Fold, plan: Plan):
     log = {"stage": "run", "settings": "", "writes": ["failures"], "replaces": [], "whole": False}
     committed.append(
         _tagged(files, "file", "run", "Failures_Files")
-        | "Failures_OneKey" >> beam.Map(lambda x: (None, x))
         | "Failures_Gather" >> beam.GroupByKey()
         | "Commit_failures" >> beam.ParDo(_CommitFn(plan.output, plan.run_id, [log], plan.codec, log=True))
     )

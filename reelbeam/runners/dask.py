@@ -1,6 +1,6 @@
 """`--runner dask`: Beam's DaskRunner with its graph translation made to scale.
 
-Beam 2.77's DaskRunner turns each Beam step into `dask.bag` operations. Three of its choices made
+Beam 2.77's DaskRunner turns each Beam step into `dask.bag` operations. Four of its choices made
 a small reelbeam job take minutes (a 3-video test corpus: 319,205 Dask tasks in a 52 MiB graph,
 40 s before the first task ran, over 10 minutes in all):
 
@@ -12,6 +12,9 @@ a small reelbeam job take minutes (a 3-video test corpus: 319,205 Dask tasks in 
   so a model stage loaded its weights once per partition. Here each worker thread keeps one
   invoker per step for the whole job (`setup` once; Beam allows a DoFn instance to serve many
   bundles), and only `start_bundle`/`finish_bundle` run per partition.
+- **Every tag to every consumer.** A multi-output step's bag held the outputs of all its tags,
+  untagged, and each consumer read all of them. Here outputs keep their tag and each consumer
+  reads its own (`_Visitor`), so the pipeline uses Beam's tagged outputs on Dask too.
 - **Lost finish_bundle outputs.** Beam's bundle function collects a bundle's outputs before
   `finish_bundle`, so what a DoFn emits there (Beam's `BatchElements`, inside `RunInference`,
   emits its last batch there) was lost. Here they are kept.
@@ -26,10 +29,14 @@ from __future__ import annotations
 import threading
 import uuid
 
+from apache_beam import pvalue
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.runners.common import DoFnInvoker
 from apache_beam.runners.dask import dask_runner
 from apache_beam.runners.dask import transform_evaluator as evaluator
 from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKeyOnly, dask_overrides
+from apache_beam.transforms.sideinputs import SideInputMap
 
 _INVOKERS: dict = {}  # (step id, thread id) -> (invoker, its receivers): lives as long as the worker
 _INVOKERS_LOCK = threading.Lock()
@@ -94,7 +101,9 @@ def apply_dofn_to_bundle(items, step, job, label, do_fn_invoker_args, do_fn_invo
         for item in items:
             invoker.invoke_process(item)
         invoker.invoke_finish_bundle()
-    out = [v.value for v in receivers.values]
+    # A tagged output stays tagged (Beam's translation unwrapped it, so every consumer of a
+    # multi-output step got the outputs of every tag): `_Visitor` hands each consumer its tag's.
+    out = [TaggedOutput(v.tag, v.value.value) if isinstance(v, TaggedOutput) else v.value for v in receivers.values]
     del receivers.values[:]
     found = {k: n - before.get(k, 0) for k, n in _reelbeam_counters(container).items() if n != before.get(k, 0)}
     if found:
@@ -177,6 +186,48 @@ class Flatten(evaluator.Flatten):
         return bag.repartition(self.limit) if bag.npartitions > self.limit else bag
 
 
+def _of_tag(items, tag):
+    """The outputs of one tag of a multi-output step's bundle (None: its main output)."""
+    if tag is None:
+        return [x for x in items if not isinstance(x, TaggedOutput)]
+    return [x.value for x in items if isinstance(x, TaggedOutput) and x.tag == tag]
+
+
+class _Visitor(PipelineVisitor):
+    """Beam's DaskRunner visitor (one bag per step, in topological order) with each input read from
+    its own tag of the producing step, and the op classes given per job."""
+
+    def __init__(self, ops: dict, bag_kwargs: dict) -> None:
+        self.ops = ops
+        self.bag_kwargs = bag_kwargs
+        self.bags: dict = {}
+        self._selected: dict = {}
+
+    def _bag(self, pcoll):
+        producer = pcoll.producer
+        bag = self.bags.get(producer)
+        if bag is None or len(producer.outputs) < 2:
+            return bag
+        key = (producer, pcoll.tag)
+        if key not in self._selected:
+            self._selected[key] = bag.map_partitions(_of_tag, pcoll.tag)
+        return self._selected[key]
+
+    def visit_transform(self, node) -> None:
+        op = self.ops.get(node.transform.__class__, evaluator.NoOp)(node, bag_kwargs=self.bag_kwargs)
+        kwargs = {"input_bag": None, "side_inputs": None}
+        inputs = [None if isinstance(i, pvalue.PBegin) else self._bag(i) for i in node.inputs]
+        inputs = [b for b in inputs if b is not None] or ([None] if node.inputs else [])
+        if node.inputs:
+            kwargs["input_bag"] = inputs if isinstance(op, evaluator.Flatten) or len(inputs) != 1 else inputs[0]
+        if node.side_inputs:
+            kwargs["side_inputs"] = [
+                SideInputMap(type(si), si._view_options(),
+                             evaluator.DaskBagWindowedIterator(self._bag(si.pvalue), si._window_mapping_fn))
+                for si in node.side_inputs]
+        self.bags[node] = op.apply(**kwargs)
+
+
 class DaskRunnerResult(dask_runner.DaskRunnerResult):
     """Beam's result, closing the job's client once the job is over (an open client outlives a
     cluster that shuts down and logs reconnection tracebacks; a LocalCluster it made closes too)."""
@@ -219,22 +270,15 @@ class DaskRunner(dask_runner.DaskRunner):
         threads = sum(client.nthreads().values()) or 1
         limit = max(2, 2 * threads)
         job = uuid.uuid4().hex
-        translations = {
+        ops = {
             _Create: evaluator.Create,
             evaluator.apache_beam.ParDo: type("ParDo", (ParDo,), {"job": job}),
             _GroupByKeyOnly: type("GroupByKey", (GroupByKey,), {"limit": limit}),
             _Flatten: type("Flatten", (Flatten,), {"limit": limit}),
         }
         pipeline.replace_all(dask_overrides())
-        original = dict(evaluator.TRANSLATIONS)
-        dask_runner.TRANSLATIONS.clear()
-        dask_runner.TRANSLATIONS.update(translations)
-        try:
-            visitor = self.to_dask_bag_visitor(bag_kwargs)
-            pipeline.visit(visitor)
-        finally:
-            dask_runner.TRANSLATIONS.clear()
-            dask_runner.TRANSLATIONS.update(original)
+        visitor = _Visitor(ops, bag_kwargs)
+        pipeline.visit(visitor)
         # The last step depends on every other one (reelbeam ends each job with a step that waits
         # for every commit), so computing it computes the job.
         graph = dask.optimize(list(visitor.bags.values())[-1])

@@ -1,13 +1,14 @@
 """Beam building blocks that behave the same on every runner reelbeam supports.
 
 Beam's DaskRunner (and some portable runners) implement a narrower Beam than the DirectRunner and
-Dataflow: on the DaskRunner a multi-output ParDo hands every consumer all the outputs of every tag,
-side inputs are computed by re-running their producers inside each consuming task (so upstream
-work would run several times), and outputs emitted in `finish_bundle` are dropped. The pipeline
+Dataflow: on Beam's DaskRunner a multi-output ParDo hands every consumer all the outputs of every
+tag (fixed in reelbeam.runners.dask), side inputs are computed by re-running their producers inside
+each consuming task (so upstream work would run several times), and outputs emitted in
+`finish_bundle` are dropped (fixed there too, but other runners' users may meet it). The pipeline
 therefore uses, everywhere:
 
-- `split_outputs`: a DoFn's tagged outputs as separate PCollections, made from single-output steps
-  (the DoFn's outputs become (tag, value) pairs, then one filter per tag);
+- `split_outputs`: a DoFn's tagged outputs as a tag -> PCollection dict (Beam's DaskRunner handed
+  every consumer of a multi-output step all its outputs; reelbeam's Dask translation does not);
 - `GuardedModelHandler` + `infer`: RunInference whose failed batches come back as results marked
   `BatchError` (no dead-letter tag), split into results and failures;
 - no side inputs (barriers are CoGroupByKeys), no outputs from `finish_bundle`.
@@ -22,9 +23,9 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 
-class _TagPairs(beam.DoFn):
-    """Runs `fn` and turns its outputs into (tag, value): TaggedOutput(tag, v) -> (tag, v), a
-    plain output -> (main, v)."""
+class _Checked(beam.DoFn):
+    """Runs `fn`, with a TaggedOutput to the main output's name sent to the main output, and
+    refusing outputs from its `finish_bundle` (see the module docstring)."""
 
     def __init__(self, fn: beam.DoFn, main: str) -> None:
         self._fn = fn
@@ -38,10 +39,10 @@ class _TagPairs(beam.DoFn):
 
     def process(self, element, *args, **kwargs):
         for out in self._fn.process(element, *args, **kwargs) or ():
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                yield out.tag, out.value
+            if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == self._main:
+                yield out.value
             else:
-                yield self._main, out
+                yield out
 
     def finish_bundle(self):
         if self._fn.finish_bundle():
@@ -62,12 +63,10 @@ class Outputs(dict):
 
 
 def split_outputs(pcoll, fn: beam.DoFn, tags: Sequence[str], main: str, label: str) -> Outputs:
-    """`pcoll | ParDo(fn).with_outputs(*tags, main=main)`, made of single-output steps."""
-    pairs = pcoll | label >> beam.ParDo(_TagPairs(fn, main))
-    out = Outputs()
-    for tag in (main, *tags):
-        out[tag] = pairs | f"{label}_{tag}" >> beam.FlatMap(lambda kv, t=tag: [kv[1]] if kv[0] == t else [])
-    return out
+    """`pcoll | ParDo(fn).with_outputs(*tags, main=main)` as a tag -> PCollection dict: one step
+    (reelbeam's Dask translation hands each consumer its own tag, see reelbeam.runners.dask)."""
+    outputs = pcoll | label >> beam.ParDo(_Checked(fn, main)).with_outputs(*tags, main=main)
+    return Outputs({tag: outputs[tag] for tag in (main, *tags)})
 
 
 class BatchError(NamedTuple):
@@ -142,10 +141,13 @@ def infer(keyed, handler: ModelHandler, label: str) -> tuple[Any, Any]:
     (key, PredictionResult), failures (key, BatchError message)."""
     guarded = handler if isinstance(handler, GuardedModelHandler) else GuardedModelHandler(handler)
     scored = keyed | label >> RunInference(KeyedModelHandler(guarded))
-    ok = scored | f"{label}_Ok" >> beam.Filter(lambda kv: not _failed(kv))
-    failed = (
-        scored
-        | f"{label}_Failed" >> beam.Filter(_failed)
-        | f"{label}_Errors" >> beam.Map(lambda kv: (kv[0], kv[1].inference.message))
-    )
-    return ok, failed
+    split = scored | f"{label}_Split" >> beam.ParDo(_SplitFailed()).with_outputs("failed", main="ok")
+    return split.ok, split.failed
+
+
+class _SplitFailed(beam.DoFn):
+    def process(self, kv):
+        if _failed(kv):
+            yield beam.pvalue.TaggedOutput("failed", (kv[0], kv[1].inference.message))
+        else:
+            yield kv
