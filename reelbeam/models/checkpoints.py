@@ -10,6 +10,8 @@
 Every problem is one `CheckpointError` line naming the file and what is wrong: not found, not a
 PyTorch checkpoint (a text file, random bytes), truncated or damaged, a pickle that would run code
 (refused: checkpoints are never unpickled with code execution allowed), or keys that do not match.
+Messages a user sees about missing or wrong weights end with `WEIGHTS_HELP`: docs/weights.md says
+where each model's published file comes from and how to check one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import fsspec
 
 _CHUNK = 1 << 22
+WEIGHTS_HELP = "see docs/weights.md"
 
 
 class CheckpointError(ValueError):
@@ -267,8 +270,8 @@ def packaged_weights(package: str, relative_path: str, what: str, install: str) 
     FileNotFoundError saying how to install it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the {package.replace('_', '-')} package is not installed; {install}")
+        raise FileNotFoundError(f"the {package.replace('_', '-')} package is not installed; {install} ({WEIGHTS_HELP})")
     path = os.path.join(next(iter(spec.submodule_search_locations)), relative_path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} weights not found at {path}")
+        raise FileNotFoundError(f"{what} weights not found at {path} ({WEIGHTS_HELP})")
     return path
