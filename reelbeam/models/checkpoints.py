@@ -4,6 +4,7 @@
 - `tensor_shapes(path)`: the names and shapes of the tensors without reading them (the zip's pickle
   only, a few hundred KB even for a 100 MB file, read by random access through fsspec), for
   checking a checkpoint on the launcher before the pipeline starts.
+- `safetensors_shapes(path)`: the same for a Hugging Face .safetensors file (its JSON header).
 - `sha256(path)`: the file's digest (run manifest; the short form tells checkpoints with the same
   file name apart in the tables' `model` columns).
 
@@ -21,6 +22,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -228,6 +230,28 @@ def tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: damaged PyTorch checkpoint ({type(e).__name__}: {e})") from e
     state = unwrap_state_dict(obj, path)
     return {k: tuple(v) for k, v in state.items() if isinstance(v, TensorMeta)}
+
+
+_SAFETENSORS_MAX_HEADER = 100 << 20  # the format's own limit on its JSON header
+
+
+def safetensors_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of a .safetensors file (Hugging Face's weights format), from its JSON header
+    alone: 8 bytes of header length, then the header (local path or fsspec URL)."""
+    f = _open(path)
+    try:
+        head = f.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 2 <= size <= _SAFETENSORS_MAX_HEADER:
+            raise CheckpointError(f"{path}: not a safetensors file (no header length in its first 8 bytes)")
+        raw = f.read(size)
+    finally:
+        f.close()
+    try:
+        header = json.loads(raw)
+        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a safetensors file, or truncated ({type(e).__name__} in its header)") from e
 
 
 def compare_keys(
