@@ -94,3 +94,19 @@ def test_usage(capsys):
     assert main(["weights", "check", "--help"]) == 0
     assert "usage: reelbeam weights check [-h] PATH" in capsys.readouterr().out
 
+
+def test_the_page_every_message_points_to_covers_every_model():
+    from reelbeam.models import clip
+    from reelbeam.models.checkpoints import WEIGHTS_HELP
+    from reelbeam.models.recognition import MODELS
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, WEIGHTS_HELP.removeprefix("see ")), encoding="utf-8") as f:
+        page = f.read()
+    flags = [make().flag for make in MODELS if make().flag] + ["--clip-model"]
+    assert all(f"`{flag}`" in page for flag in flags), flags
+    for source in ("damo/cv_resnet50-bert_video-scene-segmentation_movienet", "damo/cv_r2p1d_video_embedding",
+                   "damo/cv_clip-it_video-summarization_language-guided_en", "TencentYoutuResearch/SceneSegmentation-SCRL",
+                   "kakaobrain/bassl", clip.DEFAULT_CLIP_MODEL):
+        assert f"`{source}`" in page, source
+    assert f"has no CLIP weights ({clip._EXPECTED})" in page  # the message table quotes the code
