@@ -198,12 +198,12 @@ def save_modelscope_layout(model: BaSSL, path: str) -> None:
     torch.save(state, path)
 
 
-def inspect_bassl(path: str) -> str:
-    """Check `path` by its tensor names and shapes alone (no weights read): 'full' for a fine-tuned
-    model (shot encoder, CRN and boundary head: ModelScope's pytorch_model.pt), 'encoder' for a
-    checkpoint without the head (BaSSL's pre-training .ckpt: shot embeddings only). Raises
-    CheckpointError (one line) otherwise."""
-    shapes = tensor_shapes(path)
+def inspect_bassl(path: str, shapes: Mapping[str, tuple] | None = None) -> str:
+    """Check `path` by its tensor names and shapes alone (no weights read; `shapes`: its
+    `tensor_shapes` when already read): 'full' for a fine-tuned model (shot encoder, CRN and
+    boundary head: ModelScope's pytorch_model.pt), 'encoder' for a checkpoint without the head
+    (BaSSL's pre-training .ckpt: shot embeddings only). Raises CheckpointError (one line) otherwise."""
+    shapes = tensor_shapes(path) if shapes is None else shapes
     if any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in shapes):
         raise CheckpointError(f"{path}: this is an SCRL (MoCo) checkpoint; give it to --scrl-checkpoint")
     state = {k: v for k, v in shapes.items() if not k.startswith("loss.") and k not in _UNUSED_KEYS}

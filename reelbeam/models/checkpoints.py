@@ -4,12 +4,15 @@
 - `tensor_shapes(path)`: the names and shapes of the tensors without reading them (the zip's pickle
   only, a few hundred KB even for a 100 MB file, read by random access through fsspec), for
   checking a checkpoint on the launcher before the pipeline starts.
+- `safetensors_shapes(path)`: the same for a Hugging Face .safetensors file (its JSON header).
 - `sha256(path)`: the file's digest (run manifest; the short form tells checkpoints with the same
   file name apart in the tables' `model` columns).
 
 Every problem is one `CheckpointError` line naming the file and what is wrong: not found, not a
 PyTorch checkpoint (a text file, random bytes), truncated or damaged, a pickle that would run code
 (refused: checkpoints are never unpickled with code execution allowed), or keys that do not match.
+Messages a user sees about missing or wrong weights end with `WEIGHTS_HELP`: docs/weights.md says
+where each model's published file comes from and how to check one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -28,6 +32,7 @@ from typing import Any
 import fsspec
 
 _CHUNK = 1 << 22
+WEIGHTS_HELP = "see docs/weights.md"
 
 
 class CheckpointError(ValueError):
@@ -227,6 +232,28 @@ def tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v) for k, v in state.items() if isinstance(v, TensorMeta)}
 
 
+_SAFETENSORS_MAX_HEADER = 100 << 20  # the format's own limit on its JSON header
+
+
+def safetensors_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of a .safetensors file (Hugging Face's weights format), from its JSON header
+    alone: 8 bytes of header length, then the header (local path or fsspec URL)."""
+    f = _open(path)
+    try:
+        head = f.read(8)
+        size = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 2 <= size <= _SAFETENSORS_MAX_HEADER:
+            raise CheckpointError(f"{path}: not a safetensors file (no header length in its first 8 bytes)")
+        raw = f.read(size)
+    finally:
+        f.close()
+    try:
+        header = json.loads(raw)
+        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a safetensors file, or truncated ({type(e).__name__} in its header)") from e
+
+
 def compare_keys(
     path: str,
     shapes: Mapping[str, tuple],
@@ -267,8 +294,8 @@ def packaged_weights(package: str, relative_path: str, what: str, install: str) 
     FileNotFoundError saying how to install it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the {package.replace('_', '-')} package is not installed; {install}")
+        raise FileNotFoundError(f"the {package.replace('_', '-')} package is not installed; {install} ({WEIGHTS_HELP})")
     path = os.path.join(next(iter(spec.submodule_search_locations)), relative_path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} weights not found at {path}")
+        raise FileNotFoundError(f"{what} weights not found at {path} ({WEIGHTS_HELP})")
     return path

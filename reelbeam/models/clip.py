@@ -6,6 +6,9 @@
   folder (copied once to a local cache, then loaded from there). Nothing is downloaded when the
   Hugging Face hub is offline (`HF_HUB_OFFLINE=1`, or `local_files_only=True`): an id must then be
   in the local Hugging Face cache, and a missing one is one `CheckpointError` line.
+- `locate_clip`: where a source's config.json and weights file are, without reading them: a path or
+  URL that does not exist, a folder without weights and an id that is not in the Hugging Face cache
+  are three different one-line errors (`clip_problem` gives the line, `clip_available` a bool).
 - Preprocessing, equal to the reference's (OpenAI CLIP's `Resize(224, BICUBIC)`, `CenterCrop(224)`,
   `ToTensor`, `Normalize(CLIP mean, std)` on a PIL image), split in two so the decode pass can
   shrink each sampled frame at once and no full-resolution frame leaves it:
@@ -33,7 +36,7 @@ import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from PIL import Image
 
-from reelbeam.models.checkpoints import CheckpointError
+from reelbeam.models.checkpoints import WEIGHTS_HELP, CheckpointError
 from reelbeam.models.device import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -42,6 +45,10 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CONTEXT_LENGTH = 77  # tokens, start and end included; the reference refuses longer sentences
 PRECISIONS = ("fp32", "bf16")
+# What `from_pretrained` loads a CLIPModel from, in the order it prefers them (sharded checkpoints
+# by their index file).
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_EXPECTED = "expected config.json + model.safetensors/pytorch_model.bin"
 
 _MEAN = np.asarray(CLIP_MEAN, dtype=np.float32)[:, None, None]
 _STD = np.asarray(CLIP_STD, dtype=np.float32)[:, None, None]
@@ -138,7 +145,7 @@ def resolve_clip_source(source: str, cache_dir: str | None = None) -> str:
         listing = {}
     files = {p: _version(info) for p, info in listing.items() if info.get("type", "file") == "file"}
     if not files:
-        raise CheckpointError(f"CLIP model folder {source} not found or empty")
+        raise CheckpointError(f"CLIP model folder {source} does not exist or is empty; {WEIGHTS_HELP}")
     root = root.rstrip("/")
     key = hashlib.sha256(repr((source, sorted(files.items()))).encode()).hexdigest()[:20]
     cache_dir = cache_dir or default_cache_dir()
@@ -175,27 +182,101 @@ def _version(info: dict) -> tuple:
     return info.get("size"), str(tag)
 
 
-def clip_available(source: str = DEFAULT_CLIP_MODEL, cache_dir: str | None = None) -> bool:
-    """Whether `load_clip(source)` would find a model without any network access: a local folder
-    with a config.json, an fsspec URL of a folder that has one (or its copy already cached), or a
-    Hugging Face id in the local Hugging Face cache. For deciding, before a pipeline starts,
-    whether a CLIP stage can run; it reads no weights."""
-    if "://" in source:
-        import fsspec
+@dataclasses.dataclass(frozen=True)
+class ClipFiles:
+    """Where a CLIP source's files are: `config` and `weights` are local paths, or URLs of the
+    source's filesystem; `weights` is the first of `WEIGHT_FILES` present. `cached`: found in the
+    local Hugging Face cache (an id), not at a path."""
 
-        fs, root = fsspec.core.url_to_fs(source)
-        try:
-            return bool(fs.exists(f"{root.rstrip('/')}/config.json"))
-        except OSError:
-            return False
-    if os.path.isdir(source):
-        return os.path.isfile(os.path.join(source, "config.json"))
+    source: str
+    config: str
+    weights: str
+    cached: bool = False
+
+
+def _pick(source: str, names, join, cached: bool = False) -> ClipFiles:
+    names = set(names)
+    weights = next((n for n in WEIGHT_FILES if n in names), None)
+    if "config.json" not in names or weights is None:
+        where = " in the local Hugging Face cache" if cached else ""
+        raise CheckpointError(f"{source!r} has no CLIP weights{where} ({_EXPECTED})")
+    return ClipFiles(source, join("config.json"), join(weights), cached)
+
+
+def _locate_url(source: str) -> ClipFiles:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(source)
+    root = root.rstrip("/") or root
     try:
-        from huggingface_hub import try_to_load_from_cache
+        if not fs.exists(root):
+            raise CheckpointError(f"{source!r} does not exist")
+        if fs.isfile(root):
+            raise CheckpointError(f"{source!r} is a file; give the folder that holds it ({_EXPECTED})")
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)]
+    except CheckpointError:
+        raise
+    except (OSError, ValueError) as e:  # no credentials, no permission, a malformed bucket name
+        raise CheckpointError(f"{source!r} cannot be read ({type(e).__name__}: {e})") from None
+    base = source.rstrip("/")
+    return _pick(source, names, lambda name: f"{base}/{name}")
 
-        return isinstance(try_to_load_from_cache(source, "config.json"), str)
-    except ValueError:  # not a valid repository id either
-        return False
+
+def _locate_cached(source: str) -> ClipFiles:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = {}
+    for name in ("config.json", *WEIGHT_FILES):
+        path = try_to_load_from_cache(source, name)
+        if isinstance(path, str):
+            found[name] = path
+    if not found:
+        raise CheckpointError(
+            f"{source!r} is not in the local Hugging Face cache (reelbeam downloads nothing) and is no local folder"
+        )
+    return _pick(source, found, found.__getitem__, cached=True)
+
+
+def locate_clip(source: str) -> ClipFiles:
+    """Where `source`'s config.json and weights file are, reading neither and using no network:
+
+    - an fsspec URL (`gs://`, `s3://`, `file://`, ...): the folder it names;
+    - a local folder: itself;
+    - anything else that is a valid Hugging Face id (`org/name`): the local Hugging Face cache.
+
+    Raises CheckpointError, one line starting with `repr(source)`, saying which case failed: a path
+    or URL that "does not exist" (a value that cannot be a Hugging Face id is a path), a folder that
+    "has no CLIP weights", an id that "is not in the local Hugging Face cache", or a URL that
+    "cannot be read" (credentials, permissions)."""
+    if "://" in source:
+        return _locate_url(source)
+    if os.path.isdir(source):
+        return _pick(source, os.listdir(source), lambda name: os.path.join(source, name))
+    if os.path.exists(source):
+        raise CheckpointError(f"{source!r} is a file; give the folder that holds it ({_EXPECTED})")
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(source)
+    except ValueError:  # absolute, ./relative, a/b/c, ~: a path, not an id
+        raise CheckpointError(f"{source!r} does not exist") from None
+    return _locate_cached(source)
+
+
+def clip_problem(source: str = DEFAULT_CLIP_MODEL) -> str | None:
+    """Why `load_clip(source)` would not find a model without network access (`locate_clip`'s
+    one line), or None when it would. It reads no weights: for deciding, before a pipeline starts,
+    whether a CLIP stage can run."""
+    try:
+        locate_clip(source)
+    except CheckpointError as e:
+        return str(e)
+    return None
+
+
+def clip_available(source: str = DEFAULT_CLIP_MODEL, cache_dir: str | None = None) -> bool:
+    """Whether `load_clip(source)` would find a model without any network access (`clip_problem`)."""
+    return clip_problem(source) is None
 
 
 def load_clip(
@@ -226,7 +307,7 @@ def load_clip(
         raise CheckpointError(
             f"cannot load CLIP model {source!r} ({where}): {detail}. Give a folder written by "
             "CLIPModel.save_pretrained (with its tokenizer), an fsspec URL of one, or a Hugging Face id "
-            "in the local cache"
+            f"in the local cache; {WEIGHTS_HELP}"
         ) from None
     return LoadedCLIP(model.float().eval().to(device), tokenizer, source, local)
 

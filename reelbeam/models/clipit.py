@@ -34,7 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reelbeam.models.checkpoints import CheckpointError, load_checkpoint
+from reelbeam.models.checkpoints import (
+    CheckpointError,
+    compare_keys,
+    expected_shapes,
+    load_checkpoint,
+    tensor_shapes,
+)
 from reelbeam.transforms.summaries import l2_normalize_rows
 
 NUM_SENTENCES = 7
@@ -226,6 +232,15 @@ def load_clipit(
     if not keep_decoder:
         model.decoder = None
     return model.eval().to(device)
+
+
+def inspect_clipit(path: str, shapes: Mapping[str, tuple] | None = None) -> None:
+    """Check `path` by its tensor names and shapes alone (no weights read; `shapes`: its
+    `tensor_shapes` when already read), as `load_clipit` would load it ('params' unwrapped,
+    'module.' stripped); CheckpointError (one line) when it is not the scoring transformer."""
+    shapes = tensor_shapes(path) if shapes is None else shapes
+    shapes = {k.removeprefix("module."): v for k, v in shapes.items()}
+    compare_keys(path, shapes, expected_shapes(ClipIt), "CLIP-It scoring transformer")
 
 
 def _brief(items: list, n: int = 4) -> str:

@@ -204,10 +204,11 @@ def _error(path: str, problems: str) -> CheckpointError:
     )
 
 
-def check_checkpoint(path: str) -> None:
+def check_checkpoint(path: str, shapes: Mapping[str, Sequence[int]] | None = None) -> None:
     """Raise CheckpointError unless `path` holds the published layout. Reads only the file's
-    metadata (a few kB, also through fsspec), so it suits configuration time on a launcher."""
-    problems = checkpoint_problems(tensor_shapes(path))
+    metadata (a few kB, also through fsspec; `shapes`: its `tensor_shapes` when already read), so it
+    suits configuration time on a launcher."""
+    problems = checkpoint_problems(tensor_shapes(path) if shapes is None else shapes)
     if problems:
         raise _error(path, problems)
 

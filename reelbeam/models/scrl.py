@@ -96,10 +96,10 @@ def _check_layout(path: str, raw: Mapping) -> dict:
     return state
 
 
-def inspect_scrl(path: str) -> None:
-    """Check `path` by its tensor names and shapes alone (no weights read); CheckpointError (one
-    line) when it is not an SCRL encoder."""
-    state = _check_layout(path, tensor_shapes(path))
+def inspect_scrl(path: str, shapes: Mapping[str, tuple] | None = None) -> None:
+    """Check `path` by its tensor names and shapes alone (no weights read; `shapes`: its
+    `tensor_shapes` when already read); CheckpointError (one line) when it is not an SCRL encoder."""
+    state = _check_layout(path, tensor_shapes(path) if shapes is None else shapes)
     compare_keys(path, state, expected_shapes(SCRLEncoder), "SCRL ResNet-50 (9-channel conv1)")
 
 

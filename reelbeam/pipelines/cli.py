@@ -419,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("vacuum", help="delete data files no table version needs any more", add_help=False)
     sub.add_parser("repair", help="take unreadable committed files out of the tables (they are then redone)",
                    add_help=False)
+    sub.add_parser("weights", help="check model weights: `reelbeam weights check PATH...` says which model each file "
+                   "holds (docs/weights.md says where to get them)", add_help=False)
     schemas = sub.add_parser("schemas", help="print every table's schema (--markdown: as docs/tables.md)")
     schemas.add_argument("--markdown", action="store_true")
     if not argv:
@@ -447,8 +449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reelbeam.evaluate import main as evaluate_main
 
         return evaluate_main(rest)
+    if command == "weights":
+        from reelbeam.weights import main as weights_main
+
+        return weights_main(rest)
     if command != "run":
-        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, migrate, vacuum, repair, schemas)")
+        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, migrate, vacuum, repair, "
+                  "weights, schemas)")
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
         return 0

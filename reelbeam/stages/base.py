@@ -50,6 +50,14 @@ class ConfigError(ValueError):
     """Bad configuration, detected before the pipeline starts."""
 
 
+def weights_error(flag: str, error: Exception) -> ConfigError:
+    """A checkpoint flag's problem (a CheckpointError: missing, unreadable, another model's file) as
+    one line naming the flag and ending with where to get the right file (docs/weights.md)."""
+    from reelbeam.models.checkpoints import WEIGHTS_HELP
+
+    return ConfigError(f"{flag}: {error}; {WEIGHTS_HELP}")
+
+
 def add_flag(parser, name: str, *aliases: str, **kwargs) -> None:
     """`--name` (and `--alias` for older names), stored under `na_me`; Beam's underscore spellings
     (`--na_me`, `--no_na_me` for a boolean pair) are accepted too but not listed in the help.

@@ -16,7 +16,7 @@ import functools
 import logging
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag
+from reelbeam.stages.base import ConfigError, Stage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def scene_checkpoint_layout(path: str) -> str:
     try:
         return inspect_bassl(path)
     except CheckpointError as e:
-        raise ConfigError(f"--scene-checkpoint: {e}") from e
+        raise weights_error("--scene-checkpoint", e) from e
 
 
 def _model_id(kind: str, path: str) -> str:
@@ -40,7 +40,7 @@ def _model_id(kind: str, path: str) -> str:
     try:
         return model_id(kind, path)
     except CheckpointError as e:
-        raise ConfigError(f"--scene-checkpoint: {e}") from e
+        raise weights_error("--scene-checkpoint", e) from e
 
 
 class BaSSLEncoderStage(Stage):

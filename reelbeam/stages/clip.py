@@ -17,11 +17,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import weakref
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, PassStage, Stage, add_flag
+from reelbeam.stages.base import ConfigError, PassStage, Stage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -40,28 +39,19 @@ def _queries(options) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _available(source: str) -> bool:
-    from reelbeam.models.clip import clip_available
+def _problem(source: str) -> str | None:
+    from reelbeam.models.clip import clip_problem
 
-    return clip_available(source)
+    return clip_problem(source)
 
 
 def _projection_dim(source: str) -> int | None:
-    """The model's feature width from its config.json where it can be read without loading it."""
-    path = None
-    if "://" not in source and os.path.isdir(source):
-        path = os.path.join(source, "config.json")
-    elif "://" not in source:
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    """The model's feature width from its config.json (local, cached or remote; a small file)."""
+    import fsspec
 
-            found = try_to_load_from_cache(source, "config.json")
-            path = found if isinstance(found, str) else None
-        except ValueError:
-            path = None
-    if path is None:
-        return None
-    with open(path, encoding="utf-8") as f:
+    from reelbeam.models.clip import locate_clip
+
+    with fsspec.open(locate_clip(source).config, "r", encoding="utf-8") as f:
         return json.load(f).get("projection_dim")
 
 
@@ -88,16 +78,23 @@ def _decide(options, env) -> str | None:
         if wanted or options.clip_scoring == "on":
             raise ConfigError("CLIP frame scoring needs every frame decoded: drop --iframes-only")
         return None
-    if not _available(source):
-        where = "not in the local Hugging Face cache" if "://" not in source and not os.path.isdir(source) else "not found"
-        if wanted or options.clip_scoring == "on" or source != DEFAULT_CLIP_MODEL:
-            flag = "--query" if _queries(options) else ("--clipit-checkpoint" if options.clipit_checkpoint else "--clip-model")
-            raise ConfigError(
-                f"{flag} needs CLIP weights, and --clip-model {source!r} is {where}: give a folder written by "
-                "CLIPModel.save_pretrained (with its tokenizer), an fsspec URL of one, or a Hugging Face id in the cache"
-            )
+    problem = _problem(source)
+    if problem:
+        from reelbeam.models.checkpoints import WEIGHTS_HELP
+
+        # Name what asked for CLIP, and the model that is missing (the default one when no
+        # --clip-model was given); an explicit --clip-model that is missing is an error by itself.
+        given = "--clip-model" if options.clip_model else "the default --clip-model"
+        if wanted or options.clip_scoring == "on" or options.save_summary_video:
+            asked = "--query" if _queries(options) else (
+                "--clipit-checkpoint" if options.clipit_checkpoint else
+                "--clip-scoring on" if options.clip_scoring == "on" else "--save-summary-video")
+            raise ConfigError(f"{asked} needs CLIP weights, and {given} {problem}; {WEIGHTS_HELP}")
+        if source != DEFAULT_CLIP_MODEL:
+            raise ConfigError(f"--clip-model {problem}; {WEIGHTS_HELP}")
         if env is not None:
-            env.note(f"CLIP frame scoring and summaries skipped: no CLIP weights here ({source} is {where}); give --clip-model PATH")
+            env.note(f"CLIP frame scoring and summaries skipped: no CLIP weights here ({given} {problem}); "
+                     f"give --clip-model PATH ({WEIGHTS_HELP})")
         return None
     dim = _projection_dim(source)
     if dim is not None and dim != 512:
@@ -205,14 +202,13 @@ class FrameEmbeddingsStage(Stage):
 
 
 def _check_clipit(path: str) -> None:
-    from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, tensor_shapes
-    from reelbeam.models.clipit import ClipIt
+    from reelbeam.models.checkpoints import CheckpointError
+    from reelbeam.models.clipit import inspect_clipit
 
     try:
-        shapes = {k.removeprefix("module."): v for k, v in tensor_shapes(path).items()}
-        compare_keys(path, shapes, expected_shapes(ClipIt), "CLIP-It scoring transformer")
+        inspect_clipit(path)
     except CheckpointError as e:
-        raise ConfigError(f"--clipit-checkpoint: {e}") from e
+        raise weights_error("--clipit-checkpoint", e) from e
 
 
 class FrameScoresStage(Stage):
@@ -237,7 +233,7 @@ class FrameScoresStage(Stage):
             try:
                 self.clipit_id = model_id("clipit", clipit)
             except CheckpointError as e:
-                raise ConfigError(f"--clipit-checkpoint: {e}") from e
+                raise weights_error("--clipit-checkpoint", e) from e
 
     @classmethod
     def configure(cls, options, env) -> FrameScoresStage | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag
+from reelbeam.stages.base import Stage, add_flag, weights_error
 
 
 class SCRLEncoderStage(Stage):
@@ -29,7 +29,7 @@ class SCRLEncoderStage(Stage):
         try:
             self.model_id = model_id("scrl-resnet50", checkpoint)
         except CheckpointError as e:
-            raise ConfigError(f"--scrl-checkpoint: {e}") from e
+            raise weights_error("--scrl-checkpoint", e) from e
 
     @staticmethod
     def add_flags(group) -> None:
@@ -48,7 +48,7 @@ class SCRLEncoderStage(Stage):
         try:
             inspect_scrl(options.scrl_checkpoint)
         except CheckpointError as e:
-            raise ConfigError(f"--scrl-checkpoint: {e}") from e
+            raise weights_error("--scrl-checkpoint", e) from e
         return cls(options.scrl_checkpoint, env.model_device, env.precision(), env.model_copies).hinted(env)
 
     def settings(self) -> str:

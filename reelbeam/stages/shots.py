@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import apache_beam as beam
 
-from reelbeam.stages.base import ConfigError, PassStage, add_flag
+from reelbeam.stages.base import ConfigError, PassStage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 DETECTORS = ("transnetv2", "lgss", "none")
@@ -52,7 +52,7 @@ def _check_weights(path: str) -> None:
     try:
         compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict")
     except CheckpointError as e:
-        raise ConfigError(f"--transnetv2-weights: {e}") from e
+        raise weights_error("--transnetv2-weights", e) from e
 
 
 class ShotsStage(PassStage):
@@ -153,7 +153,7 @@ class ShotsStage(PassStage):
         if transnet and options.transnetv2_weights:
             fs, path = fsspec.core.url_to_fs(options.transnetv2_weights)
             if not fs.exists(path):
-                raise ConfigError(f"--transnetv2-weights {options.transnetv2_weights!r}: no such file")
+                raise weights_error("--transnetv2-weights", f"{options.transnetv2_weights!r}: no such file")
             _check_weights(options.transnetv2_weights)
         inline = (not on_gpu) if options.shots_in_decode_pass == "auto" else options.shots_in_decode_pass == "on"
         batch = options.inference_batch_size or (64 if on_gpu else 1)

@@ -37,8 +37,9 @@ class SummariesStage(Stage):
         if not 0.0 < options.summary_budget <= 1.0:
             raise ConfigError(f"--summary-budget must be in (0, 1], got {options.summary_budget:g}")
         if clip_source(options, env) is None:
-            if options.save_summary_video:
-                raise ConfigError("--save-summary-video needs the CLIP stages, which are off: give --clip-model PATH")
+            if options.save_summary_video:  # missing weights are refused by clip_source, naming them
+                why = "drop --clip-scoring off" if options.clip_scoring == "off" else "drop --iframes-only"
+                raise ConfigError(f"--save-summary-video needs the CLIP stages, which are off: {why}")
             return None
         return cls(options.summary_budget, options.output.rstrip("/") if options.save_summary_video else None)
 

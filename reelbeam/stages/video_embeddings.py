@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag
+from reelbeam.stages.base import ConfigError, Stage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class VideoEmbeddingsStage(Stage):
         try:
             self.model_id = model_id("cmd-r2plus1d26", checkpoint)
         except CheckpointError as e:
-            raise ConfigError(f"--cmd-checkpoint: {e}") from e
+            raise weights_error("--cmd-checkpoint", e) from e
 
     @staticmethod
     def add_flags(group) -> None:
@@ -64,7 +64,8 @@ class VideoEmbeddingsStage(Stage):
         if options.cmd_batch_size is not None and options.cmd_batch_size < 1:
             raise ConfigError(f"--cmd-batch-size must be >= 1, got {options.cmd_batch_size}")
         if not options.cmd_checkpoint:
-            env.note("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings`")
+            env.note("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings` "
+                     "(see docs/weights.md)")
             return None
         if options.iframes_only:
             raise ConfigError("--cmd-checkpoint needs every frame decoded: drop --iframes-only")
@@ -74,7 +75,7 @@ class VideoEmbeddingsStage(Stage):
         try:
             check_checkpoint(options.cmd_checkpoint)
         except CheckpointError as e:
-            raise ConfigError(f"--cmd-checkpoint: {e}") from e
+            raise weights_error("--cmd-checkpoint", e) from e
         batch = options.cmd_batch_size or (32 if env.on_gpu else 8)
         return cls(options.cmd_checkpoint, granularities, env.model_device, env.precision(), env.model_copies,
                    batch).hinted(env)

@@ -1,6 +1,7 @@
 """Every unreadable, truncated, wrong-format or wrong-architecture checkpoint gives one line naming
-the flag and the file and what is wrong, exit status 2, and no output folder (issue: a text file
-raised `KeyError: 101`, random bytes were called code, the output was made first)."""
+the flag and the file and what is wrong, ending with where to get the right file, exit status 2,
+and no output folder (issue: a text file raised `KeyError: 101`, random bytes were called code,
+the output was made first)."""
 
 import os
 import zipfile
@@ -51,6 +52,7 @@ def test_a_bad_checkpoint_is_one_line_exit_2_and_no_output(bad_files, video, tmp
     assert len(err) == 1 and err[0].startswith(f"reelbeam: error: {flag}"), err
     assert os.path.basename(bad_files[kind]) in err[0]
     assert "Traceback" not in err[0] and "KeyError" not in err[0]
+    assert err[0].endswith("; see docs/weights.md"), err[0]  # where the right file comes from
     if kind in ("random", "truncated", "zip_not_torch", "empty"):
         assert "code" not in err[0], err[0]  # a corrupt file is not reported as a code payload
     assert not out.exists()

@@ -137,11 +137,73 @@ def test_clip_available_says_where_a_model_is_without_network(clip_dir, tmp_path
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert clip_available(clip_dir) and clip_available(f"file://{clip_dir}")
     fs = fsspec.filesystem("memory")
-    fs.put_file(os.path.join(clip_dir, "config.json"), "/avail/clip/config.json")
+    for name in ("config.json", "model.safetensors"):
+        fs.put_file(os.path.join(clip_dir, name), f"/avail/clip/{name}")
+    fs.put_file(os.path.join(clip_dir, "config.json"), "/avail/config-only/config.json")
     assert clip_available("memory://avail/clip")
+    assert not clip_available("memory://avail/config-only")  # config.json without weights
     assert not clip_available("memory://avail/none")
     assert not clip_available(str(tmp_path))  # a folder without config.json
     assert not clip_available("no-such-org/no-such-clip") and not clip_available("/no/such/folder")
+
+
+NO_WEIGHTS = "has no CLIP weights (expected config.json + model.safetensors/pytorch_model.bin)"
+
+
+@pytest.mark.parametrize("source, message", [
+    ("/no/such/folder", "'/no/such/folder' does not exist"),
+    ("./no-such-folder", "'./no-such-folder' does not exist"),
+    ("models/clip/v1", "'models/clip/v1' does not exist"),
+    ("memory://no/such/clip", "'memory://no/such/clip' does not exist"),
+    ("{tmp}/config-only", "'{tmp}/config-only' " + NO_WEIGHTS),
+    ("{tmp}/weights-only", "'{tmp}/weights-only' " + NO_WEIGHTS),
+    ("memory://locate/config-only", "'memory://locate/config-only' " + NO_WEIGHTS),
+    ("{tmp}/config-only/config.json", "'{tmp}/config-only/config.json' is a file; give the folder that holds it"),
+    ("no-such-org/no-such-clip", "'no-such-org/no-such-clip' is not in the local Hugging Face cache"),
+    ("tiny-org/config-only", "'tiny-org/config-only' has no CLIP weights in the local Hugging Face cache"),
+])
+def test_locate_clip_says_which_of_path_folder_and_id_is_wrong(clip_dir, tmp_path, monkeypatch, source, message):
+    """A path that does not exist, a folder without weights and an id that is not cached are three
+    different lines (it used to say "not in the local Hugging Face cache" for a missing path and
+    "not found" for a folder without weights)."""
+    import huggingface_hub.constants
+
+    from reelbeam.models.clip import clip_problem, locate_clip
+
+    (tmp_path / "config-only").mkdir()
+    os.link(os.path.join(clip_dir, "config.json"), tmp_path / "config-only" / "config.json")
+    (tmp_path / "weights-only").mkdir()
+    os.link(os.path.join(clip_dir, "model.safetensors"), tmp_path / "weights-only" / "model.safetensors")
+    fsspec.filesystem("memory").put_file(os.path.join(clip_dir, "config.json"), "/locate/config-only/config.json")
+    repo = tmp_path / "hub" / "models--tiny-org--config-only"
+    (repo / "snapshots" / "abc").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    os.link(os.path.join(clip_dir, "config.json"), repo / "snapshots" / "abc" / "config.json")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    source, message = source.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        locate_clip(source)
+    assert str(err.value).startswith(message), str(err.value)
+    assert clip_problem(source) == str(err.value)
+
+
+def test_locate_clip_finds_each_kind_of_source(clip_dir, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from reelbeam.models.clip import locate_clip
+
+    found = locate_clip(clip_dir)
+    assert found.config == os.path.join(clip_dir, "config.json") and found.weights.endswith("model.safetensors")
+    snapshot = tmp_path / "hub" / "models--tiny-org--tiny-clip" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "hub" / "models--tiny-org--tiny-clip" / "refs").mkdir()
+    (tmp_path / "hub" / "models--tiny-org--tiny-clip" / "refs" / "main").write_text("abc")
+    for name in os.listdir(clip_dir):
+        os.link(os.path.join(clip_dir, name), snapshot / name)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cached = locate_clip("tiny-org/tiny-clip")
+    assert cached.cached and cached.weights == str(snapshot / "model.safetensors")
 
 
 def test_a_folder_without_a_model_is_refused(tmp_path):

@@ -187,3 +187,66 @@ def test_bad_clip_flags_are_refused(tmp_path, clip_model, flags, message):
     with pytest.raises(ConfigError, match=message):
         build_plan(PipelineOptions(["--input", SAMPLE, "--output", str(tmp_path / "o"), "--clip-model", clip_model,
                                     *[f.format(bad=bad) for f in flags]]))
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    """No model in the Hugging Face cache, whatever this machine holds."""
+    import huggingface_hub.constants
+
+    from reelbeam.stages import clip
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    clip._problem.cache_clear()
+    yield
+    clip._problem.cache_clear()
+
+
+DEFAULT = "the default --clip-model 'openai/clip-vit-base-patch32' is not in the local Hugging Face cache"
+NO_WEIGHTS = "has no CLIP weights (expected config.json + model.safetensors/pytorch_model.bin)"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--clip-model", "/no/such/clip"], "--clip-model '/no/such/clip' does not exist"),
+    (["--clip-model", "memory://no/such/clip"], "--clip-model 'memory://no/such/clip' does not exist"),
+    (["--clip-model", "{empty}"], "--clip-model '{empty}' " + NO_WEIGHTS),
+    (["--clip-model", "no-such-org/no-such-clip"], "--clip-model 'no-such-org/no-such-clip' is not in the local Hugging Face cache"),
+    (["--clip-scoring", "on"], "--clip-scoring on needs CLIP weights, and " + DEFAULT),
+    (["--clip-scoring", "on", "--clip-model", "/no/such/clip"],
+     "--clip-scoring on needs CLIP weights, and --clip-model '/no/such/clip' does not exist"),
+    (["--query", "x", "--clip-model", "{empty}"], "--query needs CLIP weights, and --clip-model '{empty}' " + NO_WEIGHTS),
+    (["--clipit-checkpoint", "/m/clipit.pt"], "--clipit-checkpoint needs CLIP weights, and " + DEFAULT),
+    (["--save-summary-video"], "--save-summary-video needs CLIP weights, and " + DEFAULT),
+])
+def test_missing_clip_weights_name_what_is_missing_and_point_to_the_docs(tmp_path, empty_hf_cache, flags, message):
+    """A path that does not exist, a folder without weights and an id that is not cached each say
+    so (they used to be the wrong way round), and what asked for CLIP is named (`--clip-scoring on`
+    used to blame --clip-model)."""
+    empty = tmp_path / "clip-without-weights"
+    empty.mkdir()
+    (empty / "config.json").write_text('{"model_type": "clip"}')
+    flags = [f.format(empty=empty) for f in flags]
+    with pytest.raises(ConfigError) as err:
+        build_plan(PipelineOptions(["--input", SAMPLE, "--output", str(tmp_path / "o"), *flags]))
+    text = str(err.value)
+    assert text.startswith(message.format(empty=empty)), text
+    assert text.endswith("; see docs/weights.md") and "\n" not in text
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_skip_note_names_the_missing_model_and_the_docs(tmp_path, empty_hf_cache):
+    plan = build_plan(PipelineOptions(["--input", SAMPLE, "--output", str(tmp_path / "o")]))
+    (note,) = [n for n in plan.env.notes if "CLIP frame scoring" in n]
+    assert DEFAULT in note and note.endswith("(see docs/weights.md)")
+
+
+def test_a_clip_model_of_another_width_is_refused_wherever_it_is(tmp_path):
+    import fsspec
+
+    wide = save_tiny_clip(str(tmp_path / "wide-clip"), projection_dim=256)
+    fs = fsspec.filesystem("memory")
+    for name in os.listdir(wide):
+        fs.put_file(os.path.join(wide, name), f"/stages/wide-clip/{name}")
+    for source in (wide, "memory://stages/wide-clip"):  # a URL's config.json is read too
+        with pytest.raises(ConfigError, match=f"--clip-model '{source}' gives 256-d features"):
+            build_plan(PipelineOptions(["--input", SAMPLE, "--output", str(tmp_path / "o"), "--clip-model", source]))
