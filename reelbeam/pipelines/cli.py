@@ -98,14 +98,32 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[str, int] | None = None) -> str:
+def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[str, int] | None = None,
+            ledger_rows: list[dict] | None = None) -> str:
     """The end-of-run lines: videos ok and failed in this run, stage failures apart, rows per table,
-    and the files of stages that write files (folder -> how many videos got theirs)."""
+    and the files of stages that write files (folder -> how many videos got theirs).
+
+    ledger_rows: this run's `stage_runs` rows (video_id, stage, status): a video counts as ok when a
+    stage of this run did its work on it, also where its own rows were done before (a resume that
+    adds a stage); without them, the `videos` rows this run wrote."""
     video_failed = {f["video_id"] for f in failure_rows if f["stage"] in ("list", "decode", "assemble", "transition_model", "shot_detection")}
     stage_failed = [f for f in failure_rows if f["video_id"] not in video_failed]
     ok = counts.get("videos", 0)
+    added: dict[str, set] = {}  # video done before -> the stages this run added to it
+    if ledger_rows is not None:
+        done: dict[str, set] = {}
+        for row in ledger_rows:
+            if row["status"] == "ok" and row["video_id"] not in video_failed:
+                done.setdefault(row["video_id"], set()).add(row["stage"])
+        ok = len(done)
+        added = {v: stages for v, stages in done.items() if "decode" not in stages}
     if plan.running("decode") is not None:
         head = f"reelbeam: {_count(ok, 'video')} ok, {len(video_failed)} failed"
+        if added:
+            stages = set().union(*added.values())
+            names = ", ".join(n for n in plan.stage_names if n in stages)
+            which = "done before" if len(added) == ok else f"{len(added)} of them done before"
+            head += f" ({which}: this run added {names})"
     else:
         head = f"reelbeam: stages {', '.join(plan.stage_names)} (from {plan.source})"
     if stage_failed:
@@ -139,18 +157,24 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
     return "\n".join(lines)
 
 
-def _files_written(plan) -> dict[str, int]:
-    """folder -> videos whose files this run's file-writing stages wrote (their ok ledger rows)."""
+def _ledger_rows(plan) -> list[dict]:
+    """This run's `stage_runs` rows (video_id, stage, status): the work it committed, per video and stage."""
     from reelbeam.store.tables import LEDGER, active_files, read_file
 
+    rows = []
+    for part in active_files(plan.output, LEDGER):
+        if part.run_id == plan.run_id:
+            rows += read_file(part.path, LEDGER, ["video_id", "stage", "status"]).to_pylist()
+    return rows
+
+
+def _files_written(plan, ledger_rows: list[dict]) -> dict[str, int]:
+    """folder -> videos whose files this run's file-writing stages wrote (their ok ledger rows)."""
     folders = {s.name: s.files_folder for s in plan.stages if s.files_folder}
     counts = dict.fromkeys(folders.values(), 0)
-    if not folders:
-        return counts
-    for part in active_files(plan.output, LEDGER):
-        if part.run_id == plan.run_id and part.stage in folders:
-            rows = read_file(part.path, LEDGER, ["status"]).column("status").to_pylist()
-            counts[folders[part.stage]] += rows.count("ok")
+    for row in ledger_rows:
+        if row["stage"] in folders and row["status"] == "ok":
+            counts[folders[row["stage"]]] += 1
     return counts
 
 
@@ -490,8 +514,9 @@ def _run_command(rest, verbose: bool, log) -> int:
             print(f"  {stage.name:<18} {'model step on GPU workers: ' + gpu if gpu else ''}".rstrip())
         print("\n".join(plan.graph.lines()))
         return 0
+    ledger = _ledger_rows(plan)
     print(summary(plan, rows_written(plan.output, plan.run_id), _failure_rows(plan.output, plan.run_id),
-                  _files_written(plan)))
+                  _files_written(plan, ledger), ledger))
     return 0
 
 

@@ -119,6 +119,20 @@ def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpu
     assert proc.returncode == 2 and "stage decode already ran here with other settings" in proc.stderr
 
 
+def test_a_resume_that_adds_a_stage_counts_the_videos_it_worked_on(tmp_path, short_video, capfd):
+    """--skip-existing --iframes re-reads a video done before and writes its I-frames: the summary
+    counts that video, not 0 (its `videos` row is kept from before, so no `videos` row is written)."""
+    out = str(tmp_path / "out")
+    flags = ["--input", short_video, "--output", out, "--shot-detector", "lgss", "--scenes", "histogram", "--no-json",
+             "--direct_running_mode=in_memory"]
+    assert main(["run", *flags]) == 0
+    capfd.readouterr()
+    assert main(["run", *flags, "--skip-existing", "--iframes"]) == 0
+    said = capfd.readouterr().out
+    assert "reelbeam: 1 video ok, 0 failed (done before: this run added iframes);" in said, said
+    assert "keyframes                  1 row" in said
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
