@@ -300,16 +300,18 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
         normalize_dry_run,
         runner_args,
         unknown_beam_args,
+        unknown_flags_message,
     )
     from reelbeam.pipelines.plan import build_plan, prepare_output
     from reelbeam.runners.checks import check_runner
 
     argv = normalize_dry_run(list(sys.argv[1:] if argv is None else argv))
-    _, beam_args = _run_parser().parse_known_args(argv)
+    parser = _run_parser()
+    _, beam_args = parser.parse_known_args(argv)
     beam_args = runner_args(beam_args)
     unknown = unknown_beam_args(beam_args)
     if unknown:
-        raise ConfigError(f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` (and Beam's runner options)")
+        raise ConfigError(unknown_flags_message(unknown, parser))
     dry_run = is_dry_run(beam_args)
     check_runner(beam_args, dry_run)
     plan = build_plan(PipelineOptions(argv), beam_args=beam_args, dry_run=dry_run, prepare=False)

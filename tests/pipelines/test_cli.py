@@ -143,6 +143,9 @@ def test_a_resume_that_adds_a_stage_counts_the_videos_it_worked_on(tmp_path, sho
         (["--input", "{video}", "--output", "/proc/reelbeam-out"], "not writable"),
         (["--input", "{video}", "--output", "{out}", "--transnetv2-threshold", "2"], "threshold"),
         (["--input", "{video}", "--output", "{out}", "--inptu", "x"], "unknown option"),
+        (["--input", "{video}", "--output", "{out}", "--scene-treshold", "0.3"],
+         r"unknown option\(s\): --scene-treshold \(did you mean --scene-threshold\?\)"),
+        (["--input", "{video}", "--output", "{out}", "--direct-num-workers=2"], r"did you mean --direct_num_workers\?"),
         (["--input", "{video}", "--output", "{out}", "--skip-existing", "--overwrite"], "contradict"),
     ],
 )
