@@ -434,6 +434,10 @@ def _abandon_earlier_runs(output: str, run_id: str, taken_over: dict | None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from reelbeam.pipelines.runlog import configure_logging
+
+    # Before any command imports Beam (whose import logs through the root logger).
+    configure_logging(verbose=_verbose(argv[1:]) if argv[:1] == ["run"] else False)
     top = _Parser(prog="reelbeam", description="Video corpus -> Parquet tables of shots, scenes and embeddings, on Apache Beam.")
     top.add_argument("--version", action="version", version=f"reelbeam {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -479,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run_parser().print_help()
         return 0
     _run_parser().parse_known_args(rest)  # a bad value or choice ends here, in one line
-    verbose = any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in rest)
+    verbose = _verbose(rest)
     from reelbeam.pipelines.runlog import RunLog
 
     with RunLog(verbose) as log:
@@ -487,6 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet_third_party_logs()
         code = _run_command(rest, verbose, log)
     return code
+
+
+def _verbose(args: Sequence[str]) -> bool:
+    return any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in args)
 
 
 def _run_command(rest, verbose: bool, log) -> int:
