@@ -272,3 +272,25 @@ def packaged_weights(package: str, relative_path: str, what: str, install: str) 
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} weights not found at {path}")
     return path
+
+
+def clip_available(source: str, cache_dir: str | None = None) -> bool:
+    """Whether `load_clip(source)` would find a model without any network access: a local folder
+    with a config.json, an fsspec URL of a folder that has one (or its copy already cached), or a
+    Hugging Face id in the local Hugging Face cache. For deciding, before a pipeline starts,
+    whether a CLIP stage can run; it reads no weights (and imports no torch: configuring a run stays
+    quick, so that a wrong flag is said at once)."""
+    if "://" in source:
+        fs, root = fsspec.core.url_to_fs(source)
+        try:
+            return bool(fs.exists(f"{root.rstrip('/')}/config.json"))
+        except OSError:
+            return False
+    if os.path.isdir(source):
+        return os.path.isfile(os.path.join(source, "config.json"))
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(source, "config.json"), str)
+    except ValueError:  # not a valid repository id either
+        return False

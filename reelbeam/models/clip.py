@@ -33,7 +33,7 @@ import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from PIL import Image
 
-from reelbeam.models.checkpoints import CheckpointError
+from reelbeam.models.checkpoints import CheckpointError, clip_available  # noqa: F401 - imported from here too
 from reelbeam.models.device import resolve_device
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -173,29 +173,6 @@ def _version(info: dict) -> tuple:
         None,
     )
     return info.get("size"), str(tag)
-
-
-def clip_available(source: str = DEFAULT_CLIP_MODEL, cache_dir: str | None = None) -> bool:
-    """Whether `load_clip(source)` would find a model without any network access: a local folder
-    with a config.json, an fsspec URL of a folder that has one (or its copy already cached), or a
-    Hugging Face id in the local Hugging Face cache. For deciding, before a pipeline starts,
-    whether a CLIP stage can run; it reads no weights."""
-    if "://" in source:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(source)
-        try:
-            return bool(fs.exists(f"{root.rstrip('/')}/config.json"))
-        except OSError:
-            return False
-    if os.path.isdir(source):
-        return os.path.isfile(os.path.join(source, "config.json"))
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(source, "config.json"), str)
-    except ValueError:  # not a valid repository id either
-        return False
 
 
 def load_clip(

@@ -41,7 +41,7 @@ def _queries(options) -> list[str]:
 
 @functools.lru_cache(maxsize=8)
 def _available(source: str) -> bool:
-    from reelbeam.models.clip import clip_available
+    from reelbeam.models.checkpoints import clip_available
 
     return clip_available(source)
 

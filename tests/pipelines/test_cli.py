@@ -205,6 +205,30 @@ def test_a_wrong_invocation_prints_its_error_and_nothing_else(args, error, tmp_p
     assert proc.stderr == f"reelbeam: error: {error.format(**fmt)}\n" and proc.stdout == ""
 
 
+def test_validating_a_run_imports_no_torch(tmp_path, short_video):
+    """Flags, inputs and output are checked before anything imports torch (1.5-3 s of a wrong
+    invocation's time, before the error): stages configure themselves from torch-free modules."""
+    out = str(tmp_path / "out")
+    code = f"""
+import sys
+from apache_beam.options.pipeline_options import PipelineOptions
+from reelbeam.pipelines.cli import run
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.plan import build_plan
+
+try:
+    run(["--input", {short_video!r}, "--output", {out!r}, "--jpeg-quality", "500"])
+except ConfigError as e:
+    print(e)
+for flags in ([], ["--shot-keyframes", "--iframes", "--motion-maps", "every:10"], ["--scenes", "histogram"]):
+    build_plan(PipelineOptions(["--input", {short_video!r}, "--output", {out!r}, *flags]), prepare=False)
+print(sorted(m for m in ("torch", "transformers", "apache_beam.ml.inference.base") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["--jpeg-quality must be in 1..100, got 500", "[]"]
+
+
 def test_verbose_lines_keep_reelbeams_format_without_beams_gcp_extra(tmp_path, short_video):
     """Beam's import logs through the root logger in such an install; that used to give the whole
     process Python's default format, so reelbeam's lines came out as `INFO:reelbeam.progress:...`."""
