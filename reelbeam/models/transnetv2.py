@@ -8,10 +8,10 @@ gathered by a strided view instead of three index tensors. It computes the singl
 trained to mark every frame of a gradual transition): `forward(frames)` gives the single-frame
 logits as it always did, `forward(frames, heads=2)` both heads' logits as [B, T, 2].
 
-Windowing (pure functions, also used by the decode consumer): the video is padded with 25 copies of
-its first frame and 25..74 copies of its last frame so that its length plus padding is a multiple of
-50 plus 50; windows of 100 frames are taken with stride 50 and frames [25, 75) of each window are
-kept. This is `TransNetV2.predict_frames` of the wheel.
+Windowing (pure functions, also used by the decode consumer) is in `reelbeam.transforms.transnetv2_windows`,
+and its names are imported here too: the video is padded with 25 copies of its first frame and 25..74
+copies of its last frame; windows of 100 frames are taken with stride 50 and frames [25, 75) of each
+window are kept. This is `TransNetV2.predict_frames` of the wheel.
 """
 
 from __future__ import annotations
@@ -27,12 +27,19 @@ import torch.nn.functional as F
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 
+from reelbeam.transforms.transnetv2_windows import (  # noqa: F401 - the model's input contract, imported from here too
+    FRAME_H,
+    FRAME_W,
+    PAD_START,
+    STRIDE,
+    WINDOW,
+    end_padding,
+    make_windows,
+    num_windows,
+)
+
 LOG = logging.getLogger(__name__)
 
-WINDOW = 100
-STRIDE = 50
-PAD_START = 25
-FRAME_H, FRAME_W = 27, 48
 _LOOKUP = 101
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -140,23 +147,6 @@ def auto_precision(precision: str, device: str) -> str:
     return "int8" if int8_fast() else "fp32"
 
 
-def end_padding(num_frames: int) -> int:
-    """Copies of the last frame appended by the reference for a video of `num_frames` frames."""
-    rem = num_frames % STRIDE
-    return PAD_START + STRIDE - (rem if rem else STRIDE)
-
-
-def num_windows(num_frames: int) -> int:
-    return (PAD_START + num_frames + end_padding(num_frames) - WINDOW) // STRIDE + 1
-
-
-def make_windows(frames: np.ndarray) -> np.ndarray:
-    """uint8 [N, 27, 48, 3] -> uint8 [num_windows(N), 100, 27, 48, 3], as the reference pads."""
-    n = len(frames)
-    padded = np.concatenate(
-        [np.repeat(frames[:1], PAD_START, 0), frames, np.repeat(frames[-1:], end_padding(n), 0)]
-    )
-    return np.stack([padded[i * STRIDE : i * STRIDE + WINDOW] for i in range(num_windows(n))])
 
 
 def stitch_window_predictions(window_probs: Sequence[np.ndarray], num_frames: int) -> np.ndarray:

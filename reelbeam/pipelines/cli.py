@@ -98,14 +98,32 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[str, int] | None = None) -> str:
+def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[str, int] | None = None,
+            ledger_rows: list[dict] | None = None) -> str:
     """The end-of-run lines: videos ok and failed in this run, stage failures apart, rows per table,
-    and the files of stages that write files (folder -> how many videos got theirs)."""
+    and the files of stages that write files (folder -> how many videos got theirs).
+
+    ledger_rows: this run's `stage_runs` rows (video_id, stage, status): a video counts as ok when a
+    stage of this run did its work on it, also where its own rows were done before (a resume that
+    adds a stage); without them, the `videos` rows this run wrote."""
     video_failed = {f["video_id"] for f in failure_rows if f["stage"] in ("list", "decode", "assemble", "transition_model", "shot_detection")}
     stage_failed = [f for f in failure_rows if f["video_id"] not in video_failed]
     ok = counts.get("videos", 0)
+    added: dict[str, set] = {}  # video done before -> the stages this run added to it
+    if ledger_rows is not None:
+        done: dict[str, set] = {}
+        for row in ledger_rows:
+            if row["status"] == "ok" and row["video_id"] not in video_failed:
+                done.setdefault(row["video_id"], set()).add(row["stage"])
+        ok = len(done)
+        added = {v: stages for v, stages in done.items() if "decode" not in stages}
     if plan.running("decode") is not None:
         head = f"reelbeam: {_count(ok, 'video')} ok, {len(video_failed)} failed"
+        if added:
+            stages = set().union(*added.values())
+            names = ", ".join(n for n in plan.stage_names if n in stages)
+            which = "done before" if len(added) == ok else f"{len(added)} of them done before"
+            head += f" ({which}: this run added {names})"
     else:
         head = f"reelbeam: stages {', '.join(plan.stage_names)} (from {plan.source})"
     if stage_failed:
@@ -139,18 +157,24 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
     return "\n".join(lines)
 
 
-def _files_written(plan) -> dict[str, int]:
-    """folder -> videos whose files this run's file-writing stages wrote (their ok ledger rows)."""
+def _ledger_rows(plan) -> list[dict]:
+    """This run's `stage_runs` rows (video_id, stage, status): the work it committed, per video and stage."""
     from reelbeam.store.tables import LEDGER, active_files, read_file
 
+    rows = []
+    for part in active_files(plan.output, LEDGER):
+        if part.run_id == plan.run_id:
+            rows += read_file(part.path, LEDGER, ["video_id", "stage", "status"]).to_pylist()
+    return rows
+
+
+def _files_written(plan, ledger_rows: list[dict]) -> dict[str, int]:
+    """folder -> videos whose files this run's file-writing stages wrote (their ok ledger rows)."""
     folders = {s.name: s.files_folder for s in plan.stages if s.files_folder}
     counts = dict.fromkeys(folders.values(), 0)
-    if not folders:
-        return counts
-    for part in active_files(plan.output, LEDGER):
-        if part.run_id == plan.run_id and part.stage in folders:
-            rows = read_file(part.path, LEDGER, ["status"]).column("status").to_pylist()
-            counts[folders[part.stage]] += rows.count("ok")
+    for row in ledger_rows:
+        if row["stage"] in folders and row["status"] == "ok":
+            counts[folders[row["stage"]]] += 1
     return counts
 
 
@@ -276,16 +300,18 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
         normalize_dry_run,
         runner_args,
         unknown_beam_args,
+        unknown_flags_message,
     )
     from reelbeam.pipelines.plan import build_plan, prepare_output
     from reelbeam.runners.checks import check_runner
 
     argv = normalize_dry_run(list(sys.argv[1:] if argv is None else argv))
-    _, beam_args = _run_parser().parse_known_args(argv)
+    parser = _run_parser()
+    _, beam_args = parser.parse_known_args(argv)
     beam_args = runner_args(beam_args)
     unknown = unknown_beam_args(beam_args)
     if unknown:
-        raise ConfigError(f"unknown option(s): {' '.join(unknown)}; see `reelbeam run --help` (and Beam's runner options)")
+        raise ConfigError(unknown_flags_message(unknown, parser))
     dry_run = is_dry_run(beam_args)
     check_runner(beam_args, dry_run)
     plan = build_plan(PipelineOptions(argv), beam_args=beam_args, dry_run=dry_run, prepare=False)
@@ -408,6 +434,10 @@ def _abandon_earlier_runs(output: str, run_id: str, taken_over: dict | None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from reelbeam.pipelines.runlog import configure_logging
+
+    # Before any command imports Beam (whose import logs through the root logger).
+    configure_logging(verbose=_verbose(argv[1:]) if argv[:1] == ["run"] else False)
     top = _Parser(prog="reelbeam", description="Video corpus -> Parquet tables of shots, scenes and embeddings, on Apache Beam.")
     top.add_argument("--version", action="version", version=f"reelbeam {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -460,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run_parser().print_help()
         return 0
     _run_parser().parse_known_args(rest)  # a bad value or choice ends here, in one line
-    verbose = any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in rest)
+    verbose = _verbose(rest)
     from reelbeam.pipelines.runlog import RunLog
 
     with RunLog(verbose) as log:
@@ -468,6 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet_third_party_logs()
         code = _run_command(rest, verbose, log)
     return code
+
+
+def _verbose(args: Sequence[str]) -> bool:
+    return any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in args)
 
 
 def _run_command(rest, verbose: bool, log) -> int:
@@ -497,8 +531,9 @@ def _run_command(rest, verbose: bool, log) -> int:
             print(f"  {stage.name:<18} {'model step on GPU workers: ' + gpu if gpu else ''}".rstrip())
         print("\n".join(plan.graph.lines()))
         return 0
+    ledger = _ledger_rows(plan)
     print(summary(plan, rows_written(plan.output, plan.run_id), _failure_rows(plan.output, plan.run_id),
-                  _files_written(plan)))
+                  _files_written(plan, ledger), ledger))
     return 0
 
 

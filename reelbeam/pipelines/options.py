@@ -202,8 +202,8 @@ def is_dry_run(args: Sequence[str]) -> bool:
     return (flag_value(args, "--dry_run") or "").lower() == "true"
 
 
-def unknown_beam_args(args: Sequence[str]) -> list[str]:
-    """The flags in `args` that neither reelbeam nor any Beam/runner options class knows."""
+def _beam_parser() -> argparse.ArgumentParser:
+    """A parser of every flag that reelbeam or a Beam/runner options class knows."""
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
     try:  # runner options classes register themselves when their module is imported
@@ -224,5 +224,28 @@ def unknown_beam_args(args: Sequence[str]) -> list[str]:
             cls._add_argparse_args(parser)
         except argparse.ArgumentError:
             continue  # a flag two option classes both define
-    _, unknown = parser.parse_known_args(list(args))
+    return parser
+
+
+def unknown_beam_args(args: Sequence[str]) -> list[str]:
+    """The flags in `args` that neither reelbeam nor any Beam/runner options class knows."""
+    _, unknown = _beam_parser().parse_known_args(list(args))
     return [a for a in unknown if a.startswith("--")]
+
+
+def unknown_flags_message(unknown: Sequence[str], run_parser: argparse.ArgumentParser) -> str:
+    """'unknown option(s): --scene-treshold (did you mean --scene-threshold?); see ...': each unknown
+    flag with the nearest flag reelbeam (its listed spelling) or Beam knows, where one is near."""
+    import difflib
+
+    known: dict[str, str] = {}  # spelling compared (dashes, lower case) -> the flag as listed
+    for parser in (run_parser, _beam_parser()):
+        for action in parser._actions:
+            if action.help is not argparse.SUPPRESS:
+                for flag in action.option_strings:
+                    known.setdefault(flag.replace("_", "-").lower(), flag)
+    said = []
+    for flag in unknown:
+        near = difflib.get_close_matches(flag.split("=", 1)[0].replace("_", "-").lower(), list(known), n=1, cutoff=0.8)
+        said.append(f"{flag} (did you mean {known[near[0]]}?)" if near else flag)
+    return f"unknown option(s): {' '.join(said)}; see `reelbeam run --help` (and Beam's runner options)"

@@ -282,10 +282,101 @@ def _check_settings(running: list[Stage], ledger: outputs.Ledger) -> None:
         other = sorted(recorded - {current})
         if other:
             raise ConfigError(
-                f"--skip-existing: stage {stage.name} already ran here with other settings ({other[0]}); this run asks "
-                f"{current or 'its defaults'}. Keep the earlier settings, write to another --output (with --from to "
-                "reuse earlier tables), or --overwrite"
+                f"--skip-existing: stage {stage.name} already ran here with other settings (earlier → this run: "
+                f"{settings_diff(other[0], current)}). Keep the earlier settings, write to another --output (with "
+                "--from to reuse earlier tables), or --overwrite"
             )
+
+
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _split_top(text: str, separators: str) -> list[str] | None:
+    """`text` split at the `separators` outside brackets; None when its brackets do not balance."""
+    parts, depth, start = [], [], 0
+    for i, c in enumerate(text):
+        if c in _CLOSERS:
+            depth.append(_CLOSERS[c])
+        elif c in _CLOSERS.values():
+            if not depth or depth.pop() != c:
+                return None
+        elif not depth and (c in separators or (" " in separators and c.isspace())):
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        return None
+    return [p for p in (*parts, text[start:]) if p.strip()]
+
+
+def _settings_entries(text: str, path: tuple = (), out: dict | None = None) -> dict | None:
+    """A stage's settings string as {key: (value, text)}: `k=v` gives key path+(k,); `name(...)`
+    a kind (key (path, "()"), value name) whose contents are keyed under the same path;
+    `name[...]` a group whose contents are keyed under path+(name,); runs of other words a phrase
+    (key (path, "#i"), in order). Items are separated by `,` `;` or spaces outside brackets.
+    None when the text does not parse (unbalanced brackets)."""
+    out = {} if out is None else out
+    segments = _split_top(text, ",;")
+    if segments is None:
+        return None
+    phrases = 0
+    for segment in segments:
+        words: list[str] = []
+
+        def flush(words=words):
+            nonlocal phrases
+            if words:
+                out[(path, f"#{phrases}")] = (" ".join(words), " ".join(words))
+                phrases += 1
+                words.clear()
+
+        for token in _split_top(segment, " ") or []:
+            opener = next((i for i, c in enumerate(token) if c in _CLOSERS), None)
+            equals = token.find("=")
+            if equals > 0 and (opener is None or equals < opener):
+                flush()
+                out[((*path, token[:equals]), "")] = (token[equals + 1 :], token)
+            elif opener and token.endswith(_CLOSERS[token[opener]]) and _split_top(token[opener + 1 : -1], "") is not None:
+                flush()
+                name, inner = token[:opener], token[opener + 1 : -1]
+                if token[opener] == "(":
+                    out[(path, "()")] = (name, token)
+                    inner_path = path
+                else:
+                    inner_path = (*path, name)
+                if _settings_entries(inner, inner_path, out) is None:
+                    return None
+            else:
+                words.append(token)
+        flush()
+    return out
+
+
+def settings_diff(earlier: str, now: str) -> str:
+    """What differs between two settings strings of a stage, key by key:
+    'threshold: 0.5 → 0.3' (a nested key as 'shots.threshold'; a changed kind, such as another
+    detector, as its whole text). The two strings whole when they do not parse or differ only in order."""
+    a, b = _settings_entries(earlier), _settings_entries(now)
+    if a is None or b is None:
+        return f"{earlier or '(defaults)'} → {now or '(defaults)'}"
+    changed_kinds = {k[0] for k in (*a, *b) if k[1] == "()" and a.get(k, (None,))[0] != b.get(k, (None,))[0]}
+
+    def whole(entries: dict, path: tuple) -> str:
+        if (path, "()") in entries:
+            return entries[(path, "()")][1]
+        inside = [text for (p, _), (_, text) in entries.items() if p[: len(path)] == path]
+        return " ".join(inside) or "(none)"
+
+    lines = []
+    for path, kind in dict.fromkeys((*a, *b)):
+        name = ".".join(path)
+        if any(path[: len(p)] == p for p in changed_kinds):
+            if kind == "()":  # another kind (a detector, say): its whole text
+                lines.append(f"{name + ': ' if name else ''}{whole(a, path)} → {whole(b, path)}")
+            continue
+        old, new = a.get((path, kind), ("(none)",))[0], b.get((path, kind), ("(none)",))[0]
+        if old != new:
+            lines.append(f"{name}: {old} → {new}" if name else f"{old} → {new}")
+    return ", ".join(lines) or f"{earlier} → {now}"
 
 
 def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Sequence[str] = (),

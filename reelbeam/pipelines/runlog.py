@@ -27,6 +27,30 @@ class _OwnRecords(logging.Filter):
         return (own and record.levelno >= logging.WARNING) or record.levelno >= logging.CRITICAL
 
 
+class _StartupNoise(logging.Filter):
+    """Drops what Beam's import says on the root logger that no user can act on: without
+    google-apitools (a plain `pip install reelbeam`, where gcsfs brings Google's client libraries but
+    not Beam's `gcp` extra) `apache_beam.io.gcp...bigquery` logs "apitools not found, and bigquery
+    client libraries are not available" through `logging.warning`, on every command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and str(record.msg).startswith("apitools not found"))
+
+
+_STARTUP_NOISE = _StartupNoise()
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Before anything imports Beam: give the root logger reelbeam's format (a module-level
+    `logging.warning` in a library otherwise installs Python's default one, `INFO:name:message`,
+    for the whole process) and, unless `verbose`, drop the startup notes of `_StartupNoise`.
+    Where the root logger has handlers already (an application's, pytest's), they are kept."""
+    root = logging.getLogger()
+    if not verbose:
+        root.addFilter(_STARTUP_NOISE)  # once: addFilter skips a filter it holds
+    logging.basicConfig(format=FORMAT)
+
+
 class RunLog:
     """Context manager: while inside, fd 2 and the libraries' logs go to `path` (see the module docstring).
     `console` is the terminal's stderr."""
@@ -40,7 +64,8 @@ class RunLog:
     def __enter__(self):
         root = logging.getLogger()
         if self.verbose:
-            logging.basicConfig(level=logging.INFO, format=FORMAT)
+            logging.basicConfig(format=FORMAT)  # where `configure_logging` has not run
+            root.setLevel(logging.INFO)
             logging.getLogger("reelbeam").setLevel(logging.INFO)
             return self
         fd, self.path = tempfile.mkstemp(prefix="reelbeam-run-", suffix=".log")

@@ -26,6 +26,7 @@ SCHEMA_VERSION = "1"
 SHOT_EMBEDDING_DIM = 2048  # ResNet-50 avgpool (BaSSL shot encoder)
 CLIP_EMBEDDING_DIM = 512  # CLIP ViT-B/32 projection (the CLIP-It reference's model)
 VIDEO_EMBEDDING_DIM = 2048  # R(2+1)D-26 global average pool (CMD)
+VIDEO_EMBEDDING_GRANULARITIES = ("video", "shot")  # `video_embeddings.granularity`
 
 
 def _list(value_type: pa.DataType, size: int = -1) -> pa.DataType:

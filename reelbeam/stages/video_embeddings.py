@@ -55,7 +55,7 @@ class VideoEmbeddingsStage(Stage):
 
     @classmethod
     def configure(cls, options, env) -> VideoEmbeddingsStage | None:
-        from reelbeam.transforms.video_embeddings import GRANULARITIES
+        from reelbeam.schemas.tables import VIDEO_EMBEDDING_GRANULARITIES as GRANULARITIES
 
         granularities = tuple(g.strip() for g in (options.cmd_granularity or "").split(",") if g.strip())
         unknown = sorted(set(granularities) - set(GRANULARITIES))

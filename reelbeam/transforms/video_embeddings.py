@@ -17,10 +17,11 @@ from typing import NamedTuple
 import apache_beam as beam
 import numpy as np
 
+from reelbeam.schemas.tables import VIDEO_EMBEDDING_GRANULARITIES
 from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
 from reelbeam.transforms.portable import infer, split_outputs
 
-GRANULARITIES = ("video", "shot")
+GRANULARITIES = VIDEO_EMBEDDING_GRANULARITIES
 
 
 class ClipKey(NamedTuple):

