@@ -6,17 +6,19 @@ in microseconds (a counter is an integer, and many steps take well under a milli
 element):
 
 - `stage_wall_us:<stage>`: wall time in the stage's own code, summed over every worker. Time in
-  a region nested inside another (a pass stage's consumer inside the decode pass, a pass stage's
-  `assemble` inside the assembly) counts toward the inner region's stage only;
+  a region nested inside another (a pass stage's `assemble` inside the assembly) counts toward the
+  inner region's stage only;
 - `stage_cpu_us:<stage>`: CPU time of the worker process over the same regions (every thread of
   it: the decoder's and torch's thread pools are the stage's work too);
 - `stage_cpu_unknown_us:<stage>`: wall time of regions whose CPU could not be told apart because
   another thread of the same process was inside a timed region meanwhile (Dataflow's and Dask's
   threaded workers run several bundles per process); their CPU is in no counter;
 - `stage_pass_us:<stage>`: wall time a pass stage's frame consumers took inside the decode pass.
-  It is part of the decode pass's time, not the stage's: the decoder's threads run ahead while a
-  consumer runs, so CPU inside the pass is not split (it all counts toward `decode`). A pixel
-  conversion that several consumers share (`FrameView`) counts toward the first that asks for it.
+  It is part of `stage_wall_us:decode` (the whole pass), not of the stage's own: the decoder's
+  threads run ahead while a consumer runs, so CPU inside the pass is not split (it all counts
+  toward `decode`). A pixel conversion that several consumers share (`FrameView`) counts toward
+  the first that asks for it. Consumers run once per frame, so theirs is the cheapest timing:
+  two clock reads per call and per output, nothing shared between threads.
 
 What is timed: the steps that do a stage's work: DoFns that run through
 `reelbeam.transforms.portable.split_outputs`, model calls (`GuardedModelHandler`: loading and
@@ -45,41 +47,34 @@ _entries = 0  # outermost CPU-measured regions entered so far, all threads
 
 
 class _Region:
-    __slots__ = ("alone", "child_cpu", "child_wall", "cpu", "cpu0", "entries0", "wall0")
+    """One timed stretch of one thread's work; regions nest (an inner one's time is its own)."""
 
-    def __init__(self, cpu: bool) -> None:
+    __slots__ = ("alone", "child_cpu", "child_wall", "cpu0", "entries0", "wall0")
+
+    def __init__(self) -> None:
         global _entries
-        self.cpu = cpu
         self.child_wall = self.child_cpu = 0.0
-        if cpu:
-            tid = threading.get_ident()
-            with _lock:
-                depth = _busy.get(tid, 0)
-                self.alone = len(_busy) == (1 if depth else 0)  # no other thread inside a region
-                _busy[tid] = depth + 1
-                if not depth:
-                    _entries += 1
-                self.entries0 = _entries
-            self.cpu0 = time.process_time()
-        stack = _local.__dict__.setdefault("stack", [])
-        stack.append(self)
+        tid = threading.get_ident()
+        with _lock:
+            depth = _busy.get(tid, 0)
+            self.alone = len(_busy) == (1 if depth else 0)  # no other thread inside a region
+            _busy[tid] = depth + 1
+            if not depth:
+                _entries += 1
+            self.entries0 = _entries
+        self.cpu0 = time.process_time()
+        _local.__dict__.setdefault("stack", []).append(self)
         self.wall0 = time.perf_counter()
 
     def close(self) -> tuple[float, float | None]:
-        """(own wall seconds, own CPU seconds or None when not measured or not attributable)."""
+        """(own wall seconds, own CPU seconds or None where another thread ran timed work meanwhile)."""
         wall = time.perf_counter() - self.wall0
+        cpu = time.process_time() - self.cpu0
         stack = _local.stack
         if stack and stack[-1] is self:
             stack.pop()
         elif self in stack:
             stack.remove(self)
-        parent = stack[-1] if stack else None
-        if parent is not None:
-            parent.child_wall += wall
-        own_wall = max(0.0, wall - self.child_wall)
-        if not self.cpu:
-            return own_wall, None
-        cpu = time.process_time() - self.cpu0
         tid = threading.get_ident()
         with _lock:
             alone = self.alone and _entries == self.entries0
@@ -88,9 +83,11 @@ class _Region:
                 _busy[tid] = depth
             else:
                 _busy.pop(tid, None)
+        parent = stack[-1] if stack else None
         if parent is not None:
+            parent.child_wall += wall
             parent.child_cpu += cpu
-        return own_wall, (max(0.0, cpu - self.child_cpu) if alone else None)
+        return max(0.0, wall - self.child_wall), (max(0.0, cpu - self.child_cpu) if alone else None)
 
 
 class StageClock:
@@ -107,52 +104,51 @@ class StageClock:
     def __getstate__(self):
         return {"_acc": {}}  # a DoFn's clock travels to the workers empty
 
-    def _add(self, stage: str, own: tuple[float, float | None], cpu: bool, in_pass: bool) -> None:
+    def _figures(self, stage: str) -> list[float]:
         acc = self._acc.get(stage)
         if acc is None:
-            acc = self._acc[stage] = [0.0, 0.0, 0.0, 0.0]
-        wall, cpu_s = own
-        if in_pass:
-            acc[3] += wall
-            return
+            acc = self._acc[stage] = [0.0, 0.0, 0.0, 0.0]  # wall, cpu, cpu unknown, in the pass
+        return acc
+
+    def _add(self, stage: str, own: tuple[float, float | None]) -> None:
+        acc = self._figures(stage)
+        wall, cpu = own
         acc[0] += wall
-        if cpu and cpu_s is None:
+        if cpu is None:
             acc[2] += wall
-        elif cpu_s is not None:
-            acc[1] += cpu_s
+        else:
+            acc[1] += cpu
 
     def call(self, stage: str | None, fn: Callable, *args, **kwargs):
         """fn(*args, **kwargs), timed as `stage` (CPU measured)."""
         if stage is None:
             return fn(*args, **kwargs)
-        region = _Region(True)
+        region = _Region()
         try:
             return fn(*args, **kwargs)
         finally:
-            self._add(stage, region.close(), True, False)
+            self._add(stage, region.close())
 
-    def timed(self, stage: str | None, fn: Callable[..., Iterable | None], *args, in_pass: bool = False, **kwargs) -> Iterator:
+    def timed(self, stage: str | None, fn: Callable[..., Iterable | None], *args, **kwargs) -> Iterator:
         """The outputs of `fn(*args, **kwargs)` (an iterable, or None for none), with the call and
         each step of the iteration timed as `stage`; the time between steps (the caller's, or the
-        downstream steps' with the yielded element) is not. in_pass: a decode-pass consumer's
-        region (wall only, recorded as `stage_pass_us`)."""
+        downstream steps' with the yielded element) is not."""
         if stage is None:
             yield from fn(*args, **kwargs) or ()
             return
-        cpu = not in_pass
-        region = _Region(cpu)
+        region = _Region()
         try:
             out = fn(*args, **kwargs)
             it = iter(out) if out is not None else iter(())
         finally:
-            self._add(stage, region.close(), cpu, in_pass)
+            self._add(stage, region.close())
         try:
             while True:
-                region = _Region(cpu)
+                region = _Region()
                 try:
                     item = next(it, _END)
                 finally:
-                    self._add(stage, region.close(), cpu, in_pass)
+                    self._add(stage, region.close())
                 if item is _END:
                     return
                 yield item
@@ -160,6 +156,20 @@ class StageClock:
             close = getattr(it, "close", None)
             if close is not None:
                 close()  # a generator abandoned downstream runs its cleanup now
+
+    def in_pass(self, stage: str, fn: Callable[..., Iterable | None], *args) -> Iterable:
+        """`fn(*args)` of a decode-pass consumer: its wall time, and that of each step of the
+        iteration of what it returns, counts as `stage`'s time inside the pass (`stage_pass_us`),
+        and stays part of the enclosing decode region's."""
+        acc = self._figures(stage)
+        t0 = time.perf_counter()
+        out = fn(*args)
+        acc[3] += time.perf_counter() - t0
+        if out is None:
+            return ()
+        if isinstance(out, (list, tuple)):
+            return out
+        return _pass_steps(iter(out), acc)
 
     def flush(self) -> None:
         """Add the accumulated times to the `reelbeam` counters and start again from zero."""
@@ -177,6 +187,22 @@ class StageClock:
 _END = object()
 
 
+def _pass_steps(it: Iterator, acc: list[float]) -> Iterator:
+    clock = time.perf_counter
+    try:
+        while True:
+            t0 = clock()
+            item = next(it, _END)
+            acc[3] += clock() - t0
+            if item is _END:
+                return
+            yield item
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
 class TimedConsumer:
     """A decode-pass FrameConsumer whose calls count as `stage`'s time inside the pass."""
 
@@ -186,13 +212,13 @@ class TimedConsumer:
         self._inner, self._stage, self._clock = inner, stage, clock
 
     def start(self, info):
-        return self._clock.timed(self._stage, self._inner.start, info, in_pass=True)
+        return self._clock.in_pass(self._stage, self._inner.start, info)
 
     def consume(self, view):
-        return self._clock.timed(self._stage, self._inner.consume, view, in_pass=True)
+        return self._clock.in_pass(self._stage, self._inner.consume, view)
 
     def finish(self):
-        return self._clock.timed(self._stage, self._inner.finish, in_pass=True)
+        return self._clock.in_pass(self._stage, self._inner.finish)
 
 
 def is_timing_counter(name: str) -> bool:
@@ -226,8 +252,7 @@ def stage_times(counters: Mapping[str, int], stages: Sequence[str], pass_stages:
             "cpu_s": round(cpu, 4) if stage in found and not unknown else None,
         }
         if stage == "decode" and in_pass:
-            entry["wall_s"] = round(wall + sum(in_pass.values()), 4)
-            entry["in_pass"] = {s: round(v, 4) for s, v in in_pass.items()}
+            entry["in_pass"] = {s: round(v, 4) for s, v in in_pass.items()}  # part of its wall_s
         if stage in pass_stages:
             entry["in_decode_pass_s"] = round(in_pass.get(stage, 0.0), 4)
         out[stage] = entry

@@ -69,7 +69,7 @@ def test_time_between_the_steps_of_a_generator_is_not_its_own():
     assert 0.055 <= wall <= elapsed - 0.15, (wall, elapsed)
 
 
-def test_a_consumer_inside_the_decode_pass_counts_wall_only_and_its_cpu_stays_with_the_pass():
+def test_a_consumer_inside_the_decode_pass_counts_wall_only_and_stays_part_of_the_pass():
     clock = StageClock()
 
     class Consumer:
@@ -99,8 +99,9 @@ def test_a_consumer_inside_the_decode_pass_counts_wall_only_and_its_cpu_stays_wi
     wall, cpu, unknown, in_pass = got["shots"]
     assert in_pass >= 0.09 and wall == cpu == unknown == 0, got
     d_wall, d_cpu, _, _ = got["decode"]
-    assert d_wall >= 0.03 and elapsed - 0.05 <= d_wall + in_pass <= elapsed, (got, elapsed)  # the pass's own work
-    assert 0.12 <= d_cpu < 0.17, got  # its CPU includes the consumer's
+    # the decode region is the whole pass, the consumer's time included
+    assert elapsed - 0.05 <= d_wall <= elapsed and in_pass <= d_wall - 0.03, (got, elapsed)
+    assert 0.12 <= d_cpu < 0.17, got
 
 
 def test_cpu_is_left_out_where_another_thread_runs_timed_work_alongside():
@@ -133,7 +134,7 @@ def test_untimed_steps_pass_through():
 
 def test_counters_fold_into_stage_times():
     counters = {
-        WALL + "decode": 1_000_000, CPU + "decode": 1_500_000,
+        WALL + "decode": 4_500_000, CPU + "decode": 1_500_000,
         IN_PASS + "shots": 3_000_000, WALL + "shots": 250_000, CPU + "shots": 200_000,
         WALL + "motion_stats": 1000, IN_PASS + "motion_stats": 500_000, CPU_UNKNOWN + "motion_stats": 1000,
         WALL + "commit": 20_000, CPU + "commit": 10_000,
