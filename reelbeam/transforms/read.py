@@ -65,17 +65,16 @@ class _ReadRowsFn(beam.DoFn):
         self._clock = StageClock()
 
     def process(self, path: str) -> Iterable[dict]:
-        return self._clock.timed(self.timed_as, self._read, path)
+        for rows in self._clock.timed(self.timed_as, self._batches, path):  # timed per batch, not per row
+            yield from rows
 
     def finish_bundle(self):
         self._clock.flush()
 
-    def _read(self, path: str) -> Iterable[dict]:
+    def _batches(self, path: str) -> Iterable[list[dict]]:
         data = _read_file(path, self._table)
         for batch in data.to_batches(max_chunksize=8192):
-            for row in batch.to_pylist():
-                if row["video_id"] not in self._exclude:
-                    yield row
+            yield [row for row in batch.to_pylist() if row["video_id"] not in self._exclude]
 
 
 class _ReadVideoTablesFn(beam.DoFn):

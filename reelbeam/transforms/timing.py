@@ -136,16 +136,14 @@ class StageClock:
         if stage is None:
             yield from fn(*args, **kwargs) or ()
             return
-        region = _Region()
-        try:
-            out = fn(*args, **kwargs)
-            it = iter(out) if out is not None else iter(())
-        finally:
-            self._add(stage, region.close())
+        it = None
         try:
             while True:
                 region = _Region()
                 try:
+                    if it is None:  # the call and the first step: one region
+                        out = fn(*args, **kwargs)
+                        it = iter(out) if out is not None else iter(())
                     item = next(it, _END)
                 finally:
                     self._add(stage, region.close())
