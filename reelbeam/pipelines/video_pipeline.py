@@ -223,7 +223,7 @@ class _CommitFn(beam.DoFn):
     (`reelbeam.transforms.timing`)."""
 
     def __init__(self, output: str, run_id: str, parts: list[dict], codec: str, log: bool = False) -> None:
-        from reelbeam.transforms.timing import COMMIT, StageClock
+        from reelbeam.transforms.timing import StageClock
 
         self._output = output
         self._run_id = run_id
