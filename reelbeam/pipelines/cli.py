@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import sys
+import time
 from collections.abc import Sequence
 
 from reelbeam import __version__
@@ -369,6 +370,7 @@ def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
     write_manifest(plan.output, plan.run_id, manifest)
     if test_pipeline is not None:
         return plan
+    started = time.perf_counter()
     try:
         with _progress(plan, beam_args):
             result = pipeline.run()
@@ -377,15 +379,30 @@ def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
         from reelbeam.pipelines.faults import describe
 
         fault = describe(e, plan.output)
-        manifest.update(status="failed", finished=now(), reason=fault.message, exit_code=fault.exit_code,
-                        table_versions=_table_versions(plan))
+        manifest.update(status="failed", finished=now(), wall_s=round(time.perf_counter() - started, 3),
+                        reason=fault.message, exit_code=fault.exit_code, table_versions=_table_versions(plan))
         _try_write_manifest(plan, manifest)
         raise
-    plan.counters = _counters(result)
-    manifest.update(status="succeeded", finished=now(), rows_written=rows_written(plan.output, plan.run_id),
-                    counters=plan.counters, table_versions=_table_versions(plan))
+    wall = time.perf_counter() - started
+    plan.counters, plan.stage_times = _split_counters(_counters(result), plan)
+    manifest.update(status="succeeded", finished=now(), wall_s=round(wall, 3), stage_times=plan.stage_times,
+                    rows_written=rows_written(plan.output, plan.run_id), counters=plan.counters,
+                    table_versions=_table_versions(plan))
     write_manifest(plan.output, plan.run_id, manifest)
     return plan
+
+
+def _split_counters(counters: dict[str, int], plan) -> tuple[dict[str, int], dict[str, dict]]:
+    """(the run's counters, its `stage_times`): the timing counters (`reelbeam.transforms.timing`)
+    are folded into seconds per stage; empty when the runner reported no counters."""
+    from reelbeam.transforms.timing import is_timing_counter, stage_times
+
+    timing = {k: v for k, v in counters.items() if is_timing_counter(k)}
+    rest = {k: v for k, v in counters.items() if not is_timing_counter(k)}
+    if not timing:
+        return rest, {}
+    passes = [s.name for s in plan.stages if s.in_decode_pass]
+    return rest, stage_times(timing, plan.stage_names, passes)
 
 
 def _table_versions(plan) -> dict[str, int]:

@@ -61,6 +61,7 @@ class Plan:
     graph: object | None = None  # a dry run's JobGraph
     progress: bool = False  # print live progress while a local run runs (the command line's)
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
+    stage_times: dict = dataclasses.field(default_factory=dict)  # seconds per stage, after a run (reelbeam.transforms.timing)
     checked_paths: bool = False  # inputs and output were checked (not a dry run)
 
     def running(self, name: str) -> Stage | None:

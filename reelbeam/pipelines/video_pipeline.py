@@ -25,6 +25,7 @@ from reelbeam.schemas.tables import TABLES
 from reelbeam.stages import STREAMS, Stage
 from reelbeam.transforms.failures import FillFailureUris
 from reelbeam.transforms.read import ReadTable
+from reelbeam.transforms.timing import COMMIT
 from reelbeam.transforms.write import WriteTable
 
 
@@ -97,7 +98,7 @@ class _Inputs:
         out = []
         for i, (keep, files) in enumerate(groups.items()):
             step = f"Read_{table}_for_{label}" + (f"_{i}" if i else "")
-            rows = self._pbegin | step >> ReadTable(table, files, exclude)
+            rows = self._pbegin | step >> ReadTable(table, files, exclude, timed_as=consumer if consumer in running else None)
             if keep is not None:
                 rows = rows | f"{step}_DoneBefore" >> beam.Filter(lambda r, k=keep: _row_video_id(r) in k)
             out.append(rows)
@@ -171,7 +172,27 @@ def apply_stages(pbegin, plan: Plan) -> Fold:
     if videos:
         videos = videos[0] if len(videos) == 1 else videos | "VideosForFailures" >> beam.Flatten()
         failures = (videos, failures) | "FillFailureUris" >> FillFailureUris()
+    pipeline = getattr(pbegin, "pipeline", pbegin)
+    time_stage_steps(pipeline.transforms_stack[-1])
     return Fold(results, merged, failures)
+
+
+def time_stage_steps(applied) -> None:
+    """Make every timed DoFn inside a stage's composite under `applied` (a node of the graph being
+    built) count toward that stage (its `timed_as`; the innermost stage for a pass stage's step
+    inside the decode stage). Steps keep a stage given explicitly (reads, writes)."""
+    from apache_beam.transforms.core import ParDo
+
+    def walk(node, stage: str | None) -> None:
+        if isinstance(node.transform, Stage):
+            stage = node.transform.name
+        fn = getattr(node.transform, "fn", None) if isinstance(node.transform, ParDo) else None
+        if stage is not None and fn is not None and hasattr(fn, "timed_as") and fn.timed_as is None:
+            fn.timed_as = stage
+        for part in node.parts:
+            walk(part, stage)
+
+    walk(applied, None)
 
 
 class ProcessVideos(beam.PTransform):
@@ -198,16 +219,28 @@ class ProcessVideos(beam.PTransform):
 class _CommitFn(beam.DoFn):
     """All of a commit group's files and outcomes (one element, after a GroupByKey: a barrier every
     runner keeps) -> the stages' Delta commits (`reelbeam.store.tables.commit_stages`): the intent,
-    each table, then the ledger. Yields one line per table committed."""
+    each table, then the ledger. Yields one line per table committed. Its time counts as `commit`
+    (`reelbeam.transforms.timing`)."""
 
     def __init__(self, output: str, run_id: str, parts: list[dict], codec: str, log: bool = False) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._output = output
         self._run_id = run_id
         self._parts = parts
         self._codec = codec
         self._log = log
+        self._timed_as = COMMIT
+        self._clock = StageClock()
 
     def process(self, element):
+        results = self._clock.call(self._timed_as, self._commit, element)
+        self._clock.flush()
+        for r in results:
+            if r.version is not None:
+                yield f"{r.table}@{r.version}"
+
+    def _commit(self, element) -> list:
         from reelbeam.store import tables as store
 
         _, items = element
@@ -238,9 +271,7 @@ class _CommitFn(beam.DoFn):
                 for p in self._parts
             ]
             results = store.commit_stages(self._output, self._run_id, commits, self._codec)
-        for r in results:
-            if r.version is not None:
-                yield f"{r.table}@{r.version}"
+        return list(results)
 
 
 def _tagged(pcoll, kind: str, stage: str, label: str):
@@ -309,7 +340,8 @@ def write_outputs(fold: Fold, plan: Plan):
             | f"{label}_Gather" >> beam.GroupByKey()
             | f"Commit_{label}" >> beam.ParDo(_CommitFn(plan.output, plan.run_id, parts, plan.codec))
         )
-    files = fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec)
+    files = fold.failures | "Write_failures" >> WriteTable(plan.output, "failures", plan.run_id, "run", plan.codec,
+                                                          timed_as=COMMIT)
     log = {"stage": "run", "settings": "", "writes": ["failures"], "replaces": [], "whole": False}
     committed.append(
         _tagged(files, "file", "run", "Failures_Files")

@@ -342,28 +342,85 @@ def _neighbours(corpus: data.Corpus, k: int = NEIGHBOURS) -> dict[tuple[str, str
 # corpus views
 
 
-def _stage_rows(manifest: dict) -> list[tuple[str, str]]:
-    """(stage, seconds) from a run manifest's `stages`, in the shapes a manifest may use:
-    {name: seconds}, {name: {"seconds": s, ...}} or [{"name"|"stage": n, "seconds": s}, ...]."""
-    stages = manifest.get("stages") or manifest.get("stage_seconds") or {}
+def fmt_seconds(seconds: float | None) -> str:
+    """A stage's time: milliseconds below a second, then as `fmt_duration`."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return fmt_duration(seconds)
+
+
+_env.filters.update(seconds=fmt_seconds)
+
+_SECONDS_KEYS = ("wall_s", "seconds", "wall_seconds", "time_s", "duration_s")
+
+
+def _seconds_of(value: Any) -> float | None:
+    if isinstance(value, dict):
+        value = next((value[k] for k in _SECONDS_KEYS if k in value), None)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _stage_times(manifest: dict) -> dict | None:
+    """The bar chart of a run manifest's stage times, or None when it has none.
+
+    From `stage_times` ({stage: {"wall_s", "cpu_s", "in_pass" (decode), "in_decode_pass_s"}}, what
+    `reelbeam run` writes: reelbeam.transforms.timing), else from the shapes earlier manifests and
+    other tools used: `stages` (or `stage_seconds`) as {name: seconds}, {name: {"seconds": s}} or
+    [{"name"|"stage": n, "seconds": s}].
+    """
+    times = manifest.get("stage_times")
     items: list[tuple[str, Any]] = []
-    if isinstance(stages, dict):
-        items = list(stages.items())
-    elif isinstance(stages, list):
-        items = [(s.get("name") or s.get("stage") or "?", s) for s in stages if isinstance(s, dict)]
+    if isinstance(times, dict):
+        items = list(times.items())
+    else:
+        stages = manifest.get("stages") or manifest.get("stage_seconds") or {}
+        if isinstance(stages, dict):
+            items = list(stages.items())
+        elif isinstance(stages, list):
+            items = [(s.get("name") or s.get("stage") or "?", s) for s in stages if isinstance(s, dict)]
     rows = []
     for name, value in items:
-        if isinstance(value, dict):
-            value = next(
-                (value[k] for k in ("seconds", "wall_seconds", "wall_s", "time_s", "duration_s") if k in value), None
-            )
-        rows.append((str(name), fmt_duration(value) if isinstance(value, (int, float)) else fmt_num(value)))
-    return rows
+        wall = _seconds_of(value)
+        if wall is None:
+            continue  # a stage's settings, not its time
+        value = value if isinstance(value, dict) else {}
+        cpu = value.get("cpu_s")
+        rows.append({"name": str(name), "wall": max(0.0, wall), "cpu": cpu if isinstance(cpu, (int, float)) else None,
+                     "in_pass": value.get("in_pass") if isinstance(value.get("in_pass"), dict) else {},
+                     "in_decode_pass": _seconds_of(value.get("in_decode_pass_s"))})
+    if not rows:
+        return None
+    longest = max(r["wall"] for r in rows) or 1.0
+    colours = {}
+    for r in rows:
+        for stage in r["in_pass"]:
+            colours.setdefault(stage, f"c{1 + len(colours) % 7}")  # c0 is close to the bars' own colour
+    for r in rows:
+        r["width"] = 100.0 * r["wall"] / longest
+        r["segments"] = [
+            {"name": stage, "seconds": secs, "cls": colours[stage], "width": 100.0 * secs / r["wall"]}
+            for stage, secs in r["in_pass"].items() if isinstance(secs, (int, float)) and secs > 0 and r["wall"] > 0
+        ]
+        r["colour"] = colours.get(r["name"])
+    return {"rows": rows, "run_wall": _seconds_of(manifest.get("wall_s")), "total": sum(r["wall"] for r in rows),
+            "has_cpu": any(r["cpu"] is not None for r in rows)}
+
+
+def _stage_settings(manifest: dict) -> list[tuple[str, str]]:
+    """(stage, settings) from a manifest's `stages` ({stage: settings text}, as `reelbeam run`
+    writes it); an empty text: the stage has no settings that change its rows."""
+    stages = manifest.get("stages")
+    if not isinstance(stages, dict):
+        return []
+    return [(str(name), value) for name, value in stages.items() if isinstance(value, str)]
 
 
 def _manifest_view(m: dict) -> dict:
     scalars = [(k, fmt_num(v)) for k, v in m.items() if not k.startswith("_") and isinstance(v, (str, int, float, bool))]
-    return {"file": m.get("_file", ""), "fields": scalars[:16], "stages": _stage_rows(m)}
+    return {"file": m.get("_file", ""), "run_id": m.get("run_id") or m.get("_file", ""), "fields": scalars[:16],
+            "times": _stage_times(m), "settings": _stage_settings(m)}
 
 
 def _totals(corpus: data.Corpus) -> dict:

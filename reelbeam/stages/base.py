@@ -246,10 +246,11 @@ class Stage(beam.PTransform):
 
     def placed(self, handler):
         """`handler` for RunInference with the stage's `resource_hints`: its model step, and no other
-        step of the stage, gets the accelerator (Beam sets the hints on RunInference's model ParDo)."""
+        step of the stage, gets the accelerator (Beam sets the hints on RunInference's model ParDo).
+        Its loading and batches count toward the stage's time (`reelbeam.transforms.timing`)."""
         from reelbeam.transforms.portable import GuardedModelHandler
 
-        return GuardedModelHandler(handler, self.resource_hints)
+        return GuardedModelHandler(handler, self.resource_hints, stage=self.name)
 
     def expand(self, tables):
         raise NotImplementedError

@@ -104,11 +104,12 @@ class DecodeStage(Stage):
         skip = self.plan.skip_listing if self.plan is not None else frozenset()
         if skip:
             videos = videos | "SkipVideosDone" >> beam.ParDo(_SkipDoneFn(skip))
-        consumers = [f for s in self.pass_stages for f in s.frame_consumers()]
+        owned = [(s.name, f) for s in self.pass_stages for f in s.frame_consumers()]
         decode = DecodeVideo(
-            consumers,
+            [f for _, f in owned],
             self.config,
             motion_vectors=any(getattr(s, "needs_motion_vectors", False) for s in self.pass_stages),
+            owners=[name for name, _ in owned],
         )
         decoded = videos | "DecodeVideo" >> decode
         streams = {tag: decoded[tag] for tag in decode.tags}

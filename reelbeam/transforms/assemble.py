@@ -124,11 +124,14 @@ class AssemblyFailed(Exception):
         self.cause = cause
 
 
-def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[PassStage]) -> dict[str, Any] | None:
+def assemble_video(
+    video_id: str, parts: Iterable[VideoPart], stages: Sequence[PassStage], clock=None
+) -> dict[str, Any] | None:
     """Pure per-video assembly. Returns None for an orphan group (no 'meta'); else
     {'videos': row, 'frames': pa.Table, <table>: [rows] for each table a stage assembled}.
 
     Raises `AssemblyFailed(stage, cause)` when a piece is missing or a stage raised.
+    clock: a `reelbeam.transforms.timing.StageClock` that each stage's `assemble` counts toward.
     """
     owners = {kind: s for s in stages for kind in s.parts}
     by_kind: dict[str, list] = {}
@@ -156,7 +159,10 @@ def assemble_video(video_id: str, parts: Iterable[VideoPart], stages: Sequence[P
     for stage in stages:
         mine = {kind: by_kind.get(kind, []) for kind in stage.parts}
         try:
-            stage.assemble(video, mine)
+            if clock is not None:
+                clock.call(stage.name, stage.assemble, video, mine)
+            else:
+                stage.assemble(video, mine)
         except Exception as e:
             raise AssemblyFailed(getattr(e, "stage", stage.name), e) from e
     meta.setdefault("shot_detector", "none")
@@ -195,7 +201,10 @@ def frames_table(video: VideoAssembly) -> pa.Table:
 
 class _AssembleVideoFn(beam.DoFn):
     def __init__(self, stages: Sequence[PassStage]) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._stages = list(stages)
+        self._clock = StageClock()  # each stage's `assemble` counts toward that stage
         self._orphans = beam.metrics.Metrics.counter("reelbeam", "orphan_groups")
         self._ok = beam.metrics.Metrics.counter("reelbeam", "videos_ok")
         self._shots = beam.metrics.Metrics.counter("reelbeam", "shots_detected")
@@ -206,13 +215,15 @@ class _AssembleVideoFn(beam.DoFn):
         parts = list(parts)
         meta = next((p.payload for p in parts if p.kind == "meta"), None)
         try:
-            result = assemble_video(video_id, parts, self._stages)
+            result = assemble_video(video_id, parts, self._stages, self._clock)
         except Exception as e:  # noqa: BLE001 - any error of one video becomes its failures row
+            self._clock.flush()
             stage, cause = (e.stage, e.cause) if isinstance(e, AssemblyFailed) else ("assemble", e)
             self._failed.inc()
             uri = meta["uri"] if meta else ""
             yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, uri, stage, cause))
             return
+        self._clock.flush()
         if result is None:
             self._orphans.inc()
             return

@@ -453,21 +453,37 @@ def decode_video(
 
 
 class _DecodeVideoFn(beam.DoFn):
-    """VideoRef -> consumer outputs; any error of one video becomes its `failures` row."""
+    """VideoRef -> consumer outputs; any error of one video becomes its `failures` row.
 
-    def __init__(self, consumer_factories: Sequence, config: DecodeConfig, motion_vectors: bool) -> None:
+    owners: the stage of each consumer factory (None: the decode pass's own); a pass stage's
+    consumers count as its time inside the pass (`reelbeam.transforms.timing`)."""
+
+    def __init__(self, consumer_factories: Sequence, config: DecodeConfig, motion_vectors: bool,
+                 owners: Sequence[str | None] = ()) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._factories = list(consumer_factories)
+        self._owners = list(owners) or [None] * len(self._factories)
+        if len(self._owners) != len(self._factories):
+            raise ValueError(f"{len(self._owners)} owners for {len(self._factories)} consumer factories")
         self._config = config
         self._motion_vectors = motion_vectors
+        self._clock = StageClock()
         self._decoded = beam.metrics.Metrics.counter("reelbeam", "videos_decoded")
         self._frames = beam.metrics.Metrics.counter("reelbeam", "frames_decoded")
         self._failed = beam.metrics.Metrics.counter("reelbeam", "decode_failures")
+
+    def _consumers(self) -> list:
+        from reelbeam.transforms.timing import TimedConsumer
+
+        return [f() if owner is None else TimedConsumer(f(), owner, self._clock)
+                for f, owner in zip(self._factories, self._owners)]
 
     def process(self, ref: VideoRef):
         from reelbeam.store.tables import fault_point
 
         fault_point("decode")
-        consumers = [f() for f in self._factories]
+        consumers = self._consumers()
         try:
             for tag, value in decode_video(ref, consumers, self._config, self._motion_vectors):
                 if tag == "per_video":
@@ -483,6 +499,8 @@ class _DecodeVideoFn(beam.DoFn):
             LOG.warning("decode failed for %s: %s: %s", ref.uri, row["error_type"], row["message"])
             progress.video_failed(ref.uri, "decode", row["error_type"])
             yield beam.pvalue.TaggedOutput("failures", row)
+        finally:
+            self._clock.flush()
 
 
 class DecodeVideo(beam.PTransform):
@@ -491,6 +509,8 @@ class DecodeVideo(beam.PTransform):
     consumer_factories: zero-argument callables building a fresh FrameConsumer per video
       (picklable: classes or functools.partial); the frame index consumer is always first.
     tags: output tags besides `per_video`, `failures` and those the consumers declare in `tags`.
+    owners: the stage each factory belongs to (its time inside the pass counts toward it); empty:
+      all the decode pass's own.
     """
 
     def __init__(
@@ -499,9 +519,11 @@ class DecodeVideo(beam.PTransform):
         config: DecodeConfig = DecodeConfig(),
         tags: Sequence[str] = (),
         motion_vectors: bool = False,
+        owners: Sequence[str | None] = (),
     ) -> None:
         super().__init__()
         self._factories = [FrameIndexConsumer, *consumer_factories]
+        self._owners = [None, *owners] if owners else []
         self._config = config
         declared = [t for f in self._factories for t in getattr(getattr(f, "func", f), "tags", ())]
         self.tags = sorted(set(tags) | set(declared))
@@ -510,5 +532,5 @@ class DecodeVideo(beam.PTransform):
     def expand(self, videos):
         from reelbeam.transforms.portable import split_outputs
 
-        fn = _DecodeVideoFn(self._factories, self._config, self._motion_vectors)
+        fn = _DecodeVideoFn(self._factories, self._config, self._motion_vectors, self._owners)
         return split_outputs(videos, fn, ["failures", *self.tags], "per_video", "DecodeFrames")

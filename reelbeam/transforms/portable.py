@@ -25,28 +25,34 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 
 class _Checked(beam.DoFn):
     """Runs `fn`, with a TaggedOutput to the main output's name sent to the main output, and
-    refusing outputs from its `finish_bundle` (see the module docstring)."""
+    refusing outputs from its `finish_bundle` (see the module docstring). `timed_as`: the stage its
+    time counts toward (`reelbeam.transforms.timing`; set once the graph is built, None: not timed)."""
 
     def __init__(self, fn: beam.DoFn, main: str) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._fn = fn
         self._main = main
+        self.timed_as: str | None = None
+        self._clock = StageClock()
 
     def setup(self):
-        self._fn.setup()
+        self._clock.call(self.timed_as, self._fn.setup)
 
     def start_bundle(self):
-        self._fn.start_bundle()
+        self._clock.call(self.timed_as, self._fn.start_bundle)
 
     def process(self, element, *args, **kwargs):
-        for out in self._fn.process(element, *args, **kwargs) or ():
+        for out in self._clock.timed(self.timed_as, self._fn.process, element, *args, **kwargs):
             if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == self._main:
                 yield out.value
             else:
                 yield out
 
     def finish_bundle(self):
-        if self._fn.finish_bundle():
+        if self._clock.call(self.timed_as, self._fn.finish_bundle):
             raise RuntimeError(f"{type(self._fn).__name__}.finish_bundle must not emit outputs (see reelbeam.transforms.portable)")
+        self._clock.flush()
 
     def teardown(self):
         self._fn.teardown()
@@ -80,20 +86,28 @@ class GuardedModelHandler(ModelHandler):
     element carrying `BatchError` instead of failing the bundle (RunInference's own dead-letter
     output is a tagged output: see the module docstring). Loading errors still fail the job."""
 
-    def __init__(self, inner: ModelHandler, resource_hints: dict | None = None) -> None:
+    def __init__(self, inner: ModelHandler, resource_hints: dict | None = None, stage: str | None = None) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         super().__init__()
         self._inner = inner
         self._hints = dict(resource_hints or {})
+        self._stage = stage  # the stage its loading and batches count toward (reelbeam.transforms.timing)
+        self._clock = StageClock()
 
     def load_model(self):
-        return self._inner.load_model()
+        # Loading runs in the step's setup, outside a metrics context: its time is flushed with
+        # the first batch.
+        return self._clock.call(self._stage, self._inner.load_model)
 
     def run_inference(self, batch, model, inference_args=None):
         try:
-            return list(self._inner.run_inference(batch, model, inference_args))
+            return self._clock.call(self._stage, lambda: list(self._inner.run_inference(batch, model, inference_args)))
         except Exception as e:  # noqa: BLE001 - reported per element, becomes failures rows
             error = BatchError(f"{type(e).__name__}: {e}")
             return [PredictionResult(x, error) for x in batch]
+        finally:
+            self._clock.flush()
 
     def get_num_bytes(self, batch) -> int:
         return self._inner.get_num_bytes(batch)

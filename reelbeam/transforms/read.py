@@ -56,26 +56,45 @@ def _read_file(path: str, table: str) -> pa.Table:
 
 
 class _ReadRowsFn(beam.DoFn):
-    def __init__(self, table: str, exclude: frozenset) -> None:
+    def __init__(self, table: str, exclude: frozenset, timed_as: str | None = None) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._table = table
         self._exclude = exclude
+        self.timed_as = timed_as
+        self._clock = StageClock()
 
     def process(self, path: str) -> Iterable[dict]:
+        for rows in self._clock.timed(self.timed_as, self._batches, path):  # timed per batch, not per row
+            yield from rows
+
+    def finish_bundle(self):
+        self._clock.flush()
+
+    def _batches(self, path: str) -> Iterable[list[dict]]:
         data = _read_file(path, self._table)
         for batch in data.to_batches(max_chunksize=8192):
-            for row in batch.to_pylist():
-                if row["video_id"] not in self._exclude:
-                    yield row
+            yield [row for row in batch.to_pylist() if row["video_id"] not in self._exclude]
 
 
 class _ReadVideoTablesFn(beam.DoFn):
     """A part file of a per-video batched table -> (video_id, slice) for each video in it."""
 
-    def __init__(self, table: str, exclude: frozenset) -> None:
+    def __init__(self, table: str, exclude: frozenset, timed_as: str | None = None) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._table = table
         self._exclude = exclude
+        self.timed_as = timed_as
+        self._clock = StageClock()
 
     def process(self, path: str):
+        return self._clock.timed(self.timed_as, self._read, path)
+
+    def finish_bundle(self):
+        self._clock.flush()
+
+    def _read(self, path: str):
         data = _read_file(path, self._table)
         if data.num_rows == 0:
             return
@@ -93,21 +112,23 @@ def _concat_video(element) -> pa.Table:
 
 class ReadTable(beam.PTransform):
     """PBegin -> the rows of `table` in `files` (row dicts; `frames`: one pyarrow Table per video),
-    leaving out the videos in `exclude`."""
+    leaving out the videos in `exclude`. timed_as: the stage the reading counts toward."""
 
-    def __init__(self, table: str, files: Sequence[str], exclude: frozenset = frozenset()) -> None:
+    def __init__(self, table: str, files: Sequence[str], exclude: frozenset = frozenset(),
+                 timed_as: str | None = None) -> None:
         super().__init__()
         self._table = table
         self._files = list(files)
         self._exclude = frozenset(exclude)
+        self._timed_as = timed_as
 
     def expand(self, pbegin):
         files = pbegin | "Files" >> beam.Create(self._files) | "SpreadFiles" >> beam.Reshuffle()
         if self._table in BATCHED_TABLES:
             return (
                 files
-                | "ReadVideoSlices" >> beam.ParDo(_ReadVideoTablesFn(self._table, self._exclude))
+                | "ReadVideoSlices" >> beam.ParDo(_ReadVideoTablesFn(self._table, self._exclude, self._timed_as))
                 | "GroupByVideo" >> beam.GroupByKey()
                 | "ConcatVideo" >> beam.Map(_concat_video)
             )
-        return files | "ReadRows" >> beam.ParDo(_ReadRowsFn(self._table, self._exclude))
+        return files | "ReadRows" >> beam.ParDo(_ReadRowsFn(self._table, self._exclude, self._timed_as))

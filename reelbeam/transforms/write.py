@@ -36,14 +36,19 @@ _ROW_GROUP = 8192
 class _WriteBundleFn(beam.DoFn):
     """Rows (dicts, or pyarrow Tables for batched tables) -> one data file per bundle in the
     table's folder; outputs ("file", table, path) as soon as the file is opened (a bundle that
-    fails is retried as a whole, its outputs dropped, its file never committed)."""
+    fails is retried as a whole, its outputs dropped, its file never committed). Its time counts
+    toward the stage `timed_as` (`reelbeam.transforms.timing`)."""
 
-    def __init__(self, uri: str, table: str, run_id: str, stage: str, codec: str) -> None:
+    def __init__(self, uri: str, table: str, run_id: str, stage: str, codec: str, timed_as: str | None = None) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._uri = uri
         self._table = table
         self._run_id = run_id
         self._stage = stage
         self._codec = codec
+        self.timed_as = timed_as
+        self._clock = StageClock()
 
     def setup(self):
         self._schema = schema_for(self._table)
@@ -72,18 +77,28 @@ class _WriteBundleFn(beam.DoFn):
             self._rows = []
 
     def process(self, element):
+        # Timed where the work is (opening the file, writing row groups), not per row: most
+        # rows only join a list, and timing each would cost more than that.
+        clock, stage = self._clock, self.timed_as
         if self._writer is None:
-            yield ("file", self._table, self._open())
+            yield ("file", self._table, clock.call(stage, self._open))
         self._count += 1 if isinstance(element, dict) else element.num_rows
         if isinstance(element, dict):
             self._rows.append(element)
             if len(self._rows) >= _ROW_GROUP:
-                self._flush()
+                clock.call(stage, self._flush)
         else:
-            self._flush()
-            self._writer.write_table(element.cast(self._schema))
+            clock.call(stage, self._write_table, element)
+
+    def _write_table(self, table) -> None:
+        self._flush()
+        self._writer.write_table(table.cast(self._schema))
 
     def finish_bundle(self):
+        self._clock.call(self.timed_as, self._finish)
+        self._clock.flush()
+
+    def _finish(self) -> None:
         if self._writer is not None:
             self._flush()
             rows = self._count
@@ -106,29 +121,42 @@ class WriteTable(beam.PTransform):
     returns the PCollection of ("file", table, path) for the stage's commit step.
 
     Rows are dicts with the table's fields; `frames` arrives as pyarrow Tables (one per video).
+    timed_as: the stage whose time the writing counts toward (default: `stage`).
     """
 
-    def __init__(self, output: str, table: str, run_id: str, stage: str, codec: str = "zstd") -> None:
+    def __init__(self, output: str, table: str, run_id: str, stage: str, codec: str = "zstd",
+                 timed_as: str | None = None) -> None:
         super().__init__()
         if codec not in CODECS:
             raise ValueError(f"parquet codec must be one of {CODECS}, got {codec!r}")
-        self._args = (table_uri(output, table), table, run_id, stage, codec)
+        self._args = (table_uri(output, table), table, run_id, stage, codec, timed_as or stage)
 
     def expand(self, pcoll):
         return pcoll | "WriteFiles" >> beam.ParDo(_WriteBundleFn(*self._args))
 
 
 class _WriteJsonFn(beam.DoFn):
-    """(video_id, document) -> OUTPUT/json/<video_id>.json, written atomically (temp + rename)."""
+    """(video_id, document) -> OUTPUT/json/<video_id>.json, written atomically (temp + rename).
+    `timed_as`: the stage its time counts toward (set once the graph is built)."""
 
     def __init__(self, folder: str) -> None:
+        from reelbeam.transforms.timing import StageClock
+
         self._folder = folder.rstrip("/")
+        self.timed_as: str | None = None
+        self._clock = StageClock()
 
     def setup(self) -> None:
         fs, path = fsspec.core.url_to_fs(self._folder)
         fs.makedirs(path, exist_ok=True)  # on the worker: building the job touches no output
 
     def process(self, element):
+        return self._clock.timed(self.timed_as, self._write, element)
+
+    def finish_bundle(self):
+        self._clock.flush()
+
+    def _write(self, element):
         video_id, document = element
         # video_id is hex (see make_video_id): it cannot escape the folder.
         if not video_id.isalnum():

@@ -14,6 +14,8 @@ import pytest
 
 from reelbeam import read
 from reelbeam.report import write_report
+from reelbeam.report.data import read_manifests
+from reelbeam.report.html import fmt_seconds
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARTIFACTS = os.environ.get("REELBEAM_TEST_ARTIFACTS", os.path.join(REPO, "test-artifacts"))
@@ -134,6 +136,52 @@ def test_index_and_failures_pages_render_without_errors(browser, report):
     page.screenshot(path=os.path.join(ARTIFACTS, "report-index.png"), full_page=True)
     page.click("text=every failure with its reason")
     assert "broken.mp4" in page.locator("table.failures-list").inner_text()
+    page.close()
+    assert not problems, problems
+
+
+def test_index_charts_the_time_per_stage_and_shows_the_settings_apart(browser, report):
+    """The run's stage times (its manifest's `stage_times`) as bars as long as each stage's time
+    relative to the longest, the decode pass's bar split by the pass stages inside it, and the
+    stages' settings in a panel of their own."""
+    out, folder = report
+    (manifest,) = [m for m in read_manifests(out) if "stage_times" in m]
+    times = manifest["stage_times"]
+    page, problems = _open(browser, folder / "index.html")
+    chart = page.locator(f'#stage-times figure[data-run="{manifest["run_id"]}"]')
+    assert chart.is_visible()
+    rows = chart.locator("tr.stage")
+    assert rows.count() == len(times) and "decode" in times
+    longest = max(t["wall_s"] for t in times.values())
+    for i, (stage, t) in enumerate(times.items()):
+        row = rows.nth(i)
+        assert row.locator("th").inner_text().strip() == stage
+        track, bar = row.locator("td.track").bounding_box(), row.locator(".bar").bounding_box()
+        want = track["width"] * t["wall_s"] / longest
+        assert abs(bar["width"] - max(want, 2)) <= 1.5, (stage, t, bar, track)
+        assert bar["height"] > 8
+        # the row says the stage, its time, CPU and time inside the decode pass, and nothing else
+        want = f"{stage} {fmt_seconds(t['wall_s'])} CPU {fmt_seconds(t['cpu_s'])}"
+        if t.get("in_decode_pass_s"):
+            want += f" + {fmt_seconds(t['in_decode_pass_s'])} in the decode pass"
+        assert " ".join(row.inner_text().split()) == want
+    decode = rows.nth(list(times).index("decode"))
+    segments = decode.locator(".seg")
+    in_pass = times["decode"]["in_pass"]
+    assert segments.count() == len(in_pass) > 0
+    bar = decode.locator(".bar").bounding_box()
+    for i, (stage, secs) in enumerate(in_pass.items()):
+        seg = segments.nth(i)
+        assert seg.get_attribute("title").startswith(f"{stage} inside the decode pass")
+        assert abs(seg.bounding_box()["width"] - bar["width"] * secs / times["decode"]["wall_s"]) <= 1.5
+    # the settings are in a panel of their own
+    settings = page.locator("#stage-settings")
+    assert settings.is_visible()
+    shown = " ".join(settings.inner_text().split())
+    for stage, text in manifest["stages"].items():
+        assert f"{stage} {text or 'no settings that change its rows'}" in shown
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.locator("#stage-times").screenshot(path=os.path.join(ARTIFACTS, "report-stage-times.png"))
     page.close()
     assert not problems, problems
 

@@ -14,6 +14,8 @@ import pytest
 
 from reelbeam import read
 from reelbeam.report import main, write_report
+from reelbeam.report.data import read_manifests
+from reelbeam.report.html import fmt_seconds
 
 
 class Page(HTMLParser):
@@ -134,6 +136,80 @@ def test_index_totals_failures_and_manifest(report):
     failures = Page(os.path.join(folder, "failures.html"))
     failure = read(out, "failures").to_pylist()[0]
     assert failure["uri"] in failures.body and "Invalid data" in failures.body
+
+
+class Panels(HTMLParser):
+    """The index's panels: the text of each `<section id=...>`, and the rows of the stage time
+    charts (per run: stage, width of its bar, its segments' titles, the row's text)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.text, self.charts = {}, {}
+        self._section = self._run = self._row = None
+        self._depth = 0
+        with open(path, encoding="utf-8") as f:
+            self.feed(f.read())
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self._section = a.get("id")
+            self.text.setdefault(self._section, [])
+        elif tag == "figure" and "data-run" in a:
+            self._run = a["data-run"]
+            self.charts[self._run] = []
+        elif tag == "tr" and "data-stage" in a:
+            self._row = {"stage": a["data-stage"], "wall_s": float(a["data-wall-s"]), "segments": [], "text": []}
+            self.charts[self._run].append(self._row)
+        elif self._row is not None and "bar" in (a.get("class") or "").split():
+            self._row["width"] = float(re.search(r"width:([\d.]+)%", a["style"]).group(1))
+        elif self._row is not None and "seg" in (a.get("class") or "").split():
+            self._row["segments"].append(a["title"])
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self._section = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._section is not None:
+            self.text[self._section].append(data)
+        if self._row is not None:
+            self._row["text"].append(data)
+
+    def body(self, section):
+        return " ".join(" ".join(self.text.get(section, [])).split())
+
+
+def test_index_charts_the_time_of_each_stage_and_shows_the_settings_apart(report):
+    """The run manifest's stage times as one bar per stage (as long as its time relative to the
+    longest), the decode pass split by the pass stages inside it; the settings in their own panel."""
+    out, _, index, _ = report
+    (manifest,) = [m for m in read_manifests(out) if "stage_times" in m]
+    times = manifest["stage_times"]
+    panels = Panels(index)
+    rows = panels.charts[manifest["run_id"]]
+    assert [r["stage"] for r in rows] == list(times) and "decode" in times and "commit" in times
+    longest = max(t["wall_s"] for t in times.values())
+    for row in rows:
+        t = times[row["stage"]]
+        assert row["wall_s"] == pytest.approx(t["wall_s"], abs=1e-4)
+        assert row["width"] == pytest.approx(100 * t["wall_s"] / longest, abs=0.01)
+        # the row says the stage, its time, CPU and time inside the decode pass, and nothing else
+        want = f"{row['stage']} {fmt_seconds(t['wall_s'])} CPU {fmt_seconds(t['cpu_s'])}"
+        if t.get("in_decode_pass_s"):
+            want += f" + {fmt_seconds(t['in_decode_pass_s'])} in the decode pass"
+        assert " ".join(" ".join(row["text"]).split()) == want
+    decode = next(r for r in rows if r["stage"] == "decode")
+    assert [seg.split(" ")[0] for seg in decode["segments"]] == list(times["decode"]["in_pass"])
+    # the settings are in their own panel, not among the times
+    settings = panels.body("stage-settings")
+    for stage, text in manifest["stages"].items():
+        assert f"{stage} {text or 'no settings that change its rows'}" in settings
+    # an earlier manifest's shape still charts ({name: seconds} and {name: {"seconds": s}})
+    legacy = panels.charts["20260101T000000Z-test"]
+    assert [(r["stage"], r["wall_s"]) for r in legacy] == [("decode", 8.25), ("transnetv2", 3.5), ("write", 0.75)]
 
 
 def test_index_is_paged(full_output, tmp_path):
