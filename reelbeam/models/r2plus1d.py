@@ -424,7 +424,7 @@ class CMDEmbeddingHandler(ModelHandler[np.ndarray, PredictionResult, R2Plus1D26]
 
     def _channels_last(self, device: str, precision: str) -> bool:
         # oneDNN's 3D convolutions run ~2x faster channels-last on CPU in both precisions
-        # (bench/cmd.py); on GPU only the bf16 path uses it (tensor cores), fp32 stays as the
+        # (bench/cmd_embeddings.py); on GPU only the bf16 path uses it (tensor cores), fp32 stays as the
         # reference runs.
         return device == "cpu" or precision == "bf16"
 

@@ -1,6 +1,9 @@
 """`--runner dask` against the DirectRunner on the same inputs, as JSON.
 
-    .venv/bin/python bench/dask.py            # ~4 min on 2 cores; bench/out/dask.json
+    .venv/bin/python bench/dask_vs_direct.py   # ~4 min on 2 cores; bench/out/dask_vs_direct.json
+
+(Not bench/dask.py: with bench/ on sys.path, as the tests that import the benches put it, that
+name shadowed the dask package in Dask worker processes.)
 
 Two corpora, each run by `reelbeam run` (the default stages) on the DirectRunner and on a local
 Dask cluster (`--runner dask`: a LocalCluster of one single-threaded worker per core, made and
@@ -78,7 +81,7 @@ def timed(args: list[str]) -> float:
 
 
 def main() -> int:
-    parser = bench_parser(__doc__, "dask")
+    parser = bench_parser(__doc__, "dask_vs_direct")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     summary = {"cores": os.cpu_count(), "repeat": args.repeat}

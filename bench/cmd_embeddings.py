@@ -1,6 +1,6 @@
 """CMD video embedding costs: clip-frame fetching vs the decode pass, R(2+1)D-26 speed, end to end.
 
-    .venv/bin/python bench/cmd.py [--out bench/out/cmd.json] [--quick]
+    .venv/bin/python bench/cmd_embeddings.py [--out bench/out/cmd.json] [--quick]
 
 - fetch: on generated H.264 videos (25 fps, 2 B-frames, veryfast; a short GOP of 15 and a long
   one of 300 frames; 480p and 720p; 300 and 3000 frames) and the bundled sample (one GOP of 720
