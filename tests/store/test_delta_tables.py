@@ -37,6 +37,33 @@ def stage_run(out, run, videos, start=0, failed=(), whole=False, files_per_video
     return commit_stages(out, run, [StageCommit("shots", "s", ["shots"], {"shots": paths}, videos, failed, whole=whole)])
 
 
+def racing(calls) -> list[str]:
+    """Run each call in its own thread, every one having read the table's snapshot (its first
+    `open_table`) before any commits; their outcomes, in the order they finished."""
+    barrier = threading.Barrier(len(calls))
+    real_open = store.open_table
+    waited, outcomes = set(), []
+
+    def open_then_wait(*args, **kwargs):
+        dt = real_open(*args, **kwargs)
+        name = threading.current_thread().name
+        if name.startswith("racer") and name not in waited:
+            waited.add(name)
+            barrier.wait(timeout=10)  # all read the same snapshot before any commits
+        return dt
+
+    store.open_table = open_then_wait
+    try:
+        threads = [threading.Thread(target=lambda c=c: outcomes.append(c()), name=f"racer{i}") for i, c in enumerate(calls)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        store.open_table = real_open
+    return outcomes
+
+
 def test_files_are_invisible_until_committed_and_a_commit_adds_them_whole(tmp_path):
     out = str(tmp_path / "out")
     uri = store.table_uri(out, "shots")
@@ -119,36 +146,14 @@ def test_two_writers_of_the_same_stage_collide_instead_of_both_appending(tmp_pat
     stage_run(out, run_id(1), ["a"])
     uri = store.table_uri(out, "shots")
     paths = [write_data_file(uri, "shots", shots(["b"]), run_id(n), "shots") for n in (2, 3)]
-    barrier = threading.Barrier(2)
-    real_open = store.open_table
-    outcomes = []
-
-    waited = set()
-
-    def open_then_wait(*args, **kwargs):
-        dt = real_open(*args, **kwargs)
-        name = threading.current_thread().name
-        if name.startswith("writer") and name not in waited:
-            waited.add(name)
-            barrier.wait(timeout=10)  # both read the same snapshot before either commits
-        return dt
-
     def write(n, path):
         try:
             commit(out, "shots", [Change("shots", [path], {"b"})], run_id=run_id(n))
-            outcomes.append("ok")
+            return "ok"
         except store.CommitConflict as e:
-            outcomes.append(str(e))
+            return str(e)
 
-    store.open_table = open_then_wait
-    try:
-        threads = [threading.Thread(target=write, args=(n, p), name=f"writer{n}") for n, p in zip((2, 3), paths)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-    finally:
-        store.open_table = real_open
+    outcomes = racing([lambda n=n, p=p: write(n, p) for n, p in zip((2, 3), paths)])
     assert min(outcomes, key=len) == "ok"
     assert "another writer committed rows of shots at the same time" in sorted(outcomes, key=len)[1]
     assert [v for v, _ in read(out)].count("b") == 2  # one copy of b's two shots
@@ -170,35 +175,15 @@ def test_commit_groups_of_one_run_racing_on_the_ledger_both_commit(tmp_path):
     commit(out, store.LEDGER, [Change(s, [ledger_file(s, True)]) for s in ("motion", "scenes")], run_id=run,
            app="intent", append_only=True)
     state = store.ledger_state(out, ["motion", "scenes"])
-    barrier = threading.Barrier(2)
-    real_open = store.open_table
-    waited, outcomes = set(), []
-
-    def open_then_wait(*args, **kwargs):
-        dt = real_open(*args, **kwargs)
-        name = threading.current_thread().name
-        if name.startswith("group") and name not in waited:
-            waited.add(name)
-            barrier.wait(timeout=10)
-        return dt
-
     def final(stage):
         try:
             commit(out, store.LEDGER, [Change(stage, [ledger_file(stage, False)], {"a"})], run_id=run, app=stage,
                    ledger=state)
-            outcomes.append("ok")
+            return "ok"
         except Exception as e:  # noqa: BLE001 - the test reports it
-            outcomes.append(repr(e))
+            return repr(e)
 
-    store.open_table = open_then_wait
-    try:
-        threads = [threading.Thread(target=final, args=(s,), name=f"group-{s}") for s in ("motion", "scenes")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-    finally:
-        store.open_table = real_open
+    outcomes = racing([lambda s=s: final(s) for s in ("motion", "scenes")])
     assert outcomes == ["ok", "ok"]
     got = store.ledger_state(out, ["motion", "scenes"])
     assert got == {"motion": {"a": [(run, "ok")]}, "scenes": {"a": [(run, "ok")]}}
