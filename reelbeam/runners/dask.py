@@ -11,7 +11,8 @@ a small reelbeam job take minutes (a 3-video test corpus: 319,205 Dask tasks in 
 - **Setup per bundle.** Each partition created a new DoFn invoker and ran `setup` and `teardown`,
   so a model stage loaded its weights once per partition. Here each worker thread keeps one
   invoker per step for the whole job (`setup` once; Beam allows a DoFn instance to serve many
-  bundles), and only `start_bundle`/`finish_bundle` run per partition.
+  bundles), and only `start_bundle`/`finish_bundle` run per partition; when the job ends, every
+  worker tears its DoFns down (`teardown`), so a long-lived cluster does not keep old jobs' models.
 - **Every tag to every consumer.** A multi-output step's bag held the outputs of all its tags,
   untagged, and each consumer read all of them. Here outputs keep their tag and each consumer
   reads its own (`_Visitor`), so the pipeline uses Beam's tagged outputs on Dask too.
@@ -38,12 +39,12 @@ from apache_beam.runners.dask import transform_evaluator as evaluator
 from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKeyOnly, dask_overrides
 from apache_beam.transforms.sideinputs import SideInputMap
 
-_INVOKERS: dict = {}  # (step id, thread id) -> (invoker, its receivers): lives as long as the worker
+_INVOKERS: dict = {}  # (job, step id, thread id) -> (invoker, its receivers): until the job ends
 _INVOKERS_LOCK = threading.Lock()
 
 
-def _invoker(step: str, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers):
-    key = (step, threading.get_ident())
+def _invoker(job: str, step: str, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers):
+    key = (job, step, threading.get_ident())
     with _INVOKERS_LOCK:
         found = _INVOKERS.get(key)
     if found is None:
@@ -91,7 +92,7 @@ def apply_dofn_to_bundle(items, step, job, label, do_fn_invoker_args, do_fn_invo
     if sampler is None:
         sampler = _SAMPLERS.sampler = statesampler.StateSampler("", counters.CounterFactory())
     statesampler.set_current_tracker(sampler)
-    invoker, receivers = _invoker(step, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers)
+    invoker, receivers = _invoker(job, step, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers)
     del receivers.values[:]
     # The sampler keeps one state (and so one metrics container) per step: count this bundle's part.
     with sampler.scoped_state(label, "process", metrics_container=MetricsContainer(label)):
@@ -117,9 +118,19 @@ def _reelbeam_counters(container) -> dict[str, int]:
             if k.metric.namespace == "reelbeam"}
 
 
-def _take_counters(job: str) -> dict:
+def _end_job(job: str) -> dict:
+    """On a worker, once `job` is over: tear its DoFns down (a long-lived cluster serving many jobs
+    must not keep every job's models loaded) and hand over its counters."""
     with _INVOKERS_LOCK:
-        return _COUNTERS.pop(job, {})
+        mine = [k for k in _INVOKERS if k[0] == job]
+        invokers = [_INVOKERS.pop(k)[0] for k in mine]
+        found = _COUNTERS.pop(job, {})
+    for invoker in invokers:
+        try:
+            invoker.invoke_teardown()
+        except Exception:  # noqa: BLE001 - teardown is best effort in Beam too
+            pass
+    return found
 
 
 class DaskMetrics:
@@ -236,19 +247,23 @@ class DaskRunnerResult(dask_runner.DaskRunnerResult):
         try:
             state = super().wait_until_finish(duration)
         except BaseException:
-            self.client.close()
+            self._end()
             raise
-        if str(state).endswith("DONE"):
-            try:
-                by_task = {}
-                for found in self.client.run(_take_counters, self.job).values():
-                    by_task.update(found)
-                self._metrics = DaskMetrics(by_task)
-            except Exception:  # noqa: BLE001 - counters are a summary, never a reason to fail
-                self._metrics = None
         if str(state).endswith(("DONE", "FAILED", "CANCELLED")):
-            self.client.close()
+            by_task = self._end()
+            self._metrics = DaskMetrics(by_task) if by_task is not None and str(state).endswith("DONE") else None
         return state
+
+    def _end(self) -> dict | None:
+        """Release the job's DoFns on every worker, collect its counters, close the client."""
+        try:
+            by_task: dict | None = {}
+            for found in self.client.run(_end_job, self.job).values():
+                by_task.update(found)
+        except Exception:  # noqa: BLE001 - counters are a summary, never a reason to fail
+            by_task = None
+        self.client.close()
+        return by_task
 
     def metrics(self):
         found = getattr(self, "_metrics", None)

@@ -76,3 +76,12 @@ def test_a_worker_lost_mid_decode_is_replaced_and_the_tables_are_whole(corpus, t
     assert marker.exists()  # a worker was killed
     snapshots.assert_same_output(snapshot(out), snapshot(direct))
     assert got.counters == want.counters
+
+
+def test_a_job_leaves_no_dofn_loaded_on_the_workers(corpus, cluster, tmp_path):
+    # a long-lived cluster serves many jobs: each job's DoFns (and their models) go when it ends
+    run(["--input", corpus, "--output", str(tmp_path / "o"), *FLAGS, "--runner", "dask",
+         f"--dask_client_address={cluster.scheduler_address}"])
+    with distributed.Client(cluster.scheduler_address) as client:
+        left = client.run(lambda: len(__import__("reelbeam.runners.dask", fromlist=["_INVOKERS"])._INVOKERS))
+    assert set(left.values()) == {0}
