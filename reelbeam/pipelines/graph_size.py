@@ -1,5 +1,5 @@
 """How big the Beam graph of a run is: the number of steps (`reelbeam.pipelines.graph_size
-.count(argv)`), what bench/graph.py reports and tests/pipelines/test_graph_size.py bounds.
+.count(argv)`), what bench/e2e.py reports and tests/pipelines/test_graph_size.py bounds.
 
 Every step costs on every runner: Beam's graph construction (type inference, ~500 signature
 inspections a step), the job graph a remote runner receives, and a task per partition on Dask."""

@@ -1,0 +1,105 @@
+"""Parts of docs/architecture.md written from the code, so they cannot drift from it: the package
+layout (each package and module with the first line of its docstring) and the decode pass's frame
+consumers (each consumer class, its module and the first line of its docstring).
+
+Both read the source with `ast` and import nothing, so they need neither torch nor Beam.
+`scripts/update_docs.py` writes them between their markers; tests/pipelines/test_code_docs.py fails
+until it has been run after a change.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+LAYOUT_MARKERS = ("<!-- package layout: generated -->\n", "<!-- end of package layout -->")
+CONSUMER_MARKERS = ("<!-- decode-pass consumers: generated -->\n", "<!-- end of decode-pass consumers -->")
+
+
+def _first_line(doc: str | None) -> str:
+    """The docstring's first sentence (up to the first blank line), on one line."""
+    if not doc:
+        return ""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
+
+
+def _parse(path: str) -> ast.Module:
+    with open(path, encoding="utf-8") as f:
+        return ast.parse(f.read(), filename=path)
+
+
+def _modules(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.endswith(".py") and n != "__init__.py")
+
+
+def _packages() -> list[str]:
+    return sorted(n for n in os.listdir(PACKAGE)
+                  if os.path.isfile(os.path.join(PACKAGE, n, "__init__.py")))
+
+
+def layout_markdown() -> str:
+    """Every package of reelbeam and its modules, each with its docstring's first sentence."""
+    lines = ["```"]
+    top = [m for m in _modules(PACKAGE)]
+    lines.append(f"reelbeam/  {_first_line(ast.get_docstring(_parse(os.path.join(PACKAGE, '__init__.py'))))}")
+    for name in top:
+        lines.append(f"  {name:<24}{_first_line(ast.get_docstring(_parse(os.path.join(PACKAGE, name))))}")
+    for package in _packages():
+        folder = os.path.join(PACKAGE, package)
+        doc = _first_line(ast.get_docstring(_parse(os.path.join(folder, "__init__.py"))))
+        lines.append("")
+        lines.append(f"reelbeam/{package}/  {doc}")
+        for name in _modules(folder):
+            lines.append(f"  {name:<24}{_first_line(ast.get_docstring(_parse(os.path.join(folder, name))))}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def _is_consumer(node: ast.ClassDef) -> bool:
+    """A decode-pass consumer: a class named *Consumer that defines `consume` or inherits from one."""
+    if not node.name.endswith("Consumer"):
+        return False
+    if any(isinstance(b, ast.Name) and b.id == "Protocol" for b in node.bases):
+        return False
+    defines = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+    inherits = any(isinstance(b, ast.Name) and b.id.endswith("Consumer") for b in node.bases)
+    return "consume" in defines or inherits
+
+
+def consumers() -> list[tuple[str, str, str]]:
+    """(class name, module path under reelbeam/, docstring's first sentence) of every consumer."""
+    found = []
+    for root, _dirs, files in os.walk(PACKAGE):
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            for node in _parse(path).body:
+                if isinstance(node, ast.ClassDef) and _is_consumer(node):
+                    rel = os.path.relpath(path, os.path.dirname(PACKAGE))
+                    found.append((node.name, rel, _first_line(ast.get_docstring(node))))
+    return sorted(found, key=lambda c: (c[1], c[0]))
+
+
+def consumers_markdown() -> str:
+    """The decode pass's consumers as a Markdown table."""
+    lines = ["| consumer | module | what it takes from each frame |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | `{module}` | {doc.replace('|', '/')} |" for name, module, doc in consumers()]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(doc: str, markers: tuple[str, str], text: str) -> str:
+    """`doc` with the text between `markers` replaced by `text`."""
+    begin, end = markers
+    start = doc.index(begin) + len(begin)
+    return doc[:start] + text + doc[doc.index(end, start):]
+
+
+def section(doc: str, markers: tuple[str, str]) -> str:
+    begin, end = markers
+    start = doc.index(begin) + len(begin)
+    return doc[start: doc.index(end, start)]
