@@ -254,15 +254,15 @@ def safetensors_shapes(path: str) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: not a safetensors file, or truncated ({type(e).__name__} in its header)") from e
 
 
-def compare_keys(
-    path: str,
+def key_problems(
     shapes: Mapping[str, tuple],
     expected: Mapping[str, tuple],
-    what: str,
     optional: Iterable[str] = (),
-) -> None:
-    """Raise one CheckpointError line when `shapes` (from the file) does not match `expected`:
-    missing keys (other than those starting with an `optional` prefix), unexpected keys, shapes."""
+) -> str | None:
+    """What keeps a state_dict with `shapes` (key -> shape, from the file) from loading strictly into
+    a model whose state_dict has `expected`, in one line (missing keys other than those starting with
+    an `optional` prefix, unexpected keys, other shapes, and a hint for a DataParallel training
+    state); None when it would load."""
     optional = tuple(optional)
     missing = sorted(k for k in expected if k not in shapes and not k.startswith(optional))
     unexpected = sorted(k for k in shapes if k not in expected)
@@ -275,8 +275,25 @@ def compare_keys(
     if wrong:
         k = wrong[0]
         problems.append(f"{len(wrong)} with other shapes (e.g. {k}: {tuple(shapes[k])} instead of {tuple(expected[k])})")
+    if not problems:
+        return None
+    if unexpected and all(k.startswith("module.") for k in unexpected):
+        problems.append("keys start with 'module.': a DataParallel training state, not the published file")
+    return "; ".join(problems)
+
+
+def compare_keys(
+    path: str,
+    shapes: Mapping[str, tuple],
+    expected: Mapping[str, tuple],
+    what: str,
+    optional: Iterable[str] = (),
+) -> None:
+    """Raise one CheckpointError line when `shapes` (from the file) does not match `expected`
+    (`key_problems`)."""
+    problems = key_problems(shapes, expected, optional)
     if problems:
-        raise CheckpointError(f"{path}: not a {what} checkpoint: keys {'; '.join(problems)}")
+        raise CheckpointError(f"{path}: not a {what} checkpoint: keys {problems}")
 
 
 def expected_shapes(build) -> dict[str, tuple]:

@@ -27,7 +27,7 @@ import torch
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 
-from reelbeam.models.checkpoints import CheckpointError, load_state_dict, tensor_shapes
+from reelbeam.models.checkpoints import CheckpointError, key_problems, load_state_dict, tensor_shapes
 
 LOG = logging.getLogger(__name__)
 
@@ -164,37 +164,13 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _few(keys: Sequence[str], n: int = 4) -> str:
-    shown = ", ".join(sorted(keys)[:n])
-    return f"{len(keys)} ({shown}{', ...' if len(keys) > n else ''})"
-
-
 def checkpoint_problems(shapes: Mapping[str, Sequence[int]]) -> str | None:
-    """What keeps a state_dict (key -> shape) from loading strictly into R2Plus1D26, in one line;
-    None when it would load."""
-    expected = expected_shapes()
-    missing = [k for k in expected if k not in shapes]
-    unexpected = [k for k in shapes if k not in expected]
-    wrong = [
-        f"{k} {tuple(shapes[k])} != {expected[k]}"
-        for k in expected
-        if k in shapes and tuple(shapes[k]) != expected[k]
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing {_few(missing)}")
-    if unexpected:
-        parts.append(f"unexpected {_few(unexpected)}")
-    if wrong:
-        parts.append(f"wrong shapes {len(wrong)} ({'; '.join(wrong[:3])}{'; ...' if len(wrong) > 3 else ''})")
-    if not parts:
-        return None
-    hint = ""
-    if any(k.startswith("module.") for k in unexpected):
-        hint = "; keys start with 'module.': a DataParallel training state, not the published file"
-    elif any(k.startswith("fc.") for k in unexpected):
-        hint = "; it has a classifier (fc.*): a fine-tuned action model, not the embedding checkpoint"
-    return "; ".join(parts) + hint
+    """What keeps a state_dict (key -> shape) from loading strictly into R2Plus1D26, in one line
+    (`checkpoints.key_problems`, plus a hint for a fine-tuned classifier); None when it would load."""
+    problems = key_problems({k: tuple(v) for k, v in shapes.items()}, expected_shapes())
+    if problems and any(k.startswith("fc.") for k in shapes):
+        problems += "; it has a classifier (fc.*): a fine-tuned action model, not the embedding checkpoint"
+    return problems
 
 
 def _error(path: str, problems: str) -> CheckpointError:

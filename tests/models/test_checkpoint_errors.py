@@ -56,3 +56,17 @@ def test_a_bad_checkpoint_is_one_line_exit_2_and_no_output(bad_files, video, tmp
     if kind in ("random", "truncated", "zip_not_torch", "empty"):
         assert "code" not in err[0], err[0]  # a corrupt file is not reported as a code payload
     assert not out.exists()
+
+
+def test_key_problems_is_one_line_for_every_model_and_names_a_dataparallel_state():
+    from reelbeam.models.checkpoints import key_problems
+
+    expected = {"a.weight": (2, 3), "b.weight": (4,), "head.bias": (1,)}
+    assert key_problems(dict(expected), expected) is None
+    assert key_problems({"a.weight": (2, 3), "b.weight": (4,)}, expected, optional=("head.",)) is None
+    assert key_problems({"a.weight": (3, 3), "b.weight": (4,), "head.bias": (1,)}, expected) == \
+        "1 with other shapes (e.g. a.weight: (3, 3) instead of (2, 3))"
+    wrapped = key_problems({f"module.{k}": v for k, v in expected.items()}, expected)
+    assert wrapped.startswith("3 missing (e.g. a.weight, b.weight, head.bias); 3 unexpected (e.g. module.a.weight")
+    assert wrapped.endswith("keys start with 'module.': a DataParallel training state, not the published file")
+    assert "\n" not in wrapped

@@ -261,19 +261,19 @@ def test_wrong_layouts_name_the_file_and_the_keys(model, tmp_path):
     cases = {
         "dataparallel.pt": (
             {f"module.{k}": v for k, v in state.items()},
-            ["missing 228 (", "unexpected 228 (", "'module.'"],
+            ["228 missing (e.g. ", "228 unexpected (e.g. module.", "'module.': a DataParallel training state"],
         ),
         "finetuned.pt": (
             {**state, "fc.weight": torch.zeros(101, 2048), "fc.bias": torch.zeros(101)},
-            ["unexpected 2 (fc.bias, fc.weight)", "classifier"],
+            ["2 unexpected (e.g. fc.bias, fc.weight)", "classifier"],
         ),
         "r3d.pt": (
             {**state, "conv1_s.weight": torch.zeros(64, 3, 3, 7, 7)},
-            ["wrong shapes 1 (conv1_s.weight (64, 3, 3, 7, 7) != (83, 3, 1, 7, 7))"],
+            ["1 with other shapes (e.g. conv1_s.weight: (64, 3, 3, 7, 7) instead of (83, 3, 1, 7, 7))"],
         ),
         "truncated.pt": (
             {k: v for k, v in state.items() if not k.startswith("layer4.1.")},
-            ["missing 24 (layer4.1.bn1.bias, "],
+            ["24 missing (e.g. layer4.1.bn1.bias, "],
         ),
     }
     for name, (bad, expected) in cases.items():
