@@ -26,12 +26,13 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import apache_beam as beam
 import numpy as np
 
 from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
+from reelbeam.transforms.sampling import FrameSampling
 
 QUERYLESS_ID = "video"
 SCORERS = ("clip", "clipit")
@@ -54,27 +55,13 @@ class FrameKey(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipSampling:
+class ClipSampling(FrameSampling):
     """'every:N' (every Nth frame: 0, N, 2N, ...) or 'fps:R' (R frames a second, from PTS)."""
 
     mode: str = "every"
     value: float = 15.0
-
-    @classmethod
-    def parse(cls, spec: str) -> ClipSampling:
-        kind, _, num = (spec or "").strip().lower().partition(":")
-        try:
-            value = float(num)
-        except ValueError:
-            value = -1.0
-        if kind == "every" and value >= 1 and value == int(value):
-            return cls("every", value)
-        if kind == "fps" and value > 0:
-            return cls("fps", value)
-        raise ValueError(f"--clip-sample must be every:N (N >= 1 frames) or fps:R (R > 0 a second), got {spec!r}")
-
-    def __str__(self) -> str:
-        return f"{self.mode}:{self.value:g}"
+    MODES: ClassVar[tuple[str, ...]] = ("every", "fps")
+    WHAT: ClassVar[str] = "--clip-sample"
 
 
 class ClipFrameConsumer:
@@ -88,21 +75,12 @@ class ClipFrameConsumer:
 
     def start(self, info):
         self._vid = info.video_id
-        self._next_time = None
+        self._wanted = self._sampling.picker()
         self._count = 0
         return ()
 
-    def _wanted(self, view) -> bool:
-        if self._sampling.mode == "every":
-            return view.index % int(self._sampling.value) == 0
-        if self._next_time is None or view.time >= self._next_time - 1e-9:
-            step = 1.0 / self._sampling.value
-            self._next_time = (view.time if self._next_time is None else self._next_time) + step
-            return True
-        return False
-
     def consume(self, view):
-        if not self._wanted(view):
+        if not self._wanted(view.index, view.time):
             return
         from reelbeam.models.clip import resize_for_clip
         from reelbeam.transforms.media import SWS_THREADS, display_orientation

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from reelbeam.schemas.records import VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo, pict_type_name
 from reelbeam.transforms.media import display_size, fit_within, jpeg_bytes, quarter_turns, turned
+from reelbeam.transforms.sampling import FrameSampling
 from reelbeam.transforms.sidedata import MOTION_VECTOR_DTYPE, MV_CODECS, motion_vectors
 
 GRID = 16
@@ -37,32 +39,11 @@ CLAMP = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
-class MotionSampling:
-    """Which frames get a motion map: 'all' P/B frames, every Nth frame, or N per second."""
+class MotionSampling(FrameSampling):
+    """Which frames get a motion map: 'off', 'all' P/B frames, every Nth frame, or N per second."""
 
-    mode: str = "off"  # off | all | every | fps
-    value: float = 0.0
-
-    @classmethod
-    def parse(cls, spec: str) -> MotionSampling:
-        """'off', 'all', 'every:N' or 'fps:R'; raises ValueError saying what is accepted."""
-        spec = (spec or "off").strip().lower()
-        if spec in ("off", "all"):
-            return cls(spec)
-        kind, _, num = spec.partition(":")
-        try:
-            value = float(num)
-        except ValueError:
-            value = -1.0
-        if kind == "every" and value >= 1 and value == int(value):
-            return cls("every", value)
-        if kind == "fps" and value > 0:
-            return cls("fps", value)
-        raise ValueError(f"motion map sampling must be off, all, every:N (N >= 1) or fps:R (R > 0), got {spec!r}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.mode != "off"
+    mode: str = "off"
+    WHAT: ClassVar[str] = "motion map sampling"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,22 +336,11 @@ class MotionMapConsumer:
         self._w, self._h = info.width, info.height
         self._fps = info.nominal_fps or 25.0
         self._available = info.codec in MV_CODECS
-        self._next_time = None
+        self._wanted = self._sampling.picker()
         return ()
 
-    def _wanted(self, view: FrameView) -> bool:
-        mode, value = self._sampling.mode, self._sampling.value
-        if mode == "all":
-            return True
-        if mode == "every":
-            return view.index % int(value) == 0
-        if mode == "fps" and (self._next_time is None or view.time >= self._next_time - 1e-9):
-            self._next_time = (view.time if self._next_time is None else self._next_time) + 1.0 / value
-            return True
-        return False
-
     def consume(self, view: FrameView):
-        if not self._available or not self._wanted(view):
+        if not self._available or not self._wanted(view.index, view.time):
             return
         vectors = frame_vectors(view)
         if vectors is None:  # I-frames carry no vectors: nothing to learn from
