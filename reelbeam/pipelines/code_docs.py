@@ -59,9 +59,20 @@ def layout_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _abstract(node: ast.ClassDef) -> bool:
+    """Whether the class leaves a method to its subclasses (a body that raises NotImplementedError)."""
+    for f in node.body:
+        if isinstance(f, ast.FunctionDef) and len(f.body) == 1 and isinstance(f.body[0], ast.Raise):
+            exc = f.body[0].exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                return True
+    return False
+
+
 def _is_consumer(node: ast.ClassDef) -> bool:
-    """A decode-pass consumer: a class named *Consumer that defines `consume` or inherits from one."""
-    if not node.name.endswith("Consumer"):
+    """A decode-pass consumer: a class named *Consumer that defines `consume` or inherits from one
+    (bases that leave methods to subclasses are not listed)."""
+    if not node.name.endswith("Consumer") or _abstract(node):
         return False
     if any(isinstance(b, ast.Name) and b.id == "Protocol" for b in node.bases):
         return False

@@ -154,54 +154,81 @@ class FrameConsumer(Protocol):
     def finish(self) -> Iterable[tuple[str, Any]]: ...
 
 
-class FrameIndexConsumer:
-    """Per-frame index columns (pts, keyframe flag, picture type), in chunks of `chunk` frames."""
+class ChunkedConsumer:
+    """Base of the decode-pass consumers that measure something per frame and send it on as one
+    per-video part (`part`) in chunks of `chunk` frames, so that memory stays bounded on any video
+    length. A subclass sets `part`, measures a frame in `measure(view)` (its value, or None to skip
+    the frame) and turns a chunk's values into columns in `columns(values)`; `begin(info)` prepares
+    a video. Every chunk has a `frame_idx` column."""
 
-    parts = ("frames",)
+    part: ClassVar[str]
+    tags: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, chunk: int = 8192) -> None:
         self._chunk = chunk
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "part" in cls.__dict__:
+            cls.parts = (cls.part,)
+
+    def begin(self, info: StreamInfo) -> None:
+        """Prepare for the frames of the video `info` describes."""
+
+    def measure(self, view: FrameView) -> Any:
+        raise NotImplementedError
+
+    def columns(self, values: list) -> dict[str, Any]:
+        raise NotImplementedError
+
     def start(self, info: StreamInfo):
         self._vid = info.video_id
-        self._tb = info.time_base
-        self._reset()
+        self._idx: list[int] = []
+        self._values: list = []
+        self.begin(info)
         return ()
 
-    def _reset(self) -> None:
-        self._idx: list[int] = []
-        self._pts: list[int | None] = []
-        self._time: list[float] = []
-        self._key: list[bool] = []
-        self._pict: list[str] = []
-        self._dur: list[float] = []
-
     def consume(self, view: FrameView):
-        f = view.frame
+        value = self.measure(view)
+        if value is None:
+            return
         self._idx.append(view.index)
-        self._pts.append(view.pts)
-        self._time.append(view.time)
-        self._key.append(bool(f.key_frame))
-        self._pict.append(pict_type_name(f))
-        self._dur.append(float(f.duration * self._tb) if f.duration else float("nan"))
+        self._values.append(value)
         if len(self._idx) >= self._chunk:
             yield self._emit()
 
     def _emit(self):
-        chunk = {
-            "frame_idx": np.asarray(self._idx, np.int32),
-            "pts": self._pts,
-            "pts_time": np.asarray(self._time, np.float64),
-            "is_keyframe": np.asarray(self._key, bool),
-            "pict_type": self._pict,
-            "duration": np.asarray(self._dur, np.float64),
-        }
-        self._reset()
-        return "per_video", VideoPart(self._vid, "frames", chunk)
+        chunk = {"frame_idx": np.asarray(self._idx, np.int32), **self.columns(self._values)}
+        self._idx, self._values = [], []
+        return "per_video", VideoPart(self._vid, self.part, chunk)
 
     def finish(self):
         if self._idx:
             yield self._emit()
+
+
+class FrameIndexConsumer(ChunkedConsumer):
+    """Per-frame index columns (pts, keyframe flag, picture type), in chunks of `chunk` frames."""
+
+    part = "frames"
+
+    def begin(self, info: StreamInfo) -> None:
+        self._tb = info.time_base
+
+    def measure(self, view: FrameView):
+        f = view.frame
+        duration = float(f.duration * self._tb) if f.duration else float("nan")
+        return view.pts, view.time, bool(f.key_frame), pict_type_name(f), duration
+
+    def columns(self, values: list) -> dict[str, Any]:
+        pts, time, key, pict, duration = zip(*values)
+        return {
+            "pts": list(pts),
+            "pts_time": np.asarray(time, np.float64),
+            "is_keyframe": np.asarray(key, bool),
+            "pict_type": list(pict),
+            "duration": np.asarray(duration, np.float64),
+        }
 
 
 def _ratio_str(r: Fraction | None) -> str | None:

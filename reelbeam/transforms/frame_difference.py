@@ -31,8 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from reelbeam.schemas.records import VideoPart
-from reelbeam.transforms.decode import FrameView, StreamInfo
+from reelbeam.transforms.decode import ChunkedConsumer, FrameView, StreamInfo
 
 LAGS = (2, 4, 8, 16, 32, 64)
 SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS))
@@ -204,28 +203,20 @@ def _plane(frame, k: int, rows: int, cols: int, dtype=np.uint8) -> np.ndarray:
     return a.reshape(-1, p.line_size // a.itemsize)[:rows, :cols]
 
 
-class FrameDifferenceConsumer:
+class FrameDifferenceConsumer(ChunkedConsumer):
     """Per-frame difference signals (module docstring) on a point grid of the decoded planes, in
     chunks of `chunk` frames (part 'frame_difference'). Keeps two small grids per video."""
 
-    parts = ("frame_difference",)
-    tags = ()
+    part = "frame_difference"
 
     def __init__(self, grid_width: int = DEFAULT_GRID_WIDTH, chunk: int = 8192) -> None:
         if grid_width < 8:
             raise ValueError(f"grid_width must be >= 8, got {grid_width}")
+        super().__init__(chunk)
         self._grid_width = grid_width
-        self._chunk = chunk
 
-    def start(self, info: StreamInfo):
-        self._vid = info.video_id
+    def begin(self, info: StreamInfo) -> None:
         self._step: int | None = None
-        self._reset()
-        return ()
-
-    def _reset(self) -> None:
-        self._idx: list[int] = []
-        self._rows: list[np.ndarray] = []
 
     def _setup(self, frame) -> None:
         w, h = frame.width, frame.height
@@ -265,7 +256,7 @@ class FrameDifferenceConsumer:
         self._dummy = np.zeros((1, 1), np.uint8)
         self._first = True
 
-    def _measure(self, view: FrameView) -> np.ndarray:
+    def measure(self, view: FrameView) -> np.ndarray:
         frame = view.frame
         shape = (frame.width, frame.height, frame.format.name)
         if self._step is None or shape != self._shape:
@@ -303,21 +294,9 @@ class FrameDifferenceConsumer:
             out[4] = 1.0
         return out.copy()
 
-    def consume(self, view: FrameView):
-        self._idx.append(view.index)
-        self._rows.append(self._measure(view))
-        if len(self._idx) >= self._chunk:
-            yield self._emit()
-
-    def _emit(self):
-        cols = np.asarray(self._rows, np.float32).reshape(-1, len(SIGNALS))  # rows: float64 [len(SIGNALS)]
-        chunk = {"frame_idx": np.asarray(self._idx, np.int32), **{k: cols[:, i].copy() for i, k in enumerate(SIGNALS)}}
-        self._reset()
-        return "per_video", VideoPart(self._vid, "frame_difference", chunk)
-
-    def finish(self):
-        if self._idx:
-            yield self._emit()
+    def columns(self, values: list) -> dict:
+        cols = np.asarray(values, np.float32).reshape(-1, len(SIGNALS))  # values: float64 [len(SIGNALS)]
+        return {k: cols[:, i].copy() for i, k in enumerate(SIGNALS)}
 
 
 def concat_chunks(chunks: list[dict]) -> dict[str, np.ndarray]:

@@ -28,8 +28,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from reelbeam.schemas.records import VideoPart
-from reelbeam.transforms.decode import FrameView, StreamInfo, pict_type_name
+from reelbeam.transforms.decode import ChunkedConsumer, FrameView, StreamInfo, pict_type_name
 from reelbeam.transforms.media import display_size, fit_within, jpeg_bytes, quarter_turns, turned
 from reelbeam.transforms.sampling import FrameSampling
 from reelbeam.transforms.sidedata import MOTION_VECTOR_DTYPE, MV_CODECS, motion_vectors
@@ -282,43 +281,23 @@ def decode_map(data: bytes, grid_height: int, grid_width: int, dtype: str) -> np
     return arr.astype(np.float32) / (127.0 if dtype == "int8" else 1.0)
 
 
-class MotionStatsConsumer:
+class MotionStatsConsumer(ChunkedConsumer):
     """Per-frame motion statistics, emitted in chunks (part 'motion_stats')."""
 
-    parts = ("motion_stats",)
+    part = "motion_stats"
 
-    def __init__(self, chunk: int = 8192) -> None:
-        self._chunk = chunk
-
-    def start(self, info: StreamInfo):
-        self._vid = info.video_id
+    def begin(self, info: StreamInfo) -> None:
         self._w, self._h = info.width, info.height
         self.available = info.codec in MV_CODECS
-        self._rows: list[dict] = []
-        self._idx: list[int] = []
-        return ()
 
-    def consume(self, view: FrameView):
+    def measure(self, view: FrameView):
         if not self.available:
-            return
-        stats = motion_stats(frame_vectors(view), self._w, self._h)
-        self._idx.append(view.index)
-        self._rows.append(stats)
-        if len(self._rows) >= self._chunk:
-            yield self._emit()
+            return None
+        return motion_stats(frame_vectors(view), self._w, self._h)
 
-    def _emit(self):
-        keys = self._rows[0].keys()
-        chunk = {"frame_idx": np.asarray(self._idx, np.int32)}
-        for k in keys:
-            vals = [r[k] for r in self._rows]
-            chunk[k] = np.stack(vals) if k == "mv_direction_hist" else np.asarray(vals)
-        self._rows, self._idx = [], []
-        return "per_video", VideoPart(self._vid, "motion_stats", chunk)
-
-    def finish(self):
-        if self._rows:
-            yield self._emit()
+    def columns(self, values: list) -> dict:
+        return {k: np.stack([r[k] for r in values]) if k == "mv_direction_hist" else np.asarray([r[k] for r in values])
+                for k in values[0]}
 
 
 class MotionMapConsumer:

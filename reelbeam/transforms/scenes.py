@@ -17,8 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from reelbeam.schemas.records import VideoPart
-from reelbeam.transforms.decode import FrameView, StreamInfo
+from reelbeam.transforms.decode import ChunkedConsumer, FrameView
 
 BINS_PER_CHANNEL = 4
 NUM_BINS = BINS_PER_CHANNEL**3
@@ -91,32 +90,17 @@ def group_shots(desc: np.ndarray, window: int = 1, threshold: float = 0.5) -> tu
     return scenes, scores
 
 
-class ColorHistogramConsumer:
+class ColorHistogramConsumer(ChunkedConsumer):
     """Per-frame 64-bin histograms of the 48x27 frames, in chunks (part 'color_hist')."""
 
-    parts = ("color_hist",)
+    part = "color_hist"
 
     def __init__(self, scaler: str = "AREA", chunk: int = 8192) -> None:
+        super().__init__(chunk)
         self._scaler = scaler
-        self._chunk = chunk
 
-    def start(self, info: StreamInfo):
-        self._vid = info.video_id
-        self._idx: list[int] = []
-        self._hists: list[np.ndarray] = []
-        return ()
+    def measure(self, view: FrameView):
+        return frame_histogram(view.rgb(48, 27, self._scaler))
 
-    def consume(self, view: FrameView):
-        self._idx.append(view.index)
-        self._hists.append(frame_histogram(view.rgb(48, 27, self._scaler)))
-        if len(self._idx) >= self._chunk:
-            yield self._emit()
-
-    def _emit(self):
-        chunk = {"frame_idx": np.asarray(self._idx, np.int32), "hist": np.stack(self._hists)}
-        self._idx, self._hists = [], []
-        return "per_video", VideoPart(self._vid, "color_hist", chunk)
-
-    def finish(self):
-        if self._idx:
-            yield self._emit()
+    def columns(self, values: list) -> dict:
+        return {"hist": np.stack(values)}

@@ -147,3 +147,29 @@ def test_keyframes_only_takes_duration_and_rate_from_the_stream(video_dir, name,
     assert fast["avg_fps"] == pytest.approx(25, rel=1e-3) and fast["nominal_fps"] == pytest.approx(25)
     assert fast["declared_frame_count"] == full["declared_frame_count"]
     assert fast["start_time_s"] == full["start_time_s"] == 0
+
+
+def test_every_chunked_consumer_splits_a_video_into_the_same_rows_whatever_the_chunk(shot_video):
+    """The chunked consumers share one base: in chunks of 7 frames or in one chunk, their columns
+    are the same, and every chunk has its frame_idx."""
+    from reelbeam.transforms.frame_difference import FrameDifferenceConsumer
+    from reelbeam.transforms.motion import MotionStatsConsumer
+    from reelbeam.transforms.scenes import ColorHistogramConsumer
+
+    def parts(chunk):
+        consumers = [FrameIndexConsumer(chunk=chunk), MotionStatsConsumer(chunk=chunk),
+                     ColorHistogramConsumer(chunk=chunk), FrameDifferenceConsumer(chunk=chunk)]
+        out = {}
+        for tag, value in decode_video(ref_of(shot_video), consumers):
+            if tag == "per_video" and value.kind in ("frames", "motion_stats", "color_hist", "frame_difference"):
+                out.setdefault(value.kind, []).append(value.payload)
+        return out
+
+    small, whole = parts(7), parts(100000)
+    for kind, chunks in whole.items():
+        assert len(chunks) == 1 and len(small[kind]) > 1, kind
+        assert all(len(c["frame_idx"]) <= 7 for c in small[kind])
+        for key, column in chunks[0].items():
+            joined = [v for c in small[kind] for v in (c[key].tolist() if hasattr(c[key], "tolist") else c[key])]
+            expected = column.tolist() if hasattr(column, "tolist") else list(column)
+            assert [repr(v) for v in joined] == [repr(v) for v in expected], f"{kind}.{key}"  # (NaN == NaN)
