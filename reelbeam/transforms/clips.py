@@ -50,17 +50,19 @@ from fsspec.implementations.local import LocalFileSystem
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
 from reelbeam.transforms.media import SWS_THREADS, opened_video
+from reelbeam.transforms.video_files import (
+    add_audio_stream,
+    add_x264_stream,
+    audio_packets,
+    mux_audio,
+    remove_video_folder,
+)
 
 CLIP_MODES = ("exact", "copy")
 # Where a stream copy may go, in order of preference: MP4 plays everywhere; Matroska carries most
 # other codecs; QuickTime carries Apple's (Sorenson, QuickTime RLE, ADPCM IMA QT); AVI the
 # Video-for-Windows / WAV ones (MS ADPCM, IMA WAV ADPCM) the others refuse.
 COPY_CONTAINERS = (("mp4", "mp4"), ("matroska", "mkv"), ("mov", "mov"), ("avi", "avi"))
-EXACT_CRF = 18
-# Sample rates the AAC encoder takes; audio at another rate is resampled to 48 kHz.
-AAC_RATES = frozenset(
-    {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,59 +150,6 @@ def _time(value: int | None, tb: Fraction) -> float | None:
     return None if value is None else float(value * tb)
 
 
-def _audio_packets(container, astream, t0: float, t1: float, seek_pts: int, vstream):
-    """Audio packets whose start time is in [t0, t1)."""
-    out = []
-    if astream is None:
-        return out
-    container.seek(seek_pts, stream=vstream, backward=True, any_frame=False)
-    for packet in container.demux(astream):
-        if packet.pts is None or packet.size == 0:
-            continue
-        t = float(packet.pts * astream.time_base)
-        if t >= t1:
-            break
-        if t >= t0 - 1e-9:
-            out.append(packet)
-    return out
-
-
-def _add_audio_stream(out, astream, how: str):
-    if how == "copy":
-        return out.add_stream_from_template(astream)
-    src = astream.codec_context
-    oa = out.add_stream("aac", rate=src.sample_rate if src.sample_rate in AAC_RATES else 48000)
-    # By channel count: a source layout can be unnamed ("1 channels"), which the encoder refuses.
-    oa.layout = "mono" if src.layout.nb_channels == 1 else "stereo"
-    return oa
-
-
-def _mux_audio(out, oa, astream, packets: list, how: str, origin: float) -> None:
-    """Mux a clip's audio packets, copied or re-encoded, with times from `origin` (seconds in
-    the source) on."""
-    atb = astream.time_base
-    if how == "copy":
-        shift = round(origin / atb)
-        for p in packets:
-            p.pts = p.pts - shift
-            p.dts = None if p.dts is None else p.dts - shift
-            p.stream = oa
-            out.mux(p)
-        return
-    astream.codec_context.flush_buffers()  # no state from the previous clip's packets
-    next_t = None
-    for p in packets:
-        for frame in p.decode():
-            t = float(frame.pts * frame.time_base) if frame.pts is not None else next_t
-            if t is None:
-                t = float(p.pts * atb)
-            next_t = t + frame.samples / frame.sample_rate
-            frame.pts = max(round((t - origin) * frame.sample_rate), 0)
-            frame.time_base = Fraction(1, frame.sample_rate)
-            out.mux(oa.encode(frame))
-    out.mux(oa.encode(None))
-
-
 def _copy_clip(
     container, vstream, astream, index: _FrameIndex, start: int, end: int, path: str, plan: ClipPlan
 ) -> dict:
@@ -233,20 +182,20 @@ def _copy_clip(
     nxt = index.pts[end + 1] if end + 1 < len(index.pts) else None
     frame_dur = (nxt - end_pts) if nxt is not None else (packets[-1].duration or 0)
     t1 = float((end_pts + frame_dur) * vtb)
-    audio = _audio_packets(container, astream, t0, t1, int(start_pts), vstream)
+    audio = audio_packets(container, astream, t0, t1, int(start_pts), vstream)
     offset = min(p.dts if p.dts is not None else p.pts for p in packets)
     with av.open(path, "w", format=plan.format) as out:
         # opaque: the stream is described from the decoder's parameters; copying needs no encoder
         # (SVQ3 has none).
         ov = out.add_stream_from_template(vstream, opaque=True)
-        oa = _add_audio_stream(out, astream, plan.audio) if audio else None
+        oa = add_audio_stream(out, astream, plan.audio) if audio else None
         for p in packets:
             p.pts = None if p.pts is None else p.pts - offset
             p.dts = None if p.dts is None else p.dts - offset
             p.stream = ov
             out.mux(p)
         if oa is not None:
-            _mux_audio(out, oa, astream, audio, plan.audio, float(offset * vtb))
+            mux_audio(out, oa, astream, audio, plan.audio, float(offset * vtb))
     return {
         "actual_start_frame": shown[0] if shown else index.index_of.get(start_pts, start),
         "actual_end_frame": shown[-1] if shown else end,
@@ -266,7 +215,7 @@ def _exact_clip(
     nxt = index.pts[end + 1] if end + 1 < len(index.pts) else None
     t1 = float(nxt * vtb) if nxt is not None else float(end_pts * vtb) + 1.0 / float(rate)
     # Every stream must exist before the first packet is written: collect the audio first.
-    audio = _audio_packets(container, astream, t0, t1, int(key_pts), vstream)
+    audio = audio_packets(container, astream, t0, t1, int(key_pts), vstream)
     # The decoder may still hold a frame of the previous clip (delayed output, frame threads);
     # neither PyAV's seek nor a flush drops it for every codec (SVQ3 keeps its delayed picture),
     # and it would come out first, out of order: drain it, then reset the decoder.
@@ -276,13 +225,8 @@ def _exact_clip(
     container.seek(int(key_pts), stream=vstream, backward=True, any_frame=False)
     written = 0
     with av.open(path, "w", format=plan.format) as out:
-        w, h = vstream.codec_context.width // 2 * 2, vstream.codec_context.height // 2 * 2
-        ov = out.add_stream("libx264", rate=rate)
-        ov.width, ov.height, ov.pix_fmt = w, h, "yuv420p"
-        ov.time_base = vtb
-        ov.codec_context.time_base = vtb
-        ov.options = {"crf": str(EXACT_CRF), "preset": "veryfast"}
-        oa = _add_audio_stream(out, astream, plan.audio) if audio else None
+        ov, w, h = add_x264_stream(out, vstream, rate, vtb)
+        oa = add_audio_stream(out, astream, plan.audio) if audio else None
         for frame in container.decode(vstream):
             if frame.pts is None or frame.pts < start_pts:
                 continue
@@ -303,7 +247,7 @@ def _exact_clip(
         for packet in ov.encode(None):
             out.mux(packet)
         if oa is not None:
-            _mux_audio(out, oa, astream, audio, plan.audio, t0)
+            mux_audio(out, oa, astream, audio, plan.audio, t0)
     return {
         "actual_start_frame": start,
         "actual_end_frame": end,
@@ -384,20 +328,11 @@ class _SaveClipsFn(beam.DoFn):
                 write_scene_clips(ref, scenes, table.column("pts").to_pylist(), self._output, self._mode)
             )
         except Exception as e:  # noqa: BLE001 - one video's clips failing must not stop the run
-            _remove_clips(self._output, video_id)  # no clip files without their rows
+            remove_video_folder(self._output, "clips", video_id)  # no clip files without their rows
             yield beam.pvalue.TaggedOutput("failures", failure_row(ref.video_id, ref.uri, "scene_clips", e))
             return
         self._count.inc(len(rows))
         yield from rows
-
-
-def _remove_clips(output: str, video_id: str) -> None:
-    fs, root = fsspec.core.url_to_fs(posixpath.join(output, "clips", video_id))
-    try:
-        if fs.exists(root):
-            fs.rm(root, recursive=True)
-    except OSError:
-        pass  # best effort: the failures row already says the clips are not to be used
 
 
 def _frames_key(table):

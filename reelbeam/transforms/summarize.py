@@ -18,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
+from reelbeam.transforms.video_files import remove_video_folder
 
 METHOD = "kts+knapsack"
 
@@ -96,7 +97,7 @@ class _SummarizeFn(beam.DoFn):
             files = self._videos(videos[0], frames[0], spans) if self._output else []
         except Exception as e:  # noqa: BLE001 - the video's failures row
             if self._output:
-                _remove(self._output, video_id)
+                remove_video_folder(self._output, "summaries", video_id)
             yield beam.pvalue.TaggedOutput("failures", failure_row(video_id, uri, self._stage, e))
             return
         self._count.inc(len(spans))
@@ -128,17 +129,6 @@ class _SummarizeFn(beam.DoFn):
                     fs.put_file(info["path"], dest_path)
                 written.append(dest)
         return written
-
-
-def _remove(output: str, video_id: str) -> None:
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(posixpath.join(output, "summaries", video_id))
-    try:
-        if fs.exists(root):
-            fs.rm(root, recursive=True)
-    except OSError:
-        pass  # best effort: the failures row says the files are not to be used
 
 
 def _by_video(pcoll, label: str, table: bool = False):

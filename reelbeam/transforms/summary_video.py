@@ -16,8 +16,9 @@ from fractions import Fraction
 
 import av
 
-from reelbeam.transforms.clips import EXACT_CRF, _add_audio_stream, _audio_packets, _mux_audio, plan_clips
+from reelbeam.transforms.clips import plan_clips
 from reelbeam.transforms.media import SWS_THREADS, opened_video
+from reelbeam.transforms.video_files import add_audio_stream, add_x264_stream, audio_packets, mux_audio
 
 
 def whole_gops(spans: list, is_keyframe: list) -> bool:
@@ -86,7 +87,7 @@ def _copy(container, vstream, astream, spans, pts, path, fmt) -> int:
                 out.mux(packet)
                 written += 1
             if oa is not None:
-                _mux_audio(out, oa, astream, _audio_packets(container, astream, t0, t1, start_pts, vstream), "copy", shift_t)
+                mux_audio(out, oa, astream, audio_packets(container, astream, t0, t1, start_pts, vstream), "copy", shift_t)
     return written
 
 
@@ -98,16 +99,11 @@ def _encode(container, vstream, astream, audio, spans, pts, path) -> int:
     audio_parts = []
     if audio is not None:
         for start_pts, _end_pts, t0, t1 in times:
-            audio_parts.append((t0, _audio_packets(container, astream, t0, t1, start_pts, vstream)))
+            audio_parts.append((t0, audio_packets(container, astream, t0, t1, start_pts, vstream)))
     written = 0
     with av.open(path, "w", format="mp4") as out:
-        w, h = vstream.codec_context.width // 2 * 2, vstream.codec_context.height // 2 * 2
-        ov = out.add_stream("libx264", rate=rate)
-        ov.width, ov.height, ov.pix_fmt = w, h, "yuv420p"
-        ov.time_base = tb
-        ov.codec_context.time_base = tb
-        ov.options = {"crf": str(EXACT_CRF), "preset": "veryfast"}
-        oa = _add_audio_stream(out, astream, audio) if audio is not None else None
+        ov, w, h = add_x264_stream(out, vstream, rate, tb)
+        oa = add_audio_stream(out, astream, audio) if audio is not None else None
         offset = 0.0  # output time at the start of the current span
         audio_state = {"next": 0}  # first sample the encoder may take (no overlap between spans)
         for k, (start_pts, end_pts, t0, t1) in enumerate(times):
@@ -127,7 +123,7 @@ def _encode(container, vstream, astream, audio, spans, pts, path) -> int:
             if oa is not None:
                 origin = audio_parts[k][0] - offset
                 if audio == "copy":
-                    _mux_audio(out, oa, astream, audio_parts[k][1], "copy", origin)
+                    mux_audio(out, oa, astream, audio_parts[k][1], "copy", origin)
                 else:
                     _encode_audio(out, oa, astream, audio_parts[k][1], origin, t1 - t0 + offset, audio_state)
             offset += t1 - t0
