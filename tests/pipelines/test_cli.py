@@ -244,7 +244,7 @@ def test_verbose_lines_keep_reelbeams_format_without_beams_gcp_extra(tmp_path, s
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = [line for line in proc.stderr.splitlines() if re.match(r"[A-Z]+[ :]reelbeam\.", line)]
     assert ours and all(line.startswith(("INFO reelbeam.", "WARNING reelbeam.")) for line in ours), ours
-    assert "INFO reelbeam.transforms.listing: --input" in proc.stderr  # the .txt passed over
+    assert "INFO reelbeam.inputs: --input" in proc.stderr  # the .txt passed over
     assert "INFO:" not in proc.stderr and "WARNING:root" not in proc.stderr
 
 
