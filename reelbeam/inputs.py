@@ -258,3 +258,27 @@ def list_inputs(specs: list[str]) -> Listing:
                 seen.add(entry[0])
                 entries.append(entry)
     return Listing(entries, dict(sorted(skipped.items())))
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def describe(listing: Listing) -> str:
+    """The launcher's first line: 'reelbeam: 3 videos listed (1.2 GB): a.mp4, b.mp4, c.mp4'.
+    Sizes are those the listing has (manifest entries' are read on the workers)."""
+    n = listing.count
+    sizes = [size for _, size, _ in listing.entries if size is not None]
+    head = f"reelbeam: {n:,} video{'s' if n != 1 else ''} listed"
+    if sizes:
+        head += f" ({_size(sum(sizes))}" + (f"; {n - len(sizes):,} of unknown size" if len(sizes) < n else "") + ")"
+    elif n:
+        head += " (sizes read on the workers)"
+    if listing.skipped:
+        head += f"; {_describe_skipped(listing.skipped)} passed over (not videos by extension)"
+    names = [posixpath.basename(uri.rstrip("/")) or uri for uri, _, _ in listing.entries[:3]]
+    return head + (": " + ", ".join(names) + (f" and {n - 3:,} more" if n > 3 else "") if names else "")

@@ -5,7 +5,8 @@ table's rows written; also, on local runs only, a video's decode starting (with 
 stream header promises), the frames of a video still being decoded (every 250 frames or half a
 second, so its bar and frames/s move during a long video), the stage a worker is busy with (at
 most once a second per stage and process: `working`, from the stage timing of
-`reelbeam.transforms.timing`), each video a stage has finished (`processed`), and notes to show
+`reelbeam.transforms.timing`), each video a stage takes up (`processed`, as its ledger rows say: its work on it under way or
+done), and notes to show
 once (a worker's choice of precision). Each video event is
 
 - logged at INFO by the worker (`reelbeam.progress`), one line per video: what a remote runner's
@@ -16,8 +17,8 @@ once (a worker's choice of precision). Each video event is
   done of total, frames/s, hours of video, failures, rows written by the latest table), a bar per
   video being decoded (frames done of its total, percent, frames/s, ETA: tqdm's bar), and, once a
   stage other than the decode is at work (or the decode pass has no video left to read), the
-  stage running and its own progress (videos it finished of those decoded, the rows its tables
-  got). Elsewhere (CI, a log file) it prints one line per video and a total every `interval`
+  stages at work and their own progress (videos each has taken up of those decoded, the rows its
+  tables got). Elsewhere (CI, a log file) it prints one line per video and a total every `interval`
   seconds, as remote runners' workers log one line per video.
 
 Beam's DirectRunner runs the whole job inside `pipeline.run()`, so its metrics cannot be read while
@@ -84,7 +85,8 @@ def working(stage: str) -> None:
 
 
 def processed(stage: str, video_id: str) -> None:
-    """`stage` has finished its work on a video (local runs only, like `working`)."""
+    """`stage` has taken up a video (its ledger's `processed`: the work under way or done; local
+    runs only, like `working`)."""
     if os.environ.get(ENV):
         report({"event": "processed", "stage": stage, "video_id": str(video_id)})
 
@@ -114,6 +116,9 @@ def rows_written(table: str, rows: int, stage: str | None = None) -> None:
 
 
 MAX_BARS = 8  # videos shown with a bar at once; the rest as "and N more being decoded"
+MAX_STAGES = 4  # stages shown at once
+ACTIVE_S = 3.0  # a stage that said it was at work this recently is shown
+RATE_WINDOW_S = 10.0  # a bar's frames/s (and ETA) are over this much of the latest progress
 
 
 class Watcher:
@@ -133,11 +138,13 @@ class Watcher:
         self.rows: dict[str, int] = {}
         self.notes: set[str] = set()
         self._live: dict[str, int] = {}  # frames reported by videos still being decoded
-        self._decoding: dict[str, list] = {}  # uri -> [frames done, total or None, when it started]
+        # uri -> [frames done, total or None, when it started, recent (when, frames done) for the rate]
+        self._decoding: dict[str, list] = {}
         self._done: set[str] = set()  # videos counted (once each, however often a runner retries)
         self.last_table: str | None = None
         self.stage: str | None = None  # the stage a worker said last it is at work on
         self._stage_since: dict[str, float] = {}  # stage -> when it was first at work
+        self._stage_last: dict[str, float] = {}  # stage -> when it last said so
         self._processed: dict[str, set] = {}  # stage -> videos it finished
         self._stage_tables: dict[str, list] = {}  # stage -> tables it wrote rows to, in order
         self._offset = 0
@@ -255,19 +262,23 @@ class Watcher:
         elif kind == "start":
             if e.get("uri") not in self._done:
                 total = e.get("total")
-                self._decoding[e.get("uri")] = [0, int(total) if total else None, now]
+                self._decoding[e.get("uri")] = [0, int(total) if total else None, now, [(now, 0)]]
         elif kind == "frames":
             if e.get("uri") in self._done:
                 return
             n = int(e.get("frames", 0))
             self._live[e.get("uri")] = self._live.get(e.get("uri"), 0) + n
-            self._decoding.setdefault(e.get("uri"), [0, None, now])[0] += n
+            video = self._decoding.setdefault(e.get("uri"), [0, None, now, [(now, 0)]])
+            video[0] += n
+            recent = [(t, done) for t, done in video[3] if now - t <= RATE_WINDOW_S] or video[3][-1:]
+            video[3] = [*recent, (now, video[0])]
             self.frames += n
         elif kind == "working":
             stage = e.get("stage")
             if stage:
                 self.stage = stage
                 self._stage_since.setdefault(stage, now)
+                self._stage_last[stage] = now
         elif kind == "processed":
             self._processed.setdefault(e.get("stage"), set()).add(e.get("video_id"))
         elif kind == "note":
@@ -308,29 +319,40 @@ class Watcher:
         out = [self.status(now)]
         room = max(1, min(MAX_BARS, height - 3))
         decoding = list(self._decoding.items())
-        for uri, (done, total, since) in decoding[:room]:
+        for uri, (done, total, since, recent) in decoding[:room]:
             name = posixpath.basename(str(uri).rstrip("/")) or str(uri)
             if len(name) > 32:
                 name = name[:14] + "..." + name[-15:]
             if total is not None and done > total:
                 total = None  # a header that promised too few frames: a count, no bar
+            # The rate (and so the ETA) over the last RATE_WINDOW_S: the first frames of a video
+            # wait for the models to load and the first batch to fill.
+            (t_first, n_first), (t_last, n_last) = recent[0], recent[-1]
+            rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first and n_last > n_first else None
             out.append("  " + tqdm.format_meter(  # tqdm pads the rate to 5 characters
-                done, total, max(1e-6, now - since), ncols=cut - 2, prefix=name, unit=" frames",
-                bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames, {rate_fmt}, ETA {remaining}"
-                            if total else "{desc}: {n_fmt} frames, {rate_fmt}")).replace(",  ", ", "))
+                done, total, max(1e-6, now - since), ncols=cut - 2, prefix=name, unit=" frames", rate=rate,
+                bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames, {rate_noinv_fmt}, "
+                            "ETA {remaining}" if total else "{desc}: {n_fmt} frames, {rate_noinv_fmt}"),
+            ).replace(",  ", ", "))
         if len(decoding) > room:
             out.append(f"  and {len(decoding) - room} more being decoded")
-        stage = self.stage
-        if stage is not None and (stage != "decode" or not decoding):
-            out.append("  " + self.stage_line(stage, now))
+        out += ["  " + self.stage_line(stage, now) for stage in self.stages_at_work(now, bool(decoding))]
         return [line[:cut] for line in out]
 
+    def stages_at_work(self, now: float, decoding: bool) -> list[str]:
+        """The stages to show: those at work in the last ACTIVE_S (several run at once on a local
+        run's workers) and always the latest, in the order they started; the decode's own steps
+        only once no video is being decoded (its bars say the rest)."""
+        active = [s for s, last in self._stage_last.items() if now - last <= ACTIVE_S or s == self.stage]
+        active = [s for s in active if not (s == "decode" and decoding)]
+        return sorted(active, key=self._stage_since.get)[-MAX_STAGES:]
+
     def stage_line(self, stage: str, now: float) -> str:
-        """'stage NAME: running 34 s, 1/2 videos done, keyframes 36 rows'."""
+        """'stage NAME: running 34 s, on 1/2 videos, keyframes 36 rows'."""
         parts = [f"running {now - self._stage_since.get(stage, now):.0f} s"]
-        done = len(self._processed.get(stage, ()))
-        if done:  # stages that say when they finish a video (most do; the decode's own steps do not)
-            parts.append(f"{done}/{self.ok or '?'} videos done")
+        taken = len(self._processed.get(stage, ()))
+        if taken:  # videos the stage has taken up (its ledger's: its work on them under way or done)
+            parts.append(f"on {taken}/{self.ok or '?'} videos")
         parts += [f"{t} {self.rows[t]} rows" for t in self._stage_tables.get(stage, ())]
         return f"stage {stage}: " + ", ".join(parts)
 

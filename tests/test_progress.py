@@ -152,7 +152,29 @@ def test_a_terminal_shows_a_bar_per_video_being_decoded_then_the_stage_at_work(t
     w.add({"event": "rows", "table": "keyframes", "rows": 36, "stage": "shot_keyframes"}, now=t0 + 30)
     w.add({"event": "rows", "table": "scene_clips", "rows": 7, "stage": "scene_clips"}, now=t0 + 30)
     lines = w.lines(t0 + 34, width=100, height=20)
-    assert lines == [w.status(t0 + 34), "  stage scene_clips: running 14 s, 1/2 videos done, scene_clips 7 rows"]
+    assert lines == [w.status(t0 + 34), "  stage scene_clips: running 14 s, on 1/2 videos, scene_clips 7 rows"]
+    w.add({"event": "working", "stage": "shot_keyframes"}, now=t0 + 35)
+    w.add({"event": "working", "stage": "scene_clips"}, now=t0 + 36)
+    assert w.lines(t0 + 37)[1:] == [  # both at work lately (several stages run at once), in order
+        "  stage scene_clips: running 17 s, on 1/2 videos, scene_clips 7 rows",
+        "  stage shot_keyframes: running 2 s, keyframes 36 rows"]
+    assert w.lines(t0 + 45)[1:] == ["  stage scene_clips: running 25 s, on 1/2 videos, scene_clips 7 rows"]
+
+
+def test_a_bars_rate_and_eta_follow_the_latest_frames(tmp_path, monkeypatch):
+    """A video's first frames wait for the models to load: its frames/s (and ETA) are over the
+    last ten seconds, not since its start (and never tqdm's inverted 's/frame')."""
+    monkeypatch.delenv(progress.ENV, raising=False)
+    w = progress.Watcher(str(tmp_path / "r.jsonl"), total=1, stream=Tty())
+    t0 = w._started
+    w.add({"event": "start", "uri": "a.mp4", "total": 1000}, now=t0)
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 1}, now=t0 + 30)
+    assert "1/1000 frames, 0.03 frames/s, ETA " in w.lines(t0 + 30)[1]
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 99}, now=t0 + 35)
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 40)
+    assert "200/1000 frames, 19.90 frames/s, ETA 00:40" in w.lines(t0 + 40)[1]
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 60)  # a pause: the last known pace
+    assert "300/1000 frames, 5.00 frames/s, ETA 02:20" in w.lines(t0 + 60)[1]
 
 
 def test_bars_are_cut_to_the_terminal_and_many_videos_summed_up(tmp_path, monkeypatch):
