@@ -218,3 +218,26 @@ def test_workers_say_which_stage_they_work_on_at_most_once_a_second(tmp_path, mo
     monkeypatch.setattr(progress, "_working", {})
     clock.call("scene_clips", lambda: None)  # a remote worker: nothing written, nothing remembered
     assert progress._working == {}
+
+
+def test_a_stage_step_reports_the_videos_it_takes_up(tmp_path, monkeypatch):
+    import json
+
+    import apache_beam as beam
+
+    from reelbeam.transforms.portable import _Checked
+
+    class Fn(beam.DoFn):
+        def process(self, element):
+            yield beam.pvalue.TaggedOutput("processed", element)
+            yield beam.pvalue.TaggedOutput("rows", {"video_id": element})
+
+    path = tmp_path / "s.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    monkeypatch.setattr(progress, "_working", {})
+    step = _Checked(Fn(), "rows")
+    step.timed_as = "scene_clips"
+    assert [getattr(o, "tag", "main") for o in step.process("v1")] == ["processed", "main"]
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["event"], e["stage"], e.get("video_id")) for e in events] == [
+        ("working", "scene_clips", None), ("processed", "scene_clips", "v1")]
