@@ -282,3 +282,11 @@ def describe(listing: Listing) -> str:
         head += f"; {_describe_skipped(listing.skipped)} passed over (not videos by extension)"
     names = [posixpath.basename(uri.rstrip("/")) or uri for uri, _, _ in listing.entries[:3]]
     return head + (": " + ", ".join(names) + (f" and {n - 3:,} more" if n > 3 else "") if names else "")
+
+
+def log_skipped(specs: list[str], listing: Listing) -> None:
+    """The INFO record `list_inputs` makes of the files passed over, for a listing made before
+    logging was set up (`reelbeam run` lists before it configures its log)."""
+    if listing.skipped:
+        LOG.info("--input %s: %s without a video extension passed over", ", ".join(specs),
+                 _describe_skipped(listing.skipped))

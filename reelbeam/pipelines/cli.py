@@ -352,7 +352,10 @@ def _take_listing(plan, listed: Listed) -> None:
     if decode is None or list(decode.inputs) != listed.specs:
         return
     if not getattr(plan.options, "wait", False):
+        from reelbeam.inputs import log_skipped
+
         decode.listing = listed.listing
+        log_skipped(listed.specs, listed.listing)  # its record, in the run's log now
     if not listed.printed:
         print(listed.line, file=sys.stderr, flush=True)
         listed.printed = True
