@@ -325,10 +325,10 @@ class Watcher:
                 name = name[:14] + "..." + name[-15:]
             if total is not None and done > total:
                 total = None  # a header that promised too few frames: a count, no bar
-            # The rate (and so the ETA) over the last RATE_WINDOW_S: the first frames of a video
-            # wait for the models to load and the first batch to fill.
-            (t_first, n_first), (t_last, n_last) = recent[0], recent[-1]
-            rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first and n_last > n_first else None
+            # The rate (and so the ETA) over the last RATE_WINDOW_S up to now: the first frames of a
+            # video wait for the models to load and the first batch to fill, and a stall slows it.
+            t_first, n_first = ([(t, n) for t, n in recent if now - t <= RATE_WINDOW_S] or recent[-1:])[0]
+            rate = (done - n_first) / (now - t_first) if now > t_first and done > n_first else None
             out.append("  " + tqdm.format_meter(  # tqdm pads the rate to 5 characters
                 done, total, max(1e-6, now - since), ncols=cut - 2, prefix=name, unit=" frames", rate=rate,
                 bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} frames, {rate_noinv_fmt}, "

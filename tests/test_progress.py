@@ -173,6 +173,7 @@ def test_a_bars_rate_and_eta_follow_the_latest_frames(tmp_path, monkeypatch):
     w.add({"event": "frames", "uri": "a.mp4", "frames": 99}, now=t0 + 35)
     w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 40)
     assert "200/1000 frames, 19.90 frames/s, ETA 00:40" in w.lines(t0 + 40)[1]
+    assert "200/1000 frames, 10.00 frames/s, ETA 01:20" in w.lines(t0 + 45)[1]  # nothing new for 5 s
     w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 60)  # a pause: the last known pace
     assert "300/1000 frames, 5.00 frames/s, ETA 02:20" in w.lines(t0 + 60)[1]
 
