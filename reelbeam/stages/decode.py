@@ -84,7 +84,7 @@ class DecodeStage(Stage):
     def list_inputs(self):
         """List the inputs on the launcher, once (the run summary, the manifest and the local
         runner's layout use what they name); returns the Listing."""
-        from reelbeam.transforms.listing import list_inputs
+        from reelbeam.inputs import list_inputs
 
         if self.listing is None:
             self.listing = list_inputs(list(self.inputs))

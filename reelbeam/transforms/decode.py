@@ -37,7 +37,8 @@ from reelbeam.transforms.media import SWS_THREADS, open_container, parse_ratio
 from reelbeam.transforms.sidedata import MV_CODECS
 
 LOG = logging.getLogger(__name__)
-PROGRESS_FRAMES = 250  # a video being decoded tells the progress display its frames this often
+PROGRESS_FRAMES = 250  # a video being decoded tells the progress display its frames this often,
+PROGRESS_S = 0.5  # or after this many seconds, whichever comes first (a bar that moves on slow videos)
 
 # Containers that hold a still image rather than a video (ffmpeg's image demuxers).
 _IMAGE_CONTAINER_SUFFIX = "_pipe"
@@ -246,6 +247,16 @@ def _bit_depth(pix_fmt: str | None) -> int | None:
         return None
 
 
+def expected_frames(container, stream, fps: float) -> int | None:
+    """The frames a stream's header promises, for the progress bar: its declared frame count, else
+    its duration (the stream's, else the container's) times `fps`; None where neither is known."""
+    if stream.frames:
+        return int(stream.frames)
+    seconds = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+               else (container.duration / av.time_base if container.duration else 0.0))
+    return round(seconds * fps) if seconds > 0 and fps > 0 else None
+
+
 def _flush(stream) -> list:
     """Frames still buffered in the decoder (after the demuxer stopped early)."""
     try:
@@ -321,6 +332,8 @@ def decode_video(
 
         truncated: list[str] = []
         reported = 0  # frames told to the progress display so far
+        reported_at = time.monotonic()
+        progress.video_started(ref.uri, None if config.keyframes_only else expected_frames(container, stream, fps_guess))
 
         def frames() -> Iterator[av.VideoFrame]:
             nonlocal corrupt
@@ -400,9 +413,9 @@ def decode_video(
             last_duration = float(frame.duration * tb) if frame.duration else 0.0
             index += 1
             decoded += 1
-            if decoded - reported >= PROGRESS_FRAMES:
+            if decoded - reported >= PROGRESS_FRAMES or time.monotonic() - reported_at >= PROGRESS_S:
                 progress.frames_decoded(ref.uri, decoded - reported)
-                reported = decoded
+                reported, reported_at = decoded, time.monotonic()
 
         if decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")

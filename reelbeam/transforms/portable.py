@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
+from reelbeam import progress
+
 
 class _Checked(beam.DoFn):
     """Runs `fn`, with a TaggedOutput to the main output's name sent to the main output, and
@@ -47,6 +49,8 @@ class _Checked(beam.DoFn):
             if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == self._main:
                 yield out.value
             else:
+                if self.timed_as is not None and isinstance(out, beam.pvalue.TaggedOutput) and out.tag == "processed":
+                    progress.processed(self.timed_as, out.value)  # a local run's display counts it
                 yield out
 
     def finish_bundle(self):

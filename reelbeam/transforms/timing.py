@@ -26,6 +26,9 @@ every batch), reading earlier tables for the stage, writing its tables' files; a
 (`commit`). A region is timed step by step: when a DoFn yields an element, the time the next
 fused step spends on it is that step's, not the producer's. The small Map/Filter steps between
 them are not timed. `stage_times` folds the counters into the run manifest's `stage_times`.
+
+The same regions tell a local run's progress display which stage is at work (`progress.working`,
+at most once a second per stage and process; nothing on remote workers).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+from reelbeam import progress
 
 NAMESPACE = "reelbeam"
 WALL, CPU, CPU_UNKNOWN, IN_PASS = "stage_wall_us:", "stage_cpu_us:", "stage_cpu_unknown_us:", "stage_pass_us:"
@@ -123,6 +128,7 @@ class StageClock:
         """fn(*args, **kwargs), timed as `stage` (CPU measured)."""
         if stage is None:
             return fn(*args, **kwargs)
+        progress.working(stage)
         region = _Region()
         try:
             return fn(*args, **kwargs)
@@ -139,6 +145,7 @@ class StageClock:
         it = None
         try:
             while True:
+                progress.working(stage)
                 region = _Region()
                 try:
                     if it is None:  # the call and the first step: one region

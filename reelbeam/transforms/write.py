@@ -105,7 +105,7 @@ class _WriteBundleFn(beam.DoFn):
             self._writer.close()
             self._writer = None
             self._sink.__exit__(None, None, None)
-            progress.rows_written(self._table, rows)
+            progress.rows_written(self._table, rows, self.timed_as)
 
     def teardown(self):
         if getattr(self, "_writer", None) is not None:

@@ -1,5 +1,6 @@
 """The CLI end to end on the DirectRunner (multi_processing, 2 workers), and its early errors."""
 
+import ast
 import os
 import re
 import subprocess
@@ -244,7 +245,7 @@ def test_verbose_lines_keep_reelbeams_format_without_beams_gcp_extra(tmp_path, s
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = [line for line in proc.stderr.splitlines() if re.match(r"[A-Z]+[ :]reelbeam\.", line)]
     assert ours and all(line.startswith(("INFO reelbeam.", "WARNING reelbeam.")) for line in ours), ours
-    assert "INFO reelbeam.transforms.listing: --input" in proc.stderr  # the .txt passed over
+    assert "INFO reelbeam.inputs: --input" in proc.stderr  # the .txt passed over
     assert "INFO:" not in proc.stderr and "WARNING:root" not in proc.stderr
 
 
@@ -394,8 +395,10 @@ def test_docs_tables_md_is_generated_from_the_schemas():
 
 
 def test_progress_names_every_video_as_it_is_done(cli_run, mixed_corpus):
-    """Off a terminal, one line per video on stderr while the run runs (reelbeam.progress)."""
+    """Off a terminal, one line per video on stderr while the run runs (reelbeam.progress), after
+    the listing's line."""
     _, proc, expected = cli_run
+    assert proc.stderr.startswith(f"reelbeam: {2 + len(expected)} videos listed (")
     lines = [line for line in proc.stderr.splitlines() if line.startswith("reelbeam: [")]
     assert len(lines) == 2 + len(expected)  # the good videos and the broken files
     assert sum(": failed (decode/" in line for line in lines) == len(expected)
@@ -440,3 +443,79 @@ def test_flags_that_would_have_no_effect_are_refused(tmp_path, short_video, extr
     with pytest.raises(ConfigError, match=message):
         run(["--input", short_video, "--output", str(tmp_path / "out"), *extra])
     assert not (tmp_path / "out").exists()
+
+
+FIRST_WRITE = """
+import io, os, sys
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+    def write(self, text):  # the first line, and whether Beam (or torch) was imported before it
+        print(repr((text, "apache_beam" in sys.modules, "torch" in sys.modules)), flush=True)
+        os._exit(0)
+
+
+sys.stderr = Terminal()
+from reelbeam.pipelines.cli import main
+
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_on_a_terminal_prints_the_listing_before_importing_beam(tmp_path, short_video):
+    """#24/#25: ~10 s passed before a run's first line; the listing's result now comes first,
+    before Beam's import (over a second) and the pipeline's construction."""
+    proc = subprocess.run([sys.executable, "-c", FIRST_WRITE, "run", "--input", str(os.path.dirname(short_video)),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text, beam_imported, torch_imported = ast.literal_eval(proc.stdout)
+    assert re.fullmatch(r"reelbeam: \d+ videos? listed \([\d.]+ kB\).*short\.mp4.*", text), text
+    assert (beam_imported, torch_imported) == (False, False)
+
+
+@pytest.mark.parametrize("args", [["--dry_run"], ["--stages", "decode"], ["--start-from", "shots"]])
+def test_runs_that_list_nothing_or_later_print_no_early_listing(args, short_video):
+    from reelbeam.pipelines.cli import list_first
+
+    assert list_first(["--input", short_video, "--output", "o", *args]) is None
+    assert list_first(["--input", short_video + ".missing", "--output", "o"]) is None  # the checks say it
+    listed = list_first(["--input", short_video, "--output", "o"])
+    assert listed.specs == [short_video] and listed.line.startswith("reelbeam: 1 video listed (")
+
+
+def test_a_run_on_a_terminal_shows_the_listing_then_its_progress_block(tmp_path, short_video):
+    """End to end under a pseudo-terminal: the listing's line first, then the redrawn block (the
+    status line and, at the end, the stage at work), erased and redrawn in place."""
+    import pty
+    import select
+
+    main_fd, child_fd = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "reelbeam", "run", "--input", short_video,
+                             "--output", str(tmp_path / "out")], stdin=child_fd, stdout=child_fd, stderr=child_fd,
+                            env={**ENV, "COLUMNS": "120", "LINES": "30"}, close_fds=True)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([main_fd], [], [], 300)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:  # the child's side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main_fd)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert text.startswith("reelbeam: 1 video listed (")
+    assert "\r\x1b[J" in text and "reelbeam: videos 1/1" in text  # the block, redrawn in place
+    assert re.search(r"\n  stage \w+: running \d+ s", text), text[-2000:]
+    assert "reelbeam: [1/1]" not in text  # the per-video lines are for files and pipes
+    assert "reelbeam: 1 video ok, 0 failed" in text

@@ -173,3 +173,35 @@ def test_every_chunked_consumer_splits_a_video_into_the_same_rows_whatever_the_c
             joined = [v for c in small[kind] for v in (c[key].tolist() if hasattr(c[key], "tolist") else c[key])]
             expected = column.tolist() if hasattr(column, "tolist") else list(column)
             assert [repr(v) for v in joined] == [repr(v) for v in expected], f"{kind}.{key}"  # (NaN == NaN)
+
+
+def test_a_decode_tells_the_progress_display_its_frames_to_come_and_done(shot_video, tmp_path, monkeypatch):
+    """#25: the terminal's bar per video needs the frames a stream promises before it is decoded."""
+    import json
+
+    from reelbeam import progress
+    from reelbeam.transforms import decode as decode_module
+
+    path = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.ENV, str(path))
+    monkeypatch.setattr(decode_module, "PROGRESS_FRAMES", 64)
+    run_decode(shot_video)
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert events[0] == {"event": "start", "uri": shot_video, "total": 150, "t": events[0]["t"]}
+    frames = [e["frames"] for e in events if e["event"] == "frames"]
+    assert frames and sum(frames) <= 150 and all(n <= 64 for n in frames)
+    path.unlink()
+    run_decode(shot_video, DecodeConfig(keyframes_only=True))  # keyframes: no total to promise
+    assert json.loads(path.read_text().splitlines()[0])["total"] is None
+
+
+def test_frames_to_come_from_the_duration_where_the_header_declares_none(tmp_path):
+    import av
+
+    from reelbeam.transforms.decode import expected_frames
+
+    path = synthetic.make_shot_video(str(tmp_path / "v.mkv"), (30, 40), seed=3)  # Matroska: no frame count
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        assert stream.frames == 0
+        assert expected_frames(container, stream, float(stream.base_rate or stream.guessed_rate)) == 70
