@@ -265,6 +265,106 @@ def _flush(stream) -> list:
         return []
 
 
+def _video_stream(container, config: DecodeConfig, motion_vectors: bool):
+    """The container's first video stream, checked (a still image, no video stream, no decoder,
+    frames over the size limit: VideoError) and set up for the pass (motion vectors, keyframes
+    only, threads); with its header's (width, height)."""
+    fmt = container.format.name if container.format else None
+    if fmt in _IMAGE_CONTAINERS or (fmt or "").endswith(_IMAGE_CONTAINER_SUFFIX):
+        raise VideoError("not_a_video", f"the file is a still image ({fmt}), not a video")
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        raise VideoError(
+            "no_video_stream",
+            f"no video stream (streams: {', '.join(kinds) if kinds else 'none'})",
+        )
+    stream = container.streams.video[0]
+    cc = stream.codec_context
+    if cc is None:
+        codec_name = getattr(getattr(stream, "codec", None), "name", None) or "unknown"
+        raise VideoError("unsupported_codec", f"no decoder for this video stream's codec ({codec_name})")
+    width, height = int(cc.width or 0), int(cc.height or 0)
+    _check_size(width, height, config)
+    if motion_vectors:
+        # Must be set before the codec opens (first decode); codecs without MVs ignore it.
+        cc.options = {**dict(cc.options or {}), "flags2": "+export_mvs"}
+    if config.keyframes_only:
+        cc.skip_frame = "NONKEY"
+    # With frame threading, FFmpeg's H.264 decoder exports motion vectors that differ from run
+    # to run on B-frames (the pixels do not); slice threading keeps them deterministic. Other
+    # codecs' vectors were found stable under frame threading.
+    stream.thread_type = "SLICE" if motion_vectors and cc.name == "h264" else "AUTO"
+    cc.thread_count = config.threads
+    return stream, width, height
+
+
+def _check_size(width: int, height: int, config: DecodeConfig) -> None:
+    if width * height > config.max_frame_pixels:
+        raise VideoError(
+            "frame_too_large",
+            f"{width}x{height} frames exceed --max-frame-pixels={config.max_frame_pixels}",
+        )
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What one decode pass has seen so far: frame counts, times, and what went wrong on the way
+    (for the `videos` row and its warnings)."""
+
+    index: int = 0  # the next frame's index
+    decoded: int = 0
+    first_time: float | None = None
+    last_time: float = 0.0
+    last_duration: float = 0.0
+    last_pts: int | None = None
+    rotation: int | None = None
+    pix_fmt: str | None = None
+    corrupt: int = 0
+    pts_missing: int = 0
+    non_monotonic: int = 0
+    truncated: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def frame_time(self, pts: int | None, tb: Fraction, fps_guess: float) -> float:
+        """The frame's presentation time in seconds (estimated from the rate where it has no PTS)."""
+        if pts is None:
+            self.pts_missing += 1
+            return (self.last_time + (1.0 / fps_guess)) if self.index else 0.0
+        if self.last_pts is not None and pts <= self.last_pts:
+            self.non_monotonic += 1
+        self.last_pts = pts
+        return float(pts * tb)
+
+
+def _frames(container, stream, config: DecodeConfig, tally: _Tally) -> Iterator[av.VideoFrame]:
+    """The stream's frames; a file cut short keeps what decoded (said in `tally.truncated`) and
+    damaged packets are skipped as ffmpeg does, up to `config.max_corrupt_packets`."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+            # A file cut short (or damaged past some point): keep what decoded, say so.
+            if not tally.decoded:
+                raise
+            tally.truncated.append(f"stream ends early after {tally.decoded} frames: {e}")
+            packet = None
+        try:
+            decoded_frames = packet.decode() if packet is not None else _flush(stream)
+        except av.error.FFmpegError as e:  # a damaged packet: skip it, as ffmpeg does
+            tally.corrupt += 1
+            if tally.corrupt > config.max_corrupt_packets:
+                raise VideoError(
+                    "invalid_data", f"more than {config.max_corrupt_packets} corrupt packets; last: {e}"
+                ) from e
+            continue
+        yield from decoded_frames
+        if packet is None:
+            return
+
+
 def decode_video(
     ref: VideoRef,
     consumers: Sequence[FrameConsumer],
@@ -282,116 +382,37 @@ def decode_video(
         raise VideoError("empty_file", "the file is empty (0 bytes)")
     container, handle = open_container(ref.uri)
     try:
-        fmt = container.format.name if container.format else None
-        if fmt in _IMAGE_CONTAINERS or (fmt or "").endswith(_IMAGE_CONTAINER_SUFFIX):
-            raise VideoError("not_a_video", f"the file is a still image ({fmt}), not a video")
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams})
-            raise VideoError(
-                "no_video_stream",
-                f"no video stream (streams: {', '.join(kinds) if kinds else 'none'})",
-            )
-        stream = container.streams.video[0]
+        stream, width, height = _video_stream(container, config, motion_vectors)
         cc = stream.codec_context
-        if cc is None:
-            codec_name = getattr(getattr(stream, "codec", None), "name", None) or "unknown"
-            raise VideoError("unsupported_codec", f"no decoder for this video stream's codec ({codec_name})")
-        width, height = int(cc.width or 0), int(cc.height or 0)
-        if width * height > config.max_frame_pixels:
-            raise VideoError(
-                "frame_too_large",
-                f"{width}x{height} frames exceed --max-frame-pixels={config.max_frame_pixels}",
-            )
-        if motion_vectors:
-            # Must be set before the codec opens (first decode); codecs without MVs ignore it.
-            cc.options = {**dict(cc.options or {}), "flags2": "+export_mvs"}
-        if config.keyframes_only:
-            cc.skip_frame = "NONKEY"
-        # With frame threading, FFmpeg's H.264 decoder exports motion vectors that differ from run
-        # to run on B-frames (the pixels do not); slice threading keeps them deterministic. Other
-        # codecs' vectors were found stable under frame threading.
-        stream.thread_type = "SLICE" if motion_vectors and cc.name == "h264" else "AUTO"
-        cc.thread_count = config.threads
         tb = stream.time_base or Fraction(1, 90000)
         nominal = stream.base_rate or stream.guessed_rate or stream.average_rate
-
-        view = FrameView(VideoReformatter())
-        warnings: list[str] = []
-        index = 0
-        first_time = None
-        last_time = 0.0
-        last_duration = 0.0
-        last_pts = None
-        rotation = None
-        pix_fmt = None
-        corrupt = 0
-        decoded = 0
-        pts_missing = 0
-        non_monotonic = 0
         fps_guess = float(nominal) if nominal else 25.0
-
-        truncated: list[str] = []
+        view = FrameView(VideoReformatter())
+        tally = _Tally()
+        info = None
         reported = 0  # frames told to the progress display so far
         reported_at = time.monotonic()
         progress.video_started(ref.uri, None if config.keyframes_only else expected_frames(container, stream, fps_guess))
 
-        def frames() -> Iterator[av.VideoFrame]:
-            nonlocal corrupt
-            packets = container.demux(stream)
-            while True:
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    return
-                except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
-                    # A file cut short (or damaged past some point): keep what decoded, say so.
-                    if not decoded:
-                        raise
-                    truncated.append(f"stream ends early after {decoded} frames: {e}")
-                    packet = None
-                try:
-                    decoded_frames = packet.decode() if packet is not None else _flush(stream)
-                except av.error.FFmpegError as e:  # a damaged packet: skip it, as ffmpeg does
-                    corrupt += 1
-                    if corrupt > config.max_corrupt_packets:
-                        raise VideoError(
-                            "invalid_data", f"more than {config.max_corrupt_packets} corrupt packets; last: {e}"
-                        ) from e
-                    continue
-                yield from decoded_frames
-                if packet is None:
-                    return
-
-        for frame in frames():
+        for frame in _frames(container, stream, config, tally):
             if time.monotonic() - t0 > config.timeout_s:
                 raise VideoError(
                     "timeout",
                     f"decoding took longer than --video-timeout-s={config.timeout_s:g} s "
-                    f"({index} frames decoded)",
+                    f"({tally.index} frames decoded)",
                 )
             pts = frame.pts
-            if pts is None:
-                pts_missing += 1
-                t = (last_time + (1.0 / fps_guess)) if index else 0.0
-            else:
-                t = float(pts * tb)
-                if last_pts is not None and pts <= last_pts:
-                    non_monotonic += 1
-                last_pts = pts
-            if first_time is None:
-                first_time = t
-                rotation = round(frame.rotation or 0) % 360
-                pix_fmt = frame.format.name
+            t = tally.frame_time(pts, tb, fps_guess)
+            if info is None:
+                tally.first_time = t
+                tally.rotation = round(frame.rotation or 0) % 360
+                tally.pix_fmt = frame.format.name
                 # Consumers start on the first frame: its size is the truth when a damaged
                 # header says 0x0 or lies about the size.
                 if (frame.width, frame.height) != (width, height):
-                    warnings.append(f"header says {width}x{height}, frames are {frame.width}x{frame.height}")
+                    tally.warnings.append(f"header says {width}x{height}, frames are {frame.width}x{frame.height}")
                     width, height = frame.width, frame.height
-                    if width * height > config.max_frame_pixels:
-                        raise VideoError(
-                            "frame_too_large",
-                            f"{width}x{height} frames exceed --max-frame-pixels={config.max_frame_pixels}",
-                        )
+                    _check_size(width, height, config)
                 info = StreamInfo(
                     video_id=ref.video_id,
                     width=width,
@@ -405,91 +426,102 @@ def decode_video(
                 for c in consumers:
                     yield from c.start(info)
             if config.keyframes_only:
-                index = round((t - first_time) * fps_guess)
-            view.reset(frame, index, pts, t)
+                tally.index = round((t - tally.first_time) * fps_guess)
+            view.reset(frame, tally.index, pts, t)
             for c in consumers:
                 yield from c.consume(view)
-            last_time = t
-            last_duration = float(frame.duration * tb) if frame.duration else 0.0
-            index += 1
-            decoded += 1
-            if decoded - reported >= PROGRESS_FRAMES or time.monotonic() - reported_at >= PROGRESS_S:
-                progress.frames_decoded(ref.uri, decoded - reported)
-                reported, reported_at = decoded, time.monotonic()
+            tally.last_time = t
+            tally.last_duration = float(frame.duration * tb) if frame.duration else 0.0
+            tally.index += 1
+            tally.decoded += 1
+            if tally.decoded - reported >= PROGRESS_FRAMES or time.monotonic() - reported_at >= PROGRESS_S:
+                progress.frames_decoded(ref.uri, tally.decoded - reported)
+                reported, reported_at = tally.decoded, time.monotonic()
 
-        if decoded == 0:
+        if tally.decoded == 0:
             raise VideoError("no_frames", "the video stream holds no decodable frame")
         for c in consumers:
             yield from c.finish()
-
-        if not last_duration:
-            last_duration = 1.0 / fps_guess
-        duration = (last_time - first_time) + last_duration
-        avg_fps = (index / duration) if duration > 0 else None
-        declared = int(stream.frames or 0)
-        if config.keyframes_only:
-            # The decoded keyframes span first-to-last keyframe (one keyframe: one frame), not the
-            # video: take the duration from the stream header (else the container's), and the
-            # rate from libavformat's average over the whole stream (else declared frames /
-            # duration); the keyframe span stays where no header says more.
-            header = (
-                float(stream.duration * tb)
-                if stream.duration
-                else (container.duration / av.time_base if container.duration else 0.0)
-            )
-            duration = max(duration, header)
-            rate = stream.average_rate
-            avg_fps = float(rate) if rate else (declared / duration if declared and duration > 0 else None)
-        warnings.extend(truncated)
-        if corrupt:
-            warnings.append(f"{corrupt} corrupt packets skipped")
-        if pts_missing:
-            warnings.append(f"{pts_missing} frames without PTS; times estimated from {fps_guess:g} fps")
-        if non_monotonic:
-            warnings.append(f"{non_monotonic} frames with non-increasing PTS")
-        if config.keyframes_only:
-            warnings.append(f"keyframes only: {decoded} keyframes decoded; frame indices estimated from PTS")
-            index = decoded
-        elif declared and declared != index:
-            warnings.append(f"container declares {declared} frames, {index} decoded")
-        meta = {
-            "video_id": ref.video_id,
-            "uri": ref.uri,
-            "size_bytes": ref.size_bytes,
-            "container": fmt,
-            "codec": cc.name,
-            "profile": cc.profile,
-            "pix_fmt": pix_fmt or cc.pix_fmt,
-            "bit_depth": _bit_depth(pix_fmt or cc.pix_fmt),
-            "width": width,
-            "height": height,
-            "rotation": rotation,
-            "sample_aspect_ratio": _ratio_str(cc.sample_aspect_ratio),
-            "display_aspect_ratio": _ratio_str(cc.display_aspect_ratio),
-            "avg_fps": avg_fps,
-            "nominal_fps": info.nominal_fps or None,
-            "frame_count": index,
-            "declared_frame_count": declared,
-            "duration_s": duration,
-            "start_time_s": first_time,
-            "bitrate": int(container.bit_rate or cc.bit_rate or 0) or None,
-            "has_audio": bool(container.streams.audio),
-            "motion_vectors": (
-                ("available" if cc.name in MV_CODECS else "unavailable")
-                if motion_vectors
-                else "off"
-            ),
-            "keyframes_only": config.keyframes_only,
-            "status": "ok",
-            "warnings": warnings,
-            "decode_seconds": time.monotonic() - t0,
-            "reelbeam_version": __version__,
-        }
+        meta = _videos_row(ref, container, stream, (width, height), info, tally, config, motion_vectors, fps_guess)
+        meta["decode_seconds"] = time.monotonic() - t0
         yield "per_video", VideoPart(ref.video_id, "meta", meta)
     finally:
         container.close()
         if handle is not None:
             handle.close()
+
+
+def _videos_row(ref: VideoRef, container, stream, size: tuple[int, int], info: StreamInfo, tally: _Tally,
+                config: DecodeConfig, motion_vectors: bool, fps_guess: float) -> dict[str, Any]:
+    """The `videos` row fields the finished pass gives: the stream's header, what was decoded
+    (frames, duration, rate), and warnings for everything the pass had to work around."""
+    cc = stream.codec_context
+    tb = stream.time_base or Fraction(1, 90000)
+    index = tally.index
+    last_duration = tally.last_duration or 1.0 / fps_guess
+    duration = (tally.last_time - tally.first_time) + last_duration
+    avg_fps = (index / duration) if duration > 0 else None
+    declared = int(stream.frames or 0)
+    if config.keyframes_only:
+        # The decoded keyframes span first-to-last keyframe (one keyframe: one frame), not the
+        # video: take the duration from the stream header (else the container's), and the
+        # rate from libavformat's average over the whole stream (else declared frames /
+        # duration); the keyframe span stays where no header says more.
+        header = (
+            float(stream.duration * tb)
+            if stream.duration
+            else (container.duration / av.time_base if container.duration else 0.0)
+        )
+        duration = max(duration, header)
+        rate = stream.average_rate
+        avg_fps = float(rate) if rate else (declared / duration if declared and duration > 0 else None)
+    warnings = [*tally.warnings, *tally.truncated]
+    if tally.corrupt:
+        warnings.append(f"{tally.corrupt} corrupt packets skipped")
+    if tally.pts_missing:
+        warnings.append(f"{tally.pts_missing} frames without PTS; times estimated from {fps_guess:g} fps")
+    if tally.non_monotonic:
+        warnings.append(f"{tally.non_monotonic} frames with non-increasing PTS")
+    if config.keyframes_only:
+        warnings.append(f"keyframes only: {tally.decoded} keyframes decoded; frame indices estimated from PTS")
+        index = tally.decoded
+    elif declared and declared != index:
+        warnings.append(f"container declares {declared} frames, {index} decoded")
+    pix_fmt = tally.pix_fmt or cc.pix_fmt
+    width, height = size
+    return {
+        "video_id": ref.video_id,
+        "uri": ref.uri,
+        "size_bytes": ref.size_bytes,
+        "container": container.format.name if container.format else None,
+        "codec": cc.name,
+        "profile": cc.profile,
+        "pix_fmt": pix_fmt,
+        "bit_depth": _bit_depth(pix_fmt),
+        "width": width,
+        "height": height,
+        "rotation": tally.rotation,
+        "sample_aspect_ratio": _ratio_str(cc.sample_aspect_ratio),
+        "display_aspect_ratio": _ratio_str(cc.display_aspect_ratio),
+        "avg_fps": avg_fps,
+        "nominal_fps": info.nominal_fps or None,
+        "frame_count": index,
+        "declared_frame_count": declared,
+        "duration_s": duration,
+        "start_time_s": tally.first_time,
+        "bitrate": int(container.bit_rate or cc.bit_rate or 0) or None,
+        "has_audio": bool(container.streams.audio),
+        "motion_vectors": (
+            ("available" if cc.name in MV_CODECS else "unavailable")
+            if motion_vectors
+            else "off"
+        ),
+        "keyframes_only": config.keyframes_only,
+        "status": "ok",
+        "warnings": warnings,
+        "decode_seconds": None,
+        "reelbeam_version": __version__,
+    }
 
 
 class _DecodeVideoFn(beam.DoFn):
