@@ -85,3 +85,20 @@ def test_a_job_leaves_no_dofn_loaded_on_the_workers(corpus, cluster, tmp_path):
     with distributed.Client(cluster.scheduler_address) as client:
         left = client.run(lambda: len(__import__("reelbeam.runners.dask", fromlist=["_INVOKERS"])._INVOKERS))
     assert set(left.values()) == {0}
+
+
+def test_a_dask_run_on_the_command_line_prints_no_library_noise(tmp_path):
+    # #25 item 10: dask.distributed's INFO lines, its "Sending large graph" and "Event loop was
+    # unresponsive" warnings belong behind --verbose; a run prints reelbeam's own lines only.
+    import subprocess
+    import sys
+
+    video = synthetic.make_shot_video(str(tmp_path / "a.mp4"), (20, 20))
+    proc = subprocess.run([sys.executable, "-m", "reelbeam", "run", "--input", video, "--output", str(tmp_path / "out"),
+                           "--stages", "decode", "--runner", "dask"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    for noise in ("distributed.", "Sending large graph", "Event loop was unresponsive", "UserWarning", "WARNING:root",
+                  "INFO:"):
+        assert noise not in text, f"{noise!r} in the output:\n{text}"
+    assert "1 video ok, 0 failed" in text
