@@ -19,8 +19,8 @@ from reelbeam.train.scenes import SceneTrainConfig, balanced_cross_entropy, trai
 from reelbeam.train.split import split_videos
 
 VIDEOS = ("film_a", "film_b", "film_c", "film_d")
-SHOTS = 20
-SCENE = 5  # a scene ends every 5 shots
+SHOTS = 12
+SCENE = 4  # a scene ends every 4 shots
 
 
 def _frames(n=SHOTS):
@@ -76,14 +76,14 @@ def labels(tmp_path_factory):
 
 def _cfg(output, labels, checkpoint, out, **kw):
     return SceneTrainConfig(outputs=(output,), labels=labels, checkpoint=checkpoint, out=str(out), epochs=2,
-                            batch_size=16, seed=3, val_fraction=0.25, **kw)
+                            batch_size=32, seed=3, val_fraction=0.25, **kw)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, output, labels, checkpoint):
     out = tmp_path_factory.mktemp("trained")
     rc = main(["train", "scenes", "--from", output, "--labels", labels, "--checkpoint", checkpoint, "--out", str(out),
-               "--epochs", "2", "--batch-size", "16", "--seed", "3", "--val-fraction", "0.25", "--quiet"])
+               "--epochs", "2", "--batch-size", "32", "--seed", "3", "--val-fraction", "0.25", "--quiet"])
     assert rc == 0
     return out
 
@@ -108,7 +108,7 @@ def test_metrics_json_per_epoch_with_settings_and_split(trained):
     assert m["best_epoch"] in (1, 2)
     assert m["best"]["f1"] == max(e["val"]["f1"] for e in m["epochs"])
     s = m["settings"]
-    assert s["from_scratch"] is False and s["base_lr"] == 2.5e-6 and s["lr"] == pytest.approx(2.5e-6 * 16 / 256)
+    assert s["from_scratch"] is False and s["base_lr"] == 2.5e-6 and s["lr"] == pytest.approx(2.5e-6 * 32 / 256)
     assert s["epochs"] == 2 and s["seed"] == 3 and s["window"] == 17
     train, val = m["split"]["train"], m["split"]["val"]
     assert sorted(train + val) == sorted(VIDEOS) and not set(train) & set(val) and len(val) == 1
@@ -159,7 +159,7 @@ def test_label_count_mismatch_is_one_line_naming_the_first(tmp_path, output, che
     rc = main(["train", "scenes", "--from", output, "--labels", str(path), "--checkpoint", checkpoint, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert "the labels count 21 shots, the shots table 20" in err and "first mismatch: shot 7 is frames 70-75" in err
+    assert "the labels count 13 shots, the shots table 12" in err and "first mismatch: shot 7 is frames 70-75" in err
     assert "film_a" in err
 
 
