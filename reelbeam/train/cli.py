@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     su.add_argument("--query", action="append", default=[], help="a sentence guiding every video's summary (repeat, up to 7 used)")
     su.add_argument("--queries-file", help="one sentence per line")
     su.add_argument("--clip-model", help="CLIP model for the query text (Hugging Face id or folder; default: the frame_embeddings' model)")
-    su.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default 1e-5)")
+    su.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (default 5e-5, PGL-SUM's)")
     su.add_argument("--frame-model", help="the frame_embeddings.model to train on when the outputs hold several")
     return top
 
