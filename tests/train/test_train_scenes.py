@@ -48,11 +48,14 @@ def output(tmp_path_factory, checkpoint):
     videos, shots, embs = [], [], []
     for v, name in enumerate(VIDEOS):
         vid = f"{v:016x}"
-        videos.append({"video_id": vid, "uri": f"/data/{name}.mp4", "status": "ok"})
+        videos.append({"video_id": vid, "uri": f"/data/{name}.mp4", "status": "ok", "frame_count": 10 * SHOTS,
+                       "avg_fps": 24.0, "nominal_fps": 24.0, "duration_s": 10 * SHOTS / 24,
+                       "num_shots": SHOTS})
         bases = rng.standard_normal((SHOTS // SCENE, 2048)).astype(np.float32)
         for i, (s, e) in enumerate(_frames()):
             sid = f"{vid}-{i}"
-            shots.append({"video_id": vid, "shot_idx": i, "shot_id": sid, "start_frame": int(s), "end_frame": int(e)})
+            shots.append({"video_id": vid, "shot_idx": i, "shot_id": sid, "start_frame": int(s), "end_frame": int(e),
+                          "start_time": s / 24, "end_time": (e + 1) / 24, "num_frames": int(e - s + 1)})
             vec = bases[i // SCENE] + 0.3 * rng.standard_normal(2048).astype(np.float32)
             embs.append({"video_id": vid, "shot_id": sid, "shot_idx": i, "model": emb_model, "embedding": vec.tolist()})
     write_table(out, "videos", videos)
@@ -214,3 +217,18 @@ def test_balanced_loss_weighs_classes_equally():
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     expected = 0.5 * ce[0] / (1 + 1e-5) + 0.5 * ce[1:].sum() / (3 + 1e-5)
     torch.testing.assert_close(balanced_cross_entropy(logits, y), expected)
+
+
+def test_trained_checkpoint_scores_in_a_pipeline_run(tmp_path, trained, output):
+    """The checkpoint as `reelbeam run --scene-checkpoint` takes it: boundaries and scenes again from
+    the same shot embeddings (--start-from), with the trained CRN."""
+    from reelbeam import read
+    from reelbeam.pipelines.cli import run
+
+    out2 = str(tmp_path / "rescored")
+    run(["--output", out2, "--from", output, "--start-from", "shot_embeddings",
+         "--scene-checkpoint", str(trained / "pytorch_model.pt")])
+    b = read(out2, "boundaries").to_pylist()
+    assert len(b) == len(VIDEOS) * SHOTS and all(0 <= r["p_boundary"] <= 1 for r in b)
+    assert {r["model"].split(":")[0] for r in b} == {"bassl-crn"}
+    assert len(read(out2, "scenes").to_pylist()) >= len(VIDEOS)
