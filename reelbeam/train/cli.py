@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--batch-size", type=int, default=1024, help="windows per step (default 1024, as BaSSL)")
     sc.add_argument("--base-lr", type=float, help="lr = base_lr x batch / 256 (default 2.5e-6 pre-trained CRN, 2.5e-5 from scratch)")
     sc.add_argument("--encoder-model", help="the shot_embeddings.model to train on when the outputs hold several")
+    sc.add_argument("--loader-threads", type=int, help="threads gathering the next batches' windows while the model trains "
+                    "(default: none on CPU, where the model uses the cores; up to 4 with a GPU)")
     sc.add_argument("--feature-dtype", choices=("float32", "float16"), default="float32",
                     help="feature cache precision (float16 halves its size; default float32)")
     su = sub.add_parser("summaries", help="CLIP-It's scoring transformer on frame_embeddings and TVSum-style annotations")
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 labels_format=args.labels_format, annotator=args.annotator, from_scratch=args.from_scratch,
                 epochs=args.epochs or 20, batch_size=args.batch_size, base_lr=args.base_lr, seed=args.seed,
                 split=args.split, val_key=args.val_key, split_index=args.split_index, val_fraction=args.val_fraction, encoder_model=args.encoder_model,
-                skip_unmatched=args.skip_unmatched, device=args.device, feature_dtype=args.feature_dtype,
+                skip_unmatched=args.skip_unmatched, device=args.device, feature_dtype=args.feature_dtype, loader_threads=args.loader_threads,
                 cache_dir=args.cache_dir, resume=args.resume)
             result = train_scenes(cfg, progress=not args.quiet)
             best = result["best"] or {}

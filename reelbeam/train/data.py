@@ -151,8 +151,9 @@ class EmbeddingCache:
                 filt = ds.field("video_id").isin(order)
                 if model is not None:
                     filt &= ds.field("model") == model
+                # Readahead of one file and two batches: memory stays a few batches whatever the table's size.
                 scanner = _dataset(out, table).scanner(columns=["video_id", key, "embedding", *extra], filter=filt,
-                                                       batch_size=BATCH_ROWS)
+                                                       batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1)
                 for batch in scanner.to_batches():
                     if batch.num_rows == 0:
                         continue
@@ -160,7 +161,7 @@ class EmbeddingCache:
                     if emb.null_count:
                         raise TrainError(f"{out}: `{table}` has rows without an embedding")
                     values = emb.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, dim)
-                    f.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
+                    f.write(memoryview(np.ascontiguousarray(values, dtype=dtype)))
                     codes = pc.index_in(batch.column("video_id"), value_set=pa.array(order)).to_numpy(zero_copy_only=False)
                     vid_codes.append(np.asarray(codes, np.int64) + len(names))
                     keys.append(batch.column(key).to_numpy(zero_copy_only=False).astype(np.int64))

@@ -74,11 +74,12 @@ class SceneTrainConfig:
     feature_dtype: str = "float32"
     cache_dir: str | None = None
     eval_batch: int = 256
+    loader_threads: int | None = None  # None: 0 on CPU (the model uses the cores), else up to 4
     resume: bool = False
 
 
 # Settings that may differ between a run and its --resume (they do not change what is computed).
-_RESUME_FREE = ("resume", "cache_dir", "device", "eval_batch")
+_RESUME_FREE = ("resume", "cache_dir", "device", "eval_batch", "loader_threads")
 
 
 def balanced_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -126,6 +127,27 @@ class _Windows:
         rows = self.flat[self.offset[video][:, None] + idx]
         x = np.asarray(self.features[rows.ravel()], np.float32)
         return torch.from_numpy(x.reshape(len(video), len(self.rel), -1))
+
+
+def prefetch(make, items, threads: int):
+    """`make(item)` for each of `items`, in order, computed up to 2 x `threads` ahead in a thread
+    pool (the window gathers are numpy copies that release the GIL while the model trains on the
+    previous batch); `threads` 0: in this thread."""
+    if threads <= 0:
+        yield from map(make, items)
+        return
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = iter(items)
+    with ThreadPoolExecutor(threads, thread_name_prefix="reelbeam-windows") as pool:
+        pending = collections.deque(pool.submit(make, item) for _, item in zip(range(2 * threads), items))
+        while pending:
+            out = pending.popleft().result()
+            nxt = next(items, None)
+            if nxt is not None:
+                pending.append(pool.submit(make, nxt))
+            yield out
 
 
 class _Heads(nn.Module):
@@ -225,6 +247,12 @@ def train_scenes(cfg: SceneTrainConfig, progress: bool = True, on_epoch: Callabl
 
     device = resolve_device(cfg.device)
     loop.deterministic(device)
+    threads = cfg.loader_threads
+    if threads is None:
+        import os
+
+        threads = 0 if device == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 2))
+    settings["loader_threads"] = threads
     torch.manual_seed(cfg.seed)
     crn, head = CRN(), nn.Linear(HIDDEN, 2)
     if not from_scratch:
@@ -272,9 +300,10 @@ def train_scenes(cfg: SceneTrainConfig, progress: bool = True, on_epoch: Callabl
             order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
             heads.train()
             losses = []
-            for it in range(per_epoch):
-                sel = order[it * batch:(it + 1) * batch]
-                x = windows.gather(s_video[sel], s_shot[sel]).to(device)
+            batches = (order[it * batch:(it + 1) * batch] for it in range(per_epoch))
+            for it, (x, sel) in enumerate(prefetch(lambda sel: (windows.gather(s_video[sel], s_shot[sel]), sel), batches,
+                                                   threads)):
+                x = x.to(device, non_blocking=True)
                 y = torch.from_numpy(s_label[sel]).to(device)
                 loss = balanced_cross_entropy(heads(x), y)
                 optimizer.zero_grad(set_to_none=True)

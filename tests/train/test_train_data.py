@@ -69,3 +69,11 @@ def test_cosine_schedule_ends_at_zero():
     assert loop.cosine_factor(0, 10) == 1.0
     assert loop.cosine_factor(5, 10) == pytest.approx(0.5)
     assert loop.cosine_factor(10, 10) == pytest.approx(0.0)
+
+
+def test_prefetch_keeps_the_order():
+    from reelbeam.train.scenes import prefetch
+
+    for threads in (0, 1, 3):
+        assert list(prefetch(lambda i: i * i, iter(range(20)), threads)) == [i * i for i in range(20)]
+    assert list(prefetch(lambda i: i, iter([]), 2)) == []
