@@ -22,7 +22,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="outputs", action="append", required=True, metavar="OUTPUT",
                    help="a reelbeam output (local, gs://, s3://) holding the features; repeat for several")
     p.add_argument("--out", required=True, help="folder for the checkpoint, metrics.json and last.pt (any fsspec path)")
-    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--epochs", type=int, help="training epochs (default 20 for scenes, as BaSSL; 50 for summaries)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffling, dropout and a fresh model (default 0)")
     p.add_argument("--split", help="JSON split file: {'train': [...], 'val': [...]} (MovieNet split318.json, PGL-SUM splits)")
     p.add_argument("--val-key", default="val", help="the split file's validation list (default val; 'test' for MovieNet's)")

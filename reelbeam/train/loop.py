@@ -45,6 +45,24 @@ def deterministic(device: str) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def keeps_torch_flags(fn):
+    """Restore torch's global determinism and TF32 flags after `fn` (a trainer sets them for its
+    run; a caller's own process, a test session, keeps its settings)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                 torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = saved[2], saved[3]
+
+    return wrapper
+
+
 class Bar:
     """One progress line per epoch: redrawn in place on a terminal (step, loss, rate), and the
     epoch's metrics appended when it ends; on a pipe or a log file, only the epoch lines."""

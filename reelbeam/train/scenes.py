@@ -212,6 +212,7 @@ def _settings(cfg: SceneTrainConfig, from_scratch: bool, lr: float, base_lr: flo
     return s
 
 
+@loop.keeps_torch_flags
 def train_scenes(cfg: SceneTrainConfig, progress: bool = True, on_epoch: Callable[[int], None] | None = None) -> dict:
     """Train (module doc); returns the contents of metrics.json. Raises TrainError on bad input."""
     from reelbeam.metrics.movienet import MovieTruth, movienet_metrics

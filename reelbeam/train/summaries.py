@@ -204,6 +204,7 @@ def _text_blocks(cfg: SummaryTrainConfig, anns: dict, names: list[str], feats: d
     return out
 
 
+@loop.keeps_torch_flags
 def train_summaries(cfg: SummaryTrainConfig, progress: bool = True, on_epoch: Callable[[int], None] | None = None,
                     config=None) -> dict:
     """Train (module doc); returns the contents of metrics.json. `config`: a ClipItConfig other than

@@ -77,3 +77,16 @@ def test_prefetch_keeps_the_order():
     for threads in (0, 1, 3):
         assert list(prefetch(lambda i: i * i, iter(range(20)), threads)) == [i * i for i in range(20)]
     assert list(prefetch(lambda i: i, iter([]), 2)) == []
+
+
+def test_trainers_leave_torch_flags_as_they_found_them():
+    import torch
+
+    @loop.keeps_torch_flags
+    def train():
+        loop.deterministic("cuda")
+        assert torch.are_deterministic_algorithms_enabled()
+
+    before = torch.are_deterministic_algorithms_enabled()
+    train()
+    assert torch.are_deterministic_algorithms_enabled() == before
