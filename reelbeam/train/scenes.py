@@ -222,6 +222,8 @@ def train_scenes(cfg: SceneTrainConfig, progress: bool = True, on_epoch: Callabl
 
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise TrainError(f"--epochs and --batch-size must be at least 1, got {cfg.epochs} and {cfg.batch_size}")
+    if cfg.resume and not loop.exists(loop.join(cfg.out, loop.LAST)):  # before hours of caching
+        raise TrainError(f"--resume: {loop.join(cfg.out, loop.LAST)} does not exist (nothing to resume; run without --resume)")
     labels = read_scene_labels(cfg.labels, cfg.labels_format, cfg.annotator)
     if not labels:
         raise TrainError(f"{cfg.labels}: no labelled videos")

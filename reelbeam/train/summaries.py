@@ -218,6 +218,8 @@ def train_summaries(cfg: SummaryTrainConfig, progress: bool = True, on_epoch: Ca
     config = config or ClipItConfig()
     if cfg.epochs < 1:
         raise TrainError(f"--epochs must be at least 1, got {cfg.epochs}")
+    if cfg.resume and not loop.exists(loop.join(cfg.out, loop.LAST)):  # before hours of caching
+        raise TrainError(f"--resume: {loop.join(cfg.out, loop.LAST)} does not exist (nothing to resume; run without --resume)")
     anns = read_annotations(cfg.annotations)
     if not anns:
         raise TrainError(f"{cfg.annotations}: no annotated videos")

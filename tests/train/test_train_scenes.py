@@ -232,3 +232,25 @@ def test_trained_checkpoint_scores_in_a_pipeline_run(tmp_path, trained, output):
     assert len(b) == len(VIDEOS) * SHOTS and all(0 <= r["p_boundary"] <= 1 for r in b)
     assert {r["model"].split(":")[0] for r in b} == {"bassl-crn"}
     assert len(read(out2, "scenes").to_pylist()) >= len(VIDEOS)
+
+
+def test_from_scratch_uses_the_baseline_lr_and_a_fresh_crn(tmp_path, output, labels, checkpoint):
+    result = train_scenes(dataclass_replace(_cfg(output, labels, checkpoint, tmp_path), from_scratch=True, epochs=1),
+                          progress=False)
+    s = result["settings"]
+    assert s["from_scratch"] is True and s["base_lr"] == 2.5e-5 and s["lr"] == pytest.approx(2.5e-5 * 32 / 256)
+    new, old = load_state_dict(str(tmp_path / "pytorch_model.pt")), load_state_dict(checkpoint)
+    # one step of lr 3e-6 cannot undo a fresh init: the CRN is not the checkpoint's
+    assert (new["crn.shot_embedding.shot_embedding.weight"] - old["crn.shot_embedding.shot_embedding.weight"]).abs().max() > 1e-3
+    assert scene_checkpoint_layout(str(tmp_path / "pytorch_model.pt")) == "full"
+
+
+def test_embeddings_of_another_encoder_are_refused(tmp_path, output, labels):
+    other = str(tmp_path / "other.pt")
+    torch.manual_seed(1)
+    save_modelscope_layout(BaSSL(), other)
+    with pytest.raises(TrainError, match="made by bassl-resnet50:pytorch_model.pt@.*not by .*other.pt"):
+        train_scenes(_cfg(output, labels, other, tmp_path / "o"), progress=False)
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train_scenes(dataclass_replace(_cfg(output, labels, other, tmp_path / "none"), resume=True), progress=False)
+    assert not (tmp_path / "none").exists()
