@@ -180,8 +180,9 @@ class EmbeddingCache:
         self.num_rows = total
 
     def close(self) -> None:
-        if isinstance(self.features, np.memmap):
-            self.features._mmap.close()
+        mm = getattr(self.features, "_mmap", None)
+        if mm is not None:
+            mm.close()
         self.features = None
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -106,18 +106,24 @@ def exists(path: str) -> bool:
 
 
 def save_torch(obj, path: str) -> None:
-    """torch.save to any fsspec path, written whole and then renamed where the filesystem allows
-    (a crash mid-write never leaves a truncated checkpoint under the final name)."""
+    """torch.save to any fsspec path (see `write_bytes`)."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    fs, p = fsspec.core.url_to_fs(path)
-    if "://" in path:
-        with fs.open(p, "wb") as f:
-            f.write(buf.getvalue())
+    write_bytes(buf.getvalue(), path)
+
+
+def write_bytes(data: bytes, path: str) -> None:
+    """Write a file whole: locally to a temporary name renamed over the final one, so a crash
+    mid-write never leaves a truncated checkpoint under the final name; object stores publish an
+    object only when its upload completes."""
+    if "://" in path and not path.startswith("file://"):
+        with fsspec.open(path, "wb") as f:
+            f.write(data)
         return
+    p = fsspec.core.url_to_fs(path)[1]
     tmp = p + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
+        f.write(data)
     os.replace(tmp, p)
 
 

@@ -175,16 +175,14 @@ class _Layout:
 
 
 def _save_checkpoint(path: str, encoder_state: dict, heads: _Heads) -> None:
+    """ModelScope's flat pytorch_model.pt (`save_modelscope_layout`, the buffers included)."""
     import io
 
     from reelbeam.models.bassl import save_modelscope_layout
 
     buf = io.BytesIO()
     save_modelscope_layout(_Layout(encoder_state, heads), buf)
-    import fsspec
-
-    with fsspec.open(path, "wb") as f:
-        f.write(buf.getvalue())
+    loop.write_bytes(buf.getvalue(), path)
 
 
 @torch.no_grad()
