@@ -96,3 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainError as e:
         print(f"reelbeam train: error: {e}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as e:  # storage (unreadable table, unwritable --out), CUDA
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"reelbeam train: error: {type(e).__name__}: {first}", file=sys.stderr)
+        return 1
