@@ -254,3 +254,19 @@ def test_embeddings_of_another_encoder_are_refused(tmp_path, output, labels):
     with pytest.raises(TrainError, match="nothing to resume"):
         train_scenes(dataclass_replace(_cfg(output, labels, other, tmp_path / "none"), resume=True), progress=False)
     assert not (tmp_path / "none").exists()
+
+
+def test_a_shot_without_its_embedding_is_named(tmp_path, labels, checkpoint):
+    from reelbeam import read
+
+    out = str(tmp_path / "gappy")
+    write_table(out, "videos", [{"video_id": "a" * 16, "uri": "/data/film_a.mp4", "status": "ok"},
+                                {"video_id": "b" * 16, "uri": "/data/film_b.mp4", "status": "ok"}])
+    write_table(out, "shots", [{"video_id": v * 16, "shot_idx": i, "shot_id": f"{v}{i}", "start_frame": int(s), "end_frame": int(e)}
+                               for v in "ab" for i, (s, e) in enumerate(_frames())])
+    emb = model_id("bassl-resnet50", checkpoint)
+    write_table(out, "shot_embeddings", [{"video_id": v * 16, "shot_id": f"{v}{i}", "shot_idx": i, "model": emb,
+                                          "embedding": [0.0] * 2048} for v in "ab" for i in range(SHOTS) if (v, i) != ("b", 3)])
+    assert len(read(out, "shot_embeddings")) == 2 * SHOTS - 1
+    with pytest.raises(TrainError, match=r"shot_embeddings of /data/film_b.mp4 do not match its shots: 11 embeddings for 12 shots; first missing shot 3"):
+        train_scenes(dataclass_replace(_cfg(out, labels, checkpoint, tmp_path / "o"), skip_unmatched=True), progress=False)
