@@ -90,3 +90,15 @@ def test_trainers_leave_torch_flags_as_they_found_them():
     before = torch.are_deterministic_algorithms_enabled()
     train()
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_float16_cache_halves_the_file(tmp_path):
+    a, rows = _output(tmp_path, "a", [("0" * 16, "one")])
+    refs = data.match_videos([a], ["one"])
+    cache = data.EmbeddingCache(refs, "frame_embeddings", "frame_idx", 512, None, str(tmp_path / "c16"), dtype="float16")
+    try:
+        assert cache.features.dtype == np.float16 and cache.features.nbytes == len(rows) * 512 * 2
+        want = np.array([r["embedding"] for r in sorted(rows, key=lambda r: r["frame_idx"])], np.float32)
+        np.testing.assert_allclose(cache.features[cache.rows["one"]].astype(np.float32), want, rtol=1e-3, atol=1e-3)
+    finally:
+        cache.close()

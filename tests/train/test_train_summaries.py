@@ -158,3 +158,14 @@ def test_queries_are_encoded_by_the_clip_text_model(tmp_path, output, annotation
     result = train_summaries(cfg, progress=False, config=SMALL)
     assert result["settings"]["queries"] == ["a red car. people talking", "a person runs"]
     assert result["epochs"][0]["val"]["fscore"] is not None
+
+
+def test_starts_from_a_checkpoint(tmp_path, trained, output, annotations):
+    out, _ = trained
+    result = train_summaries(_cfg(output, annotations, tmp_path, checkpoint=str(out / "pytorch_model.pt"), epochs=1),
+                             progress=False, config=SMALL)
+    saved = torch.load(str(tmp_path / "pytorch_model.pt"), weights_only=True)
+    start = torch.load(str(out / "pytorch_model.pt"), weights_only=True)
+    assert result["settings"]["checkpoint"].endswith("pytorch_model.pt")
+    assert torch.equal(saved["decoder.layer_norm.weight"], start["decoder.layer_norm.weight"])  # untrained, kept
+    assert not torch.equal(saved["linear_2.weight"], start["linear_2.weight"])
