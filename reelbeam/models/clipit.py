@@ -7,8 +7,9 @@ block it reads. Spec: reference/cmd_clipit.md B.2-B.4 and reference/NOTES.md (CL
   `linear_txt` 3584 -> 512; language-guided attention (4 heads, d_k = d_v = 256; Q = frames,
   K = V = the text token; residual + post-LayerNorm); + the position table; LayerNorm; 6 post-norm
   encoder layers (8 heads, d_k = d_v = 256, FFN 2048, ReLU); regressor LayerNorm -> Linear 512 ->
-  ReLU -> LayerNorm -> Linear 1 -> sigmoid. Inference only: the reference's dropouts are identity
-  in eval mode and are left out.
+  ReLU -> LayerNorm -> Linear 1 -> sigmoid. The reference's dropouts (0.1 on attention weights,
+  attention and feed-forward outputs and after the position table; 0.5 before each regressor
+  LayerNorm) act in train mode only (`reelbeam train summaries`); eval mode is the inference path.
 - The checkpoint also holds a 6-layer decoder, whose output the reference computes and discards,
   and three input LayerNorms it never calls (`layer_norm_img_src`, `layer_norm_img_trg`,
   `layer_norm_txt`). They are in the module tree, so the published `pytorch_model.pt` loads with
@@ -45,6 +46,8 @@ from reelbeam.transforms.summaries import l2_normalize_rows
 
 NUM_SENTENCES = 7
 CLIP_DIM = 512
+DROPOUT = 0.1  # the reference's dropout in attention, feed-forward and after the position table
+REGRESSOR_DROPOUT = 0.5  # before each of the regressor's LayerNorms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +88,9 @@ class _MultiHeadAttention(nn.Module):
         qh = self.w_qs(q).view(b, lq, h, self.d_k).transpose(1, 2)
         kh = self.w_ks(kv).view(b, lk, h, self.d_k).transpose(1, 2)
         vh = self.w_vs(kv).view(b, lk, h, self.d_v).transpose(1, 2)
-        out = F.scaled_dot_product_attention(qh, kh, vh)  # scale 1/sqrt(d_k): the reference's temperature
-        out = self.fc(out.transpose(1, 2).reshape(b, lq, h * self.d_v))
+        # scale 1/sqrt(d_k): the reference's temperature; dropout 0.1 on the weights in train mode
+        out = F.scaled_dot_product_attention(qh, kh, vh, dropout_p=DROPOUT if self.training else 0.0)
+        out = F.dropout(self.fc(out.transpose(1, 2).reshape(b, lq, h * self.d_v)), DROPOUT, self.training)
         return self.layer_norm(out + q)
 
 
@@ -98,7 +102,7 @@ class _FeedForward(nn.Module):
         self.layer_norm = nn.LayerNorm(d_in, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer_norm(self.w_2(F.relu(self.w_1(x))) + x)
+        return self.layer_norm(F.dropout(self.w_2(F.relu(self.w_1(x))), DROPOUT, self.training) + x)
 
 
 class _EncoderLayer(nn.Module):
@@ -146,7 +150,8 @@ class _Encoder(nn.Module):
         self.layer_norm = nn.LayerNorm(cfg.d_frame, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer_norm(x + self.position_enc.pos_table[:, : x.shape[1]].to(x.dtype))
+        x = x + self.position_enc.pos_table[:, : x.shape[1]].to(x.dtype)
+        x = self.layer_norm(F.dropout(x, DROPOUT, self.training))
         for layer in self.layer_stack:
             x = layer(x)
         return x
@@ -189,7 +194,8 @@ class ClipIt(nn.Module):
                 f"table), got {frames.shape[1]}: sample fewer frames per second for long videos"
             )
         x = self.encoder(self.lg_attention(frames, self.linear_txt(text)))
-        y = self.norm_linear(F.relu(self.linear_1(self.norm_y(x))))
+        y = F.relu(self.linear_1(self.norm_y(F.dropout(x, REGRESSOR_DROPOUT, self.training))))
+        y = self.norm_linear(F.dropout(y, REGRESSOR_DROPOUT, self.training))
         return torch.sigmoid(self.linear_2(y)).squeeze(-1)
 
 

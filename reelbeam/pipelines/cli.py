@@ -484,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("report", help="write a static HTML report of an output folder (see `reelbeam report --help`)", add_help=False)
     sub.add_parser("export", help="export scenes as CSV, keyframes as JPEG files, ModelScope JSON", add_help=False)
     sub.add_parser("evaluate", help="score an output against ground truth (shots, scenes, summaries)", add_help=False)
+    sub.add_parser("train", help="train the scene or summary model on an output's features (docs/training.md)", add_help=False)
     sub.add_parser("migrate", help="convert an output of an earlier reelbeam to Delta tables, in place", add_help=False)
     sub.add_parser("vacuum", help="delete data files no table version needs any more", add_help=False)
     sub.add_parser("repair", help="take unreadable committed files out of the tables (they are then redone)",
@@ -518,12 +519,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reelbeam.evaluate import main as evaluate_main
 
         return evaluate_main(rest)
+    if command == "train":
+        from reelbeam.train.cli import main as train_main
+
+        return train_main(rest)
     if command == "weights":
         from reelbeam.weights import main as weights_main
 
         return weights_main(rest)
     if command != "run":
-        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, migrate, vacuum, repair, "
+        top.error(f"unknown command {command!r} (commands: run, report, export, evaluate, train, migrate, vacuum, repair, "
                   "weights, schemas)")
     if "-h" in rest or "--help" in rest:
         _run_parser().print_help()
