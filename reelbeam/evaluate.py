@@ -1,6 +1,6 @@
 """`reelbeam evaluate TASK OUTPUT --truth PATH`: a run's tables against ground truth.
 
-Tasks and the tables they read (`OUTPUT/<table>/*.parquet`, any fsspec URL):
+Tasks and the tables they read (their committed rows, any fsspec URL):
 
 - `shots`: `shots` (or, with `--threshold`, `frames.transition_prob` cut again by TransNetV2's
   evaluation rule) against shot-boundary truth: precision / recall / F1 within `--tolerance` frames.
@@ -30,8 +30,6 @@ from collections.abc import Sequence
 
 import fsspec
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reelbeam.metrics import movienet, scene_boundaries, shot_boundaries, summarization
 from reelbeam.metrics.counts import Counts
@@ -47,19 +45,18 @@ class EvaluationError(Exception):
 
 
 def read_table(output: str, table: str, columns: Sequence[str], required: bool = True) -> dict | None:
-    """`columns` (those present) of OUTPUT/<table>/*.parquet as {column: numpy array}."""
-    fs, root = fsspec.core.url_to_fs(output)
-    files = sorted(fs.glob(posixpath.join(root, table, "*.parquet")))
-    if not files:
+    """`columns` (those the table has) of the table's committed rows (`reelbeam.api.read`: rows of
+    an unfinished or replaced run are not read) as {column: numpy array}."""
+    from reelbeam.api import TableNotFound, read
+    from reelbeam.schemas.tables import schema_for
+
+    names = set(schema_for(table).names)
+    try:
+        t = read(output, table, columns=[c for c in columns if c in names])
+    except TableNotFound as e:
         if required:
-            raise EvaluationError(f"{posixpath.join(output, table)}/: no Parquet files (no `{table}` table in this run)")
+            raise EvaluationError(f"{posixpath.join(output, table)}/: no `{table}` table in this run") from e
         return None
-    parts = []
-    for f in files:
-        with fs.open(f, "rb") as fh:
-            pf = pq.ParquetFile(fh)
-            parts.append(pf.read(columns=[c for c in columns if c in pf.schema_arrow.names]))
-    t = pa.concat_tables(parts, promote_options="default")
     return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
 
 

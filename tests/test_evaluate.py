@@ -178,3 +178,23 @@ def test_map_file_names_the_video(output, tmp_path, capsys):
     code, out, _ = run(capsys, "shots", output, "--truth", truth, "--map", mapping)
     assert code == 0 and "01_From_Pole_to_Pole" in out
     assert float(out.splitlines()[1].split()[-1]) == pytest.approx(2 / 3, abs=1e-4)  # tp 1, fp 1: F1 2/3
+
+
+def test_rows_no_run_committed_are_not_scored(output, tmp_path, capsys):
+    # A run that wrote data files and never committed them (killed before its commit step): its
+    # shots are not the table's, so evaluate does not see them (it used to glob every Parquet file).
+    import pyarrow as pa
+
+    from reelbeam.schemas import schema_for
+    from reelbeam.store import tables as store
+
+    junk = [dict(r, shot_id=f"junk-{r['shot_id']}") for r in shots_rows("v1", [(0, 9), (10, 19), (20, 29)])]
+    store.write_data_file(store.table_uri(str(output), "shots"), "shots",
+                          pa.Table.from_pylist([{**r, "start_time": 0.0, "end_time": 0.0, "num_frames": 1} for r in junk],
+                                               schema=schema_for("shots")),
+                          store.new_run_id(), "shots")
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"a.mp4": {"cuts": [42], "transitions": [[99, 112]]}, "b": {"cuts": [50, 90]}}))
+    code, _, _ = run(capsys, "shots", output, "--truth", truth, "--json", tmp_path / "r.json")
+    assert code == 0
+    assert json.loads((tmp_path / "r.json").read_text())["overall"]["fp"] == 1  # the committed shots' one false alarm
