@@ -235,11 +235,6 @@ def _counters(result) -> dict[str, int]:
     return out
 
 
-def _log_files(n: int) -> int:
-    logging.getLogger("reelbeam").debug("%d files written", n)
-    return n
-
-
 def _inputs_of(plan) -> dict:
     decode = plan.running("decode")
     if decode is None or decode.listing is None:
@@ -266,25 +261,6 @@ def _progress(plan, beam_args):
     total = decode.listing.count if decode is not None and decode.listing is not None else None
     folder = tempfile.mkdtemp(prefix="reelbeam-progress-")
     return Watcher(os.path.join(folder, "events.jsonl"), total)
-
-
-def build_pipeline(pipeline, plan):
-    """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
-    import apache_beam as beam
-
-    from reelbeam.pipelines.video_pipeline import apply_stages, write_outputs
-
-    fold = apply_stages(pipeline, plan)
-    files = write_outputs(fold, plan)
-    # The job's last step depends on every file it writes: runners that compute only what the
-    # final step needs (Beam's DaskRunner) then run the whole job.
-    _ = (
-        files
-        | "OneKey" >> beam.Map(lambda path: (None, path))
-        | "EveryFile" >> beam.GroupByKey()
-        | "RunComplete" >> beam.Map(lambda kv: _log_files(len(list(kv[1]))))
-    )
-    return fold
 
 
 def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = False):
@@ -344,6 +320,7 @@ def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
+    from reelbeam.pipelines.video_pipeline import build_pipeline
     from reelbeam.runners.checks import is_dataflow
     from reelbeam.runners.local import direct_layout, limit_threads, without_prism
 

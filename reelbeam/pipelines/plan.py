@@ -25,7 +25,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from reelbeam import stages
 from reelbeam.pipelines import outputs
-from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_local_runner
+from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint
+from reelbeam.runners.flags import is_local_runner
 from reelbeam.schemas.tables import TABLES
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
 from reelbeam.stages.base import Hardware

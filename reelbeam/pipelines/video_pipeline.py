@@ -17,6 +17,7 @@ Step labels are stable: they are Dataflow step names, and a job update needs the
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import apache_beam as beam
 
@@ -360,3 +361,23 @@ def _stale_parts(plan: Plan) -> list[dict]:
          "whole": True}
         for c in stages_registry() if c.name not in running and c.writes
     ]
+
+
+def _log_files(n: int) -> int:
+    logging.getLogger("reelbeam").debug("%d files written", n)
+    return n
+
+
+def build_pipeline(pipeline, plan):
+    """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
+    fold = apply_stages(pipeline, plan)
+    files = write_outputs(fold, plan)
+    # The job's last step depends on every file it writes: runners that compute only what the
+    # final step needs (Beam's DaskRunner) then run the whole job.
+    _ = (
+        files
+        | "OneKey" >> beam.Map(lambda path: (None, path))
+        | "EveryFile" >> beam.GroupByKey()
+        | "RunComplete" >> beam.Map(lambda kv: _log_files(len(list(kv[1]))))
+    )
+    return fold

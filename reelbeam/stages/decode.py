@@ -91,7 +91,7 @@ class DecodeStage(Stage):
         return self.listing
 
     def expand(self, pbegin):
-        from reelbeam.transforms.assemble import AssembleVideos
+        from reelbeam.stages.assembly import AssembleVideos
         from reelbeam.transforms.decode import DecodeVideo
         from reelbeam.transforms.failures import KeepRowsOfOkVideos
         from reelbeam.transforms.listing import Listing, ListVideos

@@ -77,7 +77,7 @@ class HistogramScenesStage(PassStage):
         return [functools.partial(ColorHistogramConsumer, self.scaler)]
 
     def assemble(self, video, parts) -> None:
-        from reelbeam.transforms.assemble import concat_chunks, scene_rows
+        from reelbeam.schemas.rows import concat_chunks, scene_rows
         from reelbeam.transforms.scenes import group_shots, shot_descriptors
 
         shots = video.rows.get("shots")

@@ -49,8 +49,8 @@ class MotionStatsStage(PassStage):
         import numpy as np
         import pyarrow as pa
 
+        from reelbeam.schemas.rows import concat_chunks
         from reelbeam.schemas.tables import FRAMES
-        from reelbeam.transforms.assemble import concat_chunks
 
         chunks = parts["motion_stats"]
         if not chunks:

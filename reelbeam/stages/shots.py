@@ -243,7 +243,7 @@ class ShotsStage(PassStage):
         import numpy as np
         import pyarrow as pa
 
-        from reelbeam.transforms.assemble import make_span_id
+        from reelbeam.schemas.rows import make_span_id
         from reelbeam.transforms.failures import IncompleteVideo
         from reelbeam.transforms.shots import (
             enforce_min_length,
