@@ -210,7 +210,7 @@ class ProcessVideos(beam.PTransform):
         self.fold: Fold | None = None
         shots = plan.running("shots")
         if transition_handler is not None and shots is not None:
-            shots.transition_handler = transition_handler
+            shots.handler_override = transition_handler
 
     def expand(self, pbegin):
         self.fold = apply_stages(pbegin, self._plan)

@@ -50,12 +50,23 @@ class ConfigError(ValueError):
     """Bad configuration, detected before the pipeline starts."""
 
 
-def weights_error(flag: str, error: Exception) -> ConfigError:
+def weights_error(flag: str, error: Exception | str) -> ConfigError:
     """A checkpoint flag's problem (a CheckpointError: missing, unreadable, another model's file) as
     one line naming the flag and ending with where to get the right file (docs/weights.md)."""
     from reelbeam.models.checkpoints import WEIGHTS_HELP
 
     return ConfigError(f"{flag}: {error}; {WEIGHTS_HELP}")
+
+
+def checked(flag: str, fn: Callable, *args):
+    """`fn(*args)` (a checkpoint inspection, a model id), a CheckpointError translated into the
+    one-line ConfigError of `weights_error`: the one place that translation is made."""
+    from reelbeam.models.checkpoints import CheckpointError
+
+    try:
+        return fn(*args)
+    except CheckpointError as e:
+        raise weights_error(flag, e) from e
 
 
 def add_flag(parser, name: str, *aliases: str, **kwargs) -> None:
@@ -110,13 +121,6 @@ class Hardware:
         from reelbeam.models.device import native_bf16
 
         return native_bf16()
-
-    @functools.cached_property
-    def int8_unavailable(self) -> str | None:
-        """None where oneDNN int8 convolutions run here, else why not."""
-        from reelbeam.models.transnetv2 import int8_available
-
-        return int8_available()
 
 
 @dataclasses.dataclass
@@ -292,6 +296,66 @@ class PassStage(Stage):
 
     def assemble(self, video: VideoAssembly, parts: Mapping[str, list]) -> None:
         """Add this stage's rows / frame columns / videos fields for one video."""
+
+
+class ModelStage(Stage):
+    """A stage whose rows come from a model: it owns what every model stage shares.
+
+    checkpoint_flag: the flag giving its weights (named in every error about them), or None for
+      weights that ship in a package.
+    model_kind: the prefix of its model id (`reelbeam.models.checkpoints.model_id`: kind:file@hash),
+      which is its settings by default (a run with other weights is told apart by the ledger).
+    checkpoint / device / precision / model_copies: where its model loads from and how it runs
+      (device and precision as asked; 'auto' is resolved on the worker, `reelbeam.models.device`).
+    handler_override: a ModelHandler replacing the stage's model (tests, custom models).
+
+    A subclass builds its ModelHandler in `make_handler()` and wraps it with `placed(self.handler())`.
+    Mixed with `PassStage` (the model runs in or right after the decode pass) it works the same.
+    """
+
+    checkpoint_flag: ClassVar[str | None] = None
+    model_kind: ClassVar[str | None] = None
+
+    def __init__(self, checkpoint: str | None = None, device: str = "auto", precision: str | None = None,
+                 model_copies: int | None = None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.device = device
+        self.precision = precision
+        self.model_copies = model_copies
+        self.handler_override = None
+        self.model_id = self.checked(model_id_of, self.model_kind, checkpoint) if self.model_kind and checkpoint else None
+
+    @classmethod
+    def checked(cls, fn: Callable, *args):
+        """`fn(*args)` with a CheckpointError said as a one-line ConfigError naming `checkpoint_flag`."""
+        return checked(cls.checkpoint_flag or cls.name, fn, *args)
+
+    @staticmethod
+    def model_args(env: RunEnv, precision: bool = True) -> dict:
+        """device, precision (`--model-precision`, an emulated bf16 refused here) and model copies of a
+        model step that gets the GPUs of --gpu-accelerator."""
+        return {"device": env.model_device, "precision": env.precision() if precision else None,
+                "model_copies": env.model_copies}
+
+    def settings(self) -> str:
+        return self.model_id or ""
+
+    def checkpoints(self) -> Mapping[str, str]:
+        return {self.checkpoint_flag: self.checkpoint} if self.checkpoint_flag and self.checkpoint else {}
+
+    def handler(self):
+        """The ModelHandler of its model step: `handler_override` when set, else `make_handler()`."""
+        return self.handler_override if self.handler_override is not None else self.make_handler()
+
+    def make_handler(self):
+        raise NotImplementedError
+
+
+def model_id_of(kind: str, path: str) -> str:
+    from reelbeam.models.checkpoints import model_id
+
+    return model_id(kind, path)
 
 
 @dataclasses.dataclass

