@@ -52,14 +52,6 @@ def _check_weights(path: str) -> None:
     ShotsStage.checked(lambda: compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict"))
 
 
-@functools.lru_cache(maxsize=1)
-def _int8_unavailable() -> str | None:
-    """None where oneDNN int8 convolutions run here, else why not (probed once, when asked)."""
-    from reelbeam.models.transnetv2 import int8_available
-
-    return int8_available()
-
-
 class ShotsStage(ModelStage, PassStage):
     name: ClassVar[str] = "shots"
     title: ClassVar[str] = "Shot detection (TransNetV2 or LGSS, in the decode pass)"
@@ -145,7 +137,9 @@ class ShotsStage(ModelStage, PassStage):
         if transnet and precision == "int8":
             if env.device == "cuda":
                 raise ConfigError("--transnetv2-precision int8 runs on CPU only; use bf16 with --device cuda")
-            reason = _int8_unavailable()
+            from reelbeam.models.transnetv2 import int8_available
+
+            reason = int8_available()
             if reason:
                 raise ConfigError(f"--transnetv2-precision int8: {reason}; use bf16 or fp32")
         on_gpu = env.on_gpu and precision != "int8"
