@@ -131,7 +131,7 @@ def apply_stages(pbegin, plan: Plan) -> Fold:
             continue  # runs inside the decode stage
         label = stage.label_of()
         skip = plan.skip.get(stage.name, frozenset())
-        if stage.name == "decode":
+        if stage.reads_inputs:
             out = pbegin | label >> stage
             videos_all = out["videos"]
             tables = {t: _drop_videos(out[t], skip, f"{label}_Skip_{t}") for t in ("videos", "frames")}
@@ -289,7 +289,7 @@ def _commit_groups(fold: Fold) -> list[list[StageResult]]:
     other stage on its own."""
     groups, decode_group = [], []
     for r in fold.results:
-        if r.stage.name == "decode" or r.stage.in_decode_pass:
+        if r.stage.reads_inputs or r.stage.in_decode_pass:
             decode_group.append(r)
         else:
             groups.append([r])
@@ -333,7 +333,7 @@ def write_outputs(fold: Fold, plan: Plan):
             if r.written is not None:
                 items.append(_tagged(r.written, "written", name, f"{lbl}_Written"))
         parts = [_part_spec(r.stage, plan) for r in group]
-        if plan.overwrite and group[0].stage.name == "decode":
+        if plan.overwrite and group[0].stage.reads_inputs:
             parts += _stale_parts(plan)
         committed.append(
             items

@@ -6,7 +6,11 @@ A stage is one module under `reelbeam/stages/` that declares
   name an in-job stream from `STREAMS`, which exists only inside one job and is never written);
 - `add_flags(group)`: its command-line flags, shown under its own heading in `reelbeam run --help`;
 - `configure(options, env)`: the stage built from the validated options, or None when it was not
-  asked for; a bad value raises `ConfigError` saying what to change (before the pipeline starts);
+  asked for; a bad value raises `ConfigError` saying what to change (before the pipeline starts).
+  It reads its own flags and `env` (`RunEnv`: run-wide options and the decode pass's shared
+  settings), never another stage's flags;
+- optionally `on_demand(options, env, reader)`: the stage built because a running stage reads a
+  table it writes (the plan asks), and `exclusive` / `precedence` when it shares a role;
 - `settings()`: what changes the rows it writes (recorded per video in `stage_runs`, so
   `--skip-existing` can tell finished work from work done differently);
 - `expand(tables)`: a dict of table PCollections (its reads) -> a dict with its tables, `failures`
@@ -16,6 +20,9 @@ Stages that work on frames run inside the single decode pass instead (`PassStage
 `FrameConsumer`s to it and declare the per-video `parts` those consumers emit; the decode stage's
 per-video assembly hands each stage its parts (`assemble`), and an undeclared part kind is an error
 when the pipeline is built.
+
+A stage whose rows come from a model subclasses `ModelStage` (checkpoint flag, model id, device,
+precision, model copies, checkpoint errors, handler override).
 
 `reelbeam.stages.REGISTRY` lists the stages in order; the pipeline is a fold over the enabled ones
 (`reelbeam.pipelines.video_pipeline.ProcessVideos`).
@@ -133,6 +140,16 @@ class RunEnv:
     local: whether the workers are processes of this machine (only then is its GPU looked at).
     model_copies: model copies per worker process (None: Beam's default).
     model_precision: the precision asked for the models other than TransNetV2.
+
+    Settings of the decode pass that several stages follow (their flags are listed under the stage
+    they mostly shape, but no stage reads another one's flags: they read these):
+    keyframes_only: the pass decodes only keyframes (`--iframes-only`): stages that need every frame
+      stay off or say so.
+    small_frame_scaler: the swscale interpolation of the 48x27 frames (`--small-frame-scaler`), shared
+      by every consumer of them (one conversion per frame).
+    jpeg_quality: the quality of keyframe JPEGs, shot and I-frame alike (`--jpeg-quality`).
+    keyframe_buffer_mb: decoded frames held per video while the pass captures frames for later
+      stages (`--keyframe-buffer-mb`).
     """
 
     device: str = "auto"
@@ -140,6 +157,10 @@ class RunEnv:
     model_precision: str = "auto"
     accelerator: str | None = None
     local: bool = True
+    keyframes_only: bool = False
+    small_frame_scaler: str = "AREA"
+    jpeg_quality: int = 90
+    keyframe_buffer_mb: int = 512
     hardware: Hardware = dataclasses.field(default_factory=Hardware)
     notes: list = dataclasses.field(default_factory=list)
 
@@ -214,6 +235,11 @@ class Stage(beam.PTransform):
     replaces_its_files: ClassVar[bool] = False
     # The folder of OUTPUT it writes files into besides tables (scene clips, JSON documents), if any.
     files_folder: ClassVar[str | None] = None
+    # It lists and reads the inputs (--input): the first stage, whose videos every later one follows.
+    reads_inputs: ClassVar[bool] = False
+    # Of enabled stages with the same `exclusive` role, those of the highest precedence run (a model
+    # given explicitly, say, over a training-free default).
+    precedence: ClassVar[int] = 0
     # Beam resource hints for its model step (the accelerator of --gpu-accelerator), set in configure.
     resource_hints: Mapping[str, str] = {}
 
@@ -230,6 +256,18 @@ class Stage(beam.PTransform):
     def configure(cls, options: argparse.Namespace, env: RunEnv) -> Stage | None:
         """The stage configured from the parsed options, or None when not asked for."""
         raise NotImplementedError
+
+    @classmethod
+    def on_demand(cls, options: argparse.Namespace, env: RunEnv, reader: Stage) -> Stage | None:
+        """The stage configured because `reader`, which runs, reads a table it writes and its own flags
+        left it off (the plan asks); None: it runs only when its flags ask for it. A ConfigError says
+        why it cannot run for `reader` (its `enabled_by` names what asked)."""
+        return None
+
+    def frame_capture(self) -> Mapping[str, int]:
+        """How the frames it reads from an in-job stream of the decode pass are to be captured (the
+        JPEG size and quality of shot keyframes, say): the stream's maker reads it in `connect`."""
+        return {}
 
     def settings(self) -> str:
         """A short description of the settings that change what the stage writes."""

@@ -102,6 +102,7 @@ class ModelScenesStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("scenes",)
     enabled_by: ClassVar[str] = "--scene-checkpoint (a fine-tuned checkpoint with the boundary head)"
     exclusive: ClassVar[str | None] = "scenes"
+    precedence: ClassVar[int] = 1  # a scene model given explicitly replaces the training-free scenes
 
     def __init__(self, threshold: float) -> None:
         super().__init__()

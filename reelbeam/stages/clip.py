@@ -74,7 +74,7 @@ def _decide(options, env) -> str | None:
         if wanted:
             raise ConfigError("--query/--queries-file/--clipit-checkpoint need the CLIP stages: drop --clip-scoring off")
         return None
-    if options.iframes_only:
+    if env is not None and env.keyframes_only:
         if wanted or options.clip_scoring == "on":
             raise ConfigError("CLIP frame scoring needs every frame decoded: drop --iframes-only")
         return None

