@@ -278,7 +278,8 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
 
     Batches stack frames of any videos (up to `max_batch_size`; wrap in KeyedModelHandler to carry
     (video_id, frame_idx)). precision: 'bf16' (autocast; the default on GPU, where the reference
-    runs fp16) or 'fp32' (the default on CPU: the reference's CPU arithmetic).
+    runs fp16) or 'fp32' (the default on CPU: the reference's CPU arithmetic); None or 'auto': the
+    default of the device it loads on (`reelbeam.models.device.resolve_precision`).
     """
 
     normalised = False
@@ -292,7 +293,7 @@ class CLIPImageHandler(ModelHandler[np.ndarray, PredictionResult, torch.nn.Modul
         model_copies: int | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        if precision is not None and precision not in PRECISIONS:
+        if precision not in (None, "auto", *PRECISIONS):
             raise ValueError(f"CLIP precision must be one of {PRECISIONS}, got {precision!r}")
         super().__init__(min_batch_size=1, max_batch_size=max_batch_size, model_copies=model_copies)
         self._source = model

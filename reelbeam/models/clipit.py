@@ -42,7 +42,7 @@ from reelbeam.models.checkpoints import (
     load_checkpoint,
     tensor_shapes,
 )
-from reelbeam.transforms.summaries import l2_normalize_rows
+from reelbeam.schemas.rows import l2_normalize_rows
 
 NUM_SENTENCES = 7
 CLIP_DIM = 512

@@ -8,7 +8,7 @@ gathered by a strided view instead of three index tensors. It computes the singl
 trained to mark every frame of a gradual transition): `forward(frames)` gives the single-frame
 logits as it always did, `forward(frames, heads=2)` both heads' logits as [B, T, 2].
 
-Windowing (pure functions, also used by the decode consumer) is in `reelbeam.transforms.transnetv2_windows`,
+Windowing (pure functions, also used by the decode consumer) is in `reelbeam.models.transnetv2_windows`,
 and its names are imported here too: the video is padded with 25 copies of its first frame and 25..74
 copies of its last frame; windows of 100 frames are taken with stride 50 and frames [25, 75) of each
 window are kept. This is `TransNetV2.predict_frames` of the wheel.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from torch import nn
 
-from reelbeam.transforms.transnetv2_windows import (  # noqa: F401 - the model's input contract, imported from here too
+from reelbeam.models.transnetv2_windows import (  # noqa: F401 - the model's input contract, imported from here too
     FRAME_H,
     FRAME_W,
     PAD_START,

@@ -107,6 +107,7 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
     ledger_rows: this run's `stage_runs` rows (video_id, stage, status): a video counts as ok when a
     stage of this run did its work on it, also where its own rows were done before (a resume that
     adds a stage); without them, the `videos` rows this run wrote."""
+    decode = plan.input_stage
     video_failed = {f["video_id"] for f in failure_rows if f["stage"] in ("list", "decode", "assemble", "transition_model", "shot_detection")}
     stage_failed = [f for f in failure_rows if f["video_id"] not in video_failed]
     ok = counts.get("videos", 0)
@@ -117,8 +118,8 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
             if row["status"] == "ok" and row["video_id"] not in video_failed:
                 done.setdefault(row["video_id"], set()).add(row["stage"])
         ok = len(done)
-        added = {v: stages for v, stages in done.items() if "decode" not in stages}
-    if plan.running("decode") is not None:
+        added = {v: stages for v, stages in done.items() if decode.name not in stages} if decode is not None else {}
+    if decode is not None:
         head = f"reelbeam: {_count(ok, 'video')} ok, {len(video_failed)} failed"
         if added:
             stages = set().union(*added.values())
@@ -133,7 +134,6 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
     skipped = counters.get("videos_skipped", 0)
     if skipped:
         head += f"; {skipped} done earlier (skipped)"
-    decode = plan.running("decode")
     not_videos = dict(decode.listing.skipped) if decode is not None and decode.listing is not None else {}
     if not_videos:
         listed = ", ".join(f"{ext or '(none)'} x{n}" for ext, n in sorted(not_videos.items(), key=lambda kv: -kv[1]))
@@ -235,13 +235,8 @@ def _counters(result) -> dict[str, int]:
     return out
 
 
-def _log_files(n: int) -> int:
-    logging.getLogger("reelbeam").debug("%d files written", n)
-    return n
-
-
 def _inputs_of(plan) -> dict:
-    decode = plan.running("decode")
+    decode = plan.input_stage
     if decode is None or decode.listing is None:
         return {}
     return {
@@ -262,29 +257,10 @@ def _progress(plan, beam_args):
 
     if not is_local_runner(beam_args) or not plan.progress:
         return contextlib.nullcontext()
-    decode = plan.running("decode")
+    decode = plan.input_stage
     total = decode.listing.count if decode is not None and decode.listing is not None else None
     folder = tempfile.mkdtemp(prefix="reelbeam-progress-")
     return Watcher(os.path.join(folder, "events.jsonl"), total)
-
-
-def build_pipeline(pipeline, plan):
-    """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
-    import apache_beam as beam
-
-    from reelbeam.pipelines.video_pipeline import apply_stages, write_outputs
-
-    fold = apply_stages(pipeline, plan)
-    files = write_outputs(fold, plan)
-    # The job's last step depends on every file it writes: runners that compute only what the
-    # final step needs (Beam's DaskRunner) then run the whole job.
-    _ = (
-        files
-        | "OneKey" >> beam.Map(lambda path: (None, path))
-        | "EveryFile" >> beam.GroupByKey()
-        | "RunComplete" >> beam.Map(lambda kv: _log_files(len(list(kv[1]))))
-    )
-    return fold
 
 
 def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = False,
@@ -366,10 +342,11 @@ def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from reelbeam.pipelines.outputs import now, rows_written, write_manifest
+    from reelbeam.pipelines.video_pipeline import build_pipeline
     from reelbeam.runners.checks import is_dataflow
     from reelbeam.runners.local import direct_layout, limit_threads, without_prism
 
-    decode = plan.running("decode")
+    decode = plan.input_stage
     if decode is not None and not dry_run:
         beam_args = direct_layout(beam_args, decode.list_inputs().count)
     limit_threads(beam_args)

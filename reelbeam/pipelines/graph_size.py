@@ -15,8 +15,8 @@ def count(argv: Sequence[str]) -> dict[str, int]:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from reelbeam.pipelines.cli import build_pipeline
     from reelbeam.pipelines.plan import build_plan
+    from reelbeam.pipelines.video_pipeline import build_pipeline
 
     plan = build_plan(PipelineOptions(list(argv)), prepare=False)
     pipeline = beam.Pipeline()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from reelbeam import stages
+from reelbeam.runners.flags import flag_value, is_local_runner, runner_name  # noqa: F401 - imported from here too
 from reelbeam.stages.base import ConfigError, add_flag
 
 __all__ = ["ConfigError", "ReelbeamOptions", "add_run_flags", "unknown_beam_args"]
@@ -108,36 +109,8 @@ def runner_args(args: Sequence[str]) -> list[str]:
     return out
 
 
-LOCAL_RUNNERS = {"directrunner", "switchingdirectrunner", "bundlebaseddirectrunner", "fnapirunner", "prismrunner",
-                 "interactiverunner", "testdirectrunner"}
 _GPU_TYPE = re.compile(r"^nvidia-[a-z0-9-]+$")
 _HINT_KEYS = {"type", "count", "machine_type", "install-nvidia-driver"}
-
-
-def flag_value(args: Sequence[str], flag: str) -> str | None:
-    """The value of `flag` in a list of Beam flags (`--flag=v` or `--flag v`), None when absent;
-    the last one when given more than once (as Beam's parser reads them)."""
-    value = None
-    for i, a in enumerate(args):
-        if a.startswith(flag + "="):
-            value = a.split("=", 1)[1]
-        elif a == flag and i + 1 < len(args):
-            value = args[i + 1]
-    return value
-
-
-def runner_name(args: Sequence[str]) -> str | None:
-    """The `--runner` in `args` (None: Beam's default, the DirectRunner)."""
-    return flag_value(args, "--runner")
-
-
-def is_local_runner(args: Sequence[str]) -> bool:
-    """Whether the workers of a run with these flags are processes of this machine (DirectRunner,
-    Prism, or Dask without --dask_client_address): only then may the launcher's GPU shape the job."""
-    runner = (runner_name(args) or "DirectRunner").rsplit(".", 1)[-1].lower()
-    if runner in ("dask", "daskrunner"):
-        return not any(a.startswith("--dask_client_address") for a in args)
-    return runner in LOCAL_RUNNERS
 
 
 def accelerator_hint(value: str | None) -> str | None:

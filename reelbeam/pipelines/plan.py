@@ -2,8 +2,11 @@
 each stage must leave alone. Everything here runs on the launcher, before the pipeline is built,
 and every problem is a ConfigError saying what to change.
 
-- Stages configure themselves from the options (`Stage.configure`); the enabled ones run, or, with
-  `--start-from TABLE[,...]`, those downstream of the named tables, or exactly `--stages NAME[,...]`.
+- Stages configure themselves from the options (`Stage.configure`); a stage that an enabled one
+  reads from and that its own flags left off is asked to run for it (`Stage.on_demand`: shot
+  keyframes for a shot encoder); of stages filling one role (`Stage.exclusive`) those of the highest
+  `precedence` stay. The enabled ones run, or, with `--start-from TABLE[,...]`, those downstream of
+  the named tables, or exactly `--stages NAME[,...]`.
 - A stage needs its `reads`: made by a stage running earlier in this job, or read (committed files
   only) from `--from` (default `--output`) when starting from an earlier run. A table neither made
   nor readable fails here, naming the flag that would make it.
@@ -25,7 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from reelbeam import stages
 from reelbeam.pipelines import outputs
-from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint, is_local_runner
+from reelbeam.pipelines.options import ReelbeamOptions, accelerator_hint
+from reelbeam.runners.flags import is_local_runner
 from reelbeam.schemas.tables import TABLES
 from reelbeam.stages import STREAMS, ConfigError, RunEnv, Stage
 from reelbeam.stages.base import Hardware
@@ -66,6 +70,11 @@ class Plan:
 
     def running(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
+
+    @property
+    def input_stage(self) -> Stage | None:
+        """The stage that reads the inputs (`Stage.reads_inputs`), when it runs in this job."""
+        return next((s for s in self.stages if s.reads_inputs), None)
 
     def stage(self, name: str) -> Stage:
         stage = self.running(name)
@@ -110,6 +119,30 @@ def _who_makes(table: str) -> str:
     return "; ".join(f"stage {c.name} writes it ({c.enabled_by})" for c in makers)
 
 
+def configure_stages(o, env: RunEnv) -> list[Stage]:
+    """The enabled stages, in registry order: each configured from its flags; then, of the stages of
+    one `exclusive` role, only those of the highest `precedence`; then, for every table an enabled
+    stage reads, the stages writing it that its flags left off but that run on demand (repeated
+    for what those read). A stage that cannot run for its reader raises ConfigError."""
+    enabled = {cls: stage for cls in stages.REGISTRY if (stage := cls.configure(o, env)) is not None}
+    top: dict[str, int] = {}
+    for cls in enabled:
+        if cls.exclusive:
+            top[cls.exclusive] = max(top.get(cls.exclusive, cls.precedence), cls.precedence)
+    enabled = {cls: s for cls, s in enabled.items() if not cls.exclusive or cls.precedence == top[cls.exclusive]}
+    pending = list(enabled.values())
+    while pending:
+        reader = pending.pop(0)
+        for table in reader.reads:
+            for cls in producers(table):
+                if cls not in enabled and (not cls.exclusive or cls.exclusive not in top):
+                    stage = cls.on_demand(o, env, reader)
+                    if stage is not None:
+                        enabled[cls] = stage
+                        pending.append(stage)
+    return [enabled[cls] for cls in stages.REGISTRY if cls in enabled]
+
+
 def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
     """(running stages, mode): mode is 'full', 'start_from' or 'stages'."""
     start_from, named = _split(o.start_from), _split(o.stages)
@@ -118,15 +151,16 @@ def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
     by_name = {s.name: s for s in enabled}
     if named:
         known = {cls.name: cls for cls in stages.REGISTRY}
+        first = next((c.name for c in stages.REGISTRY if c.reads_inputs), None)
         for name in named:
             cls = known.get(name)
             if cls is None:
                 raise ConfigError(f"--stages: unknown stage {name!r}; stages: {', '.join(known)}")
             if cls.in_decode_pass:
-                raise ConfigError(f"--stages: {name} runs inside the decode pass; name `decode` to run the pass")
+                raise ConfigError(f"--stages: {name} runs inside the decode pass; name `{first}` to run the pass")
             if name not in by_name:
                 raise ConfigError(f"--stages: stage {name} is off with these flags; turn it on with {cls.enabled_by}")
-        running = [s for s in enabled if s.name in named or (s.in_decode_pass and "decode" in named)]
+        running = [s for s in enabled if s.name in named or (s.in_decode_pass and first in named)]
         return running, "stages"
     if start_from:
         for table in start_from:
@@ -135,7 +169,7 @@ def select_stages(o, enabled: list[Stage]) -> tuple[list[Stage], str]:
         fresh = set(start_from)
         running = []
         for stage in enabled:
-            if stage.name == "decode" or stage.in_decode_pass:
+            if stage.reads_inputs or stage.in_decode_pass:
                 continue
             if fresh & set(stage.reads + stage.optional_reads):
                 running.append(stage)
@@ -248,7 +282,7 @@ def _remove_for_overwrite(output: str, running: list[Stage]) -> None:
     then)."""
     exclusive = {s.exclusive for s in running if s.exclusive}
     names = {s.name for s in running} | {c.name for c in stages.REGISTRY if c.exclusive in exclusive}
-    if any(s.name == "decode" for s in running):
+    if any(s.reads_inputs for s in running):
         names = {c.name for c in stages.REGISTRY}
     fs, root = fsspec.core.url_to_fs(output)
     for cls in stages.REGISTRY:
@@ -262,11 +296,11 @@ def _skip_sets(running: list[Stage], ledger: outputs.Ledger) -> dict[str, frozen
     runs in this job done for them too (a video an upstream stage redoes is redone downstream)."""
     eff: dict[str, frozenset] = {}
     makers: dict[str, list[str]] = {}
-    decode = next((s for s in running if s.name == "decode"), None)
+    decode = next((s for s in running if s.reads_inputs), None)
     for stage in running:
         skip = ledger.videos(stage.name)
         if stage.in_decode_pass and decode is not None:
-            skip &= eff["decode"]
+            skip &= eff[decode.name]
         for table in (*stage.reads, *stage.optional_reads):
             for maker in makers.get(table, []):
                 skip &= eff[maker]
@@ -415,15 +449,18 @@ def build_plan(options: PipelineOptions, check_paths: bool = True, beam_args: Se
                           "workers are this machine's processes and it has no CUDA device: drop the flag (or "
                           "add --dry_run to see the job it would make)")
     model_copies = o.model_copies if o.model_copies is not None else (1 if accelerator else None)
+    # The decode pass's settings that several stages follow (RunEnv says which flags).
     env = RunEnv(device=o.device, model_copies=model_copies, model_precision=o.model_precision,
-                 accelerator=accelerator, local=local)
+                 accelerator=accelerator, local=local, keyframes_only=o.iframes_only,
+                 small_frame_scaler=o.small_frame_scaler, jpeg_quality=o.jpeg_quality,
+                 keyframe_buffer_mb=o.keyframe_buffer_mb)
     if o.device == "cuda" and local and check_paths and not dry_run and not env.hardware.cuda:
         raise ConfigError("--device cuda: this run's workers are this machine's processes and it sees no CUDA device "
                           "(no NVIDIA driver, or a CPU build of torch): use --device auto or cpu")
     check_paths = check_paths and not dry_run
-    enabled = [s for s in (cls.configure(o, env) for cls in stages.REGISTRY) if s is not None]
+    enabled = configure_stages(o, env)
     running, mode = select_stages(o, enabled)
-    decode = next((s for s in running if s.name == "decode"), None)
+    decode = next((s for s in running if s.reads_inputs), None)
     if decode is not None and not o.input:
         raise ConfigError("--input is required: a video, folder, glob, manifest or URL")
     if decode is None and o.input:
@@ -498,9 +535,9 @@ def _prepare_output(plan: Plan) -> None:
             )
     _check_settings(running, ledger)
     plan.skip = _skip_sets(running, ledger)
-    decode = plan.running("decode")
+    decode = plan.input_stage
     if decode is not None:
-        listing = plan.skip["decode"]
+        listing = plan.skip[decode.name]
         for stage in running:
             if stage.in_decode_pass:
                 listing &= plan.skip[stage.name]

@@ -17,6 +17,7 @@ Step labels are stable: they are Dataflow step names, and a job update needs the
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import apache_beam as beam
 
@@ -130,7 +131,7 @@ def apply_stages(pbegin, plan: Plan) -> Fold:
             continue  # runs inside the decode stage
         label = stage.label_of()
         skip = plan.skip.get(stage.name, frozenset())
-        if stage.name == "decode":
+        if stage.reads_inputs:
             out = pbegin | label >> stage
             videos_all = out["videos"]
             tables = {t: _drop_videos(out[t], skip, f"{label}_Skip_{t}") for t in ("videos", "frames")}
@@ -209,7 +210,7 @@ class ProcessVideos(beam.PTransform):
         self.fold: Fold | None = None
         shots = plan.running("shots")
         if transition_handler is not None and shots is not None:
-            shots.transition_handler = transition_handler
+            shots.handler_override = transition_handler
 
     def expand(self, pbegin):
         self.fold = apply_stages(pbegin, self._plan)
@@ -288,7 +289,7 @@ def _commit_groups(fold: Fold) -> list[list[StageResult]]:
     other stage on its own."""
     groups, decode_group = [], []
     for r in fold.results:
-        if r.stage.name == "decode" or r.stage.in_decode_pass:
+        if r.stage.reads_inputs or r.stage.in_decode_pass:
             decode_group.append(r)
         else:
             groups.append([r])
@@ -332,7 +333,7 @@ def write_outputs(fold: Fold, plan: Plan):
             if r.written is not None:
                 items.append(_tagged(r.written, "written", name, f"{lbl}_Written"))
         parts = [_part_spec(r.stage, plan) for r in group]
-        if plan.overwrite and group[0].stage.name == "decode":
+        if plan.overwrite and group[0].stage.reads_inputs:
             parts += _stale_parts(plan)
         committed.append(
             items
@@ -360,3 +361,23 @@ def _stale_parts(plan: Plan) -> list[dict]:
          "whole": True}
         for c in stages_registry() if c.name not in running and c.writes
     ]
+
+
+def _log_files(n: int) -> int:
+    logging.getLogger("reelbeam").debug("%d files written", n)
+    return n
+
+
+def build_pipeline(pipeline, plan):
+    """Add the stages and the writers to `pipeline`; return the fold (each stage's outputs)."""
+    fold = apply_stages(pipeline, plan)
+    files = write_outputs(fold, plan)
+    # The job's last step depends on every file it writes: runners that compute only what the
+    # final step needs (Beam's DaskRunner) then run the whole job.
+    _ = (
+        files
+        | "OneKey" >> beam.Map(lambda path: (None, path))
+        | "EveryFile" >> beam.GroupByKey()
+        | "RunComplete" >> beam.Map(lambda kv: _log_files(len(list(kv[1]))))
+    )
+    return fold

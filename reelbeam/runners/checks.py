@@ -9,7 +9,7 @@ import re
 import socket
 from collections.abc import Sequence
 
-from reelbeam.pipelines.options import flag_value, runner_name
+from reelbeam.runners.flags import flag_value, runner_name
 from reelbeam.stages.base import ConfigError
 
 PORTABLE = {"portablerunner", "flinkrunner", "sparkrunner", "prismrunner"}

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from reelbeam.pipelines.options import flag_value, is_local_runner, runner_name
+from reelbeam.runners.flags import flag_value, is_local_runner, runner_name
 
 LOG = logging.getLogger(__name__)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")

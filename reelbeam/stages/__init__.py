@@ -5,7 +5,7 @@ Adding a stage: one module here with its `Stage` subclass, plus one line in REGI
 stage graph in docs/architecture.md all come from this list.
 """
 
-from reelbeam.stages.base import STREAMS, ConfigError, PassStage, RunEnv, Stage, VideoAssembly
+from reelbeam.stages.base import STREAMS, ConfigError, ModelStage, PassStage, RunEnv, Stage, VideoAssembly
 from reelbeam.stages.bassl import BaSSLEncoderStage, BoundariesStage, ModelScenesStage
 from reelbeam.stages.clip import ClipSamplingStage, FrameEmbeddingsStage, FrameScoresStage
 from reelbeam.stages.decode import DecodeStage
@@ -42,16 +42,7 @@ REGISTRY: tuple[type[Stage], ...] = (
     ModelScopeJsonStage,
 )
 
-
-def stage_class(name: str) -> type[Stage]:
-    """The registered stage called `name`; KeyError naming the known stages."""
-    for cls in REGISTRY:
-        if cls.name == name:
-            return cls
-    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(c.name for c in REGISTRY)}")
-
-
-__all__ = ["REGISTRY", "STREAMS", "ConfigError", "PassStage", "RunEnv", "Stage", "VideoAssembly", "stage_class"]
+__all__ = ["REGISTRY", "STREAMS", "ConfigError", "ModelStage", "PassStage", "RunEnv", "Stage", "VideoAssembly"]
 
 
 def graph_markdown() -> str:
@@ -62,7 +53,7 @@ def graph_markdown() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for cls in REGISTRY:
-        where = "in the decode pass" if cls.in_decode_pass else ("first" if cls.name == "decode" else "after")
+        where = "in the decode pass" if cls.in_decode_pass else ("first" if cls.reads_inputs else "after")
         reads = [f"`{t}`" for t in cls.reads] + [f"`{t}` (optional)" for t in cls.optional_reads]
         if cls.in_decode_pass:
             reads = ["decoded frames"]
@@ -77,18 +68,15 @@ def graph_markdown() -> str:
             f"| `{cls.name}` | {where} | {', '.join(reads) or 'the inputs (--input)'} | {', '.join(writes) or '-'} | {cls.enabled_by} |"
         )
     lines = ["```"]
-    made: dict[str, str] = {}
     for cls in REGISTRY:
         if cls.in_decode_pass:
             made_here = list(cls.writes) or (["frames columns"] if cls.frame_columns else [])
             made_here += [f"{t} (stream)" for t, d in cls.streams.items() if d is None and t in STREAMS]
             lines.append(f"  decode pass + {cls.name:<18} -> {', '.join(made_here)}")
-        elif cls.name == "decode":
+        elif cls.reads_inputs:
             lines.append(f"inputs -> {cls.name:<27} -> {', '.join(cls.writes)}")
         else:
             src = ", ".join((*cls.reads, *(f"[{t}]" for t in cls.optional_reads if t not in STREAMS)))
             lines.append(f"{src:<33} -> {cls.name:<18} -> {', '.join(cls.writes) or 'files'}")
-        for t in cls.writes:
-            made.setdefault(t, cls.name)
     lines.append("```")
     return "\n".join(rows + [""] + lines) + "\n"

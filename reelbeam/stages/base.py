@@ -6,7 +6,11 @@ A stage is one module under `reelbeam/stages/` that declares
   name an in-job stream from `STREAMS`, which exists only inside one job and is never written);
 - `add_flags(group)`: its command-line flags, shown under its own heading in `reelbeam run --help`;
 - `configure(options, env)`: the stage built from the validated options, or None when it was not
-  asked for; a bad value raises `ConfigError` saying what to change (before the pipeline starts);
+  asked for; a bad value raises `ConfigError` saying what to change (before the pipeline starts).
+  It reads its own flags and `env` (`RunEnv`: run-wide options and the decode pass's shared
+  settings), never another stage's flags;
+- optionally `on_demand(options, env, reader)`: the stage built because a running stage reads a
+  table it writes (the plan asks), and `exclusive` / `precedence` when it shares a role;
 - `settings()`: what changes the rows it writes (recorded per video in `stage_runs`, so
   `--skip-existing` can tell finished work from work done differently);
 - `expand(tables)`: a dict of table PCollections (its reads) -> a dict with its tables, `failures`
@@ -16,6 +20,9 @@ Stages that work on frames run inside the single decode pass instead (`PassStage
 `FrameConsumer`s to it and declare the per-video `parts` those consumers emit; the decode stage's
 per-video assembly hands each stage its parts (`assemble`), and an undeclared part kind is an error
 when the pipeline is built.
+
+A stage whose rows come from a model subclasses `ModelStage` (checkpoint flag, model id, device,
+precision, model copies, checkpoint errors, handler override).
 
 `reelbeam.stages.REGISTRY` lists the stages in order; the pipeline is a fold over the enabled ones
 (`reelbeam.pipelines.video_pipeline.ProcessVideos`).
@@ -50,12 +57,23 @@ class ConfigError(ValueError):
     """Bad configuration, detected before the pipeline starts."""
 
 
-def weights_error(flag: str, error: Exception) -> ConfigError:
+def weights_error(flag: str, error: Exception | str) -> ConfigError:
     """A checkpoint flag's problem (a CheckpointError: missing, unreadable, another model's file) as
     one line naming the flag and ending with where to get the right file (docs/weights.md)."""
     from reelbeam.models.checkpoints import WEIGHTS_HELP
 
     return ConfigError(f"{flag}: {error}; {WEIGHTS_HELP}")
+
+
+def checked(flag: str, fn: Callable, *args):
+    """`fn(*args)` (a checkpoint inspection, a model id), a CheckpointError translated into the
+    one-line ConfigError of `weights_error`: the one place that translation is made."""
+    from reelbeam.models.checkpoints import CheckpointError
+
+    try:
+        return fn(*args)
+    except CheckpointError as e:
+        raise weights_error(flag, e) from e
 
 
 def add_flag(parser, name: str, *aliases: str, **kwargs) -> None:
@@ -111,13 +129,6 @@ class Hardware:
 
         return native_bf16()
 
-    @functools.cached_property
-    def int8_unavailable(self) -> str | None:
-        """None where oneDNN int8 convolutions run here, else why not."""
-        from reelbeam.models.transnetv2 import int8_available
-
-        return int8_available()
-
 
 @dataclasses.dataclass
 class RunEnv:
@@ -129,6 +140,16 @@ class RunEnv:
     local: whether the workers are processes of this machine (only then is its GPU looked at).
     model_copies: model copies per worker process (None: Beam's default).
     model_precision: the precision asked for the models other than TransNetV2.
+
+    Settings of the decode pass that several stages follow (their flags are listed under the stage
+    they mostly shape, but no stage reads another one's flags: they read these):
+    keyframes_only: the pass decodes only keyframes (`--iframes-only`): stages that need every frame
+      stay off or say so.
+    small_frame_scaler: the swscale interpolation of the 48x27 frames (`--small-frame-scaler`), shared
+      by every consumer of them (one conversion per frame).
+    jpeg_quality: the quality of keyframe JPEGs, shot and I-frame alike (`--jpeg-quality`).
+    keyframe_buffer_mb: decoded frames held per video while the pass captures frames for later
+      stages (`--keyframe-buffer-mb`).
     """
 
     device: str = "auto"
@@ -136,6 +157,10 @@ class RunEnv:
     model_precision: str = "auto"
     accelerator: str | None = None
     local: bool = True
+    keyframes_only: bool = False
+    small_frame_scaler: str = "AREA"
+    jpeg_quality: int = 90
+    keyframe_buffer_mb: int = 512
     hardware: Hardware = dataclasses.field(default_factory=Hardware)
     notes: list = dataclasses.field(default_factory=list)
 
@@ -210,6 +235,11 @@ class Stage(beam.PTransform):
     replaces_its_files: ClassVar[bool] = False
     # The folder of OUTPUT it writes files into besides tables (scene clips, JSON documents), if any.
     files_folder: ClassVar[str | None] = None
+    # It lists and reads the inputs (--input): the first stage, whose videos every later one follows.
+    reads_inputs: ClassVar[bool] = False
+    # Of enabled stages with the same `exclusive` role, those of the highest precedence run (a model
+    # given explicitly, say, over a training-free default).
+    precedence: ClassVar[int] = 0
     # Beam resource hints for its model step (the accelerator of --gpu-accelerator), set in configure.
     resource_hints: Mapping[str, str] = {}
 
@@ -226,6 +256,18 @@ class Stage(beam.PTransform):
     def configure(cls, options: argparse.Namespace, env: RunEnv) -> Stage | None:
         """The stage configured from the parsed options, or None when not asked for."""
         raise NotImplementedError
+
+    @classmethod
+    def on_demand(cls, options: argparse.Namespace, env: RunEnv, reader: Stage) -> Stage | None:
+        """The stage configured because `reader`, which runs, reads a table it writes and its own flags
+        left it off (the plan asks); None: it runs only when its flags ask for it. A ConfigError says
+        why it cannot run for `reader` (its `enabled_by` names what asked)."""
+        return None
+
+    def frame_capture(self) -> Mapping[str, int]:
+        """How the frames it reads from an in-job stream of the decode pass are to be captured (the
+        JPEG size and quality of shot keyframes, say): the stream's maker reads it in `connect`."""
+        return {}
 
     def settings(self) -> str:
         """A short description of the settings that change what the stage writes."""
@@ -292,6 +334,66 @@ class PassStage(Stage):
 
     def assemble(self, video: VideoAssembly, parts: Mapping[str, list]) -> None:
         """Add this stage's rows / frame columns / videos fields for one video."""
+
+
+class ModelStage(Stage):
+    """A stage whose rows come from a model: it owns what every model stage shares.
+
+    checkpoint_flag: the flag giving its weights (named in every error about them), or None for
+      weights that ship in a package.
+    model_kind: the prefix of its model id (`reelbeam.models.checkpoints.model_id`: kind:file@hash),
+      which is its settings by default (a run with other weights is told apart by the ledger).
+    checkpoint / device / precision / model_copies: where its model loads from and how it runs
+      (device and precision as asked; 'auto' is resolved on the worker, `reelbeam.models.device`).
+    handler_override: a ModelHandler replacing the stage's model (tests, custom models).
+
+    A subclass builds its ModelHandler in `make_handler()` and wraps it with `placed(self.handler())`.
+    Mixed with `PassStage` (the model runs in or right after the decode pass) it works the same.
+    """
+
+    checkpoint_flag: ClassVar[str | None] = None
+    model_kind: ClassVar[str | None] = None
+
+    def __init__(self, checkpoint: str | None = None, device: str = "auto", precision: str | None = None,
+                 model_copies: int | None = None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.device = device
+        self.precision = precision
+        self.model_copies = model_copies
+        self.handler_override = None
+        self.model_id = self.checked(model_id_of, self.model_kind, checkpoint) if self.model_kind and checkpoint else None
+
+    @classmethod
+    def checked(cls, fn: Callable, *args):
+        """`fn(*args)` with a CheckpointError said as a one-line ConfigError naming `checkpoint_flag`."""
+        return checked(cls.checkpoint_flag or cls.name, fn, *args)
+
+    @staticmethod
+    def model_args(env: RunEnv, precision: bool = True) -> dict:
+        """device, precision (`--model-precision`, an emulated bf16 refused here) and model copies of a
+        model step that gets the GPUs of --gpu-accelerator."""
+        return {"device": env.model_device, "precision": env.precision() if precision else None,
+                "model_copies": env.model_copies}
+
+    def settings(self) -> str:
+        return self.model_id or ""
+
+    def checkpoints(self) -> Mapping[str, str]:
+        return {self.checkpoint_flag: self.checkpoint} if self.checkpoint_flag and self.checkpoint else {}
+
+    def handler(self):
+        """The ModelHandler of its model step: `handler_override` when set, else `make_handler()`."""
+        return self.handler_override if self.handler_override is not None else self.make_handler()
+
+    def make_handler(self):
+        raise NotImplementedError
+
+
+def model_id_of(kind: str, path: str) -> str:
+    from reelbeam.models.checkpoints import model_id
+
+    return model_id(kind, path)
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ import functools
 import logging
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag, weights_error
+from reelbeam.stages.base import ConfigError, ModelStage, Stage, add_flag, checked
 
 LOG = logging.getLogger(__name__)
 
@@ -26,38 +26,19 @@ def scene_checkpoint_layout(path: str) -> str:
     """'full' (encoder, CRN and head) or 'encoder' (no boundary head), read from the checkpoint's
     tensor names and shapes alone; ConfigError naming the flag otherwise."""
     from reelbeam.models.bassl import inspect_bassl
-    from reelbeam.models.checkpoints import CheckpointError
 
-    try:
-        return inspect_bassl(path)
-    except CheckpointError as e:
-        raise weights_error("--scene-checkpoint", e) from e
+    return checked("--scene-checkpoint", inspect_bassl, path)
 
 
-def _model_id(kind: str, path: str) -> str:
-    from reelbeam.models.checkpoints import CheckpointError, model_id
-
-    try:
-        return model_id(kind, path)
-    except CheckpointError as e:
-        raise weights_error("--scene-checkpoint", e) from e
-
-
-class BaSSLEncoderStage(Stage):
+class BaSSLEncoderStage(ModelStage):
     name: ClassVar[str] = "bassl_encoder"
     title: ClassVar[str] = "BaSSL scene model (ModelScope's checkpoint): shot encoder, CRN boundaries, scenes"
     reads: ClassVar[tuple[str, ...]] = ("keyframes",)
     writes: ClassVar[tuple[str, ...]] = ("shot_embeddings",)
     enabled_by: ClassVar[str] = "--scene-checkpoint"
     reshuffle_inputs: ClassVar[bool] = True
-
-    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: int | None) -> None:
-        super().__init__()
-        self.checkpoint = checkpoint
-        self.device = device
-        self.precision = precision
-        self.model_copies = model_copies
-        self.model_id = _model_id("bassl-resnet50", checkpoint)
+    checkpoint_flag: ClassVar[str | None] = "--scene-checkpoint"
+    model_kind: ClassVar[str | None] = "bassl-resnet50"
 
     @staticmethod
     def add_flags(group) -> None:
@@ -73,56 +54,45 @@ class BaSSLEncoderStage(Stage):
             return None
         if scene_checkpoint_layout(options.scene_checkpoint) == "encoder":
             env.note("--scene-checkpoint has no boundary head: writing shot embeddings only; scenes stay training-free")
-        return cls(options.scene_checkpoint, env.model_device, env.precision(), env.model_copies).hinted(env)
+        return cls(options.scene_checkpoint, **cls.model_args(env)).hinted(env)
 
-    def settings(self) -> str:
-        return self.model_id
+    def make_handler(self):
+        from reelbeam.models.bassl import ShotEncoderHandler
 
-    def checkpoints(self):
-        return {"--scene-checkpoint": self.checkpoint}
+        return ShotEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
 
     def expand(self, tables):
-        from reelbeam.models.bassl import ShotEncoderHandler
         from reelbeam.transforms.scene_model import EncodeShots
 
-        handler = ShotEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
-        out = tables["keyframes"] | "EncodeShots" >> EncodeShots(self.placed(handler), self.model_id, "shot_encoder")
+        out = tables["keyframes"] | "EncodeShots" >> EncodeShots(self.placed(self.handler()), self.model_id, "shot_encoder")
         return {"shot_embeddings": out["embeddings"], "failures": out["failures"], "processed": out["processed"]}
 
 
-class BoundariesStage(Stage):
+class BoundariesStage(ModelStage):
     name: ClassVar[str] = "boundaries"
     title: ClassVar[str] = "BaSSL CRN boundaries (from --scene-checkpoint)"
     reads: ClassVar[tuple[str, ...]] = ("shot_embeddings",)
     writes: ClassVar[tuple[str, ...]] = ("boundaries",)
     enabled_by: ClassVar[str] = "--scene-checkpoint (a fine-tuned checkpoint with the boundary head)"
     reshuffle_inputs: ClassVar[bool] = True
-
-    def __init__(self, checkpoint: str, device: str, model_copies: int | None) -> None:
-        super().__init__()
-        self.checkpoint = checkpoint
-        self.device = device
-        self.model_copies = model_copies
-        self.model_id = _model_id("bassl-crn", checkpoint)
+    checkpoint_flag: ClassVar[str | None] = "--scene-checkpoint"
+    model_kind: ClassVar[str | None] = "bassl-crn"
 
     @classmethod
     def configure(cls, options, env) -> BoundariesStage | None:
         if not options.scene_checkpoint or scene_checkpoint_layout(options.scene_checkpoint) != "full":
             return None
-        return cls(options.scene_checkpoint, env.model_device, env.model_copies).hinted(env)
+        return cls(options.scene_checkpoint, **cls.model_args(env, precision=False)).hinted(env)
 
-    def settings(self) -> str:
-        return self.model_id
+    def make_handler(self):
+        from reelbeam.models.bassl import BoundaryHandler
 
-    def checkpoints(self):
-        return {"--scene-checkpoint": self.checkpoint}
+        return BoundaryHandler(self.checkpoint, self.device, model_copies=self.model_copies)
 
     def expand(self, tables):
-        from reelbeam.models.bassl import BoundaryHandler
         from reelbeam.transforms.scene_model import ScoreBoundaries
 
-        handler = BoundaryHandler(self.checkpoint, self.device, model_copies=self.model_copies)
-        return tables["shot_embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(self.placed(handler), self.model_id)
+        return tables["shot_embeddings"] | "ScoreBoundaries" >> ScoreBoundaries(self.placed(self.handler()), self.model_id)
 
 
 class ModelScenesStage(Stage):
@@ -132,6 +102,7 @@ class ModelScenesStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("scenes",)
     enabled_by: ClassVar[str] = "--scene-checkpoint (a fine-tuned checkpoint with the boundary head)"
     exclusive: ClassVar[str | None] = "scenes"
+    precedence: ClassVar[int] = 1  # a scene model given explicitly replaces the training-free scenes
 
     def __init__(self, threshold: float) -> None:
         super().__init__()

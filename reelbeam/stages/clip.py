@@ -20,7 +20,7 @@ import logging
 import weakref
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, PassStage, Stage, add_flag, weights_error
+from reelbeam.stages.base import ConfigError, ModelStage, PassStage, add_flag
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -74,7 +74,7 @@ def _decide(options, env) -> str | None:
         if wanted:
             raise ConfigError("--query/--queries-file/--clipit-checkpoint need the CLIP stages: drop --clip-scoring off")
         return None
-    if options.iframes_only:
+    if env is not None and env.keyframes_only:
         if wanted or options.clip_scoring == "on":
             raise ConfigError("CLIP frame scoring needs every frame decoded: drop --iframes-only")
         return None
@@ -141,19 +141,17 @@ class ClipSamplingStage(PassStage):
         return [functools.partial(ClipFrameConsumer, self.sampling)]
 
 
-class FrameEmbeddingsStage(Stage):
+class FrameEmbeddingsStage(ModelStage):
     name: ClassVar[str] = "frame_embeddings"
     title: ClassVar[str] = "CLIP frame features and language-guided scores (the CLIP-It seed)"
     reads: ClassVar[tuple[str, ...]] = ("clip_frames", "clip_frames_count")
     writes: ClassVar[tuple[str, ...]] = ("frame_embeddings",)
     enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+    checkpoint_flag: ClassVar[str | None] = "--clip-model"
 
-    def __init__(self, source: str, device: str, precision: str, model_copies: int | None, batch: int, sampling: str) -> None:
-        super().__init__()
-        self.source = source
-        self.device = device
-        self.precision = precision
-        self.model_copies = model_copies
+    def __init__(self, source: str, batch: int, sampling: str, **model) -> None:
+        super().__init__(**model)
+        self.source = source  # a Hugging Face id or a folder: not a file the run manifest hashes
         self.batch = batch
         self.sampling = sampling
 
@@ -185,55 +183,46 @@ class FrameEmbeddingsStage(Stage):
         source = clip_source(options, env)
         if source is None:
             return None
-        precision = env.precision()
-        precision = None if precision == "auto" else precision
         batch = options.clip_batch_size or (128 if env.on_gpu else 16)
-        return cls(source, env.model_device, precision, env.model_copies, batch, options.clip_sample).hinted(env)
+        return cls(source, batch, options.clip_sample, **cls.model_args(env)).hinted(env)
 
     def settings(self) -> str:
         return f"clip={self.source} sample={self.sampling}"
 
-    def expand(self, tables):
+    def make_handler(self):
         from reelbeam.models.clip import CLIPImageHandler
+
+        return CLIPImageHandler(self.source, self.device, self.precision, self.batch, self.model_copies)
+
+    def expand(self, tables):
         from reelbeam.transforms.clip_scoring import EmbedFrames
 
-        handler = CLIPImageHandler(self.source, self.device, self.precision, self.batch, self.model_copies)
-        return tables | "EmbedFrames" >> EmbedFrames(self.placed(handler), self.source)
+        return tables | "EmbedFrames" >> EmbedFrames(self.placed(self.handler()), self.source)
 
 
-def _check_clipit(path: str) -> None:
-    from reelbeam.models.checkpoints import CheckpointError
-    from reelbeam.models.clipit import inspect_clipit
-
-    try:
-        inspect_clipit(path)
-    except CheckpointError as e:
-        raise weights_error("--clipit-checkpoint", e) from e
-
-
-class FrameScoresStage(Stage):
+class FrameScoresStage(ModelStage):
     name: ClassVar[str] = "frame_scores"
     title: ClassVar[str] = "Language-guided frame scores (clip; clipit with --clipit-checkpoint)"
     reads: ClassVar[tuple[str, ...]] = ("frame_embeddings",)
     optional_reads: ClassVar[tuple[str, ...]] = ("videos",)
     writes: ClassVar[tuple[str, ...]] = ("frame_scores",)
     enabled_by: ClassVar[str] = "CLIP weights at hand (--clip-model)"
+    checkpoint_flag: ClassVar[str | None] = "--clipit-checkpoint"
+    model_kind: ClassVar[str | None] = "clipit"
 
     def __init__(self, source: str, clipit: str | None, queries: list[str], by_uri: dict, device: str) -> None:
-        super().__init__()
+        super().__init__(clipit, device)
         self.source = source
-        self.clipit = clipit
         self.queries = queries
         self.by_uri = by_uri
-        self.device = device
-        self.clipit_id = None
-        if clipit:
-            from reelbeam.models.checkpoints import CheckpointError, model_id
 
-            try:
-                self.clipit_id = model_id("clipit", clipit)
-            except CheckpointError as e:
-                raise weights_error("--clipit-checkpoint", e) from e
+    @property
+    def clipit(self) -> str | None:
+        return self.checkpoint
+
+    @property
+    def clipit_id(self) -> str | None:
+        return self.model_id
 
     @classmethod
     def configure(cls, options, env) -> FrameScoresStage | None:
@@ -243,7 +232,9 @@ class FrameScoresStage(Stage):
         if source is None:
             return None
         if options.clipit_checkpoint:
-            _check_clipit(options.clipit_checkpoint)
+            from reelbeam.models.clipit import inspect_clipit
+
+            cls.checked(inspect_clipit, options.clipit_checkpoint)
         try:
             by_uri = manifest_queries(options.input or ())
         except (OSError, ValueError) as e:
@@ -256,9 +247,6 @@ class FrameScoresStage(Stage):
         queries = "; ".join(self.queries) or "query-less"
         per_video = f" + per-video queries of {len(self.by_uri)} videos" if self.by_uri else ""
         return f"scorers={scorers} clipit={self.clipit_id or '-'} queries=[{queries}]{per_video}"
-
-    def checkpoints(self):
-        return {"--clipit-checkpoint": self.clipit} if self.clipit else {}
 
     def expand(self, tables):
         from reelbeam.transforms.clip_scoring import ScoreFrames

@@ -34,6 +34,7 @@ class DecodeStage(Stage):
     title: ClassVar[str] = "Decode pass (one streaming read of every video)"
     writes: ClassVar[tuple[str, ...]] = ("videos", "frames")
     enabled_by: ClassVar[str] = "always on (skip it with --start-from or --stages)"
+    reads_inputs: ClassVar[bool] = True
 
     def __init__(self, inputs, config) -> None:
         super().__init__()
@@ -91,7 +92,7 @@ class DecodeStage(Stage):
         return self.listing
 
     def expand(self, pbegin):
-        from reelbeam.transforms.assemble import AssembleVideos
+        from reelbeam.stages.assembly import AssembleVideos
         from reelbeam.transforms.decode import DecodeVideo
         from reelbeam.transforms.failures import KeepRowsOfOkVideos
         from reelbeam.transforms.listing import Listing, ListVideos

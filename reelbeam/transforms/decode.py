@@ -11,7 +11,7 @@ Outputs (tags of `DecodeVideo`'s result):
   and the parts of the pass stages' consumers;
 - the consumers' other tags (e.g. `windows`: TransNetV2 inputs, `motion`, `keyframes`: table rows);
 - `failures`: failures rows. A failed video emits no 'meta', so downstream assembly drops anything
-  it had already emitted (see `reelbeam.transforms.assemble`).
+  it had already emitted (see `reelbeam.stages.assembly`).
 """
 
 from __future__ import annotations

@@ -43,13 +43,13 @@ from typing import Any
 
 import numpy as np
 
+from reelbeam.models.transnetv2_windows import STRIDE
 from reelbeam.schemas.records import CapturedFrame, VideoPart
 from reelbeam.transforms.decode import FrameView, StreamInfo
 from reelbeam.transforms.failures import VideoError
 from reelbeam.transforms.media import frame_jpeg
 from reelbeam.transforms.scene_grouping import scene_frame, scene_frame_indices
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
-from reelbeam.transforms.transnetv2_windows import STRIDE
 
 DEFAULT_BUFFER_MB = 512
 _LOCK = threading.Lock()

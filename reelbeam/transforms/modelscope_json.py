@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from reelbeam.transforms.assemble import timecode
+from reelbeam.schemas.rows import timecode
 
 
 def shot_meta_list(shots: list[dict]) -> list[dict]:

@@ -315,7 +315,7 @@ class _GroupVideoFn(beam.DoFn):
         self._stage = stage
 
     def process(self, element):
-        from reelbeam.transforms.assemble import scene_rows
+        from reelbeam.schemas.rows import scene_rows
         from reelbeam.transforms.failures import IncompleteVideo, failure_row
 
         video_id, g = element

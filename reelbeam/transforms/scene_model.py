@@ -21,7 +21,7 @@ import numpy as np
 
 from reelbeam.models.bassl import window_indices
 from reelbeam.schemas.records import ShotKey
-from reelbeam.transforms.assemble import scene_rows
+from reelbeam.schemas.rows import scene_rows
 from reelbeam.transforms.failures import IncompleteVideo, OneFailurePerVideo, failure_row
 from reelbeam.transforms.portable import infer, split_outputs
 

@@ -23,11 +23,11 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from reelbeam.models.transnetv2_windows import FRAME_H, FRAME_W, PAD_START, STRIDE, WINDOW, end_padding
 from reelbeam.schemas.records import VideoPart, WindowKey
 from reelbeam.transforms.decode import FrameView, StreamInfo
 from reelbeam.transforms.media import quarter_turns, turned
 from reelbeam.transforms.shot_rule import SHOT_RULES, ShotRuleConfig
-from reelbeam.transforms.transnetv2_windows import FRAME_H, FRAME_W, PAD_START, STRIDE, WINDOW, end_padding
 
 DETECTORS = ("transnetv2", "lgss", "none")
 

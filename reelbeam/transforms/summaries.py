@@ -38,6 +38,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reelbeam.schemas.rows import l2_normalize_rows  # the features' normalisation (imported from here too)
+
 SAMPLE_STRIDE = 15  # the reference keeps source frames 0, 15, 30, ... whatever the fps
 KTS_MAX_CHANGE_POINTS = 120  # ncp = min(N - 1, 120)
 KTS_VMAX = 2.2 / 4.0  # 0.55
@@ -45,21 +47,6 @@ KTS_BLOCK = 4000  # sampled frames; the CLIP-It model's n_position, ~33 min at 3
 DEFAULT_BUDGET = 0.15  # summary length: 15% of the video's frames
 _ROW_BLOCK = 256  # rows of the scatter matrix built per numpy pass (bounds temporaries)
 _COLUMN_BLOCK = 64  # columns of the dynamic programme per numpy pass (its temporaries stay in cache)
-
-
-# ------------------------------------------------------------------------------------------------
-# Features
-
-
-def l2_normalize_rows(features: np.ndarray) -> np.ndarray:
-    """Each row divided by its L2 norm, in float32, as the reference's `norm_feature` does it
-    (row / np.linalg.norm(row), one row at a time, so the last bits match): [N, D] -> [N, D]."""
-    x = np.array(features, dtype=np.float32)
-    if x.ndim != 2:
-        x = x.reshape(len(x), -1)
-    for i in range(len(x)):
-        x[i] = x[i] / np.linalg.norm(x[i])
-    return x
 
 
 # ------------------------------------------------------------------------------------------------

@@ -515,7 +515,8 @@ def test_a_run_on_a_terminal_shows_the_listing_then_its_progress_block(tmp_path,
     text = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0, text[-3000:]
     assert text.startswith("reelbeam: 1 video listed (")
-    assert "\r\x1b[J" in text and "reelbeam: videos 1/1" in text  # the block, redrawn in place
+    # the block, redrawn in place: back to its first line (up as many lines as it had), erased
+    assert re.search(r"\r(\x1b\[\d+A)?\x1b\[J", text) and "reelbeam: videos 1/1" in text, text[-2000:]
     assert re.search(r"\n  stage \w+: running \d+ s", text), text[-2000:]
     assert "reelbeam: [1/1]" not in text  # the per-video lines are for files and pipes
     assert "reelbeam: 1 video ok, 0 failed" in text

@@ -326,7 +326,7 @@ def test_a_failure_in_the_scene_grouping_fails_only_its_video(tmp_path):
     red[..., 0] = 200
     synthetic.write_video(str(tmp_path / "red.mp4"), [red] * 30)
     cfg = config_for(tmp_path)
-    cfg.stage("grouping_scenes").embedding_handler = EmbeddingFailsOnRed()
+    cfg.stage("grouping_scenes").handler_override = EmbeddingFailsOnRed()
     with TestPipeline() as p:
         out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler())
         assert_that(

@@ -8,8 +8,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from reelbeam.pipelines.cli import main
 from reelbeam.pipelines.plan import build_plan
 from reelbeam.schemas.records import VideoPart
+from reelbeam.stages.assembly import AssemblyFailed, assemble_video
 from reelbeam.stages.shots import ShotsStage
-from reelbeam.transforms.assemble import AssemblyFailed, assemble_video
 from reelbeam.transforms.frame_difference import LAGS, SIGNALS, FrameDifferenceConsumer
 from reelbeam.transforms.shots import ShotConfig
 

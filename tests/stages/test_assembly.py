@@ -7,9 +7,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from reelbeam.schemas.records import VideoPart
+from reelbeam.stages.assembly import AssembleVideos, AssemblyFailed, assemble_video, check_parts
 from reelbeam.stages.base import ConfigError, PassStage
 from reelbeam.stages.shots import ShotsStage
-from reelbeam.transforms.assemble import AssembleVideos, AssemblyFailed, assemble_video, check_parts
 from reelbeam.transforms.failures import IncompleteVideo
 from reelbeam.transforms.shots import ShotConfig
 

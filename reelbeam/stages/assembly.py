@@ -18,7 +18,6 @@ belongs to a video whose decode already wrote its failure: it is dropped and cou
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,64 +27,12 @@ import pyarrow as pa
 
 from reelbeam.schemas import tables
 from reelbeam.schemas.records import VideoPart
+from reelbeam.schemas.rows import concat_chunks
 from reelbeam.stages.base import ConfigError, PassStage, VideoAssembly
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
 
 BASE_PARTS = ("meta", "frames", "error")
 INDEX_COLUMNS = ("frame_idx", "pts", "pts_time", "is_keyframe", "pict_type")
-
-
-def make_span_id(video_id: str, start_frame: int, end_frame: int) -> str:
-    """Deterministic id of a frame span of a video (shots, scenes)."""
-    return hashlib.sha1(f"{video_id}:{start_frame}-{end_frame}".encode()).hexdigest()[:16]
-
-
-def timecode(seconds: float) -> str:
-    """HH:MM:SS.mmm, as ModelScope's shot and scene metadata."""
-    ms = round(max(seconds, 0.0) * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
-def scene_rows(
-    video_id: str, shots: list[dict], groups: list[tuple[int, int]], end_scores: list, method: str
-) -> list[dict]:
-    """`scenes` rows from inclusive (first_shot, last_shot) groups of a video's shot rows."""
-    rows = []
-    for idx, ((a, b), end_score) in enumerate(zip(groups, end_scores)):
-        first, last = shots[a], shots[b]
-        rows.append(
-            {
-                "video_id": video_id,
-                "scene_idx": idx,
-                "scene_id": make_span_id(video_id, first["start_frame"], last["end_frame"]),
-                "first_shot_idx": a,
-                "last_shot_idx": b,
-                "start_frame": first["start_frame"],
-                "end_frame": last["end_frame"],
-                "start_time": first["start_time"],
-                "end_time": last["end_time"],
-                "num_shots": b - a + 1,
-                "p_boundary_end": end_score,
-                "method": method,
-            }
-        )
-    return rows
-
-
-def concat_chunks(chunks: list[dict]) -> dict[str, Any]:
-    """Per-frame chunks (dicts of columns with a 'frame_idx' column) -> one dict, in frame order."""
-    chunks = sorted(chunks, key=lambda c: int(c["frame_idx"][0]) if len(c["frame_idx"]) else -1)
-    out: dict[str, Any] = {}
-    for key in chunks[0]:
-        vals = [c[key] for c in chunks]
-        if isinstance(vals[0], np.ndarray):
-            out[key] = np.concatenate(vals)
-        else:
-            out[key] = [x for v in vals for x in v]
-    return out
 
 
 def check_parts(stages: Sequence[PassStage]) -> dict[str, PassStage]:
