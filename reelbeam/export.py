@@ -38,6 +38,7 @@ import pyarrow.dataset as ds
 
 from reelbeam import api
 from reelbeam.report.images import display_aspect, resample_jpeg
+from reelbeam.schemas.rows import timecode
 
 LOG = logging.getLogger("reelbeam.export")
 
@@ -53,15 +54,6 @@ CSV_HEADER = [
     "Length (timecode)",
     "Length (seconds)",
 ]
-
-
-def timecode(seconds: float) -> str:
-    """HH:MM:SS.mmm (milliseconds rounded), as ModelScope's metadata and PySceneDetect's CSV."""
-    ms = round(max(seconds, 0.0) * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
 def scene_list_rows(segments: Sequence[dict], t0: float = 0.0, cut_row: bool = True) -> list[list[str]]:

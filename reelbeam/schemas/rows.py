@@ -16,7 +16,7 @@ def make_span_id(video_id: str, start_frame: int, end_frame: int) -> str:
 
 
 def timecode(seconds: float) -> str:
-    """HH:MM:SS.mmm, as ModelScope's shot and scene metadata."""
+    """HH:MM:SS.mmm (milliseconds rounded), as ModelScope's shot and scene metadata and PySceneDetect's CSV."""
     ms = round(max(seconds, 0.0) * 1000)
     h, rem = divmod(ms, 3_600_000)
     m, rem = divmod(rem, 60_000)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from reelbeam.schemas import rows
 from reelbeam.transforms.decode import ChunkedConsumer, FrameView, StreamInfo
 
 LAGS = (2, 4, 8, 16, 32, 64)
@@ -300,8 +301,8 @@ class FrameDifferenceConsumer(ChunkedConsumer):
 
 
 def concat_chunks(chunks: list[dict]) -> dict[str, np.ndarray]:
-    """The per-video chunks (any order) -> one array per signal, in frame order."""
+    """The per-video chunks (any order) -> one array per signal, in frame order (empty arrays for a
+    video without chunks)."""
     if not chunks:
         return {k: np.zeros(0, np.float32) for k in ("frame_idx", *SIGNALS)}
-    order = np.argsort([int(c["frame_idx"][0]) if len(c["frame_idx"]) else 0 for c in chunks], kind="stable")
-    return {k: np.concatenate([chunks[i][k] for i in order]) for k in ("frame_idx", *SIGNALS)}
+    return rows.concat_chunks(chunks)
