@@ -1,10 +1,12 @@
-"""ProcessVideos: the pipeline as a fold over the plan's stages (`reelbeam.stages.REGISTRY` order).
+"""The pipeline as a fold over the plan's stages (`reelbeam.stages.REGISTRY` order): `apply_stages`,
+then `write_outputs`; `build_pipeline` adds both to a Beam pipeline.
 
 Each stage gets its reads as a dict of PCollections: the rows a stage earlier in this job made,
 plus, when the plan reads an earlier run, that run's committed rows (`ReadTable`), leaving out the
 videos the stage must not redo. The decode stage runs the single decode pass with every running
-pass stage's consumers and hands back their tables too. A Reshuffle sits before every model stage
-(`Stage.reshuffle_inputs`), and failures of every stage are flattened once, their uris filled from
+pass stage's consumers and hands back their tables too. A Reshuffle sits before each stage that asks
+for one (`Stage.reshuffle_inputs`: the shot encoders, the boundary model and CMD, whose work per
+element is large), and failures of every stage are flattened once, their uris filled from
 `videos`.
 
 `write_outputs` adds the writers: every (stage, table) to its own data files, then per stage (the
@@ -194,27 +196,6 @@ def time_stage_steps(applied) -> None:
             walk(part, stage)
 
     walk(applied, None)
-
-
-class ProcessVideos(beam.PTransform):
-    """PBegin -> dict of PCollections, one per table this job makes ('videos', 'frames' (pyarrow
-    Tables, one per video), 'shots', ...) and 'failures' (every stage's, uris filled).
-
-    transition_handler: a ModelHandler replacing TransNetV2 (uint8 windows [100, 27, 48, 3] ->
-      probabilities [50]), for tests and for users plugging in their own transition model.
-    """
-
-    def __init__(self, plan: Plan, transition_handler=None) -> None:
-        super().__init__()
-        self._plan = plan
-        self.fold: Fold | None = None
-        shots = plan.running("shots")
-        if transition_handler is not None and shots is not None:
-            shots.handler_override = transition_handler
-
-    def expand(self, pbegin):
-        self.fold = apply_stages(pbegin, self._plan)
-        return {**self.fold.tables, "failures": self.fold.failures}
 
 
 class _CommitFn(beam.DoFn):

@@ -25,7 +25,7 @@ A stage whose rows come from a model subclasses `ModelStage` (checkpoint flag, m
 precision, model copies, checkpoint errors, handler override).
 
 `reelbeam.stages.REGISTRY` lists the stages in order; the pipeline is a fold over the enabled ones
-(`reelbeam.pipelines.video_pipeline.ProcessVideos`).
+(`reelbeam.pipelines.video_pipeline.apply_stages`).
 """
 
 from __future__ import annotations

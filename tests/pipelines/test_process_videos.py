@@ -13,9 +13,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from fakes import BATCHES, FakeTransitionHandler
+from process_videos import ProcessVideos
 
 from reelbeam.pipelines.plan import build_plan
-from reelbeam.pipelines.video_pipeline import ProcessVideos
 
 
 def config_for(tmp_path, *extra):

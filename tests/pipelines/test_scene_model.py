@@ -16,6 +16,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from fakes import FakeTransitionHandler
 from PIL import Image
+from process_videos import ProcessVideos
 
 from reelbeam.models.bassl import (
     BaSSL,
@@ -27,7 +28,6 @@ from reelbeam.models.bassl import (
 from reelbeam.models.checkpoints import model_id
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
-from reelbeam.pipelines.video_pipeline import ProcessVideos
 from reelbeam.transforms.keyframes import KeyframePlan, extract_keyframes, shot_keyframe_indices
 from reelbeam.transforms.scene_model import scenes_from_probabilities
 

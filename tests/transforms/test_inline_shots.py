@@ -248,9 +248,9 @@ def test_decode_pass_scoring_equals_the_runinference_path(shot_video, tmp_path, 
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
+    from process_videos import ProcessVideos
 
     from reelbeam.pipelines.plan import build_plan
-    from reelbeam.pipelines.video_pipeline import ProcessVideos
 
     cfgs = {}
     for mode in ("on", "off"):
