@@ -197,17 +197,25 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
     def thumb(shot_idx: int, k: int):
         return thumbs.get((vid, shot_idx, k))
 
+    def best(shot_idx: int):
+        return data.informative(thumb(shot_idx, k) for k in range(3))
+
+    last_shot = max((s["shot_idx"] for s in shots), default=None)
     for s in shots:
         s["t_start"], s["t_end"] = s["start_time"] - t0, s["end_time"] - t0
         s["duration"] = s["end_time"] - s["start_time"]
         s["thumbs"] = [thumb(s["shot_idx"], k) for k in range(3)]
+        s["best"] = best(s["shot_idx"])
+        # The last shot ends with the video, not a cut: its stored value is its last frame's probability.
+        p = s.get("max_transition_prob")
+        s["cut_p"] = p if p is not None and np.isfinite(p) and s["shot_idx"] != last_shot else None
         s["scene_idx"] = scene_of.get(s["shot_idx"])
         s["p_boundary"] = boundaries.get(s["shot_idx"])
     for sc in scenes:
         sc["t_start"], sc["t_end"] = sc["start_time"] - t0, sc["end_time"] - t0
         sc["duration"] = sc["end_time"] - sc["start_time"]
         idxs = list(range(sc["first_shot_idx"], sc["last_shot_idx"] + 1))
-        sc["thumbs"] = [(i, thumb(i, 1)) for i in idxs[:SCENE_THUMBS]]
+        sc["thumbs"] = [(i, best(i)) for i in idxs[:SCENE_THUMBS]]
         sc["more"] = max(0, len(idxs) - SCENE_THUMBS)
 
     tracks: list[Track] = []
@@ -309,6 +317,7 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
         "summaries": summary_views,
         "embeddings": embeddings,
         "clips": clips,
+        "boundary_model": boundary_model,
     }
 
 
@@ -461,13 +470,13 @@ def page_name(stem: str, page: int) -> str:
 def _index_row(corpus: data.Corpus, v: dict, thumbs: dict, stage_failures: dict) -> dict:
     vid = v["video_id"]
     shots = corpus.rows("shots", vid)
-    # Cover: the middle keyframe of the longest shot that is not a near-black frame.
+    # Cover: the most informative keyframe of the longest shot that has one that is not blank.
     cover = None
     for s in sorted(shots, key=lambda s: -(s["num_frames"] or 0)):
-        t = thumbs.get((vid, s["shot_idx"], 1))
-        if t is not None and (cover is None or cover.brightness < 40 <= t.brightness):
+        t = data.informative(thumbs.get((vid, s["shot_idx"], k)) for k in range(3))
+        if t is not None and (cover is None or (cover.blank and not t.blank)):
             cover = t
-        if cover is not None and cover.brightness >= 40:
+        if cover is not None and not cover.blank:
             break
     aspect = display_aspect(v)
     w, h = v.get("width"), v.get("height")

@@ -281,3 +281,75 @@ def test_frame_plots_keep_single_frame_peaks(full_output, tmp_path):
 def test_main_reports_a_missing_output(tmp_path, capsys):
     assert main([str(tmp_path / "nothing")]) == 2
     assert "no reelbeam tables" in capsys.readouterr().err
+
+
+def _jpeg(img):
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="module")
+def dark_keyframes(pipeline_output, tmp_path_factory):
+    """`pipeline_output` with some of plain.mp4's shot keyframes made black, a title card on black,
+    or blurred; returns (output, video_id, report folder)."""
+    root = tmp_path_factory.mktemp("dark")
+    out = str(root / "out")
+    shutil.copytree(pipeline_output, out, ignore=shutil.ignore_patterns("keyframes", "report"))
+    rows = read(pipeline_output, "keyframes").to_pylist()
+    vid = next(v["video_id"] for v in read(pipeline_output, "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    for r in rows:
+        if r["video_id"] != vid or r["kind"] != "shot":
+            continue
+        img = cv2.imdecode(np.frombuffer(r["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        black = np.zeros_like(img)
+        card = black.copy()
+        cv2.putText(card, "SINTEL", (img.shape[1] // 3, img.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        if (r["shot_idx"], r["keyframe_idx"]) == (0, 1):
+            r["jpeg"] = _jpeg(black)  # a fade's black middle
+        elif r["shot_idx"] == 1:
+            r["jpeg"] = _jpeg(card if r["keyframe_idx"] == 2 else black)  # all blank: the title card is the best
+        elif r["shot_idx"] == 2 and r["keyframe_idx"] != 1:
+            r["jpeg"] = _jpeg(cv2.GaussianBlur(img, (0, 0), 6))  # only the middle one is sharp
+    outputs.write_table(out, "keyframes", rows)
+    folder = str(root / "report")
+    write_report(out, folder)
+    return out, vid, folder
+
+
+def test_thumbnails_show_the_most_informative_keyframe(dark_keyframes):
+    """Scene strips and the index cover show, per shot, the sharpest keyframe that is not black or
+    blank (a title card on black only when nothing better exists); shot cards leave black ones out."""
+    _, vid, folder = dark_keyframes
+    page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+    strip = {img["alt"]: os.path.basename(img["src"]) for img in page.images if "keyframe" not in img["alt"]}
+    assert strip["shot 0"] != "shot-00000-1.jpg"  # not the black middle
+    assert strip["shot 1"] == "shot-00001-2.jpg"  # the title card, not plain black
+    assert strip["shot 2"] == "shot-00002-1.jpg"  # the sharp one
+    assert strip["shot 3"] in {f"shot-00003-{k}.jpg" for k in range(3)}
+    cards = {img["alt"] for img in page.images if "keyframe" in img["alt"]}
+    assert "shot 0 keyframe 1" not in cards and "shot 0 keyframe 0" in cards
+    assert "shot 1 keyframe 2" in cards and not {"shot 1 keyframe 0", "shot 1 keyframe 1"} & cards
+    with open(page.path, encoding="utf-8") as f:
+        html = f.read()
+    assert html.count('class="thumb blank') == 3
+    cover = next(img for img in Page(os.path.join(folder, "index.html")).images if vid in img["src"])
+    assert not cover["src"].endswith(("shot-00000-1.jpg", "shot-00001-0.jpg", "shot-00001-1.jpg", "shot-00001-2.jpg"))
+
+
+def test_cut_p_is_explained_and_left_out_where_no_cut_ends_the_shot(report):
+    out, folder, _, _ = report
+    shots = read(out, "shots").to_pylist()
+    for vid in _video_ids(out):
+        mine = sorted((s for s in shots if s["video_id"] == vid), key=lambda s: s["shot_idx"])
+        assert all(s["max_transition_prob"] is not None for s in mine)
+        with open(os.path.join(folder, "videos", f"{vid}.html"), encoding="utf-8") as f:
+            html = f.read()
+        cards = {int(m.group(1)): m.group(2) for m in re.finditer(r'<article class="shot" id="shot-(\d+)">(.*?)</article>', html, re.DOTALL)}
+        assert len(cards) == len(mine)
+        for s in mine[:-1]:
+            assert f"cut p {s['max_transition_prob']:.2f}" in cards[s["shot_idx"]]
+            assert 'class="cut-p" title="TransNetV2' in cards[s["shot_idx"]]
+        assert "cut p" not in cards[mine[-1]["shot_idx"]]  # the video ends the last shot, no cut does
+        note = Page(f.name)
+        assert "cut-p-note" in note.ids and "confidence in the cut" in note.body
