@@ -38,9 +38,10 @@ _OPTIONAL_COLUMNS = {
     "scenes": ["video_id", "scene_idx", "first_shot_idx", "last_shot_idx", "start_frame", "end_frame",
                "start_time", "end_time", "num_shots", "p_boundary_end", "method"],
     "boundaries": ["video_id", "shot_idx", "p_boundary", "model"],
-    "summaries": ["video_id", "query_id", "query", "segment_idx", "start_frame", "end_frame", "start_time",
-                  "end_time", "score", "selected"],
-    "scene_clips": ["video_id", "scene_idx", "uri", "mode", "num_frames", "size_bytes"],
+    "summaries": ["video_id", "query_id", "query", "scorer", "segment_idx", "start_frame", "end_frame", "start_time",
+                  "end_time", "score", "selected", "method", "budget"],
+    "scene_clips": ["video_id", "scene_idx", "uri", "mode", "num_frames", "size_bytes", "start_frame", "end_frame",
+                    "actual_start_frame"],
     "video_embeddings": ["video_id", "granularity", "model", "num_clips", "embedding"],
 }
 _SORT_KEYS = {

@@ -353,3 +353,37 @@ def test_cut_p_is_explained_and_left_out_where_no_cut_ends_the_shot(report):
         assert "cut p" not in cards[mine[-1]["shot_idx"]]  # the video ends the last shot, no cut does
         note = Page(f.name)
         assert "cut-p-note" in note.ids and "confidence in the cut" in note.body
+
+
+def test_copied_clips_much_longer_than_their_scenes_are_said_with_the_flag(tmp_path, capfd):
+    """--clip-mode copy on a one-GOP video: every clip starts at frame 0, so the later scenes' clips
+    hold several times their frames; the run summary, the manifest and the report say so and name
+    --clip-mode exact."""
+    import json
+
+    import synthetic
+
+    from reelbeam.pipelines.cli import main as cli
+
+    video = synthetic.write_video(str(tmp_path / "gop.mp4"), synthetic.shot_frames((40, 30, 50, 30), 128, 72), gop=1000)
+    out = str(tmp_path / "out")
+    assert cli(["run", "--input", video, "--output", out, "--shot-detector", "lgss", "--scenes", "histogram",
+                "--save-scene-clips", "--clip-mode", "copy", "--no-json", "--direct_running_mode=in_memory"]) == 0
+    said = capfd.readouterr().out
+    clips = {c["scene_idx"]: c for c in read(out, "scene_clips").to_pylist()}
+    big = sorted(i for i, c in clips.items() if c["num_frames"] > 2 * (c["end_frame"] - c["start_frame"] + 1))
+    assert big and len(big) < len(clips)
+    note = next(line for line in said.splitlines() if "scene clips:" in line)
+    assert f"{len(big)} copied clips hold more than twice" in note and "--clip-mode exact" in note
+    assert f"gop.mp4 scene {big[-1]}: {clips[big[-1]]['num_frames']} frames for" in note
+    (manifest,) = [json.load(open(os.path.join(out, "_runs", f))) for f in os.listdir(os.path.join(out, "_runs"))]
+    assert manifest["notices"] == [note.strip().removeprefix("note: ")]
+    folder = str(tmp_path / "report")
+    write_report(out, folder)
+    vid = next(iter(clips.values()))["video_id"]
+    page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+    assert "notes" in page.ids
+    for i in big:
+        assert f"scene {i}'s clip holds {clips[i]['num_frames']} frames" in page.body
+    assert page.body.count("--clip-mode exact cuts each clip") == 2 * len(big)  # the notes panel and the clip's row
+    assert note.strip().removeprefix("note: ") in Page(os.path.join(folder, "index.html")).body
