@@ -387,3 +387,57 @@ def test_copied_clips_much_longer_than_their_scenes_are_said_with_the_flag(tmp_p
         assert f"scene {i}'s clip holds {clips[i]['num_frames']} frames" in page.body
     assert page.body.count("--clip-mode exact cuts each clip") == 2 * len(big)  # the notes panel and the clip's row
     assert note.strip().removeprefix("note: ") in Page(os.path.join(folder, "index.html")).body
+
+
+def test_docs_report_figures_are_generated_from_a_stored_run(pipeline_output, tmp_path):
+    """docs/report.md's figures of the sample (shots, keyframes, scenes, the ModelScope example)
+    are rendered from docs/sample_run.json, which `scripts/update_docs.py --sample OUTPUT` writes
+    from a run; `run_figures` is checked here on a tiny run of its own (no model weights needed)."""
+    import json
+
+    from reelbeam.report.figures import SAMPLE_FIGURES, figures_line, modelscope_example, run_figures
+
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+    with open(os.path.join(docs, SAMPLE_FIGURES), encoding="utf-8") as f:
+        stored = json.load(f)
+    with open(os.path.join(docs, "report.md"), encoding="utf-8") as f:
+        doc = f.read()
+    for begin, end, text in (("<!-- sample figures: generated -->\n", "<!-- end of sample figures -->", figures_line(stored)),
+                             ("<!-- modelscope example: generated -->\n", "<!-- end of modelscope example -->", modelscope_example(stored))):
+        assert doc[doc.index(begin) + len(begin) : doc.index(end)] == text, "regenerate: scripts/update_docs.py"
+    assert stored["keyframes"] == 3 * stored["shots"] and stored["modelscope"]["shot_num"] == stored["shots"]
+    out = tmp_path / "one"
+    shutil.copytree(pipeline_output, out)
+    plain = next(v for v in read(str(out), "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    for table in ("videos", "shots", "keyframes", "scenes"):
+        rows = [r for r in read(str(out), table).to_pylist() if r["video_id"] == plain["video_id"]]
+        shutil.rmtree(out / table)
+        outputs.write_table(str(out), table, rows)
+    fig = run_figures(str(out))
+    shots = sorted((s for s in read(pipeline_output, "shots").to_pylist() if s["video_id"] == plain["video_id"]), key=lambda s: s["shot_idx"])
+    scenes = [s for s in read(pipeline_output, "scenes").to_pylist() if s["video_id"] == plain["video_id"]]
+    assert (fig["uri"], fig["frames"], fig["shots"], fig["keyframes"], fig["scenes"]) == ("plain.mp4", 150, 4, 12, len(scenes))
+    assert fig["modelscope"]["shot_meta_list"][0]["frame"] == [0, shots[0]["end_frame"]]
+    assert f"{fig['shots']} shots, 12 shot keyframes, {len(scenes)} scenes" in figures_line(fig)
+    assert json.loads(modelscope_example(fig).split("\n", 1)[1].rsplit("```", 1)[0].replace(", ...]", "]"))["shot_num"] == 4
+    with pytest.raises(ValueError, match="2 videos"):
+        run_figures(pipeline_output)
+
+
+def test_a_summary_that_selected_nothing_says_why_on_the_video_page(pipeline_output, tmp_path):
+    """Issue #25: one KTS segment of the whole video, longer than the 15% budget: the knapsack kept
+    nothing. The video page says so, why, and what to change, instead of a silent 0."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_output, out, ignore=shutil.ignore_patterns("report"))
+    plain = next(v for v in read(str(out), "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    n = plain["frame_count"]
+    rows = [{"video_id": plain["video_id"], "query_id": "q1", "query": "a red car", "scorer": "clip", "segment_idx": 0,
+             "start_frame": 0, "end_frame": n - 1, "start_time": 0.0, "end_time": n / 25, "score": 0.3,
+             "selected": False, "method": "kts+knapsack", "budget": 0.15}]
+    outputs.write_table(str(out), "summaries", rows)
+    write_report(str(out), str(tmp_path / "r"))
+    page = Page(str(tmp_path / "r" / "videos" / f"{plain['video_id']}.html"))
+    said = (f"the summary for query 'a red car' (clip) selected nothing: its one segment ({n} frames) is longer than "
+            f"the budget of {int(n * 0.15)} frames; --summary-segments shots splits segments to fit the budget")
+    assert page.body.count(said) == 2  # in the notes and in the summaries table
+    assert "notes" in page.ids and "summaries" in page.ids
