@@ -63,6 +63,9 @@ def summary_note(e: dict) -> str:
     what = f"query {e['query']!r}" if e["query"] else "the query-less importance"
     if e["capacity"] < 1:
         why = f"the budget ({e['budget']:g} of the frames) is under one frame"
+    elif e["shortest"] <= e["capacity"]:
+        return (f"the summary for {what} ({e['scorer']}) selected nothing: no segment that fits the budget of "
+                f"{e['capacity']} frames has a positive score")
     elif e["segments"] == 1:
         why = f"its one segment ({e['longest']} frames) is longer than the budget of {e['capacity']} frames"
     else:
@@ -93,16 +96,23 @@ def run_notices(clips: Sequence[dict], summaries: Sequence[dict], videos: dict[s
                      "--clip-mode exact cuts each clip to exactly its scene")
     counts = {vid: v.get("frame_count") for vid, v in videos.items() if v.get("frame_count")}
     empty = empty_summaries(summaries, counts)
-    if empty:
+    too_long = [e for e in empty if e["shortest"] > e["capacity"]]
+    if too_long:
         shown = ", ".join(
             f"{_name(videos.get(e['video_id'], {}).get('uri', e['video_id']))} {e['scorer']}"
             f"{' ' + repr(e['query']) if e['query'] else ''}: longest segment {e['longest']} frames, "
-            f"budget {e['capacity']}" for e in empty[:3]
-        ) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
-        kts = any(str(e.get("method", "")).startswith("kts") for e in empty)
+            f"budget {e['capacity']}" for e in too_long[:3]
+        ) + (f" and {len(too_long) - 3} more" if len(too_long) > 3 else "")
+        kts = any(str(e.get("method", "")).startswith("kts") for e in too_long)
         fix = "--summary-segments shots splits segments to fit the budget" if kts else "raise --summary-budget"
-        lines.append(f"summaries: {len(empty)} selected nothing, every segment being longer than the budget "
+        lines.append(f"summaries: {len(too_long)} selected nothing, every segment being longer than the budget "
                      f"({shown}); {fix}")
+    unvalued = [e for e in empty if e["shortest"] <= e["capacity"]]
+    if unvalued:
+        shown = ", ".join(f"{_name(videos.get(e['video_id'], {}).get('uri', e['video_id']))} {e['scorer']}"
+                          for e in unvalued[:3]) + (f" and {len(unvalued) - 3} more" if len(unvalued) > 3 else "")
+        lines.append(f"summaries: {len(unvalued)} selected nothing, no segment that fits the budget having a "
+                     f"positive score ({shown})")
     return lines
 
 
