@@ -18,7 +18,8 @@
   the same document the pipeline writes under OUTPUT/json/.
 
 `<video>` is the file name of the input without its extension, or `<name>-<video_id>` for names
-that more than one selected video shares.
+that more than one selected video shares. `--video` names a video as `reelbeam evaluate` does
+(`reelbeam.selection`): its id, URI, or file name with or without extension where one video has it.
 """
 
 from __future__ import annotations
