@@ -134,7 +134,9 @@ def main(argv=None) -> int:
     common = ["--clip-model", clip, "--query", QUERY, "--overwrite", "--direct_running_mode=in_memory"]
     if not args.base:
         run(["--input", folder, "--output", base, "--scenes", "none", "--no-json", *common])
-    outs = {name: os.path.join(runs, name) for name in ("kts", "shots")}
+    outs = {name: os.path.join(runs, f"segments_{name}") for name in ("kts", "shots")}
+    if os.path.abspath(base) in {os.path.abspath(o) for o in outs.values()}:
+        raise SystemExit(f"--base {base} is where this bench writes; move it elsewhere first")
     for name, out in outs.items():  # the same frame embeddings, shots and scores; only the segments differ
         run(["--from", base, "--start-from", "frame_embeddings", "--output", out, "--summary-segments", name,
              "--no-json", *common])
