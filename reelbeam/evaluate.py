@@ -60,19 +60,14 @@ def read_table(output: str, table: str, columns: Sequence[str], required: bool =
     return {c: t.column(c).to_numpy(zero_copy_only=False) for c in t.column_names}
 
 
-def _names(video_id: str, uri: str) -> set[str]:
-    base = posixpath.basename(uri.rstrip("/").replace("\\", "/"))
-    return {video_id, uri, base, base.rsplit(".", 1)[0]}
-
-
 def match_videos(output: str, truth_names: Sequence[str], mapping: str | None) -> dict[str, dict]:
-    """{truth name: videos row} for the truth names that match one video of OUTPUT (module doc)."""
+    """{truth name: videos row} for the truth names that name one video of OUTPUT (module doc;
+    the names `reelbeam.selection` resolves, as `export --video`)."""
+    from reelbeam.selection import AmbiguousVideo, VideoSelector
+
     v = read_table(output, "videos", ["video_id", "uri", "frame_count", "avg_fps", "nominal_fps"])
     rows = [{k: v[k][i] for k in v} for i in range(len(v["video_id"]))]
-    aliases: dict[str, list[dict]] = {}
-    for row in rows:
-        for name in _names(row["video_id"], row["uri"]):
-            aliases.setdefault(name, []).append(row)
+    selector = VideoSelector(rows)
     pairs = {}
     if mapping:
         try:
@@ -82,12 +77,12 @@ def match_videos(output: str, truth_names: Sequence[str], mapping: str | None) -
             raise EvaluationError(f"{mapping}: expected a CSV with columns truth,video ({e})") from None
     out = {}
     for name in truth_names:
-        key = pairs.get(name, name)
-        found = aliases.get(key) or aliases.get(posixpath.basename(key)) or aliases.get(posixpath.basename(key).rsplit(".", 1)[0])
-        if found and len({r["video_id"] for r in found}) > 1:
-            raise EvaluationError(f"truth {name!r} matches several videos: {sorted(r['uri'] for r in found)}; use --map")
-        if found:
-            out[name] = found[0]
+        try:
+            found = selector.find(pairs.get(name, name))
+        except AmbiguousVideo as e:
+            raise EvaluationError(f"truth {name!r}: {e}, or use --map") from None
+        if found is not None:
+            out[name] = found
     if not out:
         raise EvaluationError(
             f"no video of {output} matches a ground-truth name (truth: {sorted(truth_names)[:5]}, "

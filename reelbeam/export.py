@@ -18,7 +18,8 @@
   the same document the pipeline writes under OUTPUT/json/.
 
 `<video>` is the file name of the input without its extension, or `<name>-<video_id>` for names
-that more than one selected video shares.
+that more than one selected video shares. `--video` names a video as `reelbeam evaluate` does
+(`reelbeam.selection`): its id, URI, or file name with or without extension where one video has it.
 """
 
 from __future__ import annotations
@@ -142,16 +143,21 @@ class ExportError(Exception):
 
 
 def select_videos(output: str, wanted: Iterable[str] = ()) -> list[dict]:
-    """`videos` rows, sorted by URI; `wanted` (video ids or URIs) narrows them, each must match."""
+    """`videos` rows, sorted by URI; `wanted` narrows them, each a video id, URI or file name
+    (with or without extension) that names one video (`reelbeam.selection`, as `evaluate`)."""
+    from reelbeam.selection import AmbiguousVideo, VideoSelector
+
     videos = sorted(api.read(output, "videos").to_pylist(), key=lambda v: (v["uri"], v["video_id"]))
     wanted = list(wanted)
     if not wanted:
         return videos
-    by_key = {**{v["uri"]: v for v in videos}, **{v["video_id"]: v for v in videos}}
-    missing = [w for w in wanted if w not in by_key]
+    try:
+        found, missing = VideoSelector(videos).select(wanted)
+    except AmbiguousVideo as e:
+        raise ExportError(f"--video {e}") from None
     if missing:
-        raise ExportError(f"no ok video with id or URI {', '.join(map(repr, missing))} in {output!r}")
-    picked = {by_key[w]["video_id"]: by_key[w] for w in wanted}
+        raise ExportError(f"no ok video with id, URI or file name {', '.join(map(repr, missing))} in {output!r}")
+    picked = {v["video_id"] for v in found.values()}
     return [v for v in videos if v["video_id"] in picked]
 
 
@@ -248,8 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "and ModelScope-shaped JSON.",
     )
     parser.add_argument("output", metavar="OUTPUT", help="the run's --output folder or URL")
-    parser.add_argument("--video", action="append", default=[], metavar="ID_OR_URI",
-                        help="export only this video (repeatable; default: every ok video)")
+    parser.add_argument("--video", action="append", default=[], metavar="VIDEO",
+                        help="export only this video: its id, URI, or file name where one video has it "
+                        "(repeatable; default: every ok video)")
     parser.add_argument("--scenes-csv", metavar="PATH",
                         help="PySceneDetect list-scenes CSV: a FILE.csv for one video, else a folder of "
                         "<video>-Scenes.csv")

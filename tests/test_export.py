@@ -74,6 +74,30 @@ def test_scenes_csv_to_one_file_needs_one_video(pipeline_output, tmp_path, capsy
     assert main([pipeline_output, "--video", "nope", "--scenes-csv", str(target)]) == 2
 
 
+def test_video_is_named_as_evaluate_names_it(pipeline_output, tmp_path, capsys):
+    """`--video` takes what `reelbeam evaluate` matches: id, URI, or file name with or without
+    its extension (one selector, reelbeam.selection)."""
+    plain = _plain(pipeline_output)
+    for name in (plain["video_id"], plain["uri"], "plain.mp4", "plain", "/elsewhere/plain.mp4"):
+        target = tmp_path / f"{abs(hash(name))}.csv"
+        assert main([pipeline_output, "--video", name, "--scenes-csv", str(target)]) == 0, capsys.readouterr().err
+        assert target.exists()
+
+
+def test_a_file_name_two_videos_share_is_refused_naming_both():
+    from reelbeam.selection import AmbiguousVideo, VideoSelector
+
+    videos = [{"video_id": "a1", "uri": "gs://b/x/clip.mp4"}, {"video_id": "b2", "uri": "gs://b/y/clip.mp4"},
+              {"video_id": "c3", "uri": "/data/other.mkv"}]
+    selector = VideoSelector(videos)
+    assert selector.find("gs://b/y/clip.mp4")["video_id"] == "b2"
+    assert selector.find("b2")["video_id"] == "b2"
+    assert selector.find("other")["video_id"] == "c3" and selector.find("other.mkv")["video_id"] == "c3"
+    assert selector.find("nope.mp4") is None
+    with pytest.raises(AmbiguousVideo, match="gs://b/x/clip.mp4, gs://b/y/clip.mp4"):
+        selector.find("clip.mp4")
+
+
 def test_keyframes_are_files_at_the_display_aspect_ratio(pipeline_output, tmp_path):
     assert main([pipeline_output, "--keyframes", str(tmp_path / "kf")]) == 0
     files = sorted(os.listdir(tmp_path / "kf"))

@@ -149,6 +149,8 @@ def summary(plan, counts: dict[str, int], failure_rows: list[dict], files: dict[
         lines.append("  nothing new: everything asked for was done before")
     for note in getattr(getattr(plan, "env", None), "notes", ()):
         lines.append(f"  {note}")
+    for notice in getattr(plan, "notices", ()):
+        lines.append(f"  note: {notice}")
     by_type: dict[tuple, list] = {}
     for f in failure_rows:
         by_type.setdefault((f["stage"], f["error_type"]), []).append(f["uri"] or f["video_id"])
@@ -384,7 +386,9 @@ def _build_and_run(plan, argv, beam_args, dry_run, test_pipeline):
         raise
     wall = time.perf_counter() - started
     plan.counters, plan.stage_times = _split_counters(_counters(result), plan)
+    plan.notices = _notices(plan)
     manifest.update(status="succeeded", finished=now(), wall_s=round(wall, 3), stage_times=plan.stage_times,
+                    notices=plan.notices,
                     rows_written=rows_written(plan.output, plan.run_id), counters=plan.counters,
                     table_versions=_table_versions(plan))
     write_manifest(plan.output, plan.run_id, manifest)
@@ -402,6 +406,18 @@ def _split_counters(counters: dict[str, int], plan) -> tuple[dict[str, int], dic
         return rest, {}
     passes = [s.name for s in plan.stages if s.in_decode_pass]
     return rest, stage_times(timing, plan.stage_names, passes)
+
+
+def _notices(plan) -> list[str]:
+    """What the run did that its row counts do not tell (reelbeam.notices): copied scene clips much
+    longer than their scenes, summaries that selected nothing."""
+    from reelbeam.notices import notices_of_run
+
+    try:
+        return notices_of_run(plan.output, plan.run_id)
+    except Exception:
+        LOG.debug("could not gather the run's notices", exc_info=True)
+        return []
 
 
 def _table_versions(plan) -> dict[str, int]:

@@ -66,6 +66,7 @@ class Plan:
     progress: bool = False  # print live progress while a local run runs (the command line's)
     counters: dict = dataclasses.field(default_factory=dict)  # the pipeline's counters, after a run
     stage_times: dict = dataclasses.field(default_factory=dict)  # seconds per stage, after a run (reelbeam.transforms.timing)
+    notices: list = dataclasses.field(default_factory=list)  # what the run did that its counts do not say (reelbeam.notices)
     checked_paths: bool = False  # inputs and output were checked (not a dry run)
 
     def running(self, name: str) -> Stage | None:

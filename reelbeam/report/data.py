@@ -38,9 +38,10 @@ _OPTIONAL_COLUMNS = {
     "scenes": ["video_id", "scene_idx", "first_shot_idx", "last_shot_idx", "start_frame", "end_frame",
                "start_time", "end_time", "num_shots", "p_boundary_end", "method"],
     "boundaries": ["video_id", "shot_idx", "p_boundary", "model"],
-    "summaries": ["video_id", "query_id", "query", "segment_idx", "start_frame", "end_frame", "start_time",
-                  "end_time", "score", "selected"],
-    "scene_clips": ["video_id", "scene_idx", "uri", "mode", "num_frames", "size_bytes"],
+    "summaries": ["video_id", "query_id", "query", "scorer", "segment_idx", "start_frame", "end_frame", "start_time",
+                  "end_time", "score", "selected", "method", "budget"],
+    "scene_clips": ["video_id", "scene_idx", "uri", "mode", "num_frames", "size_bytes", "start_frame", "end_frame",
+                    "actual_start_frame"],
     "video_embeddings": ["video_id", "granularity", "model", "num_clips", "embedding"],
 }
 _SORT_KEYS = {
@@ -316,12 +317,53 @@ def _score_plots(output: str, timing: dict[str, _Timing]) -> dict[str, list]:
     return out
 
 
+BLANK_CONTRAST = 6.0  # grey levels: a frame this flat (one colour, a fade's middle) shows nothing
+BLANK_LIT = 0.1  # a frame with under 10% of its pixels above BLANK_LEVEL is black (or a title card on black)
+BLANK_LEVEL = 32
+
+
 @dataclasses.dataclass(frozen=True)
 class Thumb:
     path: str  # relative to the report folder, '/'-separated
     width: int
     height: int
-    brightness: float = 128.0  # mean pixel value 0..255 (picks covers that are not black frames)
+    brightness: float = 128.0  # mean pixel value 0..255
+    contrast: float = 64.0  # standard deviation of the grey levels
+    lit: float = 1.0  # fraction of pixels brighter than BLANK_LEVEL
+    sharpness: float = 0.0  # variance of the Laplacian of the grey image (higher: more detail in focus)
+    frame_idx: int | None = None
+
+    @property
+    def blank(self) -> bool:
+        """Black, near-black (a title card: a little text on black) or one flat colour."""
+        return self.contrast < BLANK_CONTRAST or self.lit < BLANK_LIT
+
+    @classmethod
+    def measure(cls, path: str, jpeg: bytes, width: int, height: int, frame_idx: int | None = None) -> Thumb:
+        """A thumbnail with the measures `informative` ranks by, taken on its grey image."""
+        grey = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if grey is None or not grey.size:
+            return cls(path, width, height, frame_idx=frame_idx)
+        return cls(
+            path, width, height,
+            brightness=float(grey.mean()),
+            contrast=float(grey.std()),
+            lit=float((grey > BLANK_LEVEL).mean()),
+            sharpness=float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+            frame_idx=frame_idx,
+        )
+
+
+def informative(thumbs: Iterable[Thumb | None]) -> Thumb | None:
+    """The keyframe to show for a shot: the sharpest that is not blank; when all are blank, the one
+    with the most lit pixels and contrast (a title card's text over plain black); None if none."""
+    present = [t for t in thumbs if t is not None]
+    if not present:
+        return None
+    shown = [t for t in present if not t.blank]
+    if shown:
+        return max(shown, key=lambda t: t.sharpness)
+    return max(present, key=lambda t: (t.lit, t.contrast))
 
 
 def write_thumbnails(
@@ -375,6 +417,5 @@ def write_thumbnails(
                 continue
             path = f"img/{vid}/shot-{key[1]:05d}-{key[2]}.jpg"
             write(path, jpeg)
-            small = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_4)
-            thumbs[key] = Thumb(path, w, h, float(small.mean()) if small is not None else 128.0)
+            thumbs[key] = Thumb.measure(path, jpeg, w, h, row["frame_idx"])
     return thumbs

@@ -32,7 +32,7 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 
-from reelbeam import __version__
+from reelbeam import __version__, notices
 from reelbeam.report import data, svg
 from reelbeam.report.images import display_aspect, display_size
 
@@ -197,17 +197,25 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
     def thumb(shot_idx: int, k: int):
         return thumbs.get((vid, shot_idx, k))
 
+    def best(shot_idx: int):
+        return data.informative(thumb(shot_idx, k) for k in range(3))
+
+    last_shot = max((s["shot_idx"] for s in shots), default=None)
     for s in shots:
         s["t_start"], s["t_end"] = s["start_time"] - t0, s["end_time"] - t0
         s["duration"] = s["end_time"] - s["start_time"]
         s["thumbs"] = [thumb(s["shot_idx"], k) for k in range(3)]
+        s["best"] = best(s["shot_idx"])
+        # The last shot ends with the video, not a cut: its stored value is its last frame's probability.
+        p = s.get("max_transition_prob")
+        s["cut_p"] = p if p is not None and np.isfinite(p) and s["shot_idx"] != last_shot else None
         s["scene_idx"] = scene_of.get(s["shot_idx"])
         s["p_boundary"] = boundaries.get(s["shot_idx"])
     for sc in scenes:
         sc["t_start"], sc["t_end"] = sc["start_time"] - t0, sc["end_time"] - t0
         sc["duration"] = sc["end_time"] - sc["start_time"]
         idxs = list(range(sc["first_shot_idx"], sc["last_shot_idx"] + 1))
-        sc["thumbs"] = [(i, thumb(i, 1)) for i in idxs[:SCENE_THUMBS]]
+        sc["thumbs"] = [(i, best(i)) for i in idxs[:SCENE_THUMBS]]
         sc["more"] = max(0, len(idxs) - SCENE_THUMBS)
 
     tracks: list[Track] = []
@@ -227,8 +235,13 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
             duration, 26, "scenes", "scenes"
         )), "band"))
     summaries: dict[str, list[dict]] = {}
+    scorers = {seg.get("scorer") for seg in corpus.rows("summaries", vid)}
     for seg in corpus.rows("summaries", vid):
-        summaries.setdefault(seg.get("query") or seg.get("query_id") or "", []).append(seg)
+        query = seg.get("query") or seg.get("query_id") or ""
+        summaries.setdefault(f"{query} ({seg.get('scorer')})" if len(scorers) > 1 else query, []).append(seg)
+    summary_rows = corpus.rows("summaries", vid)
+    empty = {(e["query"] or e["query_id"] or "", e["scorer"]): e for e in notices.empty_summaries(
+        summary_rows, {vid: v.get("frame_count")} if v.get("frame_count") else None)}
     summary_views = []
     for query, segs in sorted(summaries.items()):
         segs.sort(key=lambda s: s["segment_idx"])
@@ -240,9 +253,11 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
                       "", "selected" if s.get("selected") else "unselected") for s in segs],
             duration, 18, "summary", f"summary: {query}"
         )), "band"))
+        e = empty.get((segs[0].get("query") or segs[0].get("query_id") or "", segs[0].get("scorer")))
         summary_views.append({
             "query": query, "segments": len(segs), "selected": len(kept),
             "seconds": sum(s["end_time"] - s["start_time"] for s in kept),
+            "empty": notices.summary_note(e) if e else None,
         })
 
     cuts = [s["t_start"] for s in shots[1:]]
@@ -291,6 +306,10 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
         "scenes": [round(sc["t_start"], 4) for sc in scenes],
     }
     clips = corpus.rows("scene_clips", vid)
+    big = {c["scene_idx"] for c in notices.oversized_clips(clips)}
+    for c in clips:
+        c["oversized"] = notices.clip_note(c) if c["scene_idx"] in big else None
+    notes = [c["oversized"] for c in clips if c["oversized"]] + [s["empty"] for s in summary_views if s["empty"]]
     meta = _meta_rows(v, display_aspect(v), corpus.iframe_counts.get(vid) if corpus.iframe_counts else None)
     return {
         "v": v,
@@ -309,6 +328,8 @@ def _video_view(corpus: data.Corpus, v: dict, thumbs: dict, neighbours: dict, fa
         "summaries": summary_views,
         "embeddings": embeddings,
         "clips": clips,
+        "boundary_model": boundary_model,
+        "notes": notes,
     }
 
 
@@ -420,7 +441,8 @@ def _stage_settings(manifest: dict) -> list[tuple[str, str]]:
 def _manifest_view(m: dict) -> dict:
     scalars = [(k, fmt_num(v)) for k, v in m.items() if not k.startswith("_") and isinstance(v, (str, int, float, bool))]
     return {"file": m.get("_file", ""), "run_id": m.get("run_id") or m.get("_file", ""), "fields": scalars[:16],
-            "times": _stage_times(m), "settings": _stage_settings(m)}
+            "times": _stage_times(m), "settings": _stage_settings(m),
+            "notices": [str(n) for n in m.get("notices") or [] if isinstance(n, str)]}
 
 
 def _totals(corpus: data.Corpus) -> dict:
@@ -461,13 +483,13 @@ def page_name(stem: str, page: int) -> str:
 def _index_row(corpus: data.Corpus, v: dict, thumbs: dict, stage_failures: dict) -> dict:
     vid = v["video_id"]
     shots = corpus.rows("shots", vid)
-    # Cover: the middle keyframe of the longest shot that is not a near-black frame.
+    # Cover: the most informative keyframe of the longest shot that has one that is not blank.
     cover = None
     for s in sorted(shots, key=lambda s: -(s["num_frames"] or 0)):
-        t = thumbs.get((vid, s["shot_idx"], 1))
-        if t is not None and (cover is None or cover.brightness < 40 <= t.brightness):
+        t = data.informative(thumbs.get((vid, s["shot_idx"], k)) for k in range(3))
+        if t is not None and (cover is None or (cover.blank and not t.blank)):
             cover = t
-        if cover is not None and cover.brightness >= 40:
+        if cover is not None and not cover.blank:
             break
     aspect = display_aspect(v)
     w, h = v.get("width"), v.get("height")

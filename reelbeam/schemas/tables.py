@@ -282,17 +282,17 @@ SUMMARIES = _schema(
         _f("query_id", pa.string(), "as in `frame_scores`", False),
         _f("query", pa.string(), "the language query (empty for the query-less importance)"),
         _f("scorer", pa.string(), "the frame scores the summary was made from: 'clip' or 'clipit'", False),
-        _f("segment_idx", pa.int32(), "0-based KTS segment index", False),
+        _f("segment_idx", pa.int32(), "0-based segment index (a shot or a piece of one, or a KTS segment: see `method`)", False),
         _f("start_frame", pa.int32(), "first frame, inclusive"),
         _f("end_frame", pa.int32(), "last frame, inclusive"),
         _f("start_time", pa.float64(), "PTS of the first frame, seconds"),
         _f("end_time", pa.float64(), "end of the last frame, seconds"),
         _f("score", pa.float32(), "mean frame score of the segment (each source frame takes its sampled frame's score)"),
         _f("selected", pa.bool_(), "the knapsack kept this segment in the summary"),
-        _f("method", pa.string(), "'kts+knapsack' (CLIP-It's: KTS change points on the CLIP features, 0/1 knapsack)"),
+        _f("method", pa.string(), "'shots+knapsack' (the run's shots, each longer than the budget split to fit it; the default) or 'kts+knapsack' (CLIP-It's: KTS change points on the CLIP features), then a 0/1 knapsack"),
         _f("budget", pa.float32(), "summary length as a fraction of the video's frames (0.15: the reference's)"),
     ],
-    "KTS segments of each video and the knapsack's choice per query and scorer: the summary is the selected segments",
+    "segments of each video (shots or KTS, --summary-segments) and the knapsack's choice per query and scorer: the summary is the selected segments",
 )
 
 VIDEO_EMBEDDINGS = _schema(

@@ -215,6 +215,34 @@ def shots_from_change_points(change_points: Sequence[int], picks: Sequence[int],
     return shots
 
 
+def split_long_segments(segments: np.ndarray, capacity: int) -> np.ndarray:
+    """Segments [S, 2] (inclusive frame spans) with each one longer than `capacity` frames cut into
+    the fewest near-equal consecutive pieces of at most `capacity` frames, so that the knapsack can
+    keep any part of the video: [S', 2]. capacity < 1 leaves them as they are (nothing fits)."""
+    segments = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
+    if capacity < 1:
+        return segments
+    out = []
+    for s, e in segments:
+        n = int(e - s + 1)
+        pieces = -(-n // capacity)
+        edges = s + (np.arange(pieces + 1) * n) // pieces
+        out += [(int(a), int(b) - 1) for a, b in itertools.pairwise(edges)]
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def shot_segments(shot_spans: Sequence[tuple[int, int]], n_frames: int, budget: float) -> np.ndarray:
+    """The pipeline's shots (inclusive [start, end] spans, in order, covering the video) as summary
+    segments: each shot longer than the knapsack's capacity (int(n_frames * budget) frames, as
+    `summarize` computes it) split by `split_long_segments`. [S', 2]."""
+    spans = np.asarray(sorted((int(a), int(b)) for a, b in shot_spans), dtype=np.int64).reshape(-1, 2)
+    if not len(spans):
+        raise ValueError("no shots to make summary segments of")
+    if spans[0, 0] != 0 or spans[-1, 1] != n_frames - 1 or np.any(spans[1:, 0] != spans[:-1, 1] + 1):
+        raise ValueError(f"the shots do not partition the video's {n_frames} frames: {spans.tolist()[:5]}...")
+    return split_long_segments(spans, int(n_frames * budget))
+
+
 def spread_scores(scores: Sequence[float], picks: Sequence[int], n_frames: int) -> np.ndarray:
     """Per-sampled-frame scores -> float32 [n_frames]: sampled frame i's score covers source
     frames [picks[i], picks[i + 1]) and the last one runs to the end (frames before picks[0], if

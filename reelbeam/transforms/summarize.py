@@ -21,6 +21,8 @@ from reelbeam.transforms.failures import IncompleteVideo, failure_row
 from reelbeam.transforms.video_files import remove_video_folder
 
 METHOD = "kts+knapsack"
+SEGMENTS = ("shots", "kts")
+METHODS = {"kts": METHOD, "shots": "shots+knapsack"}
 
 
 def summary_video_path(output: str, video_id: str, query_id: str, scorer: str) -> str:
@@ -28,16 +30,44 @@ def summary_video_path(output: str, video_id: str, query_id: str, scorer: str) -
     return posixpath.join(output, "summaries", video_id, f"{query_id}-{scorer}.mp4")
 
 
-def video_summaries(video: dict, frames_table, embeddings: list[dict], scores: list[dict], budget: float):
-    """One video's `summaries` rows and, per (query_id, scorer), its selected spans:
-    (rows, {(query_id, scorer): [(start, end), ...]})."""
-    from reelbeam.transforms.summaries import kts_change_points, shots_from_change_points, summarize
+def knapsack_values(scores: list[float], scorer: str) -> list[float]:
+    """The frame scores the knapsack weighs: CLIP-It's importances (0, 1) as they are (the
+    reference); the plain CLIP cosines, in [-1, 1], as (1 + cos) / 2, since a segment of negative
+    value is never worth its frames to a knapsack (on weakly matching queries every cosine can be
+    negative, and the summary was then empty). The order of the segments is unchanged."""
+    if scorer != "clip":
+        return scores
+    return [(1.0 + float(x)) / 2.0 for x in scores]
 
+
+def video_summaries(video: dict, frames_table, embeddings: list[dict], scores: list[dict], budget: float,
+                    segments: str = "kts", shot_rows: list[dict] | None = None):
+    """One video's `summaries` rows and, per (query_id, scorer), its selected spans:
+    (rows, {(query_id, scorer): [(start, end), ...]}).
+
+    segments: 'kts' (the reference's KTS segments of the CLIP features) or 'shots' (the video's
+    `shots` rows, each longer than the budget split to fit it; KTS when the video has no shots)."""
+    from reelbeam.transforms.summaries import (
+        kts_change_points,
+        shot_scores,
+        shot_segments,
+        shots_from_change_points,
+        spread_scores,
+        summarize,
+    )
+
+    if segments not in SEGMENTS:
+        raise ValueError(f"summary segments must be one of {SEGMENTS}, got {segments!r}")
     embeddings = sorted(embeddings, key=lambda r: r["frame_idx"])
     picks = [int(r["frame_idx"]) for r in embeddings]
     n_frames = int(video["frame_count"])
-    feats = np.stack([np.asarray(r["embedding"], np.float32) for r in embeddings])
-    shots = shots_from_change_points(kts_change_points(feats), picks, n_frames)
+    if segments == "shots" and shot_rows:
+        shots = shot_segments([(r["start_frame"], r["end_frame"]) for r in shot_rows], n_frames, budget)
+    else:
+        segments = "kts"
+        feats = np.stack([np.asarray(r["embedding"], np.float32) for r in embeddings])
+        shots = shots_from_change_points(kts_change_points(feats), picks, n_frames)
+    method = METHODS[segments]
     pts_time = np.asarray(frames_table.column("pts_time").to_pylist(), np.float64)
     fps = video.get("nominal_fps") or video.get("avg_fps") or 25.0
 
@@ -52,14 +82,17 @@ def video_summaries(video: dict, frames_table, embeddings: list[dict], scores: l
         missing = [f for f in picks if f not in g["scores"]]
         if missing:
             raise IncompleteVideo("summaries", "incomplete", f"query {qid} / {scorer}: no score for {len(missing)} sampled frames")
-        summary = summarize(shots, [g["scores"][f] for f in picks], picks, n_frames, budget)
+        raw = [g["scores"][f] for f in picks]
+        summary = summarize(shots, knapsack_values(raw, scorer), picks, n_frames, budget)
+        if scorer == "clip":  # the rows keep the mean cosine itself
+            summary = summary._replace(shot_scores=shot_scores(spread_scores(raw, picks, n_frames), summary.shots))
         chosen = set(summary.selected)
         for i, (s, e) in enumerate(summary.shots):
             rows.append({
                 "video_id": video["video_id"], "query_id": qid, "query": g["query"], "scorer": scorer,
                 "segment_idx": i, "start_frame": int(s), "end_frame": int(e),
                 "start_time": float(pts_time[s]), "end_time": end_time(int(e)),
-                "score": float(summary.shot_scores[i]), "selected": i in chosen, "method": METHOD, "budget": budget,
+                "score": float(summary.shot_scores[i]), "selected": i in chosen, "method": method, "budget": budget,
             })
         spans[(qid, scorer)] = _merge([(int(summary.shots[i][0]), int(summary.shots[i][1])) for i in sorted(chosen)])
     return rows, spans
@@ -76,8 +109,9 @@ def _merge(spans: list) -> list:
 
 
 class _SummarizeFn(beam.DoFn):
-    def __init__(self, budget: float, output: str | None, stage: str) -> None:
+    def __init__(self, budget: float, output: str | None, stage: str, segments: str = "kts") -> None:
         self._budget = budget
+        self._segments = segments
         self._output = output  # write summary videos under it when set
         self._stage = stage
         self._count = beam.metrics.Metrics.counter("reelbeam", "summaries")
@@ -93,7 +127,8 @@ class _SummarizeFn(beam.DoFn):
         try:
             if not videos or not frames:
                 raise IncompleteVideo(self._stage, "incomplete", f"no `{'videos' if not videos else 'frames'}` rows for the video")
-            rows, spans = video_summaries(videos[0], frames[0], embeddings, scores, self._budget)
+            rows, spans = video_summaries(videos[0], frames[0], embeddings, scores, self._budget, self._segments,
+                                          list(g.get("shots") or []))
             files = self._videos(videos[0], frames[0], spans) if self._output else []
         except Exception as e:  # noqa: BLE001 - the video's failures row
             if self._output:
@@ -142,12 +177,16 @@ def _by_video(pcoll, label: str, table: bool = False):
 
 
 class Summarize(beam.PTransform):
-    """{'videos', 'frames', 'frame_embeddings', 'frame_scores'} -> {'summaries', 'failures',
-    'processed', 'written' (summary video paths)}."""
+    """{'videos', 'frames', 'frame_embeddings', 'frame_scores'[, 'shots']} -> {'summaries', 'failures',
+    'processed', 'written' (summary video paths)}; `segments` as `video_summaries`."""
 
-    def __init__(self, budget: float = 0.15, video_output: str | None = None, stage: str = "summaries") -> None:
+    def __init__(self, budget: float = 0.15, video_output: str | None = None, stage: str = "summaries",
+                 segments: str = "kts") -> None:
         super().__init__()
-        self._fn = _SummarizeFn(budget, video_output, stage)
+        if segments not in SEGMENTS:
+            raise ValueError(f"summary segments must be one of {SEGMENTS}, got {segments!r}")
+        self._segments = segments
+        self._fn = _SummarizeFn(budget, video_output, stage, segments)
 
     def expand(self, tables):
         from reelbeam.transforms.portable import split_outputs
@@ -157,6 +196,9 @@ class Summarize(beam.PTransform):
             "frames": _by_video(tables["frames"], "Frames", table=True),
             "embeddings": _by_video(tables["frame_embeddings"], "Embeddings"),
             "scores": _by_video(tables["frame_scores"], "Scores"),
-        } | "JoinSummaryInputs" >> beam.CoGroupByKey()
+        }
+        if self._segments == "shots" and "shots" in tables:
+            joined["shots"] = _by_video(tables["shots"], "Shots")
+        joined = joined | "JoinSummaryInputs" >> beam.CoGroupByKey()
         out = split_outputs(joined, self._fn, ["failures", "processed", "written"], "summaries", "Summarize")
         return {"summaries": out.summaries, "failures": out.failures, "processed": out.processed, "written": out.written}

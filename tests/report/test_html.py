@@ -281,3 +281,163 @@ def test_frame_plots_keep_single_frame_peaks(full_output, tmp_path):
 def test_main_reports_a_missing_output(tmp_path, capsys):
     assert main([str(tmp_path / "nothing")]) == 2
     assert "no reelbeam tables" in capsys.readouterr().err
+
+
+def _jpeg(img):
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="module")
+def dark_keyframes(pipeline_output, tmp_path_factory):
+    """`pipeline_output` with some of plain.mp4's shot keyframes made black, a title card on black,
+    or blurred; returns (output, video_id, report folder)."""
+    root = tmp_path_factory.mktemp("dark")
+    out = str(root / "out")
+    shutil.copytree(pipeline_output, out, ignore=shutil.ignore_patterns("keyframes", "report"))
+    rows = read(pipeline_output, "keyframes").to_pylist()
+    vid = next(v["video_id"] for v in read(pipeline_output, "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    for r in rows:
+        if r["video_id"] != vid or r["kind"] != "shot":
+            continue
+        img = cv2.imdecode(np.frombuffer(r["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+        black = np.zeros_like(img)
+        card = black.copy()
+        cv2.putText(card, "SINTEL", (img.shape[1] // 3, img.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        if (r["shot_idx"], r["keyframe_idx"]) == (0, 1):
+            r["jpeg"] = _jpeg(black)  # a fade's black middle
+        elif r["shot_idx"] == 1:
+            r["jpeg"] = _jpeg(card if r["keyframe_idx"] == 2 else black)  # all blank: the title card is the best
+        elif r["shot_idx"] == 2 and r["keyframe_idx"] != 1:
+            r["jpeg"] = _jpeg(cv2.GaussianBlur(img, (0, 0), 6))  # only the middle one is sharp
+    outputs.write_table(out, "keyframes", rows)
+    folder = str(root / "report")
+    write_report(out, folder)
+    return out, vid, folder
+
+
+def test_thumbnails_show_the_most_informative_keyframe(dark_keyframes):
+    """Scene strips and the index cover show, per shot, the sharpest keyframe that is not black or
+    blank (a title card on black only when nothing better exists); shot cards leave black ones out."""
+    _, vid, folder = dark_keyframes
+    page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+    strip = {img["alt"]: os.path.basename(img["src"]) for img in page.images if "keyframe" not in img["alt"]}
+    assert strip["shot 0"] != "shot-00000-1.jpg"  # not the black middle
+    assert strip["shot 1"] == "shot-00001-2.jpg"  # the title card, not plain black
+    assert strip["shot 2"] == "shot-00002-1.jpg"  # the sharp one
+    assert strip["shot 3"] in {f"shot-00003-{k}.jpg" for k in range(3)}
+    cards = {img["alt"] for img in page.images if "keyframe" in img["alt"]}
+    assert "shot 0 keyframe 1" not in cards and "shot 0 keyframe 0" in cards
+    assert "shot 1 keyframe 2" in cards and not {"shot 1 keyframe 0", "shot 1 keyframe 1"} & cards
+    with open(page.path, encoding="utf-8") as f:
+        html = f.read()
+    assert html.count('class="thumb blank') == 3
+    cover = next(img for img in Page(os.path.join(folder, "index.html")).images if vid in img["src"])
+    assert not cover["src"].endswith(("shot-00000-1.jpg", "shot-00001-0.jpg", "shot-00001-1.jpg", "shot-00001-2.jpg"))
+
+
+def test_cut_p_is_explained_and_left_out_where_no_cut_ends_the_shot(report):
+    out, folder, _, _ = report
+    shots = read(out, "shots").to_pylist()
+    for vid in _video_ids(out):
+        mine = sorted((s for s in shots if s["video_id"] == vid), key=lambda s: s["shot_idx"])
+        assert all(s["max_transition_prob"] is not None for s in mine)
+        with open(os.path.join(folder, "videos", f"{vid}.html"), encoding="utf-8") as f:
+            html = f.read()
+        cards = {int(m.group(1)): m.group(2) for m in re.finditer(r'<article class="shot" id="shot-(\d+)">(.*?)</article>', html, re.DOTALL)}
+        assert len(cards) == len(mine)
+        for s in mine[:-1]:
+            assert f"cut p {s['max_transition_prob']:.2f}" in cards[s["shot_idx"]]
+            assert 'class="cut-p" title="TransNetV2' in cards[s["shot_idx"]]
+        assert "cut p" not in cards[mine[-1]["shot_idx"]]  # the video ends the last shot, no cut does
+        note = Page(f.name)
+        assert "cut-p-note" in note.ids and "confidence in the cut" in note.body
+
+
+def test_copied_clips_much_longer_than_their_scenes_are_said_with_the_flag(tmp_path, capfd):
+    """--clip-mode copy on a one-GOP video: every clip starts at frame 0, so the later scenes' clips
+    hold several times their frames; the run summary, the manifest and the report say so and name
+    --clip-mode exact."""
+    import json
+
+    import synthetic
+
+    from reelbeam.pipelines.cli import main as cli
+
+    video = synthetic.write_video(str(tmp_path / "gop.mp4"), synthetic.shot_frames((40, 30, 50, 30), 128, 72), gop=1000)
+    out = str(tmp_path / "out")
+    assert cli(["run", "--input", video, "--output", out, "--shot-detector", "lgss", "--scenes", "histogram",
+                "--save-scene-clips", "--clip-mode", "copy", "--no-json", "--direct_running_mode=in_memory"]) == 0
+    said = capfd.readouterr().out
+    clips = {c["scene_idx"]: c for c in read(out, "scene_clips").to_pylist()}
+    big = sorted(i for i, c in clips.items() if c["num_frames"] > 2 * (c["end_frame"] - c["start_frame"] + 1))
+    assert big and len(big) < len(clips)
+    note = next(line for line in said.splitlines() if "scene clips:" in line)
+    assert f"{len(big)} copied clips hold more than twice" in note and "--clip-mode exact" in note
+    assert f"gop.mp4 scene {big[-1]}: {clips[big[-1]]['num_frames']} frames for" in note
+    (manifest,) = [json.load(open(os.path.join(out, "_runs", f))) for f in os.listdir(os.path.join(out, "_runs"))]
+    assert manifest["notices"] == [note.strip().removeprefix("note: ")]
+    folder = str(tmp_path / "report")
+    write_report(out, folder)
+    vid = next(iter(clips.values()))["video_id"]
+    page = Page(os.path.join(folder, "videos", f"{vid}.html"))
+    assert "notes" in page.ids
+    for i in big:
+        assert f"scene {i}'s clip holds {clips[i]['num_frames']} frames" in page.body
+    assert page.body.count("--clip-mode exact cuts each clip") == 2 * len(big)  # the notes panel and the clip's row
+    assert note.strip().removeprefix("note: ") in Page(os.path.join(folder, "index.html")).body
+
+
+def test_docs_report_figures_are_generated_from_a_stored_run(pipeline_output, tmp_path):
+    """docs/report.md's figures of the sample (shots, keyframes, scenes, the ModelScope example)
+    are rendered from docs/sample_run.json, which `scripts/update_docs.py --sample OUTPUT` writes
+    from a run; `run_figures` is checked here on a tiny run of its own (no model weights needed)."""
+    import json
+
+    from reelbeam.report.figures import SAMPLE_FIGURES, figures_line, modelscope_example, run_figures
+
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+    with open(os.path.join(docs, SAMPLE_FIGURES), encoding="utf-8") as f:
+        stored = json.load(f)
+    with open(os.path.join(docs, "report.md"), encoding="utf-8") as f:
+        doc = f.read()
+    for begin, end, text in (("<!-- sample figures: generated -->\n", "<!-- end of sample figures -->", figures_line(stored)),
+                             ("<!-- modelscope example: generated -->\n", "<!-- end of modelscope example -->", modelscope_example(stored))):
+        assert doc[doc.index(begin) + len(begin) : doc.index(end)] == text, "regenerate: scripts/update_docs.py"
+    assert stored["keyframes"] == 3 * stored["shots"] and stored["modelscope"]["shot_num"] == stored["shots"]
+    out = tmp_path / "one"
+    shutil.copytree(pipeline_output, out)
+    plain = next(v for v in read(str(out), "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    for table in ("videos", "shots", "keyframes", "scenes"):
+        rows = [r for r in read(str(out), table).to_pylist() if r["video_id"] == plain["video_id"]]
+        shutil.rmtree(out / table)
+        outputs.write_table(str(out), table, rows)
+    fig = run_figures(str(out))
+    shots = sorted((s for s in read(pipeline_output, "shots").to_pylist() if s["video_id"] == plain["video_id"]), key=lambda s: s["shot_idx"])
+    scenes = [s for s in read(pipeline_output, "scenes").to_pylist() if s["video_id"] == plain["video_id"]]
+    assert (fig["uri"], fig["frames"], fig["shots"], fig["keyframes"], fig["scenes"]) == ("plain.mp4", 150, 4, 12, len(scenes))
+    assert fig["modelscope"]["shot_meta_list"][0]["frame"] == [0, shots[0]["end_frame"]]
+    assert f"{fig['shots']} shots, 12 shot keyframes, {len(scenes)} scenes" in figures_line(fig)
+    assert json.loads(modelscope_example(fig).split("\n", 1)[1].rsplit("```", 1)[0].replace(", ...]", "]"))["shot_num"] == 4
+    with pytest.raises(ValueError, match="2 videos"):
+        run_figures(pipeline_output)
+
+
+def test_a_summary_that_selected_nothing_says_why_on_the_video_page(pipeline_output, tmp_path):
+    """Issue #25: one KTS segment of the whole video, longer than the 15% budget: the knapsack kept
+    nothing. The video page says so, why, and what to change, instead of a silent 0."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline_output, out, ignore=shutil.ignore_patterns("report"))
+    plain = next(v for v in read(str(out), "videos").to_pylist() if v["uri"].endswith("plain.mp4"))
+    n = plain["frame_count"]
+    rows = [{"video_id": plain["video_id"], "query_id": "q1", "query": "a red car", "scorer": "clip", "segment_idx": 0,
+             "start_frame": 0, "end_frame": n - 1, "start_time": 0.0, "end_time": n / 25, "score": 0.3,
+             "selected": False, "method": "kts+knapsack", "budget": 0.15}]
+    outputs.write_table(str(out), "summaries", rows)
+    write_report(str(out), str(tmp_path / "r"))
+    page = Page(str(tmp_path / "r" / "videos" / f"{plain['video_id']}.html"))
+    said = (f"the summary for query 'a red car' (clip) selected nothing: its one segment ({n} frames) is longer than "
+            f"the budget of {int(n * 0.15)} frames; --summary-segments shots splits segments to fit the budget")
+    assert page.body.count(said) == 2  # in the notes and in the summaries table
+    assert "notes" in page.ids and "summaries" in page.ids

@@ -9,12 +9,12 @@ import os
 
 import av
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 from apache_beam.options.pipeline_options import PipelineOptions
 from tiny_clip import save_tiny_clip
 
+import reelbeam
 from reelbeam.pipelines.cli import run
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
@@ -54,7 +54,8 @@ def full_run(tmp_path_factory, clip_model, clipit_checkpoint):
 
 
 def read(out, table):
-    return pq.read_table(os.path.join(out, table)).to_pylist()
+    # reelbeam.read, not a directory scan: --save-summary-video writes its files under OUTPUT/summaries/
+    return reelbeam.read(out, table).to_pylist()
 
 
 def test_frame_embeddings_are_the_clip_features_of_every_15th_frame(full_run, clip_model):
@@ -92,22 +93,65 @@ def test_both_scorers_equal_the_models_run_directly(full_run, clip_model, clipit
     assert all(r["model"].startswith("clipit:pytorch_model.pt@") for r in scores if r["scorer"] == "clipit")
 
 
-def test_summaries_are_kts_and_the_knapsack_as_the_reference(full_run):
-    from reelbeam.transforms.summaries import kts_change_points, shots_from_change_points, summarize
-
+@pytest.fixture(scope="module")
+def kts_run(full_run, clip_model, clipit_checkpoint, tmp_path_factory):
+    """full_run's summaries again with --summary-segments kts, from its frame embeddings."""
     out, _ = full_run
+    target = str(tmp_path_factory.mktemp("kts-run") / "out")
+    plan = run(["--from", out, "--output", target, "--start-from", "frame_embeddings", "--clip-model", clip_model,
+                "--clipit-checkpoint", clipit_checkpoint, "--query", QUERY, "--summary-segments", "kts"])
+    return target, plan
+
+
+def test_default_summaries_are_the_shots_split_to_the_budget_and_never_empty(full_run):
+    """Issue #25: KTS on a tiny random CLIP's features gave one 720-frame segment, more than the
+    15% budget, and the summaries kept nothing. By default the segments are the run's shots, each
+    longer than the budget cut into pieces that fit, so the knapsack always has something to keep."""
+    from reelbeam.transforms.summaries import shot_segments, summarize
+    from reelbeam.transforms.summarize import knapsack_values
+
+    out, plan = full_run
+    assert plan.stage("summaries").segments == "shots"
+    shots = sorted(read(out, "shots"), key=lambda r: r["shot_idx"])
+    segments = shot_segments([(r["start_frame"], r["end_frame"]) for r in shots], 720, 0.15)
+    assert len(segments) >= len(shots) and all(e - s + 1 <= int(720 * 0.15) for s, e in segments)
     emb = sorted(read(out, "frame_embeddings"), key=lambda r: r["frame_idx"])
+    picks = [r["frame_idx"] for r in emb]
+    rows = read(out, "summaries")
+    for scorer in ("clip", "clipit"):
+        scores = {r["frame_idx"]: r["score"] for r in read(out, "frame_scores") if r["scorer"] == scorer}
+        summary = summarize(segments, knapsack_values([scores[f] for f in picks], scorer), picks, 720, 0.15)
+        mine = sorted((r for r in rows if r["scorer"] == scorer), key=lambda r: r["segment_idx"])
+        assert [(r["start_frame"], r["end_frame"]) for r in mine] == [tuple(map(int, s)) for s in segments]
+        assert [i for i, r in enumerate(mine) if r["selected"]] == summary.selected
+        assert summary.selected, scorer  # never empty
+        if scorer == "clip":  # the knapsack weighs (1 + cos) / 2, the rows keep the mean cosine
+            assert [r["score"] for r in mine] == pytest.approx([2 * v - 1 for v in summary.shot_scores], abs=1e-5)
+        assert all(r["method"] == "shots+knapsack" for r in mine)
+    assert not plan.notices
+
+
+def test_summaries_are_kts_and_the_knapsack_as_the_reference(full_run, kts_run):
+    from reelbeam.transforms.summaries import kts_change_points, shots_from_change_points, summarize
+    from reelbeam.transforms.summarize import knapsack_values
+
+    out, plan = kts_run
+    emb = sorted(read(full_run[0], "frame_embeddings"), key=lambda r: r["frame_idx"])
     picks = [r["frame_idx"] for r in emb]
     shots = shots_from_change_points(kts_change_points(np.stack([r["embedding"] for r in emb])), picks, 720)
     rows = read(out, "summaries")
     for scorer in ("clip", "clipit"):
         scores = {r["frame_idx"]: r["score"] for r in read(out, "frame_scores") if r["scorer"] == scorer}
-        summary = summarize(shots, [scores[f] for f in picks], picks, 720, 0.15)
+        summary = summarize(shots, knapsack_values([scores[f] for f in picks], scorer), picks, 720, 0.15)
         mine = sorted((r for r in rows if r["scorer"] == scorer), key=lambda r: r["segment_idx"])
         assert [(r["start_frame"], r["end_frame"]) for r in mine] == [tuple(map(int, s)) for s in summary.shots]
         assert [i for i, r in enumerate(mine) if r["selected"]] == summary.selected
         assert sum(r["end_frame"] - r["start_frame"] + 1 for r in mine if r["selected"]) <= 0.15 * 720
         assert all(r["method"] == "kts+knapsack" and r["budget"] == pytest.approx(0.15) for r in mine)
+        if not summary.selected:  # the run summary says so, and what to change
+            (note,) = [n for n in plan.notices if n.startswith("summaries:")]
+            assert "selected nothing" in note and "--summary-segments shots" in note
+            assert f"longest segment {max(r['end_frame'] - r['start_frame'] + 1 for r in mine)} frames, budget 108" in note
 
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),

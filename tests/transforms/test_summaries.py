@@ -226,3 +226,18 @@ def test_summary_segments_and_output():
 def test_timestamps_are_the_references(seconds):
     assert timestamp(seconds) == ref.transform_time(seconds)
     assert timestamp(3725.5) == "01:02:05.500"
+
+
+def test_shot_segments_split_only_shots_longer_than_the_budget():
+    from reelbeam.transforms.summaries import shot_segments, split_long_segments
+
+    # 720 frames at 15%: 108 frames fit; a 500-frame shot becomes 5 pieces of 100, a 108-frame one stays
+    segs = shot_segments([(0, 99), (100, 207), (208, 707), (708, 719)], 720, 0.15)
+    assert segs.tolist() == [[0, 99], [100, 207], [208, 307], [308, 407], [408, 507], [508, 607], [608, 707], [708, 719]]
+    # one 720-frame shot (issue #25's single KTS segment): 7 near-equal pieces, none over 108 frames
+    one = split_long_segments(np.array([[0, 719]]), 108)
+    assert len(one) == 7 and one[0, 0] == 0 and one[-1, 1] == 719
+    assert np.all(one[1:, 0] == one[:-1, 1] + 1) and (one[:, 1] - one[:, 0] + 1).max() <= 108
+    assert split_long_segments(np.array([[0, 5]]), 0).tolist() == [[0, 5]]  # nothing can fit: as it is
+    with pytest.raises(ValueError, match="partition"):
+        shot_segments([(0, 99), (150, 719)], 720, 0.15)
