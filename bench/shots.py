@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/shots.py [--real ../shared/corpus/real] [--out bench/out/shots.json]
     .venv/bin/python bench/shots.py --development-only     # the development corpus section only
+    .venv/bin/python bench/shots.py --hard-only            # the hard-case corpus: per-class figures
 
 Development corpus (bench/corpus.py, natural photographs with known transitions, fades, flashes
 and brightness ramps): the improved shot rule (`reelbeam.transforms.shot_rule`) against the
@@ -289,10 +290,28 @@ def prf(tp: int, fp: int, fn: int) -> dict:
     return Counts(tp, fp, fn).as_dict()
 
 
+def false_positive_place(s: int, item: dict) -> str:
+    """Where an unmatched detection lies: in a non-transition event (its kind), inside a true
+    transition that another detection already matched ('inside_<class>': a doubled cut), or
+    'elsewhere'."""
+    for e in item["events"]:
+        if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE:
+            return e["kind"]
+    for t in item["transitions"]:
+        if t["first"] - TOLERANCE <= s <= t["last"] + TOLERANCE:
+            return f"inside_{t.get('class', t['kind'])}"
+    return "elsewhere"
+
+
 def evaluate_rule(items, fn) -> dict:
+    """P/R/F1 of a rule (fn: signals -> shot starts), recall per transition kind and scene side,
+    and per class on hard-case videos (the truth's 'class'), where the false positives lie, and
+    how many in-shot traps (fast pans, exposure steps, flashes) got at least one."""
     tp = fp = fn_ = 0
     by_kind: dict = {}
+    by_class: dict = {}
     fp_where: dict = {}
+    traps: dict = {}
     for it in items:
         starts = fn(it["signals"])
         used, extra = match_details(starts, it["transitions"])
@@ -302,10 +321,21 @@ def evaluate_rule(items, fn) -> dict:
             d = by_kind.setdefault(k, {"found": 0, "total": 0})
             d["total"] += 1
             d["found"] += int(i in used)
-        for s in extra:
-            where = next((e["kind"] for e in it["events"] if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE), "elsewhere")
+            if "class" in t:
+                d = by_class.setdefault(t["class"], {"found": 0, "total": 0})
+                d["total"] += 1
+                d["found"] += int(i in used)
+        places = [false_positive_place(s, it) for s in extra]
+        for where in places:
             fp_where[where] = fp_where.get(where, 0) + 1
-    return {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where}
+        for e in it["events"]:
+            d = traps.setdefault(e["kind"], {"with_false_cut": 0, "total": 0})
+            d["total"] += 1
+            d["with_false_cut"] += int(any(e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE for s in extra))
+    out = {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where, "events_with_false_cut": traps}
+    if by_class:
+        out["recall_by_class"] = by_class
+    return out
 
 
 def rule_sweep(items, cfg) -> dict:
@@ -465,6 +495,29 @@ def development_section(args, model) -> dict:
     return out
 
 
+def hard_section(args, model, variants=None) -> dict:
+    """The hard-case corpus (bench/corpus.py `plan_hard_video`, seed --hard-seed): per-class recall
+    of wipes, long dissolves, dark cuts, cuts within one location, fades, and the false cuts on
+    exposure steps, fast pans and flashes, for the rules compared."""
+    import corpus
+    import signals as bench_signals
+
+    from reelbeam.transforms.shot_rule import ShotRuleConfig
+
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
+    items = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.hard_config(args.hard_seed, args.hard_videos),
+                                log=lambda m: print(m, file=sys.stderr))
+    for it in items:
+        it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
+    cfg = ShotRuleConfig()
+    variants = variants or {k: v for k, v in rule_variants(cfg).items() if k in HARD_VARIANTS}
+    return {"corpus": corpus.summary(items), "seed": args.hard_seed, "tolerance_frames": TOLERANCE,
+            "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()}}
+
+
+HARD_VARIANTS = ("reference", "improved", "both_heads_only", "pyscenedetect_adaptive_on_hsv256")
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "shots")
     parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"),
@@ -477,10 +530,16 @@ def main(argv=None) -> int:
                         help="where the development corpus and the per-video signals are cached")
     parser.add_argument("--development-only", action="store_true",
                         help="only the development-corpus section (rules, sweep, cost), not the speed comparison")
+    parser.add_argument("--hard-only", action="store_true", help="only the hard-case corpus section (per-class figures)")
+    parser.add_argument("--hard-videos", type=int, default=8, help="videos of the hard-case corpus")
+    parser.add_argument("--hard-seed", type=int, default=2027, help="seed of the hard-case corpus")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
+    if args.hard_only:
+        return report({"hard_cases": hard_section(args, load_transnetv2())}, args.out)
     development = development_section(args, load_transnetv2())
+    development["hard_cases"] = hard_section(args, load_transnetv2())
     if args.development_only:
         return report({"development_corpus": development}, args.out)
 
