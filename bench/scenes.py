@@ -1,6 +1,7 @@
 """Training-free scene grouping on generated videos whose scenes are known.
 
     .venv/bin/python bench/scenes.py [--videos 40] [--out bench/out/scenes.json]
+    .venv/bin/python bench/scenes.py --hard-only    # the hard-case corpus: boundaries per class
 
 Two corpora, each with known shots and scenes:
 - the development corpus of natural photographs (bench/corpus.py: several camera set-ups per
@@ -218,6 +219,40 @@ def scenes_prf(items, predict, shots_key: str) -> dict:
             "miou": round(float(np.mean(ious)), 4), "predicted_boundaries": predicted, "true_boundaries": tp + fn}
 
 
+def boundaries_by_class(items, predict, shots_key: str) -> dict:
+    """Per class of the transition at a true scene boundary (hard-case videos: the truth's
+    'class', else its kind): how many true boundaries a predicted scene end matches within +-1 s
+    (one each, nearest first), and how far the matched ones lie from the transition's middle
+    (frames: median and max of |predicted end + 1 - middle|; the truth's scene boundary is that
+    middle)."""
+    out: dict = {}
+    for it in items:
+        spans = it[shots_key]
+        groups = predict(it, spans)
+        predicted = [spans[b][1] + 1 for _, b in groups[:-1]]  # first frame of each predicted scene
+        tol = round(it["fps"])
+        free = set(range(len(predicted)))
+        for t in it["transitions"]:
+            if not t["scene_change"]:
+                continue
+            middle = t["first"] + (t["last"] - t["first"] + 1) // 2 if t["kind"] in ("dissolve", "wipe") else None
+            if middle is None:  # a cut (last is the first frame after it) or a fade (the first frame of the new shot)
+                middle = t["last"] if t["kind"] == "cut" else next(a for a, _ in it["scenes"] if t["first"] <= a <= t["last"] + 1)
+            d = out.setdefault(t.get("class", t["kind"]), {"found": 0, "total": 0, "offsets": []})
+            d["total"] += 1
+            near = sorted((abs(predicted[k] - middle), k) for k in free if abs(predicted[k] - middle) <= tol)
+            if near:
+                free.discard(near[0][1])
+                d["found"] += 1
+                d["offsets"].append(near[0][0])
+    for d in out.values():
+        offs = d.pop("offsets")
+        d["recall"] = round(d["found"] / d["total"], 4) if d["total"] else None
+        d["offset_frames_median"] = float(np.median(offs)) if offs else None
+        d["offset_frames_max"] = int(max(offs)) if offs else None
+    return out
+
+
 def methods(cache: FeatureCache, config: sg.SceneGroupingConfig):
     """name -> predict(item, spans) for the compared methods."""
     default = SceneConfig()
@@ -258,6 +293,7 @@ def load_items(paths_truths, model, cache_dir, rule_config):
             "path": path, "fps": float(truth.get("fps", FPS)), "hist": sig["hist"],
             "true_shots": [tuple(x) for x in truth["shots"]], "scenes": [tuple(x) for x in truth["scenes"]],
             "detected_shots": shots_from_starts(starts, n), "kind": truth.get("kind", "scenes"),
+            "transitions": truth.get("transitions", []),
         })
     return items
 
@@ -287,11 +323,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"),
                         help="where the development corpus, the per-video signals and features are cached")
+    parser.add_argument("--hard-videos", type=int, default=8, help="videos of the hard-case corpus (0: none)")
+    parser.add_argument("--hard-seed", type=int, default=2027)
+    parser.add_argument("--hard-only", action="store_true", help="only the hard-case corpus: boundaries per class")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     model = load_transnetv2()
     cache_dir = os.path.join(args.cache_dir, "signals_cache")
     rule = ShotRuleConfig()
+    if args.hard_only:
+        return report({"hard_cases": hard_section(args, model, cache_dir, rule)}, args.out)
     dev = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
                               log=lambda m: print(m, file=sys.stderr))
     corpora = {
@@ -333,7 +374,25 @@ def main(argv=None) -> int:
         summary["results"][cname] = res
         print(json.dumps({cname: {k: v for k, v in res.items() if k != "sweep_on_true_shots"}}, indent=1), file=sys.stderr)
     summary["cost"] = feature_cost(cache.model, dev)
+    if args.hard_videos:
+        summary["hard_cases"] = hard_section(args, model, cache_dir, rule, cache)
     return report(summary, args.out)
+
+
+def hard_section(args, model, cache_dir, rule, cache=None) -> dict:
+    """The hard-case corpus (bench/corpus.py `plan_hard_video`): scene boundaries per class of
+    the transition they fall on (wipes, long dissolves, fades, dark cuts, ...), on true and on
+    detected shots, for the default grouping and the histogram path."""
+    hard = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.hard_config(args.hard_seed, args.hard_videos),
+                               log=lambda m: print(m, file=sys.stderr))
+    items = load_items([(it["path"], it) for it in hard], model, cache_dir, rule)
+    cache = cache or FeatureCache(load_efficientnet_lite0(), cache_dir)
+    ms = methods(cache, sg.SceneGroupingConfig())
+    out = {"corpus": corpus.summary(hard), "seed": args.hard_seed}
+    for shots_key in ("true_shots", "detected_shots"):
+        out[shots_key] = {name: {**scenes_prf(items, ms[name], shots_key), "by_class": boundaries_by_class(items, ms[name], shots_key)}
+                          for name in ("new", "current_rgb_histogram_window1")}
+    return out
 
 
 def feature_cost(model, items, images: int = 64, repeat: int = 3) -> dict:
