@@ -238,6 +238,9 @@ def rule_variants(cfg):
     from reelbeam.transforms.shot_rule import improved_shot_starts
 
     off = replace(cfg, weak_threshold=cfg.single_threshold)  # no weak peak is ever confirmed
+    # The steps issue #27 added (contrast-scaled spike floor, exposure-change vetting, wipes, long
+    # many-hot runs), all off: the rule as it was before; and each off alone.
+    before_27 = replace(cfg, contrast_std=0.0, exposure_corr=1.01, wipe_spread=0.0, gradual_frames=0)
 
     def improved(c, content_key=None, many=True, signals=True):
         def run(sig):
@@ -248,6 +251,11 @@ def rule_variants(cfg):
     return {
         "reference": lambda sig: transnetv2_shot_starts(sig["single"]),
         "improved": improved(cfg),
+        "improved_before_issue27": improved(before_27),
+        "improved_no_contrast_floor": improved(replace(cfg, contrast_std=0.0)),
+        "improved_no_exposure_vetting": improved(replace(cfg, exposure_corr=1.01)),
+        "improved_no_wipes": improved(replace(cfg, wipe_spread=0.0)),
+        "improved_no_long_many_hot_runs": improved(replace(cfg, gradual_frames=0)),
         "both_heads_only": improved(cfg, signals=False),
         "both_heads_fades_ramps_no_confirmation": improved(off),
         "single_head_with_signals": improved(cfg, many=False),
@@ -357,6 +365,13 @@ def rule_sweep(items, cfg) -> dict:
         "blank_std": [0.0, 2.0, 4.0, 6.0, 8.0],
         "dark_luma": [8.0, 16.0, 24.0, 32.0, 48.0],
         "dark_std": [2.0, 4.0, 6.0, 8.0, 12.0, 16.0],
+        "contrast_std": [0.0, 8.0, 16.0, 24.0, 32.0, 48.0],
+        "exposure_corr": [0.75, 0.8, 0.85, 0.9, 0.95, 1.01],
+        "exposure_ratio": [1.1, 1.15, 1.2, 1.25, 1.3, 1.4],
+        "wipe_spread": [0.0, 0.12, 0.16, 0.2, 0.24],
+        "wipe_travel": [0.2, 0.3, 0.4, 0.5],
+        "gradual_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
+        "gradual_frames": [0, 6, 10, 15, 20],
     }
     out = {"one_at_a_time": {k: [{"value": v, **f1(replace(cfg, **{k: v}))} for v in vals] for k, vals in one.items()}}
     out["spike_ratio_x_spike_floor"] = [
@@ -511,11 +526,16 @@ def hard_section(args, model, variants=None) -> dict:
         it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
     cfg = ShotRuleConfig()
     variants = variants or {k: v for k, v in rule_variants(cfg).items() if k in HARD_VARIANTS}
-    return {"corpus": corpus.summary(items), "seed": args.hard_seed, "tolerance_frames": TOLERANCE,
-            "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()}}
+    out = {"corpus": corpus.summary(items), "seed": args.hard_seed, "tolerance_frames": TOLERANCE,
+           "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()}}
+    if not args.no_sweep:
+        sweep = rule_sweep(items, cfg)
+        out["sweep"] = {"one_at_a_time": sweep["one_at_a_time"]}
+    return out
 
 
-HARD_VARIANTS = ("reference", "improved", "both_heads_only", "pyscenedetect_adaptive_on_hsv256")
+HARD_VARIANTS = ("reference", "improved", "improved_before_issue27", "improved_no_contrast_floor", "improved_no_exposure_vetting",
+                 "improved_no_wipes", "improved_no_long_many_hot_runs", "both_heads_only", "pyscenedetect_adaptive_on_hsv256")
 
 
 def main(argv=None) -> int:

@@ -72,6 +72,31 @@ class ShotRuleConfig:
     dark_std: float = 6.0
     blank_std: float = 4.0
     same_picture_corr: float = 0.98
+    # Issue #27 (bench/corpus.py's hard cases; 0 / > 1 turns a step off):
+    # the spike floor scales with the picture's contrast (luma spread) below `contrast_std`, down
+    # to `spike_floor_min`: a cut between two dark shots changes few grey levels;
+    contrast_std: float = 24.0
+    spike_floor_min: float = 2.0
+    # a run after which the picture is the same up to an exposure change (correlation across it at
+    # least `exposure_corr` and the mean luma changed by a factor of at least `exposure_ratio`:
+    # highlights clip, so the correlation falls short of same_picture_corr) is no cut;
+    exposure_corr: float = 0.85
+    exposure_ratio: float = 1.2
+    # wipes, which TransNetV2 hardly sees: at least `wipe_frames` consecutive frames (gaps of up
+    # to 2 bridged) whose change is a band (spread across the frame at most `wipe_spread`, against
+    # 0.29 for a change spread evenly) moving steadily one way across at least `wipe_travel` of
+    # the frame (a line fits its centre, R^2 >= 0.8), with different
+    # pictures on either side (correlation across below `wipe_corr`).
+    wipe_spread: float = 0.2
+    wipe_frames: int = 5
+    wipe_travel: float = 0.3
+    wipe_corr: float = 0.8
+    # long dissolves, where the many-hot head stays between 0.2 and 0.5 for many frames: a run of
+    # at least `gradual_frames` frames above `gradual_threshold` counts when the pictures on
+    # either side differ (correlation across below `gradual_corr`).
+    gradual_threshold: float = 0.2
+    gradual_frames: int = 10
+    gradual_corr: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("single_threshold", "many_hot_threshold"):
@@ -110,9 +135,10 @@ def content_value(diff_luma: np.ndarray, diff_chroma: np.ndarray) -> np.ndarray:
     return np.asarray(diff_luma, np.float64) + np.asarray(diff_chroma, np.float64)
 
 
-def adaptive_spikes(content: np.ndarray, window: int, ratio: float, floor: float) -> np.ndarray:
-    """spike[t]: content[t] >= floor and >= ratio x the mean of its `window` neighbours on each
-    side (fewer at the ends of the video; frame 0, which compares with nothing, never spikes)."""
+def adaptive_spikes(content: np.ndarray, window: int, ratio: float, floor) -> np.ndarray:
+    """spike[t]: content[t] >= floor (a number, or one per frame) and >= ratio x the mean of its
+    `window` neighbours on each side (fewer at the ends of the video; frame 0, which compares with
+    nothing, never spikes)."""
     c = np.asarray(content, np.float64)
     n = len(c)
     if n == 0:
@@ -149,6 +175,94 @@ def confirmed_weak_cuts(single: np.ndarray, spikes: np.ndarray, low: float, high
         elif spikes[t]:
             out.append(int(t))
     return out
+
+
+def contrast_floor(signals: Mapping[str, np.ndarray], floor: float, contrast_std: float, min_floor: float) -> np.ndarray | float:
+    """The spike floor per frame: `floor` where the picture on either side of the frame has a luma
+    spread of at least `contrast_std`, scaled down in proportion below it (not under
+    `min_floor`): the same cut between two shots at a fifth of the exposure changes a fifth of the
+    grey levels. A scalar `floor` when `contrast_std` is 0 (off)."""
+    if contrast_std <= 0:
+        return floor
+    std = np.asarray(signals["luma_std"], np.float64)
+    local = np.maximum(std, np.concatenate([[std[0]] if len(std) else [], std[:-1]]))
+    return np.maximum(floor * np.minimum(local / contrast_std, 1.0), min(min_floor, floor))
+
+
+def wipe_runs(signals: Mapping[str, np.ndarray], config: ShotRuleConfig) -> list[tuple[int, int]]:
+    """Runs of frames that make a wipe (ShotRuleConfig: wipe_*), horizontal or vertical: the
+    change of each frame is a narrow band (`diff_x_spread` or `diff_y_spread` at most
+    `wipe_spread`) whose centre moves one way across at least `wipe_travel` of the frame, and the
+    picture after the run differs from the one before it. Signals without the change's location
+    (older runs) give none."""
+    if config.wipe_spread <= 0 or "diff_x_spread" not in signals:
+        return []
+    out = []
+    diff = np.asarray(signals["diff_luma"], np.float64)
+    for axis in ("x", "y"):
+        spread = np.asarray(signals[f"diff_{axis}_spread"], np.float64)
+        centre = np.asarray(signals[f"diff_{axis}_centre"], np.float64)
+        low = (spread <= config.wipe_spread) & (diff > 0.05)
+        for a, b in runs(~low):  # bridge gaps of up to 2 frames (a frame where other motion dominates)
+            if a > 0 and b + 1 < len(low) and b - a < 2:
+                low[a : b + 1] = True
+        for a, b in runs(low):
+            if b - a + 1 < config.wipe_frames:
+                continue
+            # The band's centre moves steadily: a line fits it (R^2 >= 0.8) and covers the travel.
+            c = centre[a : b + 1]
+            t = np.arange(len(c), dtype=np.float64)
+            slope, icpt = np.polyfit(t, c, 1)
+            resid = c - (slope * t + icpt)
+            r2 = 1.0 - float(resid.var()) / max(float(c.var()), 1e-9)
+            if abs(slope) * (len(c) - 1) < config.wipe_travel or r2 < 0.8:
+                continue
+            across = lagged_correlation(signals, min(b + 1, len(diff) - 1), max(a - 1, 0)) if a > 0 else float("nan")
+            if across == across and across >= config.wipe_corr:
+                continue
+            out.append((a, b))
+    return out
+
+
+def gradual_runs(many_hot: np.ndarray | None, signals: Mapping[str, np.ndarray], config: ShotRuleConfig) -> list[tuple[int, int]]:
+    """Long runs of the many-hot head above `gradual_threshold` (below its own threshold: a long
+    dissolve the model is unsure of) between two different pictures (ShotRuleConfig: gradual_*).
+    Runs longer than the longest correlation lag are left to the heads."""
+    if many_hot is None or config.gradual_frames <= 0 or config.gradual_threshold >= config.many_hot_threshold:
+        return []
+    n = len(many_hot)
+    out = []
+    for a, b in runs(np.asarray(many_hot) > config.gradual_threshold):
+        if b - a + 1 < config.gradual_frames or a < 1 or b + 1 >= n:
+            continue
+        across = lagged_correlation(signals, b + 1, a - 1)
+        if across == across and across < config.gradual_corr:
+            out.append((a, b))
+    return out
+
+
+def is_exposure_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_ratio: float,
+                       min_std: float = 0.0) -> bool:
+    """Whether the picture after a run is the one before it at another exposure: the correlation
+    across (as `is_same_picture`, frames after the run 1, 5, 9) at least `min_corr` and the mean
+    luma changed by a factor of at least `min_ratio` (clipped highlights or crushed shadows lower
+    the correlation of an exposure change; a cut to a similar framing keeps its brightness).
+    Pictures with a luma spread of at most `min_std` (flat: a cut between black and white; the
+    rule passes 1 grey level, the correlation's own flat limit) say nothing."""
+    a, b = run
+    mean, std = signals["luma_mean"], signals["luma_std"]
+    n = len(mean)
+    if min_corr > 1 or a < 1 or b + 1 >= n or std[a - 1] <= min_std:
+        return False
+    best, ratio = -1.0, 1.0
+    for after in (b + 1, b + 5, b + 9):
+        if after < n and std[after] > min_std:
+            c = lagged_correlation(signals, after, a - 1, slack=12)
+            if c == c and c > best:
+                best = c
+                lo, hi = sorted((float(mean[after]), float(mean[a - 1])))
+                ratio = hi / max(lo, 1.0)
+    return best >= min_corr and ratio >= min_ratio
 
 
 def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float, blank_std: float = 0.0) -> np.ndarray:
@@ -233,6 +347,8 @@ def vet_runs(run_list: list[tuple[int, int]], signals: Mapping[str, np.ndarray] 
         if signals is not None:
             if is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
                 continue
+            if is_exposure_change(run, signals, config.exposure_corr, config.exposure_ratio, 1.0):
+                continue
             if spikes is not None and is_blank_change(run, signals, spikes, config.dark_std):
                 continue
         kept.append(run)
@@ -281,11 +397,14 @@ def improved_shot_starts(
     if signals is not None:
         if content is None:
             content = content_value(signals["diff_luma"], signals["diff_chroma"])
-        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, config.spike_floor)
+        floor = contrast_floor(signals, config.spike_floor, config.contrast_std, config.spike_floor_min)
+        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, floor)
         for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
             if 0 < s < n:
                 mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
         dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
         mask = extend_over_dark(mask, dark, spikes)
+        for a, b in wipe_runs(signals, config) + gradual_runs(many_hot, signals, config):
+            mask[a : b + 1] = True  # after the dark frames: a wipe or dissolve between dim shots stays one run
     kept = vet_runs(runs(mask), signals, config, spikes if signals is not None else None)
     return starts_from_runs(kept, n, single, config.single_threshold)
