@@ -368,6 +368,7 @@ def rule_sweep(items, cfg) -> dict:
         "contrast_std": [0.0, 8.0, 16.0, 24.0, 32.0, 48.0],
         "exposure_corr": [0.75, 0.8, 0.85, 0.9, 0.95, 1.01],
         "exposure_ratio": [1.1, 1.15, 1.2, 1.25, 1.3, 1.4],
+        "exposure_corr_any": [0.9, 0.93, 0.95, 0.98, 1.01],
         "wipe_spread": [0.0, 0.12, 0.16, 0.2, 0.24],
         "wipe_travel": [0.2, 0.3, 0.4, 0.5],
         "gradual_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4],

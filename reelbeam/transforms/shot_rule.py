@@ -78,9 +78,11 @@ class ShotRuleConfig:
     contrast_std: float = 24.0
     spike_floor_min: float = 2.0
     # a run after which the picture is the same up to an exposure change (correlation across it at
-    # least `exposure_corr` and the mean luma changed by a factor of at least `exposure_ratio`:
-    # highlights clip, so the correlation falls short of same_picture_corr) is no cut;
+    # least `exposure_corr_any` for one frame after it or `exposure_corr` for all three, and the
+    # mean luma changed by a factor of at least `exposure_ratio`: highlights clip, so the
+    # correlation falls short of same_picture_corr; dim pictures, which same_picture skips) is no cut;
     exposure_corr: float = 0.85
+    exposure_corr_any: float = 0.95
     exposure_ratio: float = 1.2
     # wipes, which TransNetV2 hardly sees: at least `wipe_frames` consecutive frames (gaps of up
     # to 2 bridged) whose change is a band (spread across the frame at most `wipe_spread`, against
@@ -242,10 +244,10 @@ def gradual_runs(many_hot: np.ndarray | None, signals: Mapping[str, np.ndarray],
 
 
 def is_exposure_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], min_corr: float, min_ratio: float,
-                       min_std: float = 0.0) -> bool:
+                       min_std: float = 0.0, any_corr: float = 0.95) -> bool:
     """Whether the picture after a run is the one before it at another exposure: the correlation
-    across (as `is_same_picture`, frames after the run 1, 5, 9) at least `min_corr` and the mean
-    luma changed by a factor of at least `min_ratio` (clipped highlights or crushed shadows lower
+    across (as `is_same_picture`, frames after the run 1, 5, 9) at least `any_corr` for one of them
+    or at least `min_corr` for all, and the mean luma changed by a factor of at least `min_ratio` (clipped highlights or crushed shadows lower
     the correlation of an exposure change; a cut to a similar framing keeps its brightness).
     Pictures with a luma spread of at most `min_std` (flat: a cut between black and white; the
     rule passes 1 grey level, the correlation's own flat limit) say nothing."""
@@ -254,15 +256,22 @@ def is_exposure_change(run: tuple[int, int], signals: Mapping[str, np.ndarray], 
     n = len(mean)
     if min_corr > 1 or a < 1 or b + 1 >= n or std[a - 1] <= min_std:
         return False
-    best, ratio = -1.0, 1.0
+    corrs, ratios = [], []
     for after in (b + 1, b + 5, b + 9):
         if after < n and std[after] > min_std:
             c = lagged_correlation(signals, after, a - 1, slack=12)
-            if c == c and c > best:
-                best = c
+            if c == c:
+                corrs.append(c)
                 lo, hi = sorted((float(mean[after]), float(mean[a - 1])))
-                ratio = hi / max(lo, 1.0)
-    return best >= min_corr and ratio >= min_ratio
+                ratios.append(hi / max(lo, 1.0))
+    if not corrs:
+        return False
+    best = int(np.argmax(corrs))
+    # The same picture at another brightness: one frame after the run nearly the same (>= any_corr),
+    # or every frame after it at least min_corr (clipping lowers all three alike; a picture that
+    # keeps changing after the run, the tail of a dissolve, does not).
+    same = corrs[best] >= any_corr or min(corrs) >= min_corr
+    return same and ratios[best] >= min_ratio
 
 
 def dark_frames(luma_mean: np.ndarray, luma_std: np.ndarray, max_luma: float, max_std: float, blank_std: float = 0.0) -> np.ndarray:
@@ -347,7 +356,7 @@ def vet_runs(run_list: list[tuple[int, int]], signals: Mapping[str, np.ndarray] 
         if signals is not None:
             if is_same_picture(run, signals, config.same_picture_corr, config.dark_std):
                 continue
-            if is_exposure_change(run, signals, config.exposure_corr, config.exposure_ratio, 1.0):
+            if is_exposure_change(run, signals, config.exposure_corr, config.exposure_ratio, 1.0, config.exposure_corr_any):
                 continue
             if spikes is not None and is_blank_change(run, signals, spikes, config.dark_std):
                 continue
