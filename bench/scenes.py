@@ -49,7 +49,7 @@ import corpus  # noqa: E402
 import signals  # noqa: E402
 from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0  # noqa: E402
 from reelbeam.transforms import scene_grouping as sg  # noqa: E402
-from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts  # noqa: E402
+from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts, improved_transitions  # noqa: E402
 
 FPS = 25
 W, H = 320, 180
@@ -199,16 +199,19 @@ class FeatureCache:
         return emb, hs
 
 
-def scenes_prf(items, predict, shots_key: str) -> dict:
+def scenes_prf(items, predict, shots_key: str, report_key: str | None = None) -> dict:
     """P/R/F1 of scene ends within +-1 s and mIoU, pooled over videos; predict(item, spans) ->
-    scene groups as (first_shot, last_shot)."""
+    scene groups as (first_shot, last_shot). With `report_key`, the groups are made on
+    `shots_key`'s shots but the scenes' frames come from `report_key`'s (the same shots with each
+    start moved, e.g. to the middle of its transition)."""
     tp = fp = fn = 0
     ious = []
     predicted = 0
     for it in items:
         spans = it[shots_key]
         groups = predict(it, spans)
-        scenes = [(spans[a][0], spans[b][1]) for a, b in groups]
+        shown = it[report_key] if report_key else spans
+        scenes = [(shown[a][0], shown[b][1]) for a, b in groups]
         c = match_boundaries(scene_ends(scenes), scene_ends(it["scenes"]), round(it["fps"]))
         tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
         predicted += len(scenes) - 1
@@ -219,7 +222,7 @@ def scenes_prf(items, predict, shots_key: str) -> dict:
             "miou": round(float(np.mean(ious)), 4), "predicted_boundaries": predicted, "true_boundaries": tp + fn}
 
 
-def boundaries_by_class(items, predict, shots_key: str) -> dict:
+def boundaries_by_class(items, predict, shots_key: str, report_key: str | None = None) -> dict:
     """Per class of the transition at a true scene boundary (hard-case videos: the truth's
     'class', else its kind): how many true boundaries a predicted scene end matches within +-1 s
     (one each, nearest first), and how far the matched ones lie from the transition's middle
@@ -229,7 +232,8 @@ def boundaries_by_class(items, predict, shots_key: str) -> dict:
     for it in items:
         spans = it[shots_key]
         groups = predict(it, spans)
-        predicted = [spans[b][1] + 1 for _, b in groups[:-1]]  # first frame of each predicted scene
+        shown = it[report_key] if report_key else spans
+        predicted = [shown[b][1] + 1 for _, b in groups[:-1]]  # first frame of each predicted scene
         tol = round(it["fps"])
         free = set(range(len(predicted)))
         for t in it["transitions"]:
@@ -289,11 +293,16 @@ def load_items(paths_truths, model, cache_dir, rule_config):
         sig = signals.video_signals(path, model, cache_dir)
         n = int(sig["frames"])
         starts = improved_shot_starts(sig["single"], sig["many_hot"], sig, rule_config)
+        # The same shots with each start at the middle of its transition (a cut stays put): where
+        # a scene boundary on a gradual transition belongs.
+        middles = [t["start"] if t["kind"] == "cut" else (t["first"] + t["last"] + 1) // 2
+                   for t in improved_transitions(sig["single"], sig["many_hot"], sig, rule_config)]
         items.append({
             "path": path, "fps": float(truth.get("fps", FPS)), "hist": sig["hist"],
             "true_shots": [tuple(x) for x in truth["shots"]], "scenes": [tuple(x) for x in truth["scenes"]],
             "detected_shots": shots_from_starts(starts, n), "kind": truth.get("kind", "scenes"),
             "transitions": truth.get("transitions", []),
+            "detected_shots_middle": shots_from_starts(middles, n),
         })
     return items
 
@@ -392,6 +401,11 @@ def hard_section(args, model, cache_dir, rule, cache=None) -> dict:
     for shots_key in ("true_shots", "detected_shots"):
         out[shots_key] = {name: {**scenes_prf(items, ms[name], shots_key), "by_class": boundaries_by_class(items, ms[name], shots_key)}
                           for name in ("new", "current_rgb_histogram_window1")}
+    # Detected shots, scene boundaries reported at the middle of the transition they fall on.
+    out["detected_shots_boundary_at_transition_middle"] = {
+        name: {**scenes_prf(items, ms[name], "detected_shots", "detected_shots_middle"),
+               "by_class": boundaries_by_class(items, ms[name], "detected_shots", "detected_shots_middle")}
+        for name in ("new", "current_rgb_histogram_window1")}
     return out
 
 

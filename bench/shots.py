@@ -528,10 +528,44 @@ def hard_section(args, model, variants=None) -> dict:
     cfg = ShotRuleConfig()
     variants = variants or {k: v for k, v in rule_variants(cfg).items() if k in HARD_VARIANTS}
     out = {"corpus": corpus.summary(items), "seed": args.hard_seed, "tolerance_frames": TOLERANCE,
-           "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()}}
+           "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()},
+           "transition_types": transition_types(items, cfg)}
     if not args.no_sweep:
         sweep = rule_sweep(items, cfg)
         out["sweep"] = {"one_at_a_time": sweep["one_at_a_time"]}
+    return out
+
+
+def transition_types(items, cfg) -> dict:
+    """The kind `improved_transitions` gives each detected transition, against the truth's kind
+    (cut, dissolve, fade, wipe), for detections matched to a true transition as in
+    `match_details`: per true kind, how many matched and the kinds given; and how far the
+    detected span's first and last frames lie from the truth's (median absolute frames, gradual
+    transitions)."""
+    from reelbeam.transforms.shot_rule import improved_transitions
+
+    out: dict = {}
+    errs: dict = {}
+    for it in items:
+        sig = it["signals"]
+        det = {t["start"]: t for t in improved_transitions(sig["single"], sig["many_hot"], sig, cfg)}
+        taken: set = set()
+        for st in sorted(det):
+            for i, t in enumerate(it["transitions"]):
+                if i not in taken and t["first"] - TOLERANCE <= st <= t["last"] + TOLERANCE:
+                    taken.add(i)
+                    d = out.setdefault(t["kind"], {"matched": 0, "as": {}})
+                    d["matched"] += 1
+                    d["as"][det[st]["kind"]] = d["as"].get(det[st]["kind"], 0) + 1
+                    if t["kind"] != "cut":
+                        e = errs.setdefault(t["kind"], [])
+                        e.append((abs(det[st]["first"] - t["first"]), abs(det[st]["last"] - t["last"])))
+                    break
+    for k, d in out.items():
+        d["typed_right"] = d["as"].get(k, 0)
+        if k in errs:
+            d["first_frame_error_median"] = float(np.median([a for a, _ in errs[k]]))
+            d["last_frame_error_median"] = float(np.median([b for _, b in errs[k]]))
     return out
 
 

@@ -386,6 +386,29 @@ def starts_from_runs(run_list: list[tuple[int, int]], num_frames: int, single: n
 # The rule
 
 
+def _rule_runs(single, many_hot, signals, config, content):
+    """The transition runs the rule keeps, and what classifies them: (runs, spikes, dark, wipes)."""
+    n = len(single)
+    mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
+    spikes = dark = None
+    wipes: list[tuple[int, int]] = []
+    if signals is not None:
+        if content is None:
+            content = content_value(signals["diff_luma"], signals["diff_chroma"])
+        floor = contrast_floor(signals, config.spike_floor, config.contrast_std, config.spike_floor_min)
+        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, floor)
+        for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
+            if 0 < s < n:
+                mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
+        dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
+        mask = extend_over_dark(mask, dark, spikes)
+        wipes = wipe_runs(signals, config)
+        for a, b in wipes + gradual_runs(many_hot, signals, config):
+            mask[a : b + 1] = True  # after the dark frames: a wipe or dissolve between dim shots stays one run
+    kept = vet_runs(runs(mask), signals, config, spikes)
+    return kept, spikes, dark, wipes
+
+
 def improved_shot_starts(
     single: np.ndarray,
     many_hot: np.ndarray | None = None,
@@ -401,19 +424,45 @@ def improved_shot_starts(
     n = len(single)
     if n < 2:
         return []
-    mask = transition_mask(single, many_hot, config.single_threshold, config.many_hot_threshold)
-    spikes = None
-    if signals is not None:
-        if content is None:
-            content = content_value(signals["diff_luma"], signals["diff_chroma"])
-        floor = contrast_floor(signals, config.spike_floor, config.contrast_std, config.spike_floor_min)
-        spikes = adaptive_spikes(content, config.spike_window, config.spike_ratio, floor)
-        for s in confirmed_weak_cuts(single, spikes, config.weak_threshold, config.single_threshold):
-            if 0 < s < n:
-                mask[s - 1] = True  # the last frame of the outgoing shot, as the single head marks it
-        dark = dark_frames(signals["luma_mean"], signals["luma_std"], config.dark_luma, config.dark_std, config.blank_std)
-        mask = extend_over_dark(mask, dark, spikes)
-        for a, b in wipe_runs(signals, config) + gradual_runs(many_hot, signals, config):
-            mask[a : b + 1] = True  # after the dark frames: a wipe or dissolve between dim shots stays one run
-    kept = vet_runs(runs(mask), signals, config, spikes if signals is not None else None)
+    kept = _rule_runs(single, many_hot, signals, config, content)[0]
     return starts_from_runs(kept, n, single, config.single_threshold)
+
+
+TRANSITION_KINDS = ("cut", "dissolve", "fade", "wipe", "other")
+CUT_FRAMES = 3  # a run of at most this many frames is a cut (TransNetV2 marks a cut on 1-3 frames)
+
+
+def improved_transitions(
+    single: np.ndarray,
+    many_hot: np.ndarray | None = None,
+    signals: Mapping[str, np.ndarray] | None = None,
+    config: ShotRuleConfig = ShotRuleConfig(),
+) -> list[dict]:
+    """The transitions behind `improved_shot_starts` (the same starts, in order), each
+    {'start': the first frame of the next shot, 'first', 'last': its first and last frame
+    (a cut before frame s is (s - 1, s), as the development corpus's truth), 'kind'}. Kinds:
+    'wipe' (a run the moving-band test found), 'cut' (at most CUT_FRAMES frames, or a difference
+    spike in a run of at most 5), 'fade' (a longer run through dark frames), 'dissolve' (any other
+    gradual run), 'other' (a gradual run without the signals to tell)."""
+    single = np.asarray(single, np.float64)
+    n = len(single)
+    if n < 2:
+        return []
+    kept, spikes, dark, wipes = _rule_runs(single, many_hot, signals, config, None)
+    out = []
+    for (a, b), start in zip(kept, [starts_from_runs([r], n, single, config.single_threshold) for r in kept]):
+        if not start:
+            continue
+        s = start[0]
+        length = b - a + 1
+        if any(wa <= b and wb >= a for wa, wb in wipes):
+            kind = "wipe"
+        elif length <= CUT_FRAMES or (spikes is not None and length <= 5 and spikes[a : b + 2].any()):
+            kind = "cut"
+        elif dark is not None and dark[a : b + 1].any():
+            kind = "fade"
+        else:
+            kind = "dissolve" if signals is not None else "other"
+        first, last = (s - 1, s) if kind == "cut" else (a, b)
+        out.append({"start": s, "first": int(first), "last": int(last), "kind": kind})
+    return out
