@@ -31,6 +31,17 @@ The rule (`improved_shot_starts`), step by step:
    run's last frame where the single-frame head is above its threshold, when it has one (where
    the reference puts the cut; the many-hot head and black frames can stretch a run past it).
 
+Issue #27 (hard cases: bench/corpus.py `plan_hard_video`) added four steps, each off with its
+ShotRuleConfig field at 0 (or above 1):
+- in step 2 the spike floor scales with the picture's contrast (`contrast_floor`: dark cuts);
+- after step 3, wipes (`wipe_runs`: the change a narrow band moving steadily across the frame,
+  from the frame-difference consumer's `diff_{x,y}_centre` / `_spread`) and long many-hot runs
+  between 0.2 and 0.5 between two different pictures (`gradual_runs`: long dissolves) join the
+  transitions;
+- in step 4 a run after which the picture is the one before it at another exposure is dropped
+  (`is_exposure_change`: a step in brightness, the structure kept).
+`improved_transitions` gives each kept run's span and kind (cut, dissolve, fade, wipe, other).
+
 `transnetv2_shot_starts` in `reelbeam.transforms.shots` stays the exact reference rule
 (`--shot-rule reference`). The defaults below were chosen from the middle of the plateau of a sweep
 on the development corpus (bench/shots.py, docs/BENCHMARKS.md).
