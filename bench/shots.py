@@ -373,6 +373,7 @@ def rule_sweep(items, cfg) -> dict:
         "wipe_travel": [0.2, 0.3, 0.4, 0.5],
         "gradual_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
         "gradual_frames": [0, 6, 10, 15, 20],
+        "gradual_steady": [0.7, 0.8, 0.9, 0.95],
     }
     out = {"one_at_a_time": {k: [{"value": v, **f1(replace(cfg, **{k: v}))} for v in vals] for k, vals in one.items()}}
     out["spike_ratio_x_spike_floor"] = [

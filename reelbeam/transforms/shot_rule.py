@@ -113,10 +113,12 @@ class ShotRuleConfig:
     wipe_corr: float = 0.8
     # long dissolves, where the many-hot head stays between 0.2 and 0.5 for many frames: a run of
     # at least `gradual_frames` frames above `gradual_threshold` counts when the pictures on
-    # either side differ (correlation across below `gradual_corr`).
+    # either side differ (correlation across below `gradual_corr`) and each is steady (the same
+    # over 8 frames: correlation at least `gradual_steady`).
     gradual_threshold: float = 0.2
     gradual_frames: int = 10
     gradual_corr: float = 0.5
+    gradual_steady: float = 0.8
 
     def __post_init__(self) -> None:
         for name in ("single_threshold", "many_hot_threshold"):
@@ -259,7 +261,13 @@ def gradual_runs(many_hot: np.ndarray | None, signals: Mapping[str, np.ndarray],
         if min(signals["luma_std"][a - 1], signals["luma_std"][b + 1]) <= config.dark_std:
             continue  # from or into a (nearly) flat picture: a fade, which the dark frames handle
         across = lagged_correlation(signals, b + 1, a - 1)
-        if across == across and across < config.gradual_corr:
+        if not (across == across and across < config.gradual_corr):
+            continue
+        # Two steady pictures joined: each side the same over 8 frames (content that drifts all
+        # the time, which keeps the many-hot head up for seconds, is no dissolve).
+        before = lagged_correlation(signals, a - 1, a - 9) if a >= 9 else float("nan")
+        after = lagged_correlation(signals, b + 9, b + 1) if b + 9 < n else float("nan")
+        if min(before, after) >= config.gradual_steady:  # NaN (too near an end) fails
             out.append((a, b))
     return out
 
