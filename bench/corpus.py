@@ -184,8 +184,13 @@ class Shot:
     gains: tuple[float, float, float]  # per-channel (colour temperature x exposure)
     ramp: tuple[int, int, float] | None = None  # (first local frame, length, exposure factor at the end)
     flashes: list = dataclasses.field(default_factory=list)  # (local frame, length, peak alpha)
-    # Transition INTO this shot from the previous one: ('cut',), ('dissolve', d), ('fade', out, black, in)
+    # Transition INTO this shot from the previous one: ('cut',), ('dissolve', d), ('fade', out, black, in),
+    # ('wipe', d, direction) (hard-case videos: a vertical edge sweeping across in d frames,
+    # direction +1 left to right, -1 right to left)
     into: tuple = ("cut",)
+    step: tuple[int, float] | None = None  # (first local frame, exposure factor): a change that persists
+    klass: str | None = None  # hard-case videos: the class of the transition into this shot
+    fast_pan: bool = False  # hard-case videos: an in-shot trap (a pan of 20-40 px/frame)
 
 
 @dataclasses.dataclass
@@ -246,6 +251,8 @@ def _into(rng, scene_change: bool, compilation: bool) -> tuple:
 
 def plan_video(index: int, photos: Sequence[Photo], cfg: CorpusConfig) -> Plan:
     """The specification of video `index` (deterministic in cfg.seed and index)."""
+    if [k for k, _ in cfg.kinds] == ["hard"]:
+        return plan_hard_video(index, photos, cfg)
     rng = np.random.default_rng([cfg.seed, index])
     names = [k for k, _ in cfg.kinds]
     kind = names[int(rng.choice(len(names), p=[p for _, p in cfg.kinds]))]
@@ -322,6 +329,164 @@ def plan_video(index: int, photos: Sequence[Photo], cfg: CorpusConfig) -> Plan:
 
 
 # ------------------------------------------------------------------------------------------------
+# Hard cases (kind 'hard'): the classes a held-out corpus of hard footage found errors in (issue
+# #27), each with enough instances per corpus that a per-class recall or false-cut count means
+# something. Every hard video holds HARD_PER_VIDEO[class] instances of each class, shuffled.
+
+# Transitions (the class is in the truth's 'class'; the kind is cut / dissolve / fade / wipe):
+# - wipe: a vertical edge sweeping horizontally across the frame in 10-20 frames;
+# - long_dissolve: a cross-dissolve of 40-60 frames;
+# - dark_cut: a hard cut between two dark shots (exposure gain 0.15-0.3 on both);
+# - same_location_cut: a cut to a nearby region of the same view (same photo, zoom within 10%,
+#   window moved by 10-25% of its free range in x and y: the two framings overlap);
+# - fade_out_in: fade out to black (6-24 frames), 0-12 black frames, fade in (6-24 frames);
+# - cut, dissolve (8-30 frames): controls.
+# In-shot traps (events, not transitions):
+# - exposure_step: the exposure jumps by a factor 0.45-0.67 or 1.5-2.2 and stays;
+# - fast_pan: the whole shot pans at 20-40 px/frame (640-px frame), mostly horizontally;
+# - flash: 1-3 frames towards white (peak 0.4-0.95).
+HARD_TRANSITIONS = ("wipe", "long_dissolve", "dark_cut", "same_location_cut", "fade_out_in", "cut", "dissolve")
+HARD_TRAPS = ("exposure_step", "fast_pan", "flash")
+HARD_PER_VIDEO = {"wipe": 3, "long_dissolve": 3, "dark_cut": 3, "same_location_cut": 3, "fade_out_in": 3, "cut": 2,
+                  "dissolve": 1, "exposure_step": 3, "fast_pan": 3, "flash": 3}
+# Classes that may separate two scenes (a cut to a nearby region of one view never does).
+_SCENE_CHANGE_P = {"wipe": 0.4, "long_dissolve": 0.4, "fade_out_in": 0.8, "cut": 0.5, "dissolve": 0.4, "dark_cut": 0.25}
+
+
+def _hard_into(rng, klass: str) -> tuple:
+    if klass == "wipe":
+        return ("wipe", int(rng.integers(10, 21)), int(rng.choice([-1, 1])))
+    if klass == "long_dissolve":
+        return ("dissolve", int(rng.integers(40, 61)))
+    if klass == "dissolve":
+        return ("dissolve", int(rng.integers(8, 31)))
+    if klass == "fade_out_in":
+        return ("fade", int(rng.integers(6, 25)), int(rng.integers(0, 13)), int(rng.integers(6, 25)))
+    return ("cut",)
+
+
+def _span(into: tuple) -> tuple[int, int]:
+    """Frames a transition takes from the end of the shot before it and the start of the one after."""
+    if into[0] in ("dissolve", "wipe"):
+        return into[1], into[1]
+    if into[0] == "fade":
+        return into[1], into[3]
+    return 0, 0
+
+
+def plan_hard_video(index: int, photos: Sequence[Photo], cfg: CorpusConfig) -> Plan:
+    """A hard-case video (see HARD_PER_VIDEO): scenes of 2-6 shots, one photo each, joined and
+    cut by the hard transition classes, with the in-shot traps placed away from transitions."""
+    rng = np.random.default_rng([cfg.seed, index, 27])
+    klasses = [k for k in HARD_TRANSITIONS for _ in range(HARD_PER_VIDEO[k])]
+    rng.shuffle(klasses)
+    # Scene changes: after at least 2 shots in a scene, with a class-dependent chance; forced
+    # after 6 shots when the class allows it.
+    changes, in_scene = [], 1
+    for k in klasses:
+        p = _SCENE_CHANGE_P.get(k, 0.0)
+        change = in_scene >= 2 and p > 0 and (rng.random() < p or in_scene >= 6)
+        changes.append(bool(change))
+        in_scene = 1 if change else in_scene + 1
+    families = sorted({p.family for p in photos})
+    n_scenes = 1 + sum(changes)
+    order = [families[i] for i in rng.permutation(len(families))]
+    chosen = []
+    for s in range(n_scenes):  # distinct families while there are enough, never the same twice in a row
+        fam = order[s % len(order)]
+        if chosen and fam == chosen[-1]:
+            fam = order[(s + 1) % len(order)]
+        chosen.append(fam)
+    scenes = []
+    for fam in chosen:
+        members = [i for i, p in enumerate(photos) if p.family == fam]
+        sc = _scene(rng, members[int(rng.integers(len(members)))], False)
+        sc["grey"], sc["contrast"] = False, 1.0  # the hard classes alone, not mixed with low contrast
+        scenes.append(sc)
+    # Shots: the transition into shot i+1 is klasses[i].
+    n_shots = len(klasses) + 1
+    scene_of = np.concatenate([[0], np.cumsum(changes)]).astype(int)
+    intos = [("cut",)] + [_hard_into(rng, k) for k in klasses]
+    shots: list[Shot] = []
+    for i in range(n_shots):
+        sc = scenes[scene_of[i]]
+        head = _span(intos[i])[1]
+        tail = _span(intos[i + 1])[0] if i + 1 < n_shots else 0
+        length = max(_shot_length(rng, cfg, 0.8), head + tail + 24)
+        prev = shots[-1] if shots else None
+        klass = klasses[i - 1] if i else None
+        if klass == "same_location_cut" and prev is not None:
+            base = sc["setups"][prev.setup]
+            sc["setups"].append(Setup(float(np.clip(base.zoom * rng.uniform(0.9, 1.1), 1.0, 3.0)),
+                                      float(np.clip(base.cx + rng.choice([-1, 1]) * rng.uniform(0.1, 0.25), 0, 1)),
+                                      float(np.clip(base.cy + rng.choice([-1, 1]) * rng.uniform(0.1, 0.25), 0, 1))))
+            setup = len(sc["setups"]) - 1
+        else:
+            choices = [j for j in range(len(sc["setups"])) if prev is None or prev.scene != scene_of[i] or j != prev.setup] or [0]
+            setup = int(rng.choice(choices))
+        speed = rng.exponential(0.8)
+        angle = rng.uniform(0, 2 * np.pi)
+        shot = Shot(scene=int(scene_of[i]), photo=sc["photo"], setup=setup, frames=int(length),
+                    pan=(float(speed * np.cos(angle)), float(speed * np.sin(angle) * 0.5)),
+                    zoom_rate=0.0, shake=float(rng.uniform(0.5, 2.0)) if rng.random() < 0.2 else 0.0,
+                    gains=_gains(rng, False), into=intos[i], klass=klass)
+        if klass == "same_location_cut":
+            shot.pan, shot.shake, shot.gains = prev.pan, 0.0, prev.gains  # the same camera, moved
+        shots.append(shot)
+    for i, k in enumerate(klasses):  # dark cuts: both shots dark
+        if k == "dark_cut":
+            for j in (i, i + 1):
+                if max(shots[j].gains) > 0.35:
+                    g = rng.uniform(0.15, 0.3) / shots[j].gains[1]
+                    shots[j].gains = tuple(float(x * g) for x in shots[j].gains)
+    # Traps, each in its own shot (never one next to a same-location cut, whose framing it would move).
+    traps = [t for t in HARD_TRAPS for _ in range(HARD_PER_VIDEO[t])]
+    rng.shuffle(traps)
+    free = [i for i in range(n_shots)]
+    rng.shuffle(free)
+    for trap in traps:
+        for j, i in enumerate(free):
+            sh = shots[i]
+            nxt = shots[i + 1] if i + 1 < n_shots else None
+            head, tail = _span(sh.into)[1], (_span(nxt.into)[0] if nxt else 0)
+            if trap == "fast_pan" and ("same_location_cut" in (sh.klass, nxt.klass if nxt else None) or max(sh.gains) < 0.35):
+                continue
+            if sh.frames - head - tail < 24:
+                continue
+            free.pop(j)
+            lo, hi = head + 8, sh.frames - tail - 8
+            if trap == "exposure_step":
+                f = float(np.exp(rng.uniform(0.4, 0.8)) ** rng.choice([-1, 1]))
+                sh.step = (int(rng.integers(lo, hi)), f)
+            elif trap == "flash":
+                sh.flashes.append((int(rng.integers(lo, hi - 3)), int(rng.integers(1, 4)), float(rng.uniform(0.4, 0.95))))
+            else:
+                sh.fast_pan = True
+                sh.frames = int(min(sh.frames, max(head + tail + 24, 50)))
+                speed = rng.uniform(20, 40) * cfg.width / 640
+                angle = rng.uniform(-0.25, 0.25) + (np.pi if rng.random() < 0.5 else 0.0)
+                sh.pan = (float(speed * np.cos(angle)), float(speed * np.sin(angle)))
+                sh.shake = 0.0
+                # Its own set-up, zoomed in far enough that the pan never reaches the photo's edge.
+                travel = abs(sh.pan[0]) * sh.frames
+                zoom = float(min(1.05 + travel / cfg.width, 6.0))
+                scenes[sh.scene]["setups"].append(Setup(zoom, 0.0 if sh.pan[0] > 0 else 1.0, 0.5))
+                sh.setup = len(scenes[sh.scene]["setups"]) - 1
+            break
+    return Plan(
+        name=f"hard_{cfg.seed}_{index:03d}", kind="hard", width=cfg.width, height=cfg.height, fps=cfg.fps,
+        crf=int(rng.choice([18, 23, 28])), noise=float(rng.choice([0.0, 1.5, 3.0])),
+        scenes=scenes, shots=shots,
+    )
+
+
+def hard_config(seed: int = 2027, videos: int = 8, **kw) -> CorpusConfig:
+    """The hard-case corpus (bench/shots.py --hard): with 8 videos, 24 instances of each class
+    but the controls."""
+    return CorpusConfig(seed=seed, videos=videos, kinds=(("hard", 1.0),), **kw)
+
+
+# ------------------------------------------------------------------------------------------------
 # Timeline: which shot frames make each output frame (pure)
 
 
@@ -349,13 +514,16 @@ def timeline(plan: Plan) -> tuple[list, dict]:
         if into[0] == "cut":
             frames += [([(i, t, 1.0)], 1.0) for t in range(shot.frames)]
             first, last, boundary = pos - 1, pos, pos
-        elif into[0] == "dissolve":
+        elif into[0] in ("dissolve", "wipe"):
             d = into[1]
             start = pos - d  # the last d frames of the previous shot blend into this one's first d
             for k in range(d):
                 a = (k + 1) / (d + 1)
                 (prev_layers, m) = frames[start + k]
-                frames[start + k] = ([(j, t, w * (1 - a)) for j, t, w in prev_layers] + [(i, k, a)], m)
+                if into[0] == "wipe":  # weights per column: ('wipe', progress, direction, incoming)
+                    frames[start + k] = ([(j, t, ("wipe", a, into[2], False)) for j, t, _ in prev_layers] + [(i, k, ("wipe", a, into[2], True))], m)
+                else:
+                    frames[start + k] = ([(j, t, w * (1 - a)) for j, t, w in prev_layers] + [(i, k, a)], m)
             frames += [([(i, t, 1.0)], 1.0) for t in range(d, shot.frames)]
             first, last, boundary = start, start + d - 1, start + d // 2
         else:  # fade through black: out over the previous shot's tail, black, in over this one's head
@@ -370,7 +538,8 @@ def timeline(plan: Plan) -> tuple[list, dict]:
                 layers, m = frames[head + k]
                 frames[head + k] = (layers, (k + 1) / (n_in + 1))
             first, last, boundary = pos - n_out, head + n_in - 1, head
-        transitions.append({"kind": into[0], "first": first, "last": last, "scene_change": scene_change})
+        transitions.append({"kind": into[0], "first": first, "last": last, "scene_change": scene_change,
+                            **({"class": shot.klass} if shot.klass else {})})
         shot_starts.append(boundary)
         if scene_change:
             scene_starts.append(boundary)
@@ -396,6 +565,13 @@ def timeline(plan: Plan) -> tuple[list, dict]:
             fs = [where[(j, t)] for t in range(shot.ramp[0], shot.ramp[0] + shot.ramp[1]) if (j, t) in where]
             if fs:
                 events.append({"kind": "brightness_ramp", "first": min(fs), "last": max(fs), "factor": shot.ramp[2]})
+        if shot.step and (j, shot.step[0]) in where and (j, shot.step[0] - 1) in where:
+            f = where[(j, shot.step[0])]
+            events.append({"kind": "exposure_step", "first": f - 1, "last": f, "factor": shot.step[1]})
+        if shot.fast_pan:  # the pan's frames clear of transitions, 3 frames in from them
+            fs = [f for t in range(shot.frames) if (f := where.get((j, t))) is not None and frames[f][1] == 1.0]
+            events.append({"kind": "fast_pan", "first": min(fs) + 3, "last": max(fs) - 3,
+                           "px_per_frame": float(np.hypot(*shot.pan))})
 
     def spans(starts):
         s = sorted(set(starts))
@@ -460,12 +636,30 @@ class _ShotRenderer:
             p = min(1.0, (t - s.ramp[0]) / max(s.ramp[1], 1))
             p = p * p * (3 - 2 * p)
             gain *= 1 + (s.ramp[2] - 1) * p
+        if s.step and t >= s.step[0]:
+            gain *= s.step[1]
         flash = 0.0
         for t0, length, peak in s.flashes:
             if t0 <= t < t0 + length:
                 flash = peak * (1 - 0.5 * (t - t0) / length)
         mat = np.concatenate([self.matrix * gain * (1 - flash), (self.offset * gain * (1 - flash) + 255 * flash)[:, None]], 1)
         return cv2.transform(img, mat)
+
+
+WIPE_EDGE = 4  # px: the wipe's edge is a 4-pixel ramp
+
+
+def _layer_weight(w, width: int):
+    """A layer's weight: a number, or for a wipe ('wipe', progress, direction, incoming) a weight
+    per column [1, width, 1]: the incoming shot covers the part of the frame the edge has crossed."""
+    if not isinstance(w, tuple):
+        return w
+    _, a, direction, incoming = w
+    x = np.arange(width, dtype=np.float32)
+    if direction < 0:
+        x = width - 1 - x
+    m = np.clip((a * (width + WIPE_EDGE) - x) / WIPE_EDGE, 0.0, 1.0)
+    return (m if incoming else 1.0 - m)[None, :, None]
 
 
 def render_video(plan: Plan, photos: Sequence[Photo], path: str, seed: int) -> dict:
@@ -496,7 +690,7 @@ def render_video(plan: Plan, photos: Sequence[Photo], path: str, seed: int) -> d
             else:
                 acc = np.zeros((plan.height, plan.width, 3), np.float32)
                 for j, t, wgt in layers:
-                    acc += renderers[j].frame(t, mult).astype(np.float32) * wgt
+                    acc += renderers[j].frame(t, mult).astype(np.float32) * _layer_weight(wgt, plan.width)
                 img = np.clip(acc + 0.5, 0, 255).astype(np.uint8)
             if bank:
                 field = bank[int(rng.integers(len(bank)))]
@@ -559,7 +753,13 @@ def summary(items: Sequence[dict]) -> dict:
     for it in items:
         for e in it["events"]:
             events[e["kind"]] = events.get(e["kind"], 0) + 1
-    return {
+    classes: dict = {}
+    for it in items:
+        for t in it["transitions"]:
+            if "class" in t:
+                classes[t["class"]] = classes.get(t["class"], 0) + 1
+    out = {"transitions_by_class": classes} if classes else {}
+    return out | {
         "videos": len(items), "kinds": kinds, "frames": sum(it["frames"] for it in items),
         "transitions": sum(len(it["transitions"]) for it in items), "transitions_by_kind": trans,
         "scene_boundaries": sum(len(it["scenes"]) - 1 for it in items), "non_transition_events": events,
@@ -572,12 +772,18 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=os.path.join(HERE, "out", "corpus"))
-    parser.add_argument("--videos", type=int, default=CorpusConfig.videos)
-    parser.add_argument("--seed", type=int, default=CorpusConfig.seed)
+    parser.add_argument("--videos", type=int, default=None, help="default 40 (8 with --hard)")
+    parser.add_argument("--seed", type=int, default=None, help="default 2026 (2027 with --hard)")
+    parser.add_argument("--hard", action="store_true", help="the hard-case corpus (plan_hard_video) instead")
     args = parser.parse_args(argv)
     photos = photo_library()
     print(f"{len(photos)} photos in {len({p.family for p in photos})} families", file=sys.stderr)
-    items = build_corpus(args.workdir, CorpusConfig(seed=args.seed, videos=args.videos), photos, log=lambda m: print(m, file=sys.stderr))
+    if args.hard:
+        cfg = hard_config(**{k: v for k, v in (("seed", args.seed), ("videos", args.videos)) if v is not None})
+    else:
+        cfg = CorpusConfig(seed=CorpusConfig.seed if args.seed is None else args.seed,
+                           videos=CorpusConfig.videos if args.videos is None else args.videos)
+    items = build_corpus(args.workdir, cfg, photos, log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(summary(items), indent=1))
     return 0
 

@@ -1,6 +1,7 @@
 """Training-free scene grouping on generated videos whose scenes are known.
 
     .venv/bin/python bench/scenes.py [--videos 40] [--out bench/out/scenes.json]
+    .venv/bin/python bench/scenes.py --hard-only    # the hard-case corpus: boundaries per class
 
 Two corpora, each with known shots and scenes:
 - the development corpus of natural photographs (bench/corpus.py: several camera set-ups per
@@ -48,7 +49,7 @@ import corpus  # noqa: E402
 import signals  # noqa: E402
 from reelbeam.models.efficientnet_lite import embed_images, load_efficientnet_lite0  # noqa: E402
 from reelbeam.transforms import scene_grouping as sg  # noqa: E402
-from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts  # noqa: E402
+from reelbeam.transforms.shot_rule import ShotRuleConfig, improved_shot_starts, improved_transitions  # noqa: E402
 
 FPS = 25
 W, H = 320, 180
@@ -198,16 +199,19 @@ class FeatureCache:
         return emb, hs
 
 
-def scenes_prf(items, predict, shots_key: str) -> dict:
+def scenes_prf(items, predict, shots_key: str, report_key: str | None = None) -> dict:
     """P/R/F1 of scene ends within +-1 s and mIoU, pooled over videos; predict(item, spans) ->
-    scene groups as (first_shot, last_shot)."""
+    scene groups as (first_shot, last_shot). With `report_key`, the groups are made on
+    `shots_key`'s shots but the scenes' frames come from `report_key`'s (the same shots with each
+    start moved, e.g. to the middle of its transition)."""
     tp = fp = fn = 0
     ious = []
     predicted = 0
     for it in items:
         spans = it[shots_key]
         groups = predict(it, spans)
-        scenes = [(spans[a][0], spans[b][1]) for a, b in groups]
+        shown = it[report_key] if report_key else spans
+        scenes = [(shown[a][0], shown[b][1]) for a, b in groups]
         c = match_boundaries(scene_ends(scenes), scene_ends(it["scenes"]), round(it["fps"]))
         tp, fp, fn = tp + c.tp, fp + c.fp, fn + c.fn
         predicted += len(scenes) - 1
@@ -216,6 +220,41 @@ def scenes_prf(items, predict, shots_key: str) -> dict:
     r = tp / (tp + fn) if tp + fn else 1.0
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
             "miou": round(float(np.mean(ious)), 4), "predicted_boundaries": predicted, "true_boundaries": tp + fn}
+
+
+def boundaries_by_class(items, predict, shots_key: str, report_key: str | None = None) -> dict:
+    """Per class of the transition at a true scene boundary (hard-case videos: the truth's
+    'class', else its kind): how many true boundaries a predicted scene end matches within +-1 s
+    (one each, nearest first), and how far the matched ones lie from the transition's middle
+    (frames: median and max of |predicted end + 1 - middle|; the truth's scene boundary is that
+    middle)."""
+    out: dict = {}
+    for it in items:
+        spans = it[shots_key]
+        groups = predict(it, spans)
+        shown = it[report_key] if report_key else spans
+        predicted = [shown[b][1] + 1 for _, b in groups[:-1]]  # first frame of each predicted scene
+        tol = round(it["fps"])
+        free = set(range(len(predicted)))
+        for t in it["transitions"]:
+            if not t["scene_change"]:
+                continue
+            middle = t["first"] + (t["last"] - t["first"] + 1) // 2 if t["kind"] in ("dissolve", "wipe") else None
+            if middle is None:  # a cut (last is the first frame after it) or a fade (the first frame of the new shot)
+                middle = t["last"] if t["kind"] == "cut" else next(a for a, _ in it["scenes"] if t["first"] <= a <= t["last"] + 1)
+            d = out.setdefault(t.get("class", t["kind"]), {"found": 0, "total": 0, "offsets": []})
+            d["total"] += 1
+            near = sorted((abs(predicted[k] - middle), k) for k in free if abs(predicted[k] - middle) <= tol)
+            if near:
+                free.discard(near[0][1])
+                d["found"] += 1
+                d["offsets"].append(near[0][0])
+    for d in out.values():
+        offs = d.pop("offsets")
+        d["recall"] = round(d["found"] / d["total"], 4) if d["total"] else None
+        d["offset_frames_median"] = float(np.median(offs)) if offs else None
+        d["offset_frames_max"] = int(max(offs)) if offs else None
+    return out
 
 
 def methods(cache: FeatureCache, config: sg.SceneGroupingConfig):
@@ -254,10 +293,16 @@ def load_items(paths_truths, model, cache_dir, rule_config):
         sig = signals.video_signals(path, model, cache_dir)
         n = int(sig["frames"])
         starts = improved_shot_starts(sig["single"], sig["many_hot"], sig, rule_config)
+        # The same shots with each start at the middle of its transition (a cut stays put): where
+        # a scene boundary on a gradual transition belongs.
+        middles = [t["start"] if t["kind"] == "cut" else (t["first"] + t["last"] + 1) // 2
+                   for t in improved_transitions(sig["single"], sig["many_hot"], sig, rule_config)]
         items.append({
             "path": path, "fps": float(truth.get("fps", FPS)), "hist": sig["hist"],
             "true_shots": [tuple(x) for x in truth["shots"]], "scenes": [tuple(x) for x in truth["scenes"]],
             "detected_shots": shots_from_starts(starts, n), "kind": truth.get("kind", "scenes"),
+            "transitions": truth.get("transitions", []),
+            "detected_shots_middle": shots_from_starts(middles, n),
         })
     return items
 
@@ -287,11 +332,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--cache-dir", default=os.path.join(HERE, "out"),
                         help="where the development corpus, the per-video signals and features are cached")
+    parser.add_argument("--hard-videos", type=int, default=8, help="videos of the hard-case corpus (0: none)")
+    parser.add_argument("--hard-seed", type=int, default=2027)
+    parser.add_argument("--hard-only", action="store_true", help="only the hard-case corpus: boundaries per class")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     model = load_transnetv2()
     cache_dir = os.path.join(args.cache_dir, "signals_cache")
     rule = ShotRuleConfig()
+    if args.hard_only:
+        return report({"hard_cases": hard_section(args, model, cache_dir, rule)}, args.out)
     dev = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.CorpusConfig(seed=args.seed, videos=args.videos),
                               log=lambda m: print(m, file=sys.stderr))
     corpora = {
@@ -333,7 +383,30 @@ def main(argv=None) -> int:
         summary["results"][cname] = res
         print(json.dumps({cname: {k: v for k, v in res.items() if k != "sweep_on_true_shots"}}, indent=1), file=sys.stderr)
     summary["cost"] = feature_cost(cache.model, dev)
+    if args.hard_videos:
+        summary["hard_cases"] = hard_section(args, model, cache_dir, rule, cache)
     return report(summary, args.out)
+
+
+def hard_section(args, model, cache_dir, rule, cache=None) -> dict:
+    """The hard-case corpus (bench/corpus.py `plan_hard_video`): scene boundaries per class of
+    the transition they fall on (wipes, long dissolves, fades, dark cuts, ...), on true and on
+    detected shots, for the default grouping and the histogram path."""
+    hard = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.hard_config(args.hard_seed, args.hard_videos),
+                               log=lambda m: print(m, file=sys.stderr))
+    items = load_items([(it["path"], it) for it in hard], model, cache_dir, rule)
+    cache = cache or FeatureCache(load_efficientnet_lite0(), cache_dir)
+    ms = methods(cache, sg.SceneGroupingConfig())
+    out = {"corpus": corpus.summary(hard), "seed": args.hard_seed}
+    for shots_key in ("true_shots", "detected_shots"):
+        out[shots_key] = {name: {**scenes_prf(items, ms[name], shots_key), "by_class": boundaries_by_class(items, ms[name], shots_key)}
+                          for name in ("new", "current_rgb_histogram_window1")}
+    # Detected shots, scene boundaries reported at the middle of the transition they fall on.
+    out["detected_shots_boundary_at_transition_middle"] = {
+        name: {**scenes_prf(items, ms[name], "detected_shots", "detected_shots_middle"),
+               "by_class": boundaries_by_class(items, ms[name], "detected_shots", "detected_shots_middle")}
+        for name in ("new", "current_rgb_histogram_window1")}
+    return out
 
 
 def feature_cost(model, items, images: int = 64, repeat: int = 3) -> dict:

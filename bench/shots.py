@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/shots.py [--real ../shared/corpus/real] [--out bench/out/shots.json]
     .venv/bin/python bench/shots.py --development-only     # the development corpus section only
+    .venv/bin/python bench/shots.py --hard-only            # the hard-case corpus: per-class figures
 
 Development corpus (bench/corpus.py, natural photographs with known transitions, fades, flashes
 and brightness ramps): the improved shot rule (`reelbeam.transforms.shot_rule`) against the
@@ -237,6 +238,9 @@ def rule_variants(cfg):
     from reelbeam.transforms.shot_rule import improved_shot_starts
 
     off = replace(cfg, weak_threshold=cfg.single_threshold)  # no weak peak is ever confirmed
+    # The steps issue #27 added (contrast-scaled spike floor, exposure-change vetting, wipes, long
+    # many-hot runs), all off: the rule as it was before; and each off alone.
+    before_27 = replace(cfg, contrast_std=0.0, exposure_corr=1.01, wipe_spread=0.0, gradual_frames=0)
 
     def improved(c, content_key=None, many=True, signals=True):
         def run(sig):
@@ -247,6 +251,11 @@ def rule_variants(cfg):
     return {
         "reference": lambda sig: transnetv2_shot_starts(sig["single"]),
         "improved": improved(cfg),
+        "improved_before_issue27": improved(before_27),
+        "improved_no_contrast_floor": improved(replace(cfg, contrast_std=0.0)),
+        "improved_no_exposure_vetting": improved(replace(cfg, exposure_corr=1.01)),
+        "improved_no_wipes": improved(replace(cfg, wipe_spread=0.0)),
+        "improved_no_long_many_hot_runs": improved(replace(cfg, gradual_frames=0)),
         "both_heads_only": improved(cfg, signals=False),
         "both_heads_fades_ramps_no_confirmation": improved(off),
         "single_head_with_signals": improved(cfg, many=False),
@@ -289,10 +298,28 @@ def prf(tp: int, fp: int, fn: int) -> dict:
     return Counts(tp, fp, fn).as_dict()
 
 
+def false_positive_place(s: int, item: dict) -> str:
+    """Where an unmatched detection lies: in a non-transition event (its kind), inside a true
+    transition that another detection already matched ('inside_<class>': a doubled cut), or
+    'elsewhere'."""
+    for e in item["events"]:
+        if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE:
+            return e["kind"]
+    for t in item["transitions"]:
+        if t["first"] - TOLERANCE <= s <= t["last"] + TOLERANCE:
+            return f"inside_{t.get('class', t['kind'])}"
+    return "elsewhere"
+
+
 def evaluate_rule(items, fn) -> dict:
+    """P/R/F1 of a rule (fn: signals -> shot starts), recall per transition kind and scene side,
+    and per class on hard-case videos (the truth's 'class'), where the false positives lie, and
+    how many in-shot traps (fast pans, exposure steps, flashes) got at least one."""
     tp = fp = fn_ = 0
     by_kind: dict = {}
+    by_class: dict = {}
     fp_where: dict = {}
+    traps: dict = {}
     for it in items:
         starts = fn(it["signals"])
         used, extra = match_details(starts, it["transitions"])
@@ -302,10 +329,21 @@ def evaluate_rule(items, fn) -> dict:
             d = by_kind.setdefault(k, {"found": 0, "total": 0})
             d["total"] += 1
             d["found"] += int(i in used)
-        for s in extra:
-            where = next((e["kind"] for e in it["events"] if e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE), "elsewhere")
+            if "class" in t:
+                d = by_class.setdefault(t["class"], {"found": 0, "total": 0})
+                d["total"] += 1
+                d["found"] += int(i in used)
+        places = [false_positive_place(s, it) for s in extra]
+        for where in places:
             fp_where[where] = fp_where.get(where, 0) + 1
-    return {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where}
+        for e in it["events"]:
+            d = traps.setdefault(e["kind"], {"with_false_cut": 0, "total": 0})
+            d["total"] += 1
+            d["with_false_cut"] += int(any(e["first"] - TOLERANCE <= s <= e["last"] + TOLERANCE for s in extra))
+    out = {**prf(tp, fp, fn_), "recall_by_transition": by_kind, "false_positives_at": fp_where, "events_with_false_cut": traps}
+    if by_class:
+        out["recall_by_class"] = by_class
+    return out
 
 
 def rule_sweep(items, cfg) -> dict:
@@ -327,6 +365,15 @@ def rule_sweep(items, cfg) -> dict:
         "blank_std": [0.0, 2.0, 4.0, 6.0, 8.0],
         "dark_luma": [8.0, 16.0, 24.0, 32.0, 48.0],
         "dark_std": [2.0, 4.0, 6.0, 8.0, 12.0, 16.0],
+        "contrast_std": [0.0, 8.0, 16.0, 24.0, 32.0, 48.0],
+        "exposure_corr": [0.75, 0.8, 0.85, 0.9, 0.95, 1.01],
+        "exposure_ratio": [1.1, 1.15, 1.2, 1.25, 1.3, 1.4],
+        "exposure_corr_any": [0.9, 0.93, 0.95, 0.98, 1.01],
+        "wipe_spread": [0.0, 0.12, 0.16, 0.2, 0.24],
+        "wipe_travel": [0.2, 0.3, 0.4, 0.5],
+        "gradual_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
+        "gradual_frames": [0, 6, 10, 15, 20],
+        "gradual_steady": [0.7, 0.8, 0.9, 0.95],
     }
     out = {"one_at_a_time": {k: [{"value": v, **f1(replace(cfg, **{k: v}))} for v in vals] for k, vals in one.items()}}
     out["spike_ratio_x_spike_floor"] = [
@@ -465,6 +512,68 @@ def development_section(args, model) -> dict:
     return out
 
 
+def hard_section(args, model, variants=None) -> dict:
+    """The hard-case corpus (bench/corpus.py `plan_hard_video`, seed --hard-seed): per-class recall
+    of wipes, long dissolves, dark cuts, cuts within one location, fades, and the false cuts on
+    exposure steps, fast pans and flashes, for the rules compared."""
+    import corpus
+    import signals as bench_signals
+
+    from reelbeam.transforms.shot_rule import ShotRuleConfig
+
+    cache_dir = os.path.join(args.cache_dir, "signals_cache")
+    items = corpus.build_corpus(os.path.join(args.cache_dir, "corpus"), corpus.hard_config(args.hard_seed, args.hard_videos),
+                                log=lambda m: print(m, file=sys.stderr))
+    for it in items:
+        it["signals"] = bench_signals.video_signals(it["path"], model, cache_dir)
+    cfg = ShotRuleConfig()
+    variants = variants or {k: v for k, v in rule_variants(cfg).items() if k in HARD_VARIANTS}
+    out = {"corpus": corpus.summary(items), "seed": args.hard_seed, "tolerance_frames": TOLERANCE,
+           "accuracy": {name: evaluate_rule(items, fn) for name, fn in variants.items()},
+           "transition_types": transition_types(items, cfg)}
+    if not args.no_sweep:
+        sweep = rule_sweep(items, cfg)
+        out["sweep"] = {"one_at_a_time": sweep["one_at_a_time"]}
+    return out
+
+
+def transition_types(items, cfg) -> dict:
+    """The kind `improved_transitions` gives each detected transition, against the truth's kind
+    (cut, dissolve, fade, wipe), for detections matched to a true transition as in
+    `match_details`: per true kind, how many matched and the kinds given; and how far the
+    detected span's first and last frames lie from the truth's (median absolute frames, gradual
+    transitions)."""
+    from reelbeam.transforms.shot_rule import improved_transitions
+
+    out: dict = {}
+    errs: dict = {}
+    for it in items:
+        sig = it["signals"]
+        det = {t["start"]: t for t in improved_transitions(sig["single"], sig["many_hot"], sig, cfg)}
+        taken: set = set()
+        for st in sorted(det):
+            for i, t in enumerate(it["transitions"]):
+                if i not in taken and t["first"] - TOLERANCE <= st <= t["last"] + TOLERANCE:
+                    taken.add(i)
+                    d = out.setdefault(t["kind"], {"matched": 0, "as": {}})
+                    d["matched"] += 1
+                    d["as"][det[st]["kind"]] = d["as"].get(det[st]["kind"], 0) + 1
+                    if t["kind"] != "cut":
+                        e = errs.setdefault(t["kind"], [])
+                        e.append((abs(det[st]["first"] - t["first"]), abs(det[st]["last"] - t["last"])))
+                    break
+    for k, d in out.items():
+        d["typed_right"] = d["as"].get(k, 0)
+        if k in errs:
+            d["first_frame_error_median"] = float(np.median([a for a, _ in errs[k]]))
+            d["last_frame_error_median"] = float(np.median([b for _, b in errs[k]]))
+    return out
+
+
+HARD_VARIANTS = ("reference", "improved", "improved_before_issue27", "improved_no_contrast_floor", "improved_no_exposure_vetting",
+                 "improved_no_wipes", "improved_no_long_many_hot_runs", "both_heads_only", "pyscenedetect_adaptive_on_hsv256")
+
+
 def main(argv=None) -> int:
     parser = bench_parser(__doc__, "shots")
     parser.add_argument("--real", default=os.path.join(HERE, "..", "..", "shared", "corpus", "real"),
@@ -477,10 +586,16 @@ def main(argv=None) -> int:
                         help="where the development corpus and the per-video signals are cached")
     parser.add_argument("--development-only", action="store_true",
                         help="only the development-corpus section (rules, sweep, cost), not the speed comparison")
+    parser.add_argument("--hard-only", action="store_true", help="only the hard-case corpus section (per-class figures)")
+    parser.add_argument("--hard-videos", type=int, default=8, help="videos of the hard-case corpus")
+    parser.add_argument("--hard-seed", type=int, default=2027, help="seed of the hard-case corpus")
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
+    if args.hard_only:
+        return report({"hard_cases": hard_section(args, load_transnetv2())}, args.out)
     development = development_section(args, load_transnetv2())
+    development["hard_cases"] = hard_section(args, load_transnetv2())
     if args.development_only:
         return report({"development_corpus": development}, args.out)
 

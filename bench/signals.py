@@ -24,7 +24,7 @@ from reelbeam.transforms.scenes import ColorHistogramConsumer
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 MODEL_VERSION = 1
-DIFF_VERSION = 5  # bump when reelbeam/transforms/frame_difference.py's signals change
+DIFF_VERSION = 6  # bump when reelbeam/transforms/frame_difference.py's signals change
 
 
 class _ReferenceContentConsumer:

@@ -139,6 +139,10 @@ SHOTS = _schema(
         _f("detector", pa.string(), "'transnetv2', 'lgss' or 'none'"),
         _f("max_transition_prob", pa.float32(), "TransNetV2: highest transition probability in the transition that ends the shot"),
         _f("motion_score", pa.float32(), "mean of the shot's per-frame mean motion-vector magnitudes, pixels (null: unavailable)"),
+        _f("transition_kind", pa.string(), "the transition into the shot: 'cut', 'dissolve', 'fade', 'wipe' or 'other' (null: the first shot, "
+           "or a rule that does not tell: --shot-rule reference, LGSS)"),
+        _f("transition_first_frame", pa.int32(), "first frame of the transition into the shot (a cut before frame s: s - 1); null as transition_kind"),
+        _f("transition_last_frame", pa.int32(), "last frame of the transition into the shot (a cut: the shot's first frame); null as transition_kind"),
     ],
     "shots partition each video: no gap, no overlap, first starts at frame 0, last ends at the last frame",
 )

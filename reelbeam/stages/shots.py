@@ -259,7 +259,7 @@ class ShotsStage(ModelStage, PassStage):
         probs = deltas = None
         if c.detector == "transnetv2":
             probs, many_hot = self._probabilities(parts, n)
-            starts = self._starts(probs, many_hot, parts, n)
+            starts, transitions = self._starts(probs, many_hot, parts, n)
             if c.effective_min_shot_frames > 1:
                 starts = enforce_min_length(starts, n, c.effective_min_shot_frames)
             video.columns["transition_prob"] = pa.array(probs, pa.float32())
@@ -274,6 +274,8 @@ class ShotsStage(ModelStage, PassStage):
             video.columns["content_delta"] = pa.array(np.asarray(deltas["hsv"]), pa.float32())
         else:
             starts = []
+        if c.detector != "transnetv2":
+            transitions = {}
         video.spans = shots_from_starts(starts, n)
         pts_time = video.index["pts_time"]
         video.rows["shots"] = [
@@ -289,6 +291,7 @@ class ShotsStage(ModelStage, PassStage):
                 "detector": c.detector,
                 "max_transition_prob": transition_peak(probs, (s, e), c.transnetv2_threshold) if probs is not None else None,
                 "motion_score": None,
+                **_transition_columns(transitions.get(s)),
             }
             for idx, (s, e) in enumerate(video.spans)
         ]
@@ -317,20 +320,29 @@ class ShotsStage(ModelStage, PassStage):
             return probs, None
         return probs[:, 0].copy(), (probs[:, 1].copy() if probs.shape[1] == 2 else None)
 
-    def _starts(self, probs, many_hot, parts, n: int) -> list[int]:
-        """Shot starts by `--shot-rule` (see the module docstring)."""
+    def _starts(self, probs, many_hot, parts, n: int) -> tuple[list[int], dict]:
+        """Shot starts by `--shot-rule` (see the module docstring), and under the improved rule
+        the transition into each ({start: improved_transitions' dict}; empty for the reference)."""
         from reelbeam.transforms.failures import IncompleteVideo
         from reelbeam.transforms.frame_difference import concat_chunks
-        from reelbeam.transforms.shot_rule import improved_shot_starts
+        from reelbeam.transforms.shot_rule import improved_transitions
         from reelbeam.transforms.shots import transnetv2_shot_starts
 
         c = self.config
         if c.rule == "reference":
-            return transnetv2_shot_starts(probs, c.transnetv2_threshold)
+            return transnetv2_shot_starts(probs, c.transnetv2_threshold), {}
         signals = concat_chunks(parts["frame_difference"])
         if len(signals["frame_idx"]) != n:
             raise IncompleteVideo("shots", "incomplete", f"frame-difference signals for {len(signals['frame_idx'])} of {n} frames")
-        return improved_shot_starts(probs, many_hot, signals, c.rule_config)
+        transitions = improved_transitions(probs, many_hot, signals, c.rule_config)
+        return [t["start"] for t in transitions], {t["start"]: t for t in transitions}
+
+
+def _transition_columns(t: dict | None) -> dict:
+    """The shots row's transition columns from an `improved_transitions` entry (None: nulls)."""
+    if t is None:
+        return {"transition_kind": None, "transition_first_frame": None, "transition_last_frame": None}
+    return {"transition_kind": t["kind"], "transition_first_frame": t["first"], "transition_last_frame": t["last"]}
 
 
 def _flag_message(text: str) -> str:

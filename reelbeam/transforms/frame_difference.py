@@ -18,7 +18,12 @@ Per frame (frame 0 compares with itself: zeros):
 - `corr_lag{k}` for k in `LAGS` (2 ... 64): correlation of frame t's and frame t-k's coarse luma
   (the grid averaged in blocks to about 16 columns; NaN for t < k). They let the shot rule ask
   whether the frames on both sides of a detected transition of any length up to 62 frames are the
-  same picture up to brightness (a flash, a brightness ramp) rather than two shots.
+  same picture up to brightness (a flash, a brightness ramp) rather than two shots;
+- `diff_x_centre`, `diff_x_spread`, `diff_y_centre`, `diff_y_spread`: where frame t's luma change
+  lies: the centre and spread of |Y_t - Y_{t-1}| over the grid's columns and rows, as fractions of
+  the frame (0.5 and 0.29 for a change spread evenly, or none). Local against global change: a
+  wipe's change is a narrow band that moves across the frame, a dissolve's, a pan's or an
+  exposure change's is spread out.
 
 `FrameDifferenceConsumer` emits them in chunks as ('per_video', VideoPart(video_id, 'frame_difference',
 {'frame_idx': int32 [n], name: float32 [n], ...})), the part kind the shot stage declares. 8-bit planar YUV (4:2:0, 4:2:2, 4:4:4, their
@@ -35,7 +40,9 @@ from reelbeam.schemas import rows
 from reelbeam.transforms.decode import ChunkedConsumer, FrameView, StreamInfo
 
 LAGS = (2, 4, 8, 16, 32, 64)
-SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS))
+SPATIAL = ("diff_x_centre", "diff_x_spread", "diff_y_centre", "diff_y_spread")
+SIGNALS = ("diff_luma", "diff_chroma", "luma_mean", "luma_std", "luma_corr", *(f"corr_lag{k}" for k in LAGS), *SPATIAL)
+UNIFORM_SPREAD = 0.2887  # the spread of a change spread evenly over the frame (1 / sqrt(12))
 COARSE_COLUMNS = 16
 DEFAULT_GRID_WIDTH = 64
 _PLANAR = {"yuv420p": (2, 2), "yuvj420p": (2, 2), "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": (1, 1), "yuvj444p": (1, 1)}
@@ -53,7 +60,8 @@ def _frame_signals(y, step, prev_y, prev_sums, c0, c1, cstep_y, cstep_x, coff0, 
     samples the luma plane every `step` pixels against `prev_y`, the two chroma planes (or one
     interleaved NV12 plane read with `cstride` 2 and offsets 0/1) against `prev_c*`, averages the
     luma grid into `coarse` cells, stores it in `ring[pos]` and correlates it with the frames `lags`
-    back. Writes SIGNALS' values into `out`; overwrites the previous-frame grids. The numpy
+    back, and locates the luma change (centre and spread in x and y). Writes SIGNALS' values into
+    `out`; overwrites the previous-frame grids. The numpy
     reference is `luma_grid_stats`, `coarse_grid` and `correlation`."""
     gh, gw = prev_y.shape
     coarse[:, :] = 0.0
@@ -63,19 +71,32 @@ def _frame_signals(y, step, prev_y, prev_sums, c0, c1, cstep_y, cstep_x, coff0, 
     s = 0
     ss = 0
     sx = 0
+    dj = 0.0
+    djj = 0.0
+    di = 0.0
+    dii = 0.0
     for i in range(gh):
         row = y[i * step]
         prow = prev_y[i]
         ci = i // block
+        fi = (i + 0.5) / gh
+        rd = 0
         for j in range(gw):
             v = np.int64(row[j * step])
             p = np.int64(prow[j])
-            sd += abs(v - p)
+            ad = abs(v - p)
+            sd += ad
+            rd += ad
+            fj = (j + 0.5) / gw
+            dj += ad * fj
+            djj += ad * fj * fj
             s += v
             ss += v * v
             sx += v * p
             prow[j] = row[j * step]
             coarse[ci, j // block] += v
+        di += rd * fi
+        dii += rd * fi * fi
     ps = prev_sums[0]
     pss = prev_sums[1]
     prev_sums[0] = s
@@ -106,6 +127,22 @@ def _frame_signals(y, step, prev_y, prev_sums, c0, c1, cstep_y, cstep_x, coff0, 
             p1[j] = b
     out[0] = sd / n
     out[1] = dc / (2 * ch * cw) if ch * cw > 0 else 0.0
+    # Where the luma change lies: its centre and spread across the columns and the rows (fractions
+    # of the frame; a change spread evenly: centre 0.5, spread 0.29). A wipe's change is a narrow
+    # band moving across; a dissolve's, a pan's or an exposure change's is spread out.
+    ns = 5 + len(lags)
+    if sd > 0:
+        mx = dj / sd
+        my = di / sd
+        out[ns] = mx
+        out[ns + 1] = np.sqrt(max(djj / sd - mx * mx, 0.0))
+        out[ns + 2] = my
+        out[ns + 3] = np.sqrt(max(dii / sd - my * my, 0.0))
+    else:
+        out[ns] = 0.5
+        out[ns + 1] = 0.2887
+        out[ns + 2] = 0.5
+        out[ns + 3] = 0.2887
     out[2] = mean
     out[3] = np.sqrt(var)
     out[4] = corr
@@ -293,6 +330,7 @@ class FrameDifferenceConsumer(ChunkedConsumer):
             self._first = False
             out[0] = out[1] = 0.0
             out[4] = 1.0
+            out[5 + len(LAGS):] = (0.5, UNIFORM_SPREAD, 0.5, UNIFORM_SPREAD)
         return out.copy()
 
     def columns(self, values: list) -> dict:

@@ -117,6 +117,11 @@ def test_the_improved_rule_ends_the_dissolve_the_reference_misses():
     reference = assemble_video("vid", parts(), [shots_stage("reference")])
     assert starts(improved) == [0, 60, 90]
     assert starts(reference) == [0, 90]
+    # The transition into each shot (issue #27): kind and span under the improved rule, nulls
+    # under the reference's.
+    rows = [(r["transition_kind"], r["transition_first_frame"], r["transition_last_frame"]) for r in improved["shots"]]
+    assert rows == [(None, None, None), ("dissolve", 40, 59), ("cut", 89, 90)]
+    assert {(r["transition_kind"], r["transition_first_frame"]) for r in reference["shots"]} == {(None, None)}
     for result in (improved, reference):
         frames = result["frames"]
         assert frames.column("transnetv2_many_hot").to_pylist()[45] == pytest.approx(0.95)

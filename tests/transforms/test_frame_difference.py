@@ -123,3 +123,34 @@ def test_grid_step_reads_about_the_grid_width():
 def test_grid_width_is_validated():
     with pytest.raises(ValueError, match="grid_width"):
         FrameDifferenceConsumer(grid_width=2)
+
+
+def test_the_change_is_located_in_x_and_y():
+    """A band that changes where a wipe's edge passes: the change's centre follows it, with a
+    small spread; a change everywhere (a brightness step) is centred with the uniform spread."""
+    from reelbeam.transforms.frame_difference import UNIFORM_SPREAD
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    imgs = [a.copy()]
+    for k in range(1, 9):  # the right-hand shot covers the left 40 * k columns
+        f = a.copy()
+        f[:, : 40 * k] = b[:, : 40 * k]
+        imgs.append(f)
+    imgs.append(np.clip(b.astype(int) + 40, 0, 255).astype(np.uint8))  # then a brightness step
+    consumer = FrameDifferenceConsumer()
+    consumer.start(StreamInfo("v", 320, 180, 1, 25.0, "raw"))
+    view = FrameView(VideoReformatter())
+    for i, img in enumerate(imgs):
+        view.reset(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p"), i, i, i / 25)
+        list(consumer.consume(view))
+    (_, (_, _, sig)), = list(consumer.finish())
+    assert sig["diff_x_centre"][0] == 0.5 and sig["diff_x_spread"][0] == pytest.approx(UNIFORM_SPREAD, abs=1e-4)
+    for k in range(1, 9):
+        assert sig["diff_x_centre"][k] == pytest.approx((40 * k - 20) / 320, abs=0.03)
+        assert sig["diff_x_spread"][k] < 0.06
+        assert sig["diff_y_centre"][k] == pytest.approx(0.5, abs=0.03)
+        assert sig["diff_y_spread"][k] == pytest.approx(UNIFORM_SPREAD, abs=0.02)
+    assert sig["diff_x_centre"][9] == pytest.approx(0.5, abs=0.03)
+    assert sig["diff_x_spread"][9] == pytest.approx(UNIFORM_SPREAD, abs=0.02)

@@ -265,3 +265,89 @@ def test_a_cut_stretched_by_the_many_hot_head_starts_where_the_reference_puts_it
     cut_at(s, 21)
     assert transnetv2_shot_starts(single) == [21]
     assert improved_shot_starts(single, many, s) == [21]
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue #27: wipes, exposure changes, dark cuts, long many-hot runs; transitions with their kind
+
+
+def _changed_across(s, first, last):
+    """Lagged correlations low for frames after `last` that look back past `first` (two pictures)."""
+    for k in LAGS:
+        c = s[f"corr_lag{k}"]
+        for t in range(last + 1, min(len(c), first + k + 1)):
+            if t - k < first:
+                c[t] = 0.1
+
+
+def test_a_wipe_is_found_from_the_moving_band_and_typed():
+    from reelbeam.transforms.shot_rule import improved_transitions
+
+    n = 100
+    single = np.full(n, 0.01)
+    s = quiet_signals(n)
+    s["diff_x_spread"] = np.full(n, 0.29)
+    s["diff_x_centre"] = np.full(n, 0.5)
+    s["diff_y_spread"] = np.full(n, 0.29)
+    s["diff_y_centre"] = np.full(n, 0.5)
+    s["diff_luma"][40:52] = 6.0
+    s["diff_x_spread"][40:52] = 0.05
+    s["diff_x_centre"][40:52] = np.linspace(0.04, 0.96, 12)
+    _changed_across(s, 40, 51)
+    assert transnetv2_shot_starts(single) == []
+    assert improved_shot_starts(single, np.zeros(n), s) == [52]
+    assert improved_transitions(single, np.zeros(n), s) == [{"start": 52, "first": 40, "last": 51, "kind": "wipe"}]
+    still = dict(s, diff_x_centre=np.full(n, 0.5))  # a band that does not move: no wipe
+    assert improved_shot_starts(single, np.zeros(n), still) == []
+    off = ShotRuleConfig(wipe_spread=0.0)
+    assert improved_shot_starts(single, np.zeros(n), s, off) == []
+
+
+def test_an_exposure_change_that_stays_is_not_a_cut():
+    n = 100
+    single = np.full(n, 0.01)
+    single[49] = 0.9
+    s = quiet_signals(n, luma=150.0)
+    s["luma_mean"][50:] = 210.0  # brighter from frame 50 on; highlights clip: correlation 0.9
+    s["diff_luma"][50] = 60.0
+    for k in LAGS:
+        c = s[f"corr_lag{k}"]
+        c[50 : 50 + k] = np.where(np.isnan(c[50 : 50 + k]), np.nan, 0.9)
+    assert transnetv2_shot_starts(single) == [50]
+    assert improved_shot_starts(single, np.zeros(n), s) == []
+    assert improved_shot_starts(single, np.zeros(n), s, ShotRuleConfig(exposure_corr=1.01, exposure_corr_any=1.01)) == [50]
+    same_brightness = dict(s, luma_mean=np.full(n, 150.0))  # a cut to a similar framing: kept
+    assert improved_shot_starts(single, np.zeros(n), same_brightness) == [50]
+
+
+def test_a_cut_between_dark_shots_is_confirmed_with_a_contrast_scaled_floor():
+    from reelbeam.transforms.shot_rule import improved_transitions
+
+    n = 100
+    single = np.full(n, 0.01)
+    single[49] = 0.3  # a weak peak
+    s = quiet_signals(n, luma=30.0)
+    s["luma_std"][:] = 5.0 + 3.0  # dim pictures with little contrast
+    s["diff_luma"][:] = 0.6
+    s["diff_chroma"][:] = 0.1
+    s["diff_luma"][50] = 5.0  # a clear spike, under the fixed floor of 8 grey levels
+    _changed_across(s, 49, 49)
+    assert improved_shot_starts(single, np.zeros(n), s, ShotRuleConfig(contrast_std=0.0)) == []
+    assert improved_shot_starts(single, np.zeros(n), s) == [50]
+    assert improved_transitions(single, np.zeros(n), s) == [{"start": 50, "first": 49, "last": 50, "kind": "cut"}]
+
+
+def test_a_long_many_hot_run_between_two_pictures_is_a_dissolve():
+    from reelbeam.transforms.shot_rule import improved_transitions
+
+    n = 120
+    single = np.full(n, 0.05)
+    many = np.full(n, 0.02)
+    many[40:90] = 0.3  # the model unsure over a 50-frame dissolve
+    s = quiet_signals(n)
+    _changed_across(s, 40, 89)
+    assert improved_shot_starts(single, many, s, ShotRuleConfig(gradual_frames=0)) == []
+    assert improved_shot_starts(single, many, s) == [90]
+    assert improved_transitions(single, many, s) == [{"start": 90, "first": 40, "last": 89, "kind": "dissolve"}]
+    s_same = quiet_signals(n)  # the same picture on both sides: not a transition
+    assert improved_shot_starts(single, many, s_same) == []
