@@ -55,9 +55,9 @@ def _flags(options: dict[str, Any]) -> list[str]:
 def _check_choices(argv: list[str]) -> None:
     """The command line's parser on `argv`, raising ConfigError where it would print a usage error
     and exit (an invalid choice, a value of the wrong type)."""
-    from reelbeam.pipelines.cli import _run_parser
+    from reelbeam.pipelines.cli import run_parser
 
-    parser = _run_parser()
+    parser = run_parser()
 
     def error(message: str):
         raise ConfigError(message)

@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from reelbeam.pipelines import code_docs
-from reelbeam.pipelines.cli import flags_markdown, tables_markdown
+from reelbeam.pipelines.cli import run_parser
+from reelbeam.pipelines.code_docs import flags_markdown, tables_markdown
 from reelbeam.report.figures import SAMPLE_FIGURES, figures_line, modelscope_example, run_figures
 from reelbeam.stages import graph_markdown
 
@@ -57,7 +58,7 @@ def main() -> int:
     doc = code_docs.replace_section(doc, code_docs.CONSUMER_MARKERS, code_docs.consumers_markdown())
     with open(path, "w", encoding="utf-8") as f:
         f.write(doc)
-    replace_section(os.path.join(docs, "cli.md"), "<!-- flags: generated -->\n", "<!-- end of flags -->", flags_markdown())
+    replace_section(os.path.join(docs, "cli.md"), "<!-- flags: generated -->\n", "<!-- end of flags -->", flags_markdown(run_parser()))
     return 0
 
 

@@ -355,7 +355,8 @@ def test_schemas_command(capsys):
 
 
 def test_every_flag_shows_its_default_and_docs_list_them_all(capsys):
-    from reelbeam.pipelines.cli import flags_markdown
+    from reelbeam.pipelines.cli import run_parser
+    from reelbeam.pipelines.code_docs import flags_markdown
 
     assert main(["run", "--help"]) == 0
     text = capsys.readouterr().out
@@ -366,7 +367,7 @@ def test_every_flag_shows_its_default_and_docs_list_them_all(capsys):
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "cli.md")
     doc = open(path, encoding="utf-8").read()
     begin, end = "<!-- flags: generated -->\n", "<!-- end of flags -->"
-    assert doc[doc.index(begin) + len(begin) : doc.index(end)] == flags_markdown(), "regenerate the flag reference in docs/cli.md"
+    assert doc[doc.index(begin) + len(begin) : doc.index(end)] == flags_markdown(run_parser()), "regenerate the flag reference in docs/cli.md"
 
 
 @pytest.mark.parametrize("spelling", [["--no_json"], ["--no_motion_stats"], ["--shot_detector", "lgss"], ["--transnetv2-scaler", "BICUBIC"]])
@@ -387,7 +388,7 @@ def test_underscore_and_former_spellings_are_accepted(tmp_path, short_video, spe
 
 
 def test_docs_tables_md_is_generated_from_the_schemas():
-    from reelbeam.pipelines.cli import tables_markdown
+    from reelbeam.pipelines.code_docs import tables_markdown
 
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tables.md")
     with open(path, encoding="utf-8") as f:
