@@ -50,7 +50,7 @@ from reelbeam.models.r2plus1d import (
     shot_clip_indices,
     video_clip_indices,
 )
-from reelbeam.transforms.clip_frames import FrameIndex, iter_clips, iter_frames, iter_frames_decord
+from reelbeam.transforms.cmd_clip_frames import FrameIndex, iter_clips, iter_frames, iter_frames_decord
 
 FPS = 25
 try:

@@ -7,7 +7,7 @@ stage graph in docs/architecture.md all come from this list.
 
 from reelbeam.stages.base import STREAMS, ConfigError, ModelStage, PassStage, RunEnv, Stage, VideoAssembly
 from reelbeam.stages.bassl import BaSSLEncoderStage, BoundariesStage, ModelScenesStage
-from reelbeam.stages.clip import ClipSamplingStage, FrameEmbeddingsStage, FrameScoresStage
+from reelbeam.stages.clip_scoring import ClipSamplingStage, FrameEmbeddingsStage, FrameScoresStage
 from reelbeam.stages.decode import DecodeStage
 from reelbeam.stages.grouping_scenes import GroupingScenesStage
 from reelbeam.stages.histogram_scenes import HistogramScenesStage

@@ -50,7 +50,7 @@ class SceneClipsStage(Stage):
         return self.mode
 
     def expand(self, tables):
-        from reelbeam.transforms.clips import SaveSceneClips
+        from reelbeam.transforms.scene_clips import SaveSceneClips
 
         clips = (tables["videos"], tables["frames"], tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
             self.output, self.mode

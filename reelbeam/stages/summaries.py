@@ -40,7 +40,7 @@ class SummariesStage(Stage):
 
     @classmethod
     def configure(cls, options, env) -> SummariesStage | None:
-        from reelbeam.stages.clip import clip_source
+        from reelbeam.stages.clip_scoring import clip_source
 
         if not 0.0 < options.summary_budget <= 1.0:
             raise ConfigError(f"--summary-budget must be in (0, 1], got {options.summary_budget:g}")

@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import av
 
-from reelbeam.transforms.clips import plan_clips
 from reelbeam.transforms.media import SWS_THREADS, opened_video
+from reelbeam.transforms.scene_clips import plan_clips
 from reelbeam.transforms.video_files import add_audio_stream, add_x264_stream, audio_packets, mux_audio
 
 

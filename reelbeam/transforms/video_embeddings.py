@@ -60,7 +60,7 @@ class _FetchClipsFn(beam.DoFn):
     def process(self, element):
         from reelbeam.models.r2plus1d import crop_clip
         from reelbeam.schemas.records import VideoRef
-        from reelbeam.transforms.clip_frames import FrameIndex, iter_clips
+        from reelbeam.transforms.cmd_clip_frames import FrameIndex, iter_clips
 
         video_id, g = element
         videos, frames = list(g["videos"]), list(g["frames"])

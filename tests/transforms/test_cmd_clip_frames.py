@@ -13,8 +13,8 @@ import pytest
 import synthetic
 
 from reelbeam.models.r2plus1d import resize_clip_frame, shot_clip_indices, video_clip_indices
-from reelbeam.transforms import clip_frames
-from reelbeam.transforms.clip_frames import FrameIndex, fetch_frames, iter_clips, packet_index
+from reelbeam.transforms import cmd_clip_frames as clip_frames
+from reelbeam.transforms.cmd_clip_frames import FrameIndex, fetch_frames, iter_clips, packet_index
 from reelbeam.transforms.decode import pict_type_name
 
 N = 300

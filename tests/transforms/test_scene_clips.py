@@ -12,7 +12,7 @@ from reelbeam.pipelines.cli import main
 from reelbeam.pipelines.options import ConfigError
 from reelbeam.pipelines.plan import build_plan
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.clips import SaveSceneClips, write_scene_clips
+from reelbeam.transforms.scene_clips import SaveSceneClips, write_scene_clips
 
 SCENES = [(0, 29), (30, 61), (62, 89)]
 
@@ -177,7 +177,7 @@ def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, t
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from reelbeam.transforms import clips
+    from reelbeam.transforms import scene_clips as clips
 
     real = clips._copy_clip
     calls = []
