@@ -24,7 +24,6 @@ full-resolution frame outlives its conversion.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 
@@ -32,7 +31,7 @@ import numpy as np
 
 from reelbeam.models.r2plus1d import resize_clip_frame
 from reelbeam.schemas.records import VideoRef
-from reelbeam.transforms.media import SWS_THREADS, display_orientation, opened_video
+from reelbeam.transforms.media import SWS_THREADS, display_orientation, opened_video, seek_frames
 
 Transform = Callable[[np.ndarray], np.ndarray]
 METHODS = ("pyav", "decord")
@@ -108,20 +107,6 @@ def _rgb(frame) -> np.ndarray:
     return display_orientation(frame.to_ndarray(format="rgb24", threads=SWS_THREADS), frame)
 
 
-def _decode(container, stream, keep: Callable[[int], bool] | None) -> Iterator:
-    """`container.decode(stream)`, except that a packet whose frame `keep(pts)` rejects is decoded
-    with skip_frame=NONREF: the decoder drops it if no other frame refers to it (B-frames, in
-    H.264/HEVC/MPEG-4 streams with them: a third of the frames at x264's defaults, ~25% of the
-    decode time). The setting is read per packet, also under frame threading."""
-    if keep is None:
-        yield from container.decode(stream)
-        return
-    codec = stream.codec_context
-    for packet in container.demux(stream):
-        codec.skip_frame = "DEFAULT" if packet.pts is None or keep(packet.pts) else "NONREF"
-        yield from packet.decode()
-
-
 def iter_frames(
     video: VideoRef | str,
     indices: Sequence[int],
@@ -147,35 +132,9 @@ def iter_frames(
     with opened_video(ref.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        key_positions = np.flatnonzero(index.is_keyframe).tolist()
-        pts_to_index = {p: i for i, p in enumerate(index.pts) if p is not None}
-
-        def wanted_pts(pts: int) -> bool:
-            return pts_to_index.get(pts) in pending
-
-        keep = wanted_pts if skip_unneeded and len(pts_to_index) == len(index) else None
-        frames = None
-        pos = -1  # index of the last decoded frame
-        for target in wanted:
-            if target not in pending:
-                continue
-            k = bisect.bisect_right(key_positions, target) - 1
-            key = key_positions[k] if k >= 0 else 0
-            if frames is None or (key > pos + 1 and index.pts[key] is not None):
-                if frames is not None or key > 0:
-                    container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
-                frames = _decode(container, stream, keep)
-                pos = key - 1
-            for frame in frames:
-                idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
-                pos = idx
-                if idx in pending:
-                    pending.discard(idx)
-                    yield idx, transform(_rgb(frame))
-                if idx >= target:
-                    break
-            else:
-                break  # the stream ended before the target
+        for idx, frame in seek_frames(container, stream, index.pts, index.is_keyframe, pending, skip_unneeded):
+            yield idx, transform(_rgb(frame))
+    pts_to_index = {p: i for i, p in enumerate(index.pts) if p is not None}
     if pending:
         # A seek that landed past its keyframe (a demuxer with a coarse index) or a stream that
         # ended early: decode what is left straight through from the start, frames by PTS or count.

@@ -14,14 +14,12 @@ Keyframe indices follow LGSS/BaSSL: for a shot [s, e] (inclusive), s, s + (e - s
 
 from __future__ import annotations
 
-import bisect
-
 import apache_beam as beam
 import numpy as np
 
 from reelbeam.schemas.records import KeyframePlan
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
-from reelbeam.transforms.media import frame_jpeg, opened_video
+from reelbeam.transforms.media import frame_jpeg, opened_video, seek_frames
 from reelbeam.transforms.portable import split_outputs
 
 
@@ -80,34 +78,8 @@ def frames_at(plan: KeyframePlan, what: str = "frames"):
     with opened_video(plan.uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        key_positions = np.flatnonzero(plan.is_keyframe).tolist()
-        pts_to_index = {p: i for i, p in enumerate(plan.pts) if p is not None}
         wanted = {t[0] for t in plan.targets}
-        order = sorted(wanted)
-        pos = -1  # index of the last decoded frame
-        frames = None
-        i = 0
-        while i < len(order):
-            target = order[i]
-            k = bisect.bisect_right(key_positions, target) - 1
-            key = key_positions[k] if k >= 0 else 0
-            if frames is None or (key > pos + 1 and plan.pts[key] is not None):
-                if frames is not None or key > 0:
-                    container.seek(int(plan.pts[key]), stream=stream, backward=True, any_frame=False)
-                frames = container.decode(stream)
-                pos = key - 1
-            for frame in frames:
-                idx = pts_to_index.get(frame.pts, pos + 1) if frame.pts is not None else pos + 1
-                pos = idx
-                if idx in wanted:
-                    yield idx, frame
-                    wanted.discard(idx)
-                if idx >= target:
-                    break
-            else:
-                break  # the stream ended before the target
-            while i < len(order) and order[i] not in wanted:
-                i += 1
+        yield from seek_frames(container, stream, plan.pts, plan.is_keyframe, wanted)
         if wanted:
             raise ValueError(f"{len(wanted)} {what} not found in the second pass (first missing: frame {min(wanted)})")
 

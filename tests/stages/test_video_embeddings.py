@@ -100,7 +100,7 @@ def test_without_a_checkpoint_the_stage_is_skipped_with_one_line(tmp_path, video
 
 @pytest.mark.parametrize("flags, message", [
     (["--cmd-granularity", "frame"], "--cmd-granularity must name video, shot or both"),
-    (["--cmd-checkpoint", "{bad}"], r"--cmd-checkpoint: .*bassl.pt is not .*R\(2\+1\)D-26.*missing 228"),
+    (["--cmd-checkpoint", "{bad}"], r"--cmd-checkpoint: .*bassl.pt is not .*R\(2\+1\)D-26.*228 missing"),
 ])
 def test_bad_flags_are_refused(tmp_path, video, checkpoint, flags, message):
     bad = tmp_path / "bassl.pt"
