@@ -156,7 +156,7 @@ KEYFRAMES = _schema(
         _f("pts_time", pa.float64(), "presentation time, seconds"),
         _f("shot_id", pa.string(), "shot the keyframe belongs to (kind 'shot'), else null"),
         _f("shot_idx", pa.int32(), "shot index (kind 'shot'), else null"),
-        _f("keyframe_idx", pa.int8(), "0 first, 1 middle, 2 last frame of the shot (kind 'shot'), else null"),
+        _f("keyframe_idx", pa.int8(), "0 first, 1 middle, 2 last frame of the shot (kind 'shot'), else null; of the shot without the frames of a gradual transition into or out of it (the shots' transition columns) unless --keep-transition-frames"),
         _f("width", pa.int32(), "JPEG width in pixels"),
         _f("height", pa.int32(), "JPEG height in pixels"),
         _f("jpeg", pa.binary(), "JPEG-encoded RGB image, in display orientation (the video's rotation applied, as players show it)"),
