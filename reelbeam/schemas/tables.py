@@ -224,6 +224,9 @@ SCENES = _schema(
         _f("num_shots", pa.int32(), "shots in the scene"),
         _f("p_boundary_end", pa.float32(), "BaSSL: p(boundary) after the scene's last shot; grouping: 1 - the mean similarity between the shots on either side of that boundary (4 each); histogram: 1 - the highest colour similarity across it; null for the last scene"),
         _f("method", pa.string(), "what made the row: 'bassl(threshold=...)', or the training-free method with its settings, 'grouping(...)' (the default) or 'histogram(...)'"),
+        _f("transition_kind", pa.string(), "the transition into the scene, as its first shot's `shots.transition_kind` (the scene boundary's span: start_frame stays the first shot's start, so a boundary on a gradual transition lies between transition_first_frame and transition_last_frame); null for the first scene, under --shot-rule reference and LGSS"),
+        _f("transition_first_frame", pa.int32(), "first frame of the transition into the scene (its first shot's); null as transition_kind"),
+        _f("transition_last_frame", pa.int32(), "last frame of the transition into the scene (its first shot's); null as transition_kind"),
     ],
     "scenes as runs of consecutive shots",
 )

@@ -218,6 +218,19 @@ def test_shot_keyframes_leave_out_the_frames_of_a_dissolve(tmp_path, layout, kee
         assert second_pass_count(result, "shot_keyframes_second_pass") == 0
 
 
+def test_scenes_report_the_transition_into_them(tmp_path):
+    # The dissolve video above with histogram scenes: each scene carries its first shot's transition
+    # columns and still starts at that shot's first frame.
+    a, b, c = still_pictures()
+    synthetic.write_video(str(tmp_path / "dissolve.mp4"), [a] * 20 + [b] * 30 + synthetic.dissolve_frames(b, c, 20) + [c] * 30)
+    cfg = config_for(tmp_path, "--scenes", "histogram")
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler(heads=2))
+        assert_that(out["scenes"] | beam.Map(lambda r: (r["first_shot_idx"], r["start_frame"], r["transition_kind"],
+                                                        r["transition_first_frame"], r["transition_last_frame"])),
+                    equal_to([(0, 0, None, None, None), (1, 20, "cut", 19, 20), (2, 70, "dissolve", 49, 69)]), label="scenes")
+
+
 def test_a_failure_of_the_improved_rule_fails_only_its_video(tmp_path, monkeypatch):
     from reelbeam.transforms import shot_rule
 
