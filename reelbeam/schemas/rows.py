@@ -27,7 +27,9 @@ def timecode(seconds: float) -> str:
 def scene_rows(
     video_id: str, shots: list[dict], groups: list[tuple[int, int]], end_scores: list, method: str
 ) -> list[dict]:
-    """`scenes` rows from inclusive (first_shot, last_shot) groups of a video's shot rows."""
+    """`scenes` rows from inclusive (first_shot, last_shot) groups of a video's shot rows; a scene's
+    transition columns are those of its first shot (the transition into it, null where the shots
+    have none)."""
     rows = []
     for idx, ((a, b), end_score) in enumerate(zip(groups, end_scores)):
         first, last = shots[a], shots[b]
@@ -45,6 +47,9 @@ def scene_rows(
                 "num_shots": b - a + 1,
                 "p_boundary_end": end_score,
                 "method": method,
+                "transition_kind": first.get("transition_kind"),
+                "transition_first_frame": first.get("transition_first_frame"),
+                "transition_last_frame": first.get("transition_last_frame"),
             }
         )
     return rows

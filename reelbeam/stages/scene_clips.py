@@ -20,10 +20,11 @@ class SceneClipsStage(Stage):
     enabled_by: ClassVar[str] = "--save-scene-clips"
     files_folder: ClassVar[str | None] = "clips"
 
-    def __init__(self, output: str, mode: str) -> None:
+    def __init__(self, output: str, mode: str, keep_transition_frames: bool = False) -> None:
         super().__init__()
         self.output = output
         self.mode = mode
+        self.keep_transition_frames = keep_transition_frames
 
     @staticmethod
     def add_flags(group) -> None:
@@ -44,15 +45,15 @@ class SceneClipsStage(Stage):
             raise ConfigError("--clip-mode says how --save-scene-clips cuts; add --save-scene-clips")
         if not options.save_scene_clips:
             return None
-        return cls(options.output.rstrip("/"), options.clip_mode or "exact")
+        return cls(options.output.rstrip("/"), options.clip_mode or "exact", options.keep_transition_frames)
 
     def settings(self) -> str:
-        return self.mode
+        return self.mode + (" keep_transition_frames" if self.keep_transition_frames else "")
 
     def expand(self, tables):
         from reelbeam.transforms.scene_clips import SaveSceneClips
 
         clips = (tables["videos"], tables["frames"], tables["scenes"]) | "SaveSceneClips" >> SaveSceneClips(
-            self.output, self.mode
+            self.output, self.mode, self.keep_transition_frames
         )
         return {"scene_clips": clips.clips, "failures": clips.failures, "processed": clips.processed}

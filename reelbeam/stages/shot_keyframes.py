@@ -1,5 +1,6 @@
 """Stage `shot_keyframes`: every shot's first, middle and last frame as JPEG -> `keyframes` (kind
-'shot'), from `videos`, `frames` and `shots` (of this job or an earlier run).
+'shot'), from `videos`, `frames` and `shots` (of this job or an earlier run). The frames of gradual
+transitions are left out unless --keep-transition-frames (`keyframes.clean_span`).
 
 In the same job as a CPU decode pass, the frames come from the pass itself (the shot detector keeps
 the frames that may become keyframes, within `--keyframe-buffer-mb`); the rest come from a second,
@@ -21,10 +22,11 @@ class ShotKeyframesStage(Stage):
     writes: ClassVar[tuple[str, ...]] = ("keyframes",)
     enabled_by: ClassVar[str] = "--shot-keyframes (implied by --scene-checkpoint and --scrl-checkpoint)"
 
-    def __init__(self, max_side: int, quality: int) -> None:
+    def __init__(self, max_side: int, quality: int, keep_transition_frames: bool = False) -> None:
         super().__init__()
         self.max_side = max_side
         self.quality = quality
+        self.keep_transition_frames = keep_transition_frames
 
     @staticmethod
     def add_flags(group) -> None:
@@ -38,6 +40,11 @@ class ShotKeyframesStage(Stage):
                  help="decoded frames held per video while their shot role is unknown (shot keyframes and the scene "
                  "grouping's frames captured in the decode pass); frames of longer shots than it covers come from a "
                  "second, seeking read")
+        add_flag(group, "keep-transition-frames", action="store_true",
+                 help="shot keyframes and scene clips may lie inside gradual transitions (dissolves, fades, wipes: the "
+                 "shots table's transition columns, --shot-rule improved); by default a shot's first keyframe is the "
+                 "first frame after the transition into it, its last the last frame before the transition out of it, "
+                 "and a scene clip starts and ends the same way (cuts change nothing)")
 
     @classmethod
     def configure(cls, options, env) -> ShotKeyframesStage | None:
@@ -60,15 +67,15 @@ class ShotKeyframesStage(Stage):
     def _for(cls, flag: str, options, env) -> ShotKeyframesStage:
         if env.keyframes_only:
             raise ConfigError(f"{flag} needs every frame decoded: drop --iframes-only (or {flag})")
-        return cls(options.shot_keyframe_max_side, options.jpeg_quality)
+        return cls(options.shot_keyframe_max_side, options.jpeg_quality, options.keep_transition_frames)
 
     def frame_capture(self):
-        return {"max_side": self.max_side, "quality": self.quality}
+        return {"max_side": self.max_side, "quality": self.quality, "keep_transition_frames": self.keep_transition_frames}
 
     def settings(self) -> str:
-        return f"max_side={self.max_side} quality={self.quality}"
+        return f"max_side={self.max_side} quality={self.quality}" + (" keep_transition_frames" if self.keep_transition_frames else "")
 
     def expand(self, tables):
         from reelbeam.transforms.keyframes import ExtractShotKeyframes
 
-        return tables | "ExtractShotKeyframes" >> ExtractShotKeyframes(self.max_side, self.quality)
+        return tables | "ExtractShotKeyframes" >> ExtractShotKeyframes(self.max_side, self.quality, self.keep_transition_frames)

@@ -177,6 +177,7 @@ class ShotsStage(ModelStage, PassStage):
                 "buffer_mb": self.buffer_mb,
                 "max_side": asked.get("max_side", 0),
                 "quality": asked.get("quality", 90),
+                "avoid_transitions": not asked.get("keep_transition_frames", True),
             }
 
     def settings(self) -> str:
@@ -216,6 +217,7 @@ class ShotsStage(ModelStage, PassStage):
                 max_side=capture.get("max_side", 0), quality=capture.get("quality", 90),
                 many_hot_threshold=c.rule_config.many_hot_threshold if c.rule == "improved" else None,
                 scene_frames=bool(capture.get("scene_frames")),
+                avoid_transitions=bool(capture.get("avoid_transitions")),
             ), *extra]
         if c.detector == "transnetv2":
             return [functools.partial(TransNetV2WindowConsumer, c.transnetv2_scaler), *extra]

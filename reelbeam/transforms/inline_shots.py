@@ -49,6 +49,7 @@ from reelbeam.transforms.decode import FrameView, StreamInfo
 from reelbeam.transforms.failures import VideoError
 from reelbeam.transforms.media import frame_jpeg
 from reelbeam.transforms.scene_grouping import scene_frame, scene_frame_indices
+from reelbeam.transforms.shot_rule import CUT_FRAMES
 from reelbeam.transforms.shots import TransNetV2WindowConsumer
 
 DEFAULT_BUFFER_MB = 512
@@ -90,10 +91,14 @@ class ShotKeyframeCapture:
     - `scene_frames`: a quarter in, the middle and a quarter from the end
       (`scene_grouping.scene_frame_indices`), as 224 x 224 JPEG with their hue/saturation
       histogram ('scene_pending').
+    With `avoid_transitions` (the improved rule without --keep-transition-frames), a shot next to
+    a live run longer than a cut also has the keyframes of its span without the run's frames
+    (`keyframes.clean_span`): the frame before the run, the frame after it and the middle between.
     """
 
     def __init__(self, threshold: float, buffer_bytes: int, max_side: int, quality: int, sar=None, *,
-                 many_hot_threshold: float | None = None, keyframes: bool = True, scene_frames: bool = False) -> None:
+                 many_hot_threshold: float | None = None, keyframes: bool = True, scene_frames: bool = False,
+                 avoid_transitions: bool = False) -> None:
         self._threshold = threshold
         self._many_hot_threshold = many_hot_threshold
         self._budget = buffer_bytes
@@ -111,6 +116,8 @@ class ShotKeyframeCapture:
         self._run_start = -1  # first frame of the open transition run (-1: none open)
         self._last_single = -1  # last frame of the open run with the single-frame head over its threshold
         self._start = 0  # first frame of the open shot
+        self._avoid = avoid_transitions and many_hot_threshold is not None
+        self._clean_start = 0  # first frame of the open shot after the gradual run into it
         self.captured: set[int] = set()
         self.pending: list[tuple[int, dict]] = []  # captured keyframes, not yet emitted
         self.scene_captured: set[int] = set()
@@ -159,15 +166,26 @@ class ShotKeyframeCapture:
         out, self.scene_pending = self.scene_pending, []
         return out
 
-    def _open(self, start: int) -> None:
+    def _open(self, start: int, clean_start: int | None = None) -> None:
         self._start = start
         self._capture(start)
+        self._clean_start = start
+        if self._avoid and clean_start is not None and clean_start > start:
+            self._clean_start = clean_start
+            self._capture(clean_start)
 
-    def _close(self, end: int) -> None:
-        """The open shot [start, end] is complete: capture its remaining roles."""
+    def _close(self, end: int, clean_end: int | None = None) -> None:
+        """The open shot [start, end] is complete: capture its remaining roles (and, avoiding
+        transitions, those of [clean start, clean_end] when it differs)."""
         s = self._start
         self._capture(s + (end - s) // 2)
         self._capture(end)
+        if self._avoid:
+            a, b = self._clean_start, end if clean_end is None else min(end, clean_end)
+            if a <= b and (a, b) != (s, end):
+                self._capture(a)
+                self._capture(a + (b - a) // 2)
+                self._capture(b)
         if self._scene_frames:
             for index in scene_frame_indices(s, end):
                 self._capture_scene_frame(index)
@@ -202,13 +220,15 @@ class ShotKeyframeCapture:
                 elif self._run_start >= 0:
                     if self._run_start > 0:  # a run from frame 0 is a fade-in, not a cut
                         start = self._last_single + 1 if self._last_single >= 0 else j
-                        self._close(start - 1)
-                        self._open(start)
+                        gradual = j - self._run_start > CUT_FRAMES
+                        self._close(start - 1, self._run_start - 1 if gradual else None)
+                        self._open(start, j if gradual else None)
                     self._run_start = -1
             self._scored = j
         # Frames before the earliest possible role of the open shot can no longer be captured. The
         # shot ends at or after the open run's first frame (the improved rule may cut inside it).
-        horizon = self._scored if self._run_start < 0 else max(self._start, self._run_start)
+        # Avoiding transitions, the shot may end one frame before the run.
+        horizon = self._scored if self._run_start < 0 else max(self._start, self._run_start - self._avoid)
         keep_from = self._start + (horizon - self._start) // self._divisor
         while self._ring and self._ring[0][0] < keep_from:
             self._ring.popleft()
@@ -240,6 +260,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         quality: int = 90,
         many_hot_threshold: float | None = None,
         scene_frames: bool = False,
+        avoid_transitions: bool = False,
     ) -> None:
         super().__init__(scaler)
         self._handler = handler
@@ -247,6 +268,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
         self._capture_on = capture
         self._scene_frames_on = scene_frames
         self._many_hot_threshold = many_hot_threshold
+        self._avoid_transitions = avoid_transitions
         self._buffer_bytes = buffer_mb << 20
         self._max_side = max_side
         self._quality = quality
@@ -256,6 +278,7 @@ class InlineTransNetV2Consumer(TransNetV2WindowConsumer):
             ShotKeyframeCapture(
                 self._threshold, self._buffer_bytes, self._max_side, self._quality, info.sample_aspect_ratio,
                 many_hot_threshold=self._many_hot_threshold, keyframes=self._capture_on, scene_frames=self._scene_frames_on,
+                avoid_transitions=self._avoid_transitions,
             )
             if self._capture_on or self._scene_frames_on
             else None

@@ -9,7 +9,9 @@ where the next needed frame lies past a codec keyframe the decoder seeks there i
 the frames in between (the frame index of the first pass says where keyframes are). A video with a
 single GOP (the bundled sample) therefore costs one decode up to its last shot's last frame.
 
-Keyframe indices follow LGSS/BaSSL: for a shot [s, e] (inclusive), s, s + (e - s) // 2 and e.
+Keyframe indices follow LGSS/BaSSL: for a shot [s, e] (inclusive), s, s + (e - s) // 2 and e, of
+the shot's span without the frames of the gradual transitions into and out of it (`clean_span`:
+the shots table's transition columns; cuts and `--keep-transition-frames` leave [s, e] as it is).
 """
 
 from __future__ import annotations
@@ -26,6 +28,29 @@ from reelbeam.transforms.portable import split_outputs
 def shot_keyframe_indices(start: int, end: int) -> tuple[int, int, int]:
     """First, middle and last frame of an inclusive span (LGSS `generate_images(num_images=3)`)."""
     return start, start + (end - start) // 2, end
+
+
+def clean_span(shot: dict, next_shot: dict | None = None) -> tuple[int, int]:
+    """A shot row's [start_frame, end_frame] without the frames of the gradual transition into it
+    (its own transition columns) and out of it (`next_shot`'s): from the frame after the incoming
+    transition's last frame to the frame before the outgoing one's first, clamped inside the shot.
+    Cuts (kind 'cut'), null transitions and a shot that is all transition keep the full span."""
+    s, e = int(shot["start_frame"]), int(shot["end_frame"])
+    a, b = s, e
+    if shot.get("transition_kind") not in (None, "cut") and shot.get("transition_last_frame") is not None:
+        a = max(s, int(shot["transition_last_frame"]) + 1)
+    if (next_shot is not None and next_shot.get("transition_kind") not in (None, "cut")
+            and next_shot.get("transition_first_frame") is not None):
+        b = min(e, int(next_shot["transition_first_frame"]) - 1)
+    return (a, b) if a <= b else (s, e)
+
+
+def clean_spans(shots: list[dict], keep_transition_frames: bool = False) -> list[tuple[int, int]]:
+    """`clean_span` of each of a video's shot rows (sorted by shot_idx, all of them); with
+    `keep_transition_frames`, the full spans."""
+    if keep_transition_frames:
+        return [(int(sh["start_frame"]), int(sh["end_frame"])) for sh in shots]
+    return [clean_span(sh, shots[i + 1] if i + 1 < len(shots) else None) for i, sh in enumerate(shots)]
 
 
 def keyframe_rows(video_id: str, frame_idx: int, record: dict, roles) -> list[dict]:
@@ -48,12 +73,13 @@ def keyframe_rows(video_id: str, frame_idx: int, record: dict, roles) -> list[di
     ]
 
 
-def shot_keyframe_targets(shots: list[dict]) -> list[tuple]:
-    """(frame_idx, shot_idx, shot_id, keyframe_idx) of every shot's 3 keyframes, by frame."""
+def shot_keyframe_targets(shots: list[dict], keep_transition_frames: bool = False) -> list[tuple]:
+    """(frame_idx, shot_idx, shot_id, keyframe_idx) of every shot's 3 keyframes, by frame; the
+    shots are a video's rows sorted by shot_idx, their keyframes taken from `clean_spans`."""
     return sorted(
         (f, sh["shot_idx"], sh["shot_id"], k)
-        for sh in shots
-        for k, f in enumerate(shot_keyframe_indices(sh["start_frame"], sh["end_frame"]))
+        for sh, (s, e) in zip(shots, clean_spans(shots, keep_transition_frames))
+        for k, f in enumerate(shot_keyframe_indices(s, e))
     )
 
 
@@ -155,6 +181,9 @@ class _PlanVideoFn(beam.DoFn):
     the roles of captured frames (tag 'accepts'), the second pass's plan (main) for the rest, and
     the video_id (tag 'processed')."""
 
+    def __init__(self, keep_transition_frames: bool = False) -> None:
+        self._keep = keep_transition_frames
+
     def process(self, element):
         video_id, g = element
         inputs = shots_with_their_video(video_id, g, "shot_keyframes")
@@ -166,7 +195,7 @@ class _PlanVideoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("failures", failure)
             return
         captured = set(next(iter(g["captured"]), ()))
-        targets = shot_keyframe_targets(shots)
+        targets = shot_keyframe_targets(shots, self._keep)
         accepted: dict[int, list] = {}
         for f, shot_idx, shot_id, k in targets:
             if f in captured:
@@ -196,14 +225,15 @@ class ExtractShotKeyframes(beam.PTransform):
     Captured frames that are keyframes of the final shots become rows as they are; the rest come
     from the seeking second pass (`extract_keyframes`)."""
 
-    def __init__(self, max_side: int = 0, quality: int = 90) -> None:
+    def __init__(self, max_side: int = 0, quality: int = 90, keep_transition_frames: bool = False) -> None:
         super().__init__()
         self._max_side = max_side
         self._quality = quality
+        self._keep = keep_transition_frames
 
     def expand(self, tables):
         _, joined = join_shot_inputs(tables, "shot_frames_index")
-        planned = split_outputs(joined, _PlanVideoFn(), ["accepts", "failures", "processed"], "plans", "PlanKeyframes")
+        planned = split_outputs(joined, _PlanVideoFn(self._keep), ["accepts", "failures", "processed"], "plans", "PlanKeyframes")
         second = split_outputs(
             planned.plans, _ExtractShotKeyframesFn(self._max_side, self._quality), ["failures"], "keyframes", "SecondPass"
         )

@@ -26,7 +26,9 @@ clip's container carries its codec, else decoded and re-encoded to AAC.
 
 Files: OUTPUT/clips/<video_id>/scene_<idx:04d>.<mp4|mkv|mov|avi>; a failure to write one video's
 clips is a `failures` row with stage `scene_clips`, its clip folder is removed, and its other
-tables stand. ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each scene's last
+tables stand. A clip leaves out the frames of a gradual transition into or out of its scene (the
+`scenes` rows' transition columns, `keyframes.clean_span`; cuts change nothing), as dataset curation
+tools cut clips, unless --keep-transition-frames. ModelScope's `save_split_scene` re-encodes with ffmpeg and drops each scene's last
 frame; 'exact' keeps it.
 """
 
@@ -49,6 +51,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
+from reelbeam.transforms.keyframes import clean_spans
 from reelbeam.transforms.media import SWS_THREADS, opened_video
 from reelbeam.transforms.video_files import (
     add_audio_stream,
@@ -256,8 +259,11 @@ def _exact_clip(
     }
 
 
-def write_scene_clips(ref: VideoRef, scenes: list[dict], pts: list, output: str, mode: str = "exact"):
-    """Write one video's scene clips; yield `scene_clips` rows (raises on an unreadable source).
+def write_scene_clips(ref: VideoRef, scenes: list[dict], pts: list, output: str, mode: str = "exact",
+                      keep_transition_frames: bool = False):
+    """Write one video's scene clips (all its `scenes` rows); yield `scene_clips` rows (raises on an
+    unreadable source). Each clip spans its scene without the frames of gradual transitions into and
+    out of it unless `keep_transition_frames` (module docstring).
 
     `pts`: every frame's PTS in presentation order (the `frames` table's column), to map frames
     to times. `mode` is 'exact' (re-encode) or 'copy' (stream copy); see the module doc, and
@@ -272,8 +278,8 @@ def write_scene_clips(ref: VideoRef, scenes: list[dict], pts: list, output: str,
             astream = None  # no decoder: neither copied (its codec is unknown) nor re-encoded
         plan = plan_clips(vstream, astream, mode)
         write = _copy_clip if plan.video == "copy" else _exact_clip
-        for scene in sorted(scenes, key=lambda s: s["scene_idx"]):
-            start, end = int(scene["start_frame"]), int(scene["end_frame"])
+        ordered = sorted(scenes, key=lambda s: s["scene_idx"])
+        for scene, (start, end) in zip(ordered, clean_spans(ordered, keep_transition_frames)):
             dest = clip_path(output, ref.video_id, scene["scene_idx"], plan.ext)
             tmp = os.path.join(tmpdir, posixpath.basename(dest))
             info = write(container, vstream, astream, index, start, end, tmp, plan)
@@ -307,9 +313,10 @@ def write_scene_clips(ref: VideoRef, scenes: list[dict], pts: list, output: str,
 
 
 class _SaveClipsFn(beam.DoFn):
-    def __init__(self, output: str, mode: str) -> None:
+    def __init__(self, output: str, mode: str, keep_transition_frames: bool = False) -> None:
         self._output = output
         self._mode = mode
+        self._keep = keep_transition_frames
         self._count = beam.metrics.Metrics.counter("reelbeam", "scene_clips")
 
     def process(self, element):
@@ -325,7 +332,7 @@ class _SaveClipsFn(beam.DoFn):
                 raise IncompleteVideo("scene_clips", "incomplete", "no `frames` rows for the video's scenes")
             table = frames[0]
             rows = list(
-                write_scene_clips(ref, scenes, table.column("pts").to_pylist(), self._output, self._mode)
+                write_scene_clips(ref, scenes, table.column("pts").to_pylist(), self._output, self._mode, self._keep)
             )
         except Exception as e:  # noqa: BLE001 - one video's clips failing must not stop the run
             remove_video_folder(self._output, "clips", video_id)  # no clip files without their rows
@@ -354,11 +361,13 @@ class SaveSceneClips(beam.PTransform):
     """(videos rows, frames Tables, scenes rows) -> scene_clips rows; tags 'failures' and
     'processed' (video_ids).
 
-    `mode`: 'exact' (re-encode, the default) or 'copy' (stream copy).
+    `mode`: 'exact' (re-encode, the default) or 'copy' (stream copy); `keep_transition_frames`:
+    clips keep the frames of gradual transitions at their scene's ends.
     """
 
-    def __init__(self, output: str, mode: str = "exact") -> None:
+    def __init__(self, output: str, mode: str = "exact", keep_transition_frames: bool = False) -> None:
         super().__init__()
+        self._keep = keep_transition_frames
         if mode not in CLIP_MODES:
             raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {mode!r}")
         self._output = output.rstrip("/")
@@ -376,5 +385,5 @@ class SaveSceneClips(beam.PTransform):
         return (
             keyed
             | "GroupForClips" >> beam.CoGroupByKey()
-            | "WriteClips" >> _SplitClips(_SaveClipsFn(self._output, self._mode))
+            | "WriteClips" >> _SplitClips(_SaveClipsFn(self._output, self._mode, self._keep))
         )

@@ -193,6 +193,44 @@ def test_shot_keyframes_follow_the_final_shots_when_the_live_ones_differ(tmp_pat
     assert second_pass_count(result, "shot_keyframes_second_pass") == 1
 
 
+@pytest.mark.parametrize("layout", ["on", "off"])
+@pytest.mark.parametrize("keep", [False, True])
+def test_shot_keyframes_leave_out_the_frames_of_a_dissolve(tmp_path, layout, keep):
+    # A cut before frame 20, then a 20-frame dissolve (frames 50-69) into frame 70's picture: the shot
+    # [20, 69] ends in the dissolve (frames 49-69 as the scripted model marks it), so its keyframes come from [20, 48] (the cut changes nothing);
+    # --keep-transition-frames gives the old ones. In the pass (layout on) every keyframe is captured.
+    from reelbeam.transforms.keyframes import shot_keyframe_indices
+
+    a, b, c = still_pictures()
+    synthetic.write_video(str(tmp_path / "dissolve.mp4"), [a] * 20 + [b] * 30 + synthetic.dissolve_frames(b, c, 20) + [c] * 30)
+    flags = ["--shot-keyframes", "--scenes", "none", "--shots-in-decode-pass", layout] + (["--keep-transition-frames"] if keep else [])
+    cfg = config_for(tmp_path, *flags)
+    p = TestPipeline()
+    out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler(heads=2))
+    assert_that(out["shots"] | beam.Map(lambda r: (r["start_frame"], r["transition_kind"], r["transition_first_frame"], r["transition_last_frame"])),
+                equal_to([(0, None, None, None), (20, "cut", 19, 20), (70, "dissolve", 49, 69)]), label="shots")
+    spans = [(0, 19), (20, 69 if keep else 48), (70, 99)]
+    expected = [(f, shot, k) for shot, (s, e) in enumerate(spans) for k, f in enumerate(shot_keyframe_indices(s, e))]
+    assert_that(out["keyframes"] | beam.Map(lambda r: (r["frame_idx"], r["shot_idx"], r["keyframe_idx"])), equal_to(expected), label="keyframes")
+    result = p.run()
+    result.wait_until_finish()
+    if layout == "on":
+        assert second_pass_count(result, "shot_keyframes_second_pass") == 0
+
+
+def test_scenes_report_the_transition_into_them(tmp_path):
+    # The dissolve video above with histogram scenes: each scene carries its first shot's transition
+    # columns and still starts at that shot's first frame.
+    a, b, c = still_pictures()
+    synthetic.write_video(str(tmp_path / "dissolve.mp4"), [a] * 20 + [b] * 30 + synthetic.dissolve_frames(b, c, 20) + [c] * 30)
+    cfg = config_for(tmp_path, "--scenes", "histogram")
+    with TestPipeline() as p:
+        out = p | ProcessVideos(cfg, transition_handler=FakeTransitionHandler(heads=2))
+        assert_that(out["scenes"] | beam.Map(lambda r: (r["first_shot_idx"], r["start_frame"], r["transition_kind"],
+                                                        r["transition_first_frame"], r["transition_last_frame"])),
+                    equal_to([(0, 0, None, None, None), (1, 20, "cut", 19, 20), (2, 70, "dissolve", 49, 69)]), label="scenes")
+
+
 def test_a_failure_of_the_improved_rule_fails_only_its_video(tmp_path, monkeypatch):
     from reelbeam.transforms import shot_rule
 

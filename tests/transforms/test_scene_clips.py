@@ -200,3 +200,19 @@ def test_a_video_whose_clips_fail_leaves_a_failures_row_and_no_files(av_video, t
         assert_that(result.clips, equal_to([]), label="no_rows")
         assert_that(result.failures | beam.Map(lambda r: (r["stage"], "disk full" in r["message"])), equal_to([("scene_clips", True)]), label="failure")
     assert not os.path.exists(os.path.join(out, "clips", "v"))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_clips_leave_out_the_frames_of_a_gradual_transition_between_scenes(av_video, tmp_path, keep):
+    # A dissolve over frames 25-34 into scene 1 (which starts at 30, where the shot rule cut it) and a
+    # cut (61, 62) into scene 2: clip 0 ends at 24, clip 1 starts at 35; the cut changes nothing.
+    pts, _ = source_index(av_video)
+    scenes = scene_dicts()
+    for scene, transition in zip(scenes, [(None, None, None), ("dissolve", 25, 34), ("cut", 61, 62)]):
+        scene.update(zip(("transition_kind", "transition_first_frame", "transition_last_frame"), transition))
+    ref = VideoRef("v", av_video, os.path.getsize(av_video))
+    rows = list(write_scene_clips(ref, scenes, pts, str(tmp_path), "exact", keep_transition_frames=keep))
+    spans = SCENES if keep else [(0, 24), (35, 61), (62, 89)]
+    for r, (a, b) in zip(rows, spans):
+        assert (r["start_frame"], r["end_frame"], r["actual_start_frame"], r["actual_end_frame"]) == (a, b, a, b)
+        assert decoded_numbers(r["uri"])[0] == list(range(a, b + 1))
