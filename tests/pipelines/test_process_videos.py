@@ -234,14 +234,14 @@ def test_scenes_report_the_transition_into_them(tmp_path):
 def test_a_failure_of_the_improved_rule_fails_only_its_video(tmp_path, monkeypatch):
     from reelbeam.transforms import shot_rule
 
-    real = shot_rule.improved_shot_starts
+    real = shot_rule.improved_transitions
 
     def failing(single, *args, **kwargs):
         if len(single) == 120:
             raise FloatingPointError("broken signals")
         return real(single, *args, **kwargs)
 
-    monkeypatch.setattr(shot_rule, "improved_shot_starts", failing)
+    monkeypatch.setattr(shot_rule, "improved_transitions", failing)
     synthetic.make_shot_video(str(tmp_path / "a.mp4"), (40, 30, 50, 30))
     synthetic.make_shot_video(str(tmp_path / "b.mp4"), (60, 60), seed=5)
     cfg = config_for(tmp_path, "--scenes", "none")
