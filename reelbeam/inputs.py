@@ -136,12 +136,17 @@ def expand_input_spec(
         skipped.update(listing.skipped)
     for uri, size, error in listing.entries:
         if size is None and error is None:
-            try:
-                efs, epath = fsspec.core.url_to_fs(uri)
-                size = efs.size(epath)
-            except (FileNotFoundError, OSError) as e:
-                error = f"{type(e).__name__}: {e}"
+            size, error = entry_size(uri)
         yield uri, size, error
+
+
+def entry_size(uri: str) -> tuple[int | None, str | None]:
+    """(size in bytes, None) of a manifest entry, or (None, the error) where it cannot be read."""
+    try:
+        efs, epath = fsspec.core.url_to_fs(uri)
+        return efs.size(epath), None
+    except (FileNotFoundError, OSError) as e:
+        return None, f"{type(e).__name__}: {e}"
 
 
 def skipped_files(spec: str) -> dict[str, int]:

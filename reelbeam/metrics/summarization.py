@@ -191,12 +191,14 @@ class SummaryTruth:
     picks: np.ndarray | None = None
 
 
-def _read_h5(path: str) -> dict[str, SummaryTruth]:
+def h5_videos(path: str, error: type[Exception], what: str = "ground truth"):
+    """(video name, get) for every group of a TVSum / SumMe / PGL-SUM-style .h5 file, where
+    `get(field)` is the group's array or None and the name is the group's `video_name` (else its
+    key). h5py missing or an unreadable file raise `error` in one line."""
     try:
         import h5py
     except ImportError:
-        raise TruthFormatError(f"{path}: reading .h5 ground truth needs h5py (pip install 'reelbeam[eval]')") from None
-    out = {}
+        raise error(f"{path}: reading .h5 {what} needs h5py (pip install 'reelbeam[eval]')") from None
     try:
         with h5py.File(path, "r") as f:
             for key in f:
@@ -205,20 +207,26 @@ def _read_h5(path: str) -> dict[str, SummaryTruth]:
                 def get(name, g=g):
                     return np.asarray(g[name][()]) if name in g else None
 
-                if "user_summary" not in g:
-                    raise TruthFormatError(f"{path}: group {key!r} has no 'user_summary'")
                 name = get("video_name")
                 name = name.item().decode() if name is not None and isinstance(name.item(), bytes) else key
-                n = get("n_frames")
-                out[str(name)] = SummaryTruth(
-                    n_frames=int(n) if n is not None else None,
-                    user_summary=get("user_summary"),
-                    user_scores=get("user_scores"),
-                    change_points=get("change_points"),
-                    picks=get("picks"),
-                )
+                yield str(name), key, get
     except OSError as e:
-        raise TruthFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+        raise error(f"{path}: not a readable HDF5 file ({e})") from None
+
+
+def _read_h5(path: str) -> dict[str, SummaryTruth]:
+    out = {}
+    for name, key, get in h5_videos(path, TruthFormatError):
+        if get("user_summary") is None:
+            raise TruthFormatError(f"{path}: group {key!r} has no 'user_summary'")
+        n = get("n_frames")
+        out[name] = SummaryTruth(
+            n_frames=int(n) if n is not None else None,
+            user_summary=get("user_summary"),
+            user_scores=get("user_scores"),
+            change_points=get("change_points"),
+            picks=get("picks"),
+        )
     return out
 
 

@@ -76,36 +76,23 @@ def read_annotations(path: str) -> dict[str, Annotation]:
 
 
 def _read_h5(path: str) -> dict[str, Annotation]:
-    try:
-        import h5py
-    except ImportError:
-        raise TrainError(f"{path}: reading .h5 annotations needs h5py (pip install 'reelbeam[eval]')") from None
+    from reelbeam.metrics.summarization import h5_videos
+
     out = {}
-    try:
-        with h5py.File(path, "r") as f:
-            for key in f:
-                g = f[key]
-
-                def get(name, g=g):
-                    return np.asarray(g[name][()]) if name in g else None
-
-                gt = get("gtscore")
-                if gt is None:
-                    raise TrainError(f"{path}: group {key!r} has no 'gtscore' (the training target)")
-                picks = get("picks")
-                picks = np.arange(len(gt)) * 15 if picks is None else picks.astype(np.int64)
-                if len(picks) != len(gt):
-                    raise TrainError(f"{path}: group {key!r}: {len(gt)} gtscore values for {len(picks)} picks")
-                name = get("video_name")
-                name = name.item().decode() if name is not None and isinstance(name.item(), bytes) else key
-                n = get("n_frames")
-                txt = get("features_clip_txt")
-                out[str(name)] = Annotation(
-                    picks=picks, gtscore=gt.astype(np.float32).ravel(), n_frames=int(n) if n is not None else None,
-                    user_summary=get("user_summary"), change_points=get("change_points"),
-                    text=None if txt is None else txt.astype(np.float32).reshape(-1, 512))
-    except OSError as e:
-        raise TrainError(f"{path}: not a readable HDF5 file ({e})") from None
+    for name, key, get in h5_videos(path, TrainError, "annotations"):
+        gt = get("gtscore")
+        if gt is None:
+            raise TrainError(f"{path}: group {key!r} has no 'gtscore' (the training target)")
+        picks = get("picks")
+        picks = np.arange(len(gt)) * 15 if picks is None else picks.astype(np.int64)
+        if len(picks) != len(gt):
+            raise TrainError(f"{path}: group {key!r}: {len(gt)} gtscore values for {len(picks)} picks")
+        n = get("n_frames")
+        txt = get("features_clip_txt")
+        out[name] = Annotation(
+            picks=picks, gtscore=gt.astype(np.float32).ravel(), n_frames=int(n) if n is not None else None,
+            user_summary=get("user_summary"), change_points=get("change_points"),
+            text=None if txt is None else txt.astype(np.float32).reshape(-1, 512))
     return out
 
 

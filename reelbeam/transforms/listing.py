@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import apache_beam as beam
-import fsspec
 
 from reelbeam.inputs import (  # noqa: F401 - the launcher-side listing, Beam-free (re-exported)
     MANIFEST_EXTENSIONS,
@@ -33,6 +32,7 @@ from reelbeam.inputs import (  # noqa: F401 - the launcher-side listing, Beam-fr
     Listing,
     canonical_uri,
     check_input_spec,
+    entry_size,
     expand_input_spec,
     list_inputs,
     make_video_id,
@@ -53,11 +53,7 @@ class _RefFn(beam.DoFn):
     def process(self, entry) -> Iterable:
         uri, size, error = entry
         if size is None and error is None:
-            try:
-                efs, epath = fsspec.core.url_to_fs(uri)
-                size = efs.size(epath)
-            except (FileNotFoundError, OSError) as e:
-                error = f"{type(e).__name__}: {e}"
+            size, error = entry_size(uri)
         ref = VideoRef(make_video_id(uri, size), uri, size)
         self._listed.inc()
         if error is not None:
