@@ -27,15 +27,12 @@ DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 
 
 def _queries(options) -> list[str]:
-    from reelbeam.transforms.clip_scoring import read_queries_file
+    from reelbeam.transforms.clip_scoring import queries_of
 
-    out = list(options.query or [])
-    if options.queries_file:
-        try:
-            out += read_queries_file(options.queries_file)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"--queries-file {options.queries_file!r}: cannot read it ({e})") from e
-    return list(dict.fromkeys(q.strip() for q in out if q.strip()))
+    try:
+        return queries_of(options.query, options.queries_file)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 @functools.lru_cache(maxsize=8)

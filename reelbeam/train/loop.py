@@ -152,3 +152,17 @@ def _plain(x):
 def finite(x: float | None) -> float | None:
     """NaN (a metric without positives) as None in the JSON."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def check_resume_settings(before: dict, now: dict, free: tuple[str, ...], last_path: str) -> None:
+    """TrainError naming the first setting (other than those in `free`) that differs between the
+    run being resumed (`before`, from `last_path`) and this one."""
+    from reelbeam.train import TrainError
+
+    before = {k: v for k, v in before.items() if k not in free}
+    now = {k: v for k, v in now.items() if k not in free}
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        k = changed[0]
+        raise TrainError(f"--resume: the settings differ from those of {last_path}: {k} was {before.get(k)!r}, "
+                         f"now {now.get(k)!r}")

@@ -356,12 +356,7 @@ def _resume(cfg, last_path, settings, heads, optimizer, schedule, result):
         raise TrainError(f"--resume: {last_path} does not exist (nothing to resume; run without --resume)")
     state = loop.load_torch(last_path)
     saved = json.loads(state["result"])
-    before = {k: v for k, v in saved["settings"].items() if k not in _RESUME_FREE}
-    now = {k: v for k, v in settings.items() if k not in _RESUME_FREE}
-    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if changed:
-        k = changed[0]
-        raise TrainError(f"--resume: the settings differ from those of {last_path}: {k} was {before.get(k)!r}, now {now.get(k)!r}")
+    loop.check_resume_settings(saved["settings"], settings, _RESUME_FREE, last_path)
     heads.load_state_dict(state["heads"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])

@@ -315,12 +315,8 @@ def _resume(last_path, settings, model, optimizer):
         raise TrainError(f"--resume: {last_path} does not exist (nothing to resume; run without --resume)")
     state = loop.load_torch(last_path)
     saved = json.loads(state["result"])
-    before = {k: v for k, v in saved["settings"].items() if k not in _RESUME_FREE}
-    now = {k: v for k, v in json.loads(json.dumps(settings, default=loop._plain)).items() if k not in _RESUME_FREE}
-    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if changed:
-        k = changed[0]
-        raise TrainError(f"--resume: the settings differ from those of {last_path}: {k} was {before.get(k)!r}, now {now.get(k)!r}")
+    loop.check_resume_settings(saved["settings"], json.loads(json.dumps(settings, default=loop._plain)), _RESUME_FREE,
+                               last_path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     saved["settings"] = settings
@@ -329,14 +325,12 @@ def _resume(last_path, settings, model, optimizer):
 
 def main_summaries(args) -> int:
     """`reelbeam train summaries` from parsed arguments."""
-    from reelbeam.transforms.clip_scoring import read_queries_file
+    from reelbeam.transforms.clip_scoring import queries_of
 
-    queries = list(args.query or [])
-    if args.queries_file:
-        try:
-            queries += read_queries_file(args.queries_file)
-        except (OSError, ValueError) as e:
-            raise TrainError(f"--queries-file {args.queries_file!r}: cannot read it ({e})") from None
+    try:
+        queries = queries_of(args.query, args.queries_file)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
     cfg = SummaryTrainConfig(
         outputs=tuple(args.outputs), annotations=args.annotations, out=args.out, checkpoint=args.checkpoint,
         queries=tuple(dict.fromkeys(q.strip() for q in queries if q.strip())), clip_model=args.clip_model,

@@ -171,6 +171,18 @@ def read_queries_file(path: str) -> list[str]:
         return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
 
 
+def queries_of(query: Sequence[str] | None, queries_file: str | None) -> list[str]:
+    """The --query values, then the --queries-file lines, stripped, blank and repeated ones left
+    out; a ValueError saying why the file cannot be read."""
+    out = list(query or [])
+    if queries_file:
+        try:
+            out += read_queries_file(queries_file)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--queries-file {queries_file!r}: cannot read it ({e})") from e
+    return list(dict.fromkeys(q.strip() for q in out if q.strip()))
+
+
 def manifest_queries(specs: Sequence[str]) -> dict[str, list[str]]:
     """Canonical uri -> queries from the `query` column of the CSV/Parquet manifests among the
     input specs (several queries in one cell separated by ' | ')."""

@@ -51,7 +51,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from reelbeam.schemas.records import VideoRef
 from reelbeam.transforms.failures import IncompleteVideo, failure_row
-from reelbeam.transforms.keyframes import clean_spans
+from reelbeam.transforms.keyframes import clean_spans, frames_by_video
 from reelbeam.transforms.media import SWS_THREADS, opened_video
 from reelbeam.transforms.video_files import (
     add_audio_stream,
@@ -342,10 +342,6 @@ class _SaveClipsFn(beam.DoFn):
         yield from rows
 
 
-def _frames_key(table):
-    return table.column("video_id")[0].as_py(), table
-
-
 class _SplitClips(beam.PTransform):
     def __init__(self, fn) -> None:
         super().__init__()
@@ -379,7 +375,7 @@ class SaveSceneClips(beam.PTransform):
             "videos": videos | "KeyVideos" >> beam.Map(lambda r: (r["video_id"], r)),
             "frames": frames
             | "KeyFrames" >> beam.Filter(lambda t: t.num_rows > 0)
-            | "KeyFrameTables" >> beam.Map(_frames_key),
+            | "KeyFrameTables" >> beam.Map(frames_by_video),
             "scenes": scenes | "KeyScenes" >> beam.Map(lambda r: (r["video_id"], r)),
         }
         return (

@@ -238,7 +238,7 @@ def empty_hf_cache(tmp_path, monkeypatch):
     """No model in the Hugging Face cache, whatever this machine holds."""
     import huggingface_hub.constants
 
-    from reelbeam.stages import clip
+    from reelbeam.stages import clip_scoring as clip
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     clip._problem.cache_clear()
