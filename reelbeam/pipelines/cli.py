@@ -99,6 +99,8 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
         _take_listing(plan, listed)
     if dry_run or test_pipeline is not None:
         prepare_output(plan)
+        if not dry_run:
+            _print_listing(listed)
         return _build_and_run(plan, argv, beam_args, dry_run, test_pipeline)
     from reelbeam.store import lease
 
@@ -108,6 +110,7 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
     try:
         held.start_heartbeats()
         prepare_output(plan)
+        _print_listing(listed)
         run_report.abandon_earlier_runs(plan.output, plan.run_id, held.taken_over_from)
         return _build_and_run(plan, argv, beam_args, dry_run, test_pipeline)
     finally:
@@ -121,17 +124,23 @@ def run(argv: Sequence[str] | None = None, test_pipeline=None, progress: bool = 
 
 def _take_listing(plan, listed: Listed) -> None:
     """The decode takes the inputs `main` listed (where they are the ones it reads, and the run
-    does not wait for another first: the folder may change meanwhile); the line is printed where
-    it was not yet."""
+    does not wait for another first: the folder may change meanwhile). Where the run reads other
+    inputs, or none, the listing's line is not printed."""
     decode = plan.running("decode")
     if decode is None or list(decode.inputs) != listed.specs:
+        listed.printed = True  # (nothing to print: not this run's inputs)
         return
     if not getattr(plan.options, "wait", False):
         from reelbeam.inputs import log_skipped
 
         decode.listing = listed.listing
         log_skipped(listed.specs, listed.listing)  # its record, in the run's log now
-    if not listed.printed:
+
+
+def _print_listing(listed: Listed | None) -> None:
+    """The listing's line, once (on a terminal `main` printed it before Beam was imported); elsewhere
+    after the output's checks, so that a refused run prints its error alone."""
+    if listed is not None and not listed.printed:
         print(listed.line, file=sys.stderr, flush=True)
         listed.printed = True
 

@@ -38,7 +38,13 @@ KILLED_RUN = "20260101T000000Z-dead"
 FLAGS = ["--scenes", "histogram", "--no-json", "--direct_running_mode=in_memory"]
 
 
-def rows(table: pa.Table) -> list[str]:
+def rows(table: pa.Table, like: pa.Table | None = None) -> list[str]:
+    """The table's rows, sorted, as text; with `like` (what the earlier version read), only its
+    columns: the columns added since (nullable) must be null in rows the earlier version wrote."""
+    if like is not None:
+        added = [c for c in table.column_names if c not in like.column_names]
+        assert all(table.column(c).null_count == table.num_rows for c in added), added
+        table = table.select(like.column_names)
     return sorted(repr(sorted(r.items())) for r in table.to_pylist())
 
 
@@ -126,7 +132,7 @@ def test_an_earlier_output_reads_as_before_without_the_files_it_had_not_committe
 
     assert tables_present(out) == [t for t in TABLES if t in facts["before"]]
     for table, expected in facts["before"].items():
-        assert rows(read(out, table)) == rows(expected), table
+        assert rows(read(out, table), expected) == rows(expected), table
     assert store.row_counts(out) == {t: facts["before"][t].num_rows for t in facts["before"]}
     assert read(out, "videos").num_rows == 1 and read(out, "failures").num_rows == 1
     # the killed run's files are there, and no reader counts them
@@ -166,7 +172,7 @@ def test_migrate_converts_in_place_and_keeps_the_never_committed_files_out(legac
     killed = {p.replace(os.path.dirname(os.path.dirname(p)), copy_of) for p in facts["killed"]}
     for table in facts["before"]:
         assert store.is_delta(copy_of, table), table
-        assert rows(read(copy_of, table)) == rows(facts["before"][table]), table
+        assert rows(read(copy_of, table), facts["before"][table]) == rows(facts["before"][table]), table
         active = {p.path for p in store.active_files(copy_of, table)}
         assert active and not active & killed, table
         assert active <= set(files), table
@@ -194,11 +200,11 @@ def test_a_migration_stopped_half_way_is_finished_by_running_it_again(legacy_out
     os.makedirs(os.path.join(copy_of, "scenes", store.DELTA_LOG))
     assert legacy.is_legacy(copy_of)
     for table in facts["before"]:
-        assert rows(read(copy_of, table)) == rows(facts["before"][table]), table
+        assert rows(read(copy_of, table), facts["before"][table]) == rows(facts["before"][table]), table
     legacy.migrate(copy_of)
     assert not legacy.is_legacy(copy_of)
     for table in facts["before"]:
-        assert store.is_delta(copy_of, table) and rows(read(copy_of, table)) == rows(facts["before"][table]), table
+        assert store.is_delta(copy_of, table) and rows(read(copy_of, table), facts["before"][table]) == rows(facts["before"][table]), table
 
 
 def test_a_rerun_commit_into_a_migrated_table_replaces_the_earlier_rows(legacy_output, copy_of):
@@ -213,7 +219,7 @@ def test_a_rerun_commit_into_a_migrated_table_replaces_the_earlier_rows(legacy_o
     settings = read(copy_of, "stage_runs").to_pandas().query("stage == 'shots'").settings.item()
     store.commit_stages(copy_of, run_id, [store.StageCommit("shots", settings, ["shots"], {"shots": [path]}, [video])])
     assert [p.run_id for p in store.active_files(copy_of, "shots")] == [run_id]
-    assert rows(read(copy_of, "shots")) == rows(facts["before"]["shots"])
+    assert rows(read(copy_of, "shots"), facts["before"]["shots"]) == rows(facts["before"]["shots"])
     ledger = store.ledger_state(copy_of, ["shots", "decode"])
     assert ledger["shots"] == {video: [(run_id, "ok")]} and len(ledger["decode"][video]) == 1
 
@@ -242,7 +248,7 @@ def test_after_migrate_a_skip_existing_run_does_only_the_new_work(legacy_output,
 
     for table, expected in facts["before"].items():
         now = read(copy_of, table)
-        assert rows(kept(now)) == rows(kept(expected)), table  # the earlier rows of a.mp4, as they were
+        assert rows(kept(now), expected) == rows(kept(expected)), table  # the earlier rows of a.mp4, as they were
         if table not in ("failures", "stage_runs"):
             assert kept(now).num_rows > 0 and c in set(now.column("video_id").to_pylist()), table
             assert earlier[table] <= {p.path for p in store.active_files(copy_of, table)}, table  # in their files
@@ -275,4 +281,4 @@ def test_migrate_refuses_an_output_older_than_the_ledger_in_one_line(legacy_outp
     assert parquet_files(copy_of) == files and not glob.glob(os.path.join(copy_of, "*", store.DELTA_LOG))
     for table, expected in facts["before"].items():  # still read as before
         if table != "stage_runs":
-            assert rows(read(copy_of, table)) == rows(expected), table
+            assert rows(read(copy_of, table), expected) == rows(expected), table
