@@ -66,7 +66,9 @@ def test_time_between_the_steps_of_a_generator_is_not_its_own():
     elapsed = time.perf_counter() - t0
     wall, cpu, _, _ = _figures(clock)["producer"]
     assert 0.055 <= cpu < 0.1, cpu
-    assert 0.055 <= wall <= elapsed - 0.15, (wall, elapsed)
+    # The 0.15 s the loop's body takes between the steps is not the producer's: its wall stays near
+    # its own 0.06 s, well clear of the loop's whole time (a margin: the timer's own overhead).
+    assert 0.055 <= wall <= elapsed - 0.12, (wall, elapsed)
 
 
 def test_a_consumer_inside_the_decode_pass_counts_wall_only_and_stays_part_of_the_pass():
